@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", dns_xdp::EBPF_OBJECT.len());
+}
