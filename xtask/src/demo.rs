@@ -118,7 +118,7 @@ impl Demo {
                 bail!("`dns-xdp xdp-pass --iface {CLI_IF}` in {CLI_NS} exited early ({status})");
             }
             let out = cmd::output(cmd::command("ip").args(["-n", CLI_NS, "link", "show", CLI_IF]))?;
-            if String::from_utf8_lossy(&out.stdout).contains("xdp") {
+            if has_xdp_program(&String::from_utf8_lossy(&out.stdout)) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -135,6 +135,14 @@ impl Drop for Demo {
         // Deleting a namespace removes its veth end, the peer, and their XDP programs.
         delete_namespaces();
     }
+}
+
+/// Whether `ip link show` output lists an attached XDP program (`xdp`, `xdpgeneric`, `prog/xdp` ...).
+/// Token match, not substring: `link-netns dnsxdp-demo-srv` contains "xdp" too.
+fn has_xdp_program(ip_link_show: &str) -> bool {
+    ip_link_show
+        .split_whitespace()
+        .any(|t| matches!(t, "xdp" | "xdpgeneric" | "xdpdrv" | "xdpoffload") || t.starts_with("prog/xdp"))
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -203,4 +211,20 @@ Try, from another shell:
 Stop with Ctrl-C: the daemon detaches XDP and the namespaces are deleted.
 "
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_xdp_programs_but_not_namespace_names() {
+        let without = "2: veth-cli@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN\n    \
+                       link/ether 02:15:e0:68:86:b1 brd ff:ff:ff:ff:ff:ff link-netns dnsxdp-demo-srv";
+        assert!(!has_xdp_program(without));
+        let native = "2: veth-cli@if2: <BROADCAST,MULTICAST,UP> mtu 1500 xdp qdisc noqueue\n    \
+                      prog/xdp id 42 tag 3b185187f1855c4c jited";
+        assert!(has_xdp_program(native));
+        assert!(has_xdp_program("3: eth0: <UP> mtu 1500 xdpgeneric qdisc noqueue"));
+    }
 }
