@@ -87,12 +87,12 @@ impl<'net> Daemon<'net> {
         let mut d = Daemon { net, child: Some(child), log, _dir: dir };
         let healthy = wait_for(HEALTHY_DEADLINE, Duration::from_millis(100), || {
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("dns-xdp {} exited during startup ({status}); log:\n{}", args.join(" "), d.log());
+                panic!("dns-xdp {} exited during startup ({status}); log:\n{}", args.join(" "), d.log_excerpt());
             }
             (d.http_status("/healthz") == Some(200)).then_some(())
         });
         if healthy.is_none() {
-            panic!("dns-xdp {} not healthy within {HEALTHY_DEADLINE:?}; log:\n{}", args.join(" "), d.log());
+            panic!("dns-xdp {} not healthy within {HEALTHY_DEADLINE:?}; log:\n{}", args.join(" "), d.log_excerpt());
         }
         d
     }
@@ -104,6 +104,12 @@ impl<'net> Daemon<'net> {
     /// The daemon's stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log for a failure message: whole when short, else its head and tail (a verifier log can run
+    /// to megabytes), with the path of the full file.
+    pub fn log_excerpt(&self) -> String {
+        excerpt(&self.log(), &self.log)
     }
 
     fn child(&self) -> &Child {
@@ -145,7 +151,7 @@ impl<'net> Daemon<'net> {
             .arg(format!("http://{METRICS_ADDR}/metrics"))
             .output()
             .expect("running curl");
-        assert!(out.status.success(), "GET /metrics failed ({}); log:\n{}", out.status, self.log());
+        assert!(out.status.success(), "GET /metrics failed ({}); log:\n{}", out.status, self.log_excerpt());
         Metrics::parse(&String::from_utf8_lossy(&out.stdout))
     }
 
@@ -166,7 +172,25 @@ impl Drop for Daemon<'_> {
             }
         }
         if std::thread::panicking() {
-            eprintln!("--- daemon log ({}) ---\n{}", self.log.display(), self.log());
+            eprintln!("--- daemon log ---\n{}", self.log_excerpt());
         }
     }
+}
+
+/// Lines kept from each end of a long log.
+const EXCERPT_HEAD: usize = 20;
+const EXCERPT_TAIL: usize = 60;
+
+fn excerpt(log: &str, path: &Path) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    if lines.len() <= EXCERPT_HEAD + EXCERPT_TAIL {
+        return format!("{log}(full log: {})", path.display());
+    }
+    format!(
+        "{}\n[... {} lines ...]\n{}\n(full log: {})",
+        lines[..EXCERPT_HEAD].join("\n"),
+        lines.len() - EXCERPT_HEAD - EXCERPT_TAIL,
+        lines[lines.len() - EXCERPT_TAIL..].join("\n"),
+        path.display()
+    )
 }

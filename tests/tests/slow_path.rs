@@ -1,0 +1,69 @@
+//! Queries the XDP program passes to the kernel are answered correctly by the daemon.
+
+use dns_xdp_tests::net::Family;
+use dns_xdp_tests::{Daemon, DigOutput, Serve, TestNet, ready};
+
+fn authoritative(o: &DigOutput, rcode: &str) {
+    o.expect_response();
+    assert_eq!(o.rcode().as_deref(), Some(rcode), "{o}");
+    assert!(o.has_flag("aa"), "flags {:?}: {o}", o.flags());
+}
+
+#[test]
+fn daemon_answers_what_xdp_passes() {
+    if !ready() {
+        return;
+    }
+    let net = TestNet::new();
+    let daemon = Daemon::start(&net, Serve::example());
+    let tx = |d: &Daemon| d.metrics().value("dnsxdp_xdp_packets_total", &[("action", "tx")]);
+
+    for family in Family::BOTH {
+        // Types XDP never serves, a name with no data at all, and TCP: none may be answered in XDP.
+        let tx_before = tx(&daemon);
+
+        let mx = net.kdig(family, &["example.com", "MX"]);
+        authoritative(&mx, "NOERROR");
+        assert_eq!(mx.answers("MX"), ["10 mail.example.com."], "{mx}");
+
+        let txt = net.kdig(family, &["example.com", "TXT"]);
+        authoritative(&txt, "NOERROR");
+        assert_eq!(txt.answers("TXT"), ["\"v=spf1 mx -all\""], "{txt}");
+
+        let nx = net.kdig(family, &["nope.example.com", "A"]);
+        authoritative(&nx, "NXDOMAIN");
+        assert!(nx.answers("A").is_empty(), "{nx}");
+        let soa = nx.records("AUTHORITY");
+        assert!(
+            soa.len() == 1 && soa[0].owner == "example.com." && soa[0].rtype == "SOA",
+            "NXDOMAIN needs the zone's SOA in authority (RFC 2308 section 3): {nx}"
+        );
+        assert!(soa[0].rdata.contains(" 2026112101 "), "{nx}");
+
+        let tcp = net.kdig(family, &["+tcp", "www.example.com", "A"]);
+        authoritative(&tcp, "NOERROR");
+        assert_eq!(tcp.answers("A"), ["192.0.2.80", "192.0.2.81"], "{tcp}");
+        assert!(tcp.stdout.contains("(TCP)"), "kdig did not use TCP: {tcp}");
+
+        assert_eq!(tx(&daemon), tx_before, "XDP answered a query it should have passed");
+
+        // An in-zone CNAME: the chain is followed within the zone (RFC 1034 section 4.3.2). Either path
+        // may answer it, so only the content is checked.
+        let cname = net.kdig(family, &["api.example.com", "A"]);
+        authoritative(&cname, "NOERROR");
+        assert_eq!(cname.answers("CNAME"), ["www.example.com."], "{cname}");
+        assert_eq!(cname.answers("A"), ["192.0.2.80", "192.0.2.81"], "{cname}");
+
+        // Out-of-zone CNAME target: the CNAME alone.
+        let ftp = net.kdig(family, &["ftp.example.com", "A"]);
+        authoritative(&ftp, "NOERROR");
+        assert_eq!(ftp.answers("CNAME"), ["www.example.net."], "{ftp}");
+        assert!(ftp.answers("A").is_empty(), "{ftp}");
+    }
+    let m = daemon.metrics();
+    assert!(
+        m.value("dnsxdp_responses_total", &[("path", "userspace"), ("rcode", "NXDOMAIN")]) >= 2.0,
+        "NXDOMAIN answers not counted as userspace responses:\n{}",
+        m.text
+    );
+}

@@ -1,0 +1,111 @@
+//! A/AAAA hits over UDP are answered by the XDP program (native and generic mode), or by the daemon when
+//! XDP is off; answers are the same either way.
+
+use std::time::Duration;
+
+use dns_xdp_tests::net::Family;
+use dns_xdp_tests::{Daemon, Metrics, Serve, TestNet, ready, wait_for};
+
+const TX: (&str, &[(&str, &str)]) = ("dnsxdp_xdp_packets_total", &[("action", "tx")]);
+const USERSPACE_NOERROR: (&str, &[(&str, &str)]) =
+    ("dnsxdp_responses_total", &[("path", "userspace"), ("rcode", "NOERROR")]);
+
+fn value(m: &Metrics, series: (&str, &[(&str, &str)])) -> f64 {
+    m.value(series.0, series.1)
+}
+
+/// Query www A and AAAA over both families; every answer must be complete and authoritative.
+/// Returns the number of queries sent.
+fn query_www(net: &TestNet) -> usize {
+    let mut n = 0;
+    for family in Family::BOTH {
+        let a = net.kdig(family, &["www.example.com", "A"]);
+        a.expect_response();
+        assert_eq!(a.rcode().as_deref(), Some("NOERROR"), "{a}");
+        assert!(a.has_flag("aa") && a.has_flag("qr"), "flags {:?}: {a}", a.flags());
+        assert_eq!(a.answers("A"), ["192.0.2.80", "192.0.2.81"], "{a}");
+        assert!(a.records("ANSWER").iter().all(|r| r.ttl == Some(300)), "{a}");
+
+        let aaaa = net.kdig(family, &["www.example.com", "AAAA"]);
+        aaaa.expect_response();
+        assert_eq!(aaaa.rcode().as_deref(), Some("NOERROR"), "{aaaa}");
+        assert!(aaaa.has_flag("aa"), "{aaaa}");
+        assert_eq!(aaaa.answers("AAAA"), ["2001:db8::80"], "{aaaa}");
+        n += 2;
+    }
+    n
+}
+
+/// Answers come from XDP: `tx` grows by exactly the number of queries and the daemon answers none.
+fn answered_by_xdp(mode: &str) {
+    if !ready() {
+        return;
+    }
+    let net = TestNet::new();
+    let daemon = Daemon::start(&net, Serve::example().xdp_mode(mode));
+    let before = daemon.metrics();
+    let queries = query_www(&net);
+    let after = daemon.metrics();
+    assert_eq!(
+        value(&after, TX) - value(&before, TX),
+        queries as f64,
+        "XDP tx count in {mode} mode did not grow by the {queries} queries; metrics:\n{}",
+        after.text
+    );
+    assert_eq!(
+        value(&after, USERSPACE_NOERROR),
+        value(&before, USERSPACE_NOERROR),
+        "the daemon answered A/AAAA hits that XDP should have answered"
+    );
+}
+
+#[test]
+fn native_mode_answers_a_and_aaaa_from_xdp() {
+    answered_by_xdp("native");
+}
+
+#[test]
+fn skb_mode_answers_a_and_aaaa_from_xdp() {
+    answered_by_xdp("skb");
+}
+
+#[test]
+fn xdp_off_the_daemon_answers_the_same() {
+    if !ready() {
+        return;
+    }
+    let net = TestNet::new();
+    let daemon = Daemon::start(&net, Serve::example().xdp_mode("off"));
+    assert!(!net.srv.has_xdp_program(dns_xdp_tests::net::SRV_IF), "--xdp-mode off attached a program");
+    let before = daemon.metrics();
+    let queries = query_www(&net) as f64;
+    // The daemon may count a response just after sending it: give the counter a moment.
+    let grown = wait_for(Duration::from_secs(3), Duration::from_millis(100), || {
+        let m = daemon.metrics();
+        (value(&m, USERSPACE_NOERROR) - value(&before, USERSPACE_NOERROR) >= queries).then_some(m)
+    });
+    let after = grown.unwrap_or_else(|| {
+        panic!("userspace NOERROR responses did not grow by {queries}; metrics:\n{}", daemon.metrics().text)
+    });
+    assert_eq!(value(&after, USERSPACE_NOERROR) - value(&before, USERSPACE_NOERROR), queries);
+    assert_eq!(value(&after, TX), 0.0, "XDP transmitted with --xdp-mode off");
+}
+
+/// 0x20: the reply's question must carry the exact bytes the client sent (dig keeps case; kdig doesn't).
+#[test]
+fn xdp_keeps_the_question_case() {
+    if !ready() {
+        return;
+    }
+    let net = TestNet::new();
+    let daemon = Daemon::start(&net, Serve::example());
+    for family in Family::BOTH {
+        let before = value(&daemon.metrics(), TX);
+        let o = net.dig(family, &["+nocookie", "WwW.ExAmPlE.CoM", "A"]);
+        o.expect_response();
+        assert_eq!(o.question_name().as_deref(), Some("WwW.ExAmPlE.CoM."), "{o}");
+        assert_eq!(o.answers("A"), ["192.0.2.80", "192.0.2.81"], "{o}");
+        assert!(o.has_flag("aa"), "{o}");
+        assert_eq!(value(&daemon.metrics(), TX) - before, 1.0, "the mixed-case query was not answered by XDP");
+    }
+}
