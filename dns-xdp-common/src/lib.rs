@@ -36,7 +36,7 @@ pub const ANSWERS_CAPACITY: u32 = 262_144;
 /// zero-padded to `KEY_NAME_LEN`. Wire names are self-delimiting, so two different names never
 /// share a key and a lookup can never return another name's answer.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
     pub name: [u8; KEY_NAME_LEN],
     /// QTYPE in host byte order.

@@ -1,3 +1,216 @@
-fn main() {
-    println!("{}", dns_xdp::EBPF_OBJECT.len());
+//! `dns-xdp`: configure, load, bind, spawn, wait for a signal, drain.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use clap::Parser as _;
+use tokio::signal::unix::{SignalKind, signal};
+
+use dns_xdp::compile::compile;
+use dns_xdp::config::{Cli, Command, Settings};
+use dns_xdp::loader::{XdpProgram, attach_pass};
+use dns_xdp::metrics::{Metrics, serve_http};
+use dns_xdp::state::State;
+use dns_xdp::zone::Severity;
+use dns_xdp::{load_zones, slowpath};
+
+/// sysexits.h: bad usage or configuration.
+const EX_CONFIG: u8 = 64;
+/// sysexits.h: bad input data (a zone that does not load).
+const EX_DATAERR: u8 = 65;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { zone_files } => check(&zone_files),
+        Command::XdpPass { iface } => xdp_pass(&iface),
+        Command::Serve(args) => {
+            let settings = match Settings::from_args(args) {
+                Ok(s) => s,
+                Err(msg) => {
+                    log::error!("{msg}");
+                    return ExitCode::from(EX_CONFIG);
+                }
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(serve(settings)) {
+                Ok(code) => code,
+                Err(err) => {
+                    log::error!("{err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(files: &[std::path::PathBuf]) -> ExitCode {
+    match load_zones(files) {
+        Ok((zones, warnings)) => {
+            for w in &warnings {
+                println!("{w}");
+            }
+            for zone in zones.iter() {
+                println!("{}: zone {} serial {} ok ({} names)", zone.file.display(), zone.origin, zone.serial, zone.nodes.len());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn xdp_pass(iface: &str) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let _attached = match attach_pass(iface) {
+            Ok(e) => e,
+            Err(err) => {
+                log::error!("{err:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        log::info!("xdp_pass attached to {iface}; waiting for SIGTERM");
+        wait_for_stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_stop() {
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    // Configure: zones first, so a bad zone fails before we touch the network.
+    let (zones, warnings) = match load_zones(&settings.zones) {
+        Ok(z) => z,
+        Err(diags) => {
+            for d in diags.iter().filter(|d| d.severity == Severity::Error) {
+                log::error!("{d}");
+            }
+            return Ok(ExitCode::from(EX_DATAERR));
+        }
+    };
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload });
+
+    // Load XDP and fill its maps before attaching, so the first packet already hits.
+    let mut xdp = None;
+    let mut xdp_stats = None;
+    if settings.xdp_enabled() {
+        let (mut program, stats) = XdpProgram::load(settings.dns_port(), settings.edns_payload)?;
+        install(&mut program, &state, &settings)?;
+        program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
+        for iface in &settings.ifaces {
+            let mode = program.attach(iface, settings.xdp_mode)?;
+            log::info!("XDP attached to {iface} in {mode} mode");
+        }
+        xdp = Some(program);
+        xdp_stats = Some(Arc::new(stats));
+    }
+
+    // Bind.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut tasks = Vec::new();
+    for addr in &settings.listen {
+        for socket in slowpath::bind_udp(*addr, workers)? {
+            tasks.push(tokio::spawn(slowpath::serve_udp(socket, state.clone())));
+        }
+        tasks.push(tokio::spawn(slowpath::serve_tcp(slowpath::bind_tcp(*addr)?, state.clone())));
+        log::info!("answering DNS on {addr} (UDP, TCP)");
+    }
+    let http = tokio::net::TcpListener::bind(settings.metrics)
+        .await
+        .with_context(|| format!("binding the metrics address {}", settings.metrics))?;
+    tasks.push(tokio::spawn(serve_http(http, state.clone(), xdp_stats)));
+    log::info!("metrics and health on http://{}/metrics", settings.metrics);
+    for zone in state.zones.load().iter() {
+        log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
+    }
+    state.metrics.ready.store(true, Relaxed);
+
+    // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&state, xdp.as_mut(), &settings),
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+
+    // Drain: detach XDP first so the kernel stops answering, then stop the listeners.
+    log::info!("stopping: detaching XDP");
+    drop(xdp);
+    for task in tasks {
+        task.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles the current zones into the answers map.
+fn install(program: &mut XdpProgram, state: &State, settings: &Settings) -> anyhow::Result<()> {
+    let zones = state.zones.load();
+    let entries = compile(&zones, settings.edns_payload);
+    let diff = program.apply(entries)?;
+    state.metrics.map_entries.store(program.entries() as u64, Relaxed);
+    log::info!(
+        "XDP answers map: {} entries ({} added, {} changed, {} removed)",
+        program.entries(),
+        diff.added,
+        diff.changed,
+        diff.removed
+    );
+    Ok(())
+}
+
+/// SIGHUP: reads every zone file again; on any error the previous zones keep serving.
+fn reload(state: &State, xdp: Option<&mut XdpProgram>, settings: &Settings) {
+    log::info!("SIGHUP: reloading zone files");
+    let (zones, warnings) = match load_zones(&settings.zones) {
+        Ok(z) => z,
+        Err(diags) => {
+            state.metrics.reloads_failed.fetch_add(1, Relaxed);
+            for d in diags.iter().filter(|d| d.severity == Severity::Error) {
+                log::error!("zone reload failed: {d}");
+            }
+            for zone in state.zones.load().iter() {
+                log::error!("still serving zone {} serial {}", zone.origin, zone.serial);
+            }
+            return;
+        }
+    };
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let old = state.zones.swap(Arc::new(zones));
+    if let Some(program) = xdp
+        && let Err(err) = install(program, state, settings)
+    {
+        log::error!("updating the XDP maps failed: {err:#}; restoring the previous zones");
+        state.zones.store(old);
+        let _ = install(program, state, settings);
+        state.metrics.reloads_failed.fetch_add(1, Relaxed);
+        return;
+    }
+    state.metrics.reloads_ok.fetch_add(1, Relaxed);
+    for zone in state.zones.load().iter() {
+        log::info!("serving zone {} serial {}", zone.origin, zone.serial);
+    }
 }

@@ -1,0 +1,178 @@
+//! Command line and configuration file. Every `serve` flag has a key of the same name (dashes
+//! become underscores) in the TOML file; flags given on the command line win; unknown keys are
+//! an error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::answer::DEFAULT_EDNS_PAYLOAD;
+
+#[derive(Parser, Debug)]
+#[command(name = "dns-xdp", version, about = "Authoritative DNS server with an XDP fast path")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve zones: A/AAAA answers from XDP at the NIC, everything else from the daemon.
+    Serve(ServeArgs),
+    /// Validate zone files: prints `file:line: message` for each problem; exit 1 if any is an error.
+    Check {
+        #[arg(required = true)]
+        zone_files: Vec<PathBuf>,
+    },
+    /// Test-bed helper: attach a do-nothing XDP program to IF (native mode) until SIGTERM/SIGINT.
+    /// veth only delivers native-mode XDP_TX frames to a peer that runs an XDP program.
+    XdpPass {
+        #[arg(long)]
+        iface: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeChoice {
+    /// Native (driver) mode, falling back to generic with a warning.
+    #[default]
+    Auto,
+    Native,
+    /// Generic (skb) mode: works on any interface, slower.
+    Skb,
+    /// No XDP: the daemon answers everything.
+    Off,
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file; command-line flags override its keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Interface to attach the XDP program to (repeatable). None: the daemon answers everything.
+    #[arg(long)]
+    pub iface: Vec<String>,
+    /// Zone file to serve (repeatable). The origin is the owner of its SOA record.
+    #[arg(long)]
+    pub zone: Vec<PathBuf>,
+    /// Address to answer DNS on, UDP and TCP (repeatable). Default: [::]:53 (all addresses).
+    #[arg(long)]
+    pub listen: Vec<SocketAddr>,
+    /// XDP attach mode.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeChoice>,
+    /// Address for GET /metrics and GET /healthz. Default: 127.0.0.1:9153.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    /// EDNS(0) UDP payload size we advertise and cap UDP answers at. Default: 1232.
+    #[arg(long)]
+    pub edns_payload: Option<u16>,
+}
+
+/// The configuration file's keys.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    iface: Vec<String>,
+    #[serde(default)]
+    zone: Vec<PathBuf>,
+    #[serde(default)]
+    listen: Vec<SocketAddr>,
+    xdp_mode: Option<XdpModeChoice>,
+    metrics: Option<SocketAddr>,
+    edns_payload: Option<u16>,
+}
+
+/// Settled settings for `serve`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ifaces: Vec<String>,
+    pub zones: Vec<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub xdp_mode: XdpModeChoice,
+    pub metrics: SocketAddr,
+    pub edns_payload: u16,
+}
+
+fn pick<T>(cli: Vec<T>, file: Vec<T>) -> Vec<T> {
+    if cli.is_empty() { file } else { cli }
+}
+
+impl Settings {
+    pub fn from_args(args: ServeArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let settings = Settings {
+            ifaces: pick(args.iface, file.iface),
+            zones: pick(args.zone, file.zone),
+            listen: pick(args.listen, file.listen),
+            xdp_mode: args.xdp_mode.or(file.xdp_mode).unwrap_or_default(),
+            metrics: args.metrics.or(file.metrics).unwrap_or_else(|| "127.0.0.1:9153".parse().expect("literal")),
+            edns_payload: args.edns_payload.or(file.edns_payload).unwrap_or(DEFAULT_EDNS_PAYLOAD),
+        };
+        let mut settings = settings;
+        if settings.listen.is_empty() {
+            settings.listen.push("[::]:53".parse().expect("literal"));
+        }
+        if settings.zones.is_empty() {
+            return Err("no zone to serve: give --zone FILE (or `zone = [...]` in the config file)".into());
+        }
+        if settings.edns_payload < 512 {
+            return Err(format!("edns_payload {} is below the DNS minimum of 512", settings.edns_payload));
+        }
+        let ports: Vec<u16> = settings.listen.iter().map(SocketAddr::port).collect();
+        if !settings.ifaces.is_empty() && settings.xdp_mode != XdpModeChoice::Off && ports.iter().any(|p| *p != ports[0]) {
+            return Err("with XDP, every --listen address must use the same port (the one XDP answers on)".into());
+        }
+        Ok(settings)
+    }
+
+    /// The UDP port XDP answers on.
+    pub fn dns_port(&self) -> u16 {
+        self.listen[0].port()
+    }
+
+    pub fn xdp_enabled(&self) -> bool {
+        !self.ifaces.is_empty() && self.xdp_mode != XdpModeChoice::Off
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_keys_are_errors() {
+        let err = toml::from_str::<FileConfig>("zone = [\"a\"]\nlisten_port = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `listen_port`"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "zone = [\"f.zone\"]\nxdp_mode = \"skb\"\nedns_payload = 1400\n").unwrap();
+        let s = Settings::from_args(ServeArgs {
+            config: Some(path),
+            xdp_mode: Some(XdpModeChoice::Off),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.zones, vec![PathBuf::from("f.zone")]);
+        assert_eq!(s.xdp_mode, XdpModeChoice::Off);
+        assert_eq!(s.edns_payload, 1400);
+        assert_eq!(s.listen[0].port(), 53);
+    }
+}

@@ -1,0 +1,146 @@
+//! Loading, attaching and detaching the XDP program, and typed access to its maps.
+//! The only userspace module that talks to the kernel's BPF interfaces.
+
+use std::collections::HashSet;
+
+use anyhow::{Context as _, bail};
+use aya::Ebpf;
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::{Xdp, XdpMode};
+use dns_xdp_common::{AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_STATS, PROG_NAME, XdpConfig, stat};
+
+use crate::compile::{Entries, same_value};
+use crate::config::XdpModeChoice;
+
+/// Name of the do-nothing program in the object (test beds attach it to veth peers).
+pub const PASS_PROG_NAME: &str = "xdp_pass";
+
+/// The loaded program and the maps the daemon writes.
+pub struct XdpProgram {
+    ebpf: Ebpf,
+    answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
+    config: Array<MapData, XdpConfig>,
+    /// What the answers map holds now, so a recompile writes only the difference.
+    installed: Entries,
+    attached: Vec<String>,
+}
+
+/// How many entries an update wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Diff {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+/// Per-CPU counters summed, indexed by `dns_xdp_common::stat`.
+pub struct Stats(PerCpuArray<MapData, u64>);
+
+impl Stats {
+    pub fn read(&self) -> anyhow::Result<Vec<u64>> {
+        (0..stat::COUNT)
+            .map(|i| Ok(self.0.get(&i, 0).context("reading the STATS map")?.iter().sum()))
+            .collect()
+    }
+}
+
+fn raise_memlock_limit() {
+    // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; harmless where memcg accounting is used.
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads a valid, initialised struct; failure is only logged.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        log::debug!("could not raise RLIMIT_MEMLOCK");
+    }
+}
+
+impl XdpProgram {
+    /// Loads the embedded object and verifies the program. Queries pass until `enable`.
+    pub fn load(dns_port: u16, edns_payload: u16) -> anyhow::Result<(Self, Stats)> {
+        raise_memlock_limit();
+        let mut ebpf = Ebpf::load(crate::EBPF_OBJECT).context("loading the eBPF object (needs root or CAP_BPF)")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROG_NAME)
+            .context("eBPF object has no dns_xdp program")?
+            .try_into()
+            .context("dns_xdp is not an XDP program")?;
+        program.load().context("the kernel verifier rejected the XDP program")?;
+        let answers = BpfHashMap::try_from(ebpf.take_map(MAP_ANSWERS).context("no ANSWERS map")?)?;
+        let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
+        let stats = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
+        config.set(0, XdpConfig { dns_port, edns_payload, enabled: 0 }, 0).context("writing CONFIG")?;
+        let program = XdpProgram { ebpf, answers, config, installed: Entries::new(), attached: Vec::new() };
+        Ok((program, Stats(stats)))
+    }
+
+    /// Attaches to `iface`; returns the mode used. `Auto` tries native and falls back to generic.
+    pub fn attach(&mut self, iface: &str, mode: XdpModeChoice) -> anyhow::Result<&'static str> {
+        let program: &mut Xdp = self.ebpf.program_mut(PROG_NAME).context("no dns_xdp program")?.try_into()?;
+        let used = match mode {
+            XdpModeChoice::Native => {
+                program.attach(iface, XdpMode::Driver).with_context(|| format!("attaching XDP (native) to {iface}"))?;
+                "native"
+            }
+            XdpModeChoice::Skb => {
+                program.attach(iface, XdpMode::Skb).with_context(|| format!("attaching XDP (generic) to {iface}"))?;
+                "generic"
+            }
+            XdpModeChoice::Auto => match program.attach(iface, XdpMode::Driver) {
+                Ok(_) => "native",
+                Err(err) => {
+                    log::warn!("native XDP on {iface} failed ({err}); falling back to generic (skb) mode");
+                    program.attach(iface, XdpMode::Skb).with_context(|| format!("attaching XDP (generic) to {iface}"))?;
+                    "generic"
+                }
+            },
+            XdpModeChoice::Off => bail!("XDP is off"),
+        };
+        self.attached.push(iface.to_string());
+        Ok(used)
+    }
+
+    /// Lets the program answer from the maps.
+    pub fn set_enabled(&mut self, dns_port: u16, edns_payload: u16, enabled: bool) -> anyhow::Result<()> {
+        self.config.set(0, XdpConfig { dns_port, edns_payload, enabled: enabled as u32 }, 0).context("writing CONFIG")
+    }
+
+    /// Makes the answers map equal to `entries`, writing only what differs. Each write replaces
+    /// a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element under
+    /// RCU): a concurrent reader sees the old answer or the new one, never a mix.
+    pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
+        let mut diff = Diff::default();
+        for (key, value) in &entries {
+            match self.installed.get(key) {
+                Some(old) if same_value(old, value) => continue,
+                Some(_) => diff.changed += 1,
+                None => diff.added += 1,
+            }
+            self.answers.insert(key, value, 0).context("writing the ANSWERS map (is it full?)")?;
+        }
+        let stale: HashSet<AnswerKey> = self.installed.keys().filter(|k| !entries.contains_key(*k)).copied().collect();
+        for key in &stale {
+            self.answers.remove(key).context("removing from the ANSWERS map")?;
+            diff.removed += 1;
+        }
+        self.installed = entries;
+        Ok(diff)
+    }
+
+    pub fn entries(&self) -> usize {
+        self.installed.len()
+    }
+
+    pub fn attached(&self) -> &[String] {
+        &self.attached
+    }
+}
+
+/// Attaches the do-nothing program to `iface` in native mode; detached when the value drops.
+pub fn attach_pass(iface: &str) -> anyhow::Result<Ebpf> {
+    raise_memlock_limit();
+    let mut ebpf = Ebpf::load(crate::EBPF_OBJECT).context("loading the eBPF object")?;
+    let program: &mut Xdp =
+        ebpf.program_mut(PASS_PROG_NAME).context("eBPF object has no xdp_pass program")?.try_into()?;
+    program.load()?;
+    program.attach(iface, XdpMode::Driver).with_context(|| format!("attaching xdp_pass to {iface}"))?;
+    Ok(ebpf)
+}

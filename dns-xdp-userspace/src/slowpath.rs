@@ -1,0 +1,127 @@
+//! The daemon's DNS listeners: UDP and TCP (RFC 7766) on every `--listen` address. They answer
+//! whatever the XDP program passed on, with the full zone logic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+use crate::answer::{Transport, handle};
+use crate::state::State;
+
+/// A TCP connection with no complete query for this long is closed (RFC 7766 section 6.2.3).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Concurrent TCP connections; more wait in the accept queue.
+const MAX_TCP_CONNECTIONS: usize = 1024;
+/// UDP receive buffer: the largest DNS message over UDP.
+const UDP_BUF: usize = 65535;
+
+fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> anyhow::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        // [::] also takes IPv4 (mapped), so one default address serves both families.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    Ok(socket)
+}
+
+/// Binds `count` UDP sockets sharing `addr` (SO_REUSEPORT spreads queries across them).
+pub fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<UdpSocket>> {
+    (0..count)
+        .map(|_| {
+            let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
+            Ok(UdpSocket::from_std(socket.into())?)
+        })
+        .collect()
+}
+
+pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = socket_for(addr, Type::STREAM, Protocol::TCP)?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into())?)
+}
+
+pub async fn serve_udp(socket: UdpSocket, state: Arc<State>) {
+    let mut buf = vec![0u8; UDP_BUF];
+    loop {
+        let (len, peer) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(err) => {
+                log::debug!("udp receive: {err}");
+                continue;
+            }
+        };
+        let zones = state.zones.load();
+        match handle(&zones, &buf[..len], Transport::Udp, state.edns_payload) {
+            Some(reply) => {
+                state.metrics.count_response(reply.rcode);
+                if let Err(err) = socket.send_to(&reply.bytes, peer).await {
+                    log::debug!("udp send to {peer}: {err}");
+                }
+            }
+            None => {
+                state.metrics.queries_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+pub async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
+    let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let (conn, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(err) => {
+                log::debug!("tcp accept: {err}");
+                continue;
+            }
+        };
+        state.metrics.tcp_connections.fetch_add(1, Relaxed);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(err) = tcp_connection(conn, &state).await {
+                log::debug!("tcp {peer}: {err}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1).
+async fn tcp_connection(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
+    let _ = conn.set_nodelay(true);
+    let mut buf = vec![0u8; UDP_BUF];
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return Ok(()),
+        }
+        let len = u16::from_be_bytes(len) as usize;
+        let msg = &mut buf[..len];
+        if tokio::time::timeout(TCP_IDLE, conn.read_exact(msg)).await.is_err() {
+            return Ok(());
+        }
+        let zones = state.zones.load();
+        let Some(reply) = handle(&zones, msg, Transport::Tcp, state.edns_payload) else {
+            state.metrics.queries_dropped.fetch_add(1, Relaxed);
+            return Ok(());
+        };
+        state.metrics.count_response(reply.rcode);
+        let mut out = Vec::with_capacity(reply.bytes.len() + 2);
+        out.extend_from_slice(&(reply.bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(&reply.bytes);
+        conn.write_all(&out).await?;
+    }
+}

@@ -1,0 +1,13 @@
+//! What the listeners share: the zone snapshot being served and the counters.
+
+use arc_swap::ArcSwap;
+
+use crate::metrics::Metrics;
+use crate::zone::ZoneSet;
+
+pub struct State {
+    /// Swapped whole on reload; readers hold an `Arc` to the version they started with.
+    pub zones: ArcSwap<ZoneSet>,
+    pub metrics: Metrics,
+    pub edns_payload: u16,
+}

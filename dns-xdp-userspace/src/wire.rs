@@ -1,0 +1,409 @@
+//! The DNS wire format: parsing queries and the one response encoder.
+//!
+//! Both the slow path and the BPF map compiler render responses through `render`, so an answer
+//! served from the kernel is byte-for-byte the answer the daemon would have sent.
+
+use std::borrow::Cow;
+
+use crate::name::{Name, lowercase, wire_name_len};
+use crate::zone::{Rdata, rtype};
+
+pub const HEADER_LEN: usize = 12;
+pub const FLAG_QR: u16 = 0x8000;
+pub const FLAG_AA: u16 = 0x0400;
+pub const FLAG_TC: u16 = 0x0200;
+pub const FLAG_RD: u16 = 0x0100;
+pub const FLAG_CD: u16 = 0x0010;
+/// EDNS flags: DNSSEC OK (RFC 3225).
+pub const EDNS_DO: u16 = 0x8000;
+
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const YXDOMAIN: u16 = 6;
+    /// Extended RCODE 16, carried partly in the OPT record (RFC 6891 section 6.1.3).
+    pub const BADVERS: u16 = 16;
+
+    pub fn name(rcode: u16) -> &'static str {
+        match rcode {
+            NOERROR => "NOERROR",
+            FORMERR => "FORMERR",
+            SERVFAIL => "SERVFAIL",
+            NXDOMAIN => "NXDOMAIN",
+            NOTIMP => "NOTIMP",
+            REFUSED => "REFUSED",
+            YXDOMAIN => "YXDOMAIN",
+            BADVERS => "BADVERS",
+            _ => "OTHER",
+        }
+    }
+}
+
+pub const CLASS_IN: u16 = 1;
+
+/// The EDNS(0) parameters of a query (RFC 6891 section 6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+/// A query we understood well enough to answer.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub flags: u16,
+    /// The question's name exactly as received (its case is echoed back).
+    pub qname_wire: &'a [u8],
+    pub qname: Name,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+}
+
+/// What to do with a received message.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// A well-formed query (any opcode); the caller decides how to answer.
+    Query(Query<'a>),
+    /// Malformed, but with a header worth answering: reply FORMERR with this ID, opcode and RD.
+    FormErr { id: u16, flags: u16 },
+    /// Not something to answer at all (too short for a header, or a response: QR=1).
+    Drop,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// Skips a possibly compressed name in a message; returns the offset after it.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    // A name has at most 128 labels (255 bytes), so more steps means garbage.
+    for _ in 0..128 {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => pos += 1 + len as usize,
+            0xc0..=0xff => {
+                msg.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
+    let (Some(id), Some(flags)) = (be16(msg, 0), be16(msg, 2)) else { return Parsed::Drop };
+    if msg.len() < HEADER_LEN || flags & FLAG_QR != 0 {
+        return Parsed::Drop;
+    }
+    let formerr = Parsed::FormErr { id, flags };
+    let counts = [be16(msg, 4), be16(msg, 6), be16(msg, 8), be16(msg, 10)].map(|c| c.unwrap_or(0));
+    if counts[0] != 1 {
+        return formerr;
+    }
+    let Some(qlen) = wire_name_len(&msg[HEADER_LEN..]) else { return formerr };
+    let qname_wire = &msg[HEADER_LEN..HEADER_LEN + qlen];
+    let mut pos = HEADER_LEN + qlen;
+    let (Some(qtype), Some(qclass)) = (be16(msg, pos), be16(msg, pos + 2)) else { return formerr };
+    pos += 4;
+    let mut edns = None;
+    for section in 1..4 {
+        for _ in 0..counts[section] {
+            let name_at = pos;
+            let Some(after) = skip_name(msg, pos) else { return formerr };
+            let (Some(rt), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) =
+                (be16(msg, after), be16(msg, after + 2), be16(msg, after + 4), be16(msg, after + 6), be16(msg, after + 8))
+            else {
+                return formerr;
+            };
+            pos = after + 10 + rdlen as usize;
+            if pos > msg.len() {
+                return formerr;
+            }
+            if rt == rtype::OPT {
+                // One OPT, in the additional section, owned by the root (RFC 6891 section 6.1.1).
+                if section != 3 || edns.is_some() || msg[name_at] != 0 {
+                    return formerr;
+                }
+                edns = Some(Edns { payload: class, version: (ttl_hi & 0xff) as u8, dnssec_ok: ttl_lo & EDNS_DO != 0 });
+            }
+        }
+    }
+    if pos != msg.len() {
+        return formerr;
+    }
+    Parsed::Query(Query { id, flags, qname_wire, qname: Name::from_wire(qname_wire).expect("checked"), qtype, qclass, edns })
+}
+
+/// One resource record to write. The owner is either borrowed from a zone or synthesised.
+#[derive(Clone, Debug)]
+pub struct Rr<'a> {
+    pub owner: Cow<'a, Name>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Cow<'a, Rdata>,
+}
+
+/// A response in the making: what lookup decided, before any bytes exist.
+#[derive(Clone, Debug, Default)]
+pub struct Response<'a> {
+    /// Full 12-bit RCODE; values above 15 need the OPT record.
+    pub rcode: u16,
+    pub aa: bool,
+    pub answer: Vec<Rr<'a>>,
+    pub authority: Vec<Rr<'a>>,
+    pub additional: Vec<Rr<'a>>,
+}
+
+impl<'a> Response<'a> {
+    pub fn with_rcode(rcode: u16) -> Self {
+        Response { rcode, ..Default::default() }
+    }
+}
+
+/// Writes a message with RFC 1035 section 4.1.4 name compression. Names are matched
+/// case-insensitively, so the output does not depend on the case a client used.
+struct Writer {
+    buf: Vec<u8>,
+    /// Lowercased wire suffixes already written, with their offsets.
+    seen: Vec<(Vec<u8>, u16)>,
+}
+
+impl Writer {
+    fn new(capacity: usize) -> Self {
+        Writer { buf: Vec::with_capacity(capacity), seen: Vec::new() }
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// Writes an uncompressed wire name (any case), compressing against earlier names.
+    fn name(&mut self, wire: &[u8]) {
+        let lower = lowercase(wire);
+        let mut pos = 0;
+        while lower[pos] != 0 {
+            let suffix = &lower[pos..];
+            if let Some((_, off)) = self.seen.iter().find(|(s, _)| s == suffix) {
+                self.u16(0xc000 | off);
+                return;
+            }
+            if self.buf.len() < 0x3fff {
+                self.seen.push((suffix.to_vec(), self.buf.len() as u16));
+            }
+            let len = wire[pos] as usize;
+            self.buf.extend_from_slice(&wire[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+        self.buf.push(0);
+    }
+
+    fn rr(&mut self, rr: &Rr<'_>) {
+        self.name(rr.owner.as_wire());
+        self.u16(rr.rtype);
+        self.u16(CLASS_IN);
+        self.u32(rr.ttl);
+        let len_at = self.buf.len();
+        self.u16(0);
+        let wire = &rr.rdata.wire;
+        let mut copied = 0;
+        for &at in &rr.rdata.compressible {
+            let at = at as usize;
+            self.buf.extend_from_slice(&wire[copied..at]);
+            let len = wire_name_len(&wire[at..]).expect("zone rdata holds valid names");
+            self.name(&wire[at..at + len]);
+            copied = at + len;
+        }
+        self.buf.extend_from_slice(&wire[copied..]);
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
+
+    fn set_u16(&mut self, at: usize, v: u16) {
+        self.buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Bytes of an OPT record with no options.
+pub const OPT_LEN: usize = 11;
+
+/// Largest UDP response for a query: 512 without EDNS, else the requestor's payload size capped
+/// by ours (RFC 6891 section 6.2.5; capping avoids fragmentation, as Knot and NSD do).
+pub fn udp_limit(edns: Option<Edns>, our_payload: u16) -> usize {
+    match edns {
+        None => 512,
+        Some(e) => e.payload.min(our_payload).max(512) as usize,
+    }
+}
+
+/// Renders a response to `query`. `limit` is the largest message allowed (see `udp_limit`; use
+/// 65535 for TCP). When the answer and authority sections do not fit, the response is sent
+/// with TC=1 and empty sections so the client retries over TCP; additional records that do
+/// not fit are left out.
+pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload: u16) -> Vec<u8> {
+    let mut w = Writer::new(512);
+    let flags = FLAG_QR
+        | (query.flags & (0xf << 11))
+        | if resp.aa { FLAG_AA } else { 0 }
+        | (query.flags & (FLAG_RD | FLAG_CD))
+        | (resp.rcode & 0xf);
+    w.u16(query.id);
+    w.u16(flags);
+    w.u16(1);
+    w.u16(0);
+    w.u16(0);
+    w.u16(0);
+    w.name(query.qname_wire);
+    w.u16(query.qtype);
+    w.u16(query.qclass);
+    let after_question = w.buf.len();
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let budget = limit.saturating_sub(opt_len);
+
+    for rr in &resp.answer {
+        w.rr(rr);
+    }
+    for rr in &resp.authority {
+        w.rr(rr);
+    }
+    let (mut an, mut ns, mut ar) = (resp.answer.len() as u16, resp.authority.len() as u16, 0u16);
+    if w.buf.len() > budget {
+        w.buf.truncate(after_question);
+        w.set_u16(2, flags | FLAG_TC);
+        an = 0;
+        ns = 0;
+    } else {
+        for rr in &resp.additional {
+            let before = w.buf.len();
+            let seen = w.seen.len();
+            w.rr(rr);
+            if w.buf.len() > budget {
+                w.buf.truncate(before);
+                w.seen.truncate(seen);
+                break;
+            }
+            ar += 1;
+        }
+    }
+    if let Some(edns) = query.edns {
+        w.buf.push(0);
+        w.u16(rtype::OPT);
+        w.u16(our_payload);
+        w.buf.push((resp.rcode >> 4) as u8);
+        w.buf.push(0);
+        w.u16(if edns.dnssec_ok { EDNS_DO } else { 0 });
+        w.u16(0);
+        ar += 1;
+    }
+    w.set_u16(6, an);
+    w.set_u16(8, ns);
+    w.set_u16(10, ar);
+    w.buf
+}
+
+/// A header-only reply (FORMERR for unparseable queries): ID, opcode and RD echoed, no question.
+pub fn render_header_only(id: u16, query_flags: u16, rcode: u16) -> Vec<u8> {
+    let flags = FLAG_QR | (query_flags & (0xf << 11)) | (query_flags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_bytes(name: &[u8], qtype: u16, edns: Option<(u16, u16)>) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns.is_some() as u8];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        if let Some((payload, flags)) = edns {
+            q.extend_from_slice(&[0, 0, 41]);
+            q.extend_from_slice(&payload.to_be_bytes());
+            q.extend_from_slice(&[0, 0]);
+            q.extend_from_slice(&flags.to_be_bytes());
+            q.extend_from_slice(&[0, 0]);
+        }
+        q
+    }
+
+    #[test]
+    fn parses_query_with_edns_and_keeps_case() {
+        let msg = query_bytes(b"\x03WwW\x07example\x03com\x00", 1, Some((4096, 0x8000)));
+        let Parsed::Query(q) = parse_query(&msg) else { panic!("not parsed") };
+        assert_eq!(q.qname_wire, b"\x03WwW\x07example\x03com\x00");
+        assert_eq!(q.qname.to_string(), "www.example.com.");
+        assert_eq!(q.edns, Some(Edns { payload: 4096, version: 0, dnssec_ok: true }));
+    }
+
+    #[test]
+    fn malformed_queries() {
+        assert!(matches!(parse_query(&[0; 5]), Parsed::Drop));
+        let mut resp = query_bytes(b"\x01a\x00", 1, None);
+        resp[2] |= 0x80;
+        assert!(matches!(parse_query(&resp), Parsed::Drop));
+        let mut trailing = query_bytes(b"\x01a\x00", 1, None);
+        trailing.push(0);
+        assert!(matches!(parse_query(&trailing), Parsed::FormErr { id: 0x1234, .. }));
+        assert!(matches!(parse_query(&query_bytes(b"\x01a", 1, None)[..15]), Parsed::FormErr { .. }));
+        let mut two = query_bytes(b"\x01a\x00", 1, None);
+        two[5] = 2;
+        assert!(matches!(parse_query(&two), Parsed::FormErr { .. }));
+    }
+
+    #[test]
+    fn renders_with_compression_to_question() {
+        let msg = query_bytes(b"\x03WWW\x07example\x03com\x00", 1, None);
+        let Parsed::Query(q) = parse_query(&msg) else { panic!() };
+        let owner = Name::from_text("www.example.com").unwrap();
+        let rdata = Rdata::new(rtype::A, vec![192, 0, 2, 1]);
+        let resp = Response {
+            aa: true,
+            answer: vec![Rr { owner: Cow::Borrowed(&owner), rtype: 1, ttl: 300, rdata: Cow::Borrowed(&rdata) }],
+            ..Default::default()
+        };
+        let out = render(&q, &resp, 512, 1232);
+        let mut expect = vec![0x12, 0x34, 0x85, 0x00, 0, 1, 0, 1, 0, 0, 0, 0];
+        expect.extend_from_slice(b"\x03WWW\x07example\x03com\x00\x00\x01\x00\x01");
+        expect.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 192, 0, 2, 1]);
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn truncates_when_over_limit() {
+        let msg = query_bytes(b"\x01a\x00", 16, None);
+        let Parsed::Query(q) = parse_query(&msg) else { panic!() };
+        let owner = Name::from_text("a").unwrap();
+        let rdata = Rdata::new(rtype::TXT, vec![b'x'; 600]);
+        let resp = Response {
+            aa: true,
+            answer: vec![Rr { owner: Cow::Borrowed(&owner), rtype: 16, ttl: 1, rdata: Cow::Borrowed(&rdata) }],
+            ..Default::default()
+        };
+        let out = render(&q, &resp, 512, 1232);
+        assert_eq!(out.len(), 12 + 3 + 4);
+        assert_eq!(out[2] & 0x02, 0x02, "TC set");
+        assert_eq!(&out[6..8], &[0, 0]);
+    }
+}

@@ -1,0 +1,152 @@
+//! Zones as immutable snapshots: parsed and validated once, then shared read-only by the slow
+//! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
+
+mod load;
+pub mod lookup;
+
+pub use load::{Diagnostic, LoadError, Severity, load_zone_file};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::name::{Name, wire_name_len};
+
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const DNAME: u16 = 39;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const DNSKEY: u16 = 48;
+    pub const NSEC3: u16 = 50;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const ANY: u16 = 255;
+}
+
+/// One record's data in uncompressed wire format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rdata {
+    pub wire: Vec<u8>,
+    /// Offsets of embedded names the encoder may compress. Only the RFC 1035 types allow it
+    /// (RFC 3597 section 4); every other type is written verbatim.
+    pub compressible: Vec<u16>,
+}
+
+impl Rdata {
+    pub fn new(rtype: u16, wire: Vec<u8>) -> Self {
+        let mut compressible = Vec::new();
+        match rtype {
+            rtype::NS | rtype::CNAME | rtype::PTR => compressible.push(0),
+            rtype::MX => compressible.push(2),
+            rtype::SOA => {
+                compressible.push(0);
+                if let Some(len) = wire_name_len(&wire) {
+                    compressible.push(len as u16);
+                }
+            }
+            _ => {}
+        }
+        Rdata { wire, compressible }
+    }
+
+    /// The name a record of `rtype` points at, for CNAME/DNAME chasing and additional-section
+    /// processing (NS, MX, SRV targets).
+    pub fn target(&self, rtype: u16) -> Option<Name> {
+        let at = match rtype {
+            rtype::NS | rtype::CNAME | rtype::DNAME | rtype::PTR => 0,
+            rtype::MX => 2,
+            rtype::SRV => 6,
+            _ => return None,
+        };
+        let wire = self.wire.get(at..)?;
+        Name::from_wire(&wire[..wire_name_len(wire)?])
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdatas: Vec<Rdata>,
+}
+
+/// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    pub rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub fn get(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+#[derive(Debug)]
+pub struct Zone {
+    pub origin: Name,
+    pub file: Arc<PathBuf>,
+    pub nodes: HashMap<Name, Node>,
+    pub serial: u32,
+    /// The apex carries a DNSKEY: answers to DO=1 queries need signatures.
+    pub signed: bool,
+}
+
+impl Zone {
+    pub fn apex(&self) -> &Node {
+        &self.nodes[&self.origin]
+    }
+
+    pub fn soa(&self) -> &RRset {
+        self.apex().get(rtype::SOA).expect("validated zone has a SOA")
+    }
+
+    /// TTL for negative answers: the lesser of the SOA's TTL and its MINIMUM (RFC 2308 section 5).
+    pub fn negative_ttl(&self) -> u32 {
+        let soa = self.soa();
+        let wire = &soa.rdatas[0].wire;
+        let minimum = u32::from_be_bytes(wire[wire.len() - 4..].try_into().expect("4 bytes"));
+        soa.ttl.min(minimum)
+    }
+}
+
+/// The zones one server is authoritative for.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: HashMap<Name, Arc<Zone>>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
+        ZoneSet { zones: zones.into_iter().map(|z| (z.origin.clone(), z)).collect() }
+    }
+
+    /// The deepest zone whose origin is `name` or an ancestor of it.
+    pub fn find(&self, name: &Name) -> Option<&Arc<Zone>> {
+        name.suffix_offsets()
+            .find_map(|off| self.zones.get(&name.as_wire()[off..]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.zones.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+}
