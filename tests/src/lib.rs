@@ -12,6 +12,7 @@ pub mod dig;
 pub mod malformed;
 pub mod metrics;
 pub mod netns;
+pub mod raw;
 pub mod reference;
 pub mod net;
 

@@ -109,3 +109,45 @@ fn xdp_keeps_the_question_case() {
         assert_eq!(value(&daemon.metrics(), TX) - before, 1.0, "the mixed-case query was not answered by XDP");
     }
 }
+
+/// The architecture's rule: whatever XDP sends is byte-identical to what the daemon sends for the same
+/// query. The same query goes over UDP (answered by XDP, checked by the tx count) and over TCP (always
+/// the daemon); the two messages must match byte for byte.
+#[test]
+fn xdp_replies_equal_the_daemon_replies_byte_for_byte() {
+    use dns_xdp_tests::raw::{TYPE_A, TYPE_AAAA, hex, query, tcp_exchange, udp_exchange};
+    if !ready() {
+        return;
+    }
+    let net = TestNet::new();
+    let daemon = Daemon::start(&net, Serve::example());
+    let cases: &[(&str, u16, Option<u16>)] = &[
+        ("www.example.com", TYPE_A, None),
+        ("www.example.com", TYPE_AAAA, Some(1232)),
+        ("WwW.eXaMpLe.CoM", TYPE_A, Some(4096)),
+        ("api.example.com", TYPE_A, None),    // in-zone CNAME chain
+        ("ns2.example.com", TYPE_AAAA, None), // no data: SOA in authority
+        ("example.com", TYPE_A, Some(1232)),  // apex
+    ];
+    for family in Family::BOTH {
+        let to = std::net::SocketAddr::new(net.srv_addr(family), 53);
+        for (i, &(name, qtype, edns)) in cases.iter().enumerate() {
+            let q = query(0x4000 + i as u16, name, qtype, edns);
+            let before = value(&daemon.metrics(), TX);
+            let udp = udp_exchange(&net.cli, to, &q)
+                .unwrap_or_else(|| panic!("no UDP reply to {name}/{qtype} over {family:?}"));
+            let from_xdp = value(&daemon.metrics(), TX) - before == 1.0;
+            let tcp = tcp_exchange(&net.cli, to, &q)
+                .unwrap_or_else(|| panic!("no TCP reply to {name}/{qtype} over {family:?}"));
+            assert!(from_xdp, "{name}/{qtype} over {family:?} was not answered by XDP");
+            assert_eq!(
+                udp,
+                tcp,
+                "{name}/{qtype} edns {edns:?} over {family:?}: XDP reply (left) differs from the daemon's:\n\
+                 XDP:\n{}\ndaemon:\n{}",
+                hex(&udp),
+                hex(&tcp)
+            );
+        }
+    }
+}
