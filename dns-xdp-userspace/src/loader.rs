@@ -125,6 +125,20 @@ impl XdpProgram {
         Ok(diff)
     }
 
+    /// Runs the (loaded, not necessarily attached) program once on `frame` through
+    /// BPF_PROG_TEST_RUN: returns the XDP action and the frame as the program left it.
+    pub fn test_run(&self, frame: &[u8]) -> anyhow::Result<(u32, Vec<u8>)> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let program: &Xdp = self.ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
+        // Room for the largest reply the program may grow the frame into.
+        let mut out = vec![0u8; frame.len() + dns_xdp_common::MAX_ANSWER_LEN + 512];
+        let result = program
+            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() })
+            .context("BPF_PROG_TEST_RUN")?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+
     pub fn entries(&self) -> usize {
         self.installed.len()
     }

@@ -1,0 +1,214 @@
+//! The fast path is never wrong: for a large set of queries, whatever the XDP program answers
+//! (run through BPF_PROG_TEST_RUN, no network) must be byte-for-byte the daemon's answer to the
+//! same query, inside a frame with correct addresses, lengths and checksums.
+
+use std::path::PathBuf;
+
+use dns_xdp::answer::{Transport, handle};
+use dns_xdp::compile::{compile, key};
+use dns_xdp::load_zones;
+use dns_xdp::loader::XdpProgram;
+use dns_xdp::name::Name;
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const PAYLOAD: u16 = 1232;
+
+fn root_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// BPF needs root; CI runs as root, so there a missing privilege is a failure, not a skip.
+fn can_run_bpf() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI must run these tests as root");
+        eprintln!("skipping: loading BPF programs needs root");
+    }
+    root
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn sum_words(data: &[u8]) -> u32 {
+    data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+}
+
+struct Frame {
+    bytes: Vec<u8>,
+    l3: usize,
+    v6: bool,
+}
+
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const CLIENT4: [u8; 4] = [198, 18, 0, 2];
+const SERVER4: [u8; 4] = [198, 18, 0, 1];
+const CLIENT6: [u8; 16] = [0xfd, 0, 0x0d, 0x15, 0xc0, 0xde, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const SERVER6: [u8; 16] = [0xfd, 0, 0x0d, 0x15, 0xc0, 0xde, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+fn frame(dns: &[u8], v6: bool, sport: u16) -> Frame {
+    let mut f = Vec::new();
+    f.extend_from_slice(&SERVER_MAC);
+    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    let l3 = f.len();
+    let udp_len = (8 + dns.len()) as u16;
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&53u16.to_be_bytes());
+    udp.extend_from_slice(&udp_len.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(dns);
+    let pseudo = if v6 {
+        sum_words(&CLIENT6) + sum_words(&SERVER6) + u32::from(udp_len) + 17
+    } else {
+        sum_words(&CLIENT4) + sum_words(&SERVER4) + u32::from(udp_len) + 17
+    };
+    let c = !csum_fold(pseudo + sum_words(&udp));
+    udp[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    if v6 {
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&udp_len.to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend_from_slice(&CLIENT6);
+        f.extend_from_slice(&SERVER6);
+    } else {
+        let total = (20 + udp.len()) as u16;
+        let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&CLIENT4);
+        ip.extend_from_slice(&SERVER4);
+        let c = !csum_fold(sum_words(&ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    f.extend_from_slice(&udp);
+    Frame { bytes: f, l3, v6 }
+}
+
+/// Checks the reply frame's headers and checksums; returns its DNS payload.
+fn reply_payload(query: &Frame, out: &[u8], case: &str) -> Vec<u8> {
+    assert_eq!(&out[0..6], &CLIENT_MAC, "{case}: destination MAC");
+    assert_eq!(&out[6..12], &SERVER_MAC, "{case}: source MAC");
+    let l3 = query.l3;
+    let (udp_at, pseudo) = if query.v6 {
+        assert_eq!(&out[l3 + 8..l3 + 24], &SERVER6, "{case}: source address");
+        assert_eq!(&out[l3 + 24..l3 + 40], &CLIENT6, "{case}: destination address");
+        let plen = u16::from_be_bytes([out[l3 + 4], out[l3 + 5]]) as usize;
+        assert_eq!(l3 + 40 + plen, out.len(), "{case}: IPv6 payload length");
+        (l3 + 40, sum_words(&SERVER6) + sum_words(&CLIENT6) + 17)
+    } else {
+        assert_eq!(&out[l3 + 12..l3 + 16], &SERVER4, "{case}: source address");
+        assert_eq!(&out[l3 + 16..l3 + 20], &CLIENT4, "{case}: destination address");
+        assert_eq!(csum_fold(sum_words(&out[l3..l3 + 20])), 0xffff, "{case}: IPv4 header checksum");
+        let total = u16::from_be_bytes([out[l3 + 2], out[l3 + 3]]) as usize;
+        assert_eq!(l3 + total, out.len(), "{case}: IPv4 total length");
+        (l3 + 20, sum_words(&SERVER4) + sum_words(&CLIENT4) + 17)
+    };
+    let udp = &out[udp_at..];
+    assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), 53, "{case}: source port");
+    let udp_len = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+    assert_eq!(udp_len, udp.len(), "{case}: UDP length");
+    assert_ne!(&udp[6..8], &[0, 0], "{case}: UDP checksum present");
+    assert_eq!(csum_fold(pseudo + udp_len as u32 + sum_words(udp)), 0xffff, "{case}: UDP checksum");
+    udp[8..].to_vec()
+}
+
+fn query(id: u16, qname: &[u8], qtype: u16, rd: bool, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[if rd { 1 } else { 0 }, 0, 0, 1, 0, 0, 0, 0, 0, edns.is_some() as u8]);
+    q.extend_from_slice(qname);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    if let Some((payload, dnssec_ok)) = edns {
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&payload.to_be_bytes());
+        q.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
+    }
+    q
+}
+
+/// Deterministic case scrambling (0x20): upper-cases letters where the bit pattern says so.
+fn scramble(wire: &[u8], pattern: u32) -> Vec<u8> {
+    wire.iter()
+        .enumerate()
+        .map(|(i, &b)| if b.is_ascii_lowercase() && (pattern >> (i % 32)) & 1 == 1 { b.to_ascii_uppercase() } else { b })
+        .collect()
+}
+
+#[test]
+fn kernel_answers_equal_daemon_answers() {
+    if !can_run_bpf() {
+        return;
+    }
+    let root = root_dir();
+    let files = vec![
+        root.join("examples/example.com.zone"),
+        root.join("testdata/zones/xdp.test.zone"),
+        root.join("testdata/zones/signed.test.zone"),
+    ];
+    let (zones, _) = load_zones(&files).unwrap_or_else(|d| panic!("zones do not load: {d:?}"));
+    let entries = compile(&zones, PAYLOAD);
+    assert!(entries.len() > 20, "compiled only {} entries", entries.len());
+    let (mut program, _stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
+    program.apply(entries.clone()).expect("fill the answers map");
+    program.set_enabled(53, PAYLOAD, true).unwrap();
+
+    let mut names: Vec<Name> = zones.iter().flat_map(|z| z.nodes.keys().cloned()).collect();
+    names.push(Name::from_text("nothere.example.com").unwrap());
+    names.push(Name::from_text("x.wild.xdp.test").unwrap());
+    names.push(Name::from_text("host.sub.xdp.test").unwrap());
+    names.sort();
+    let (mut cases, mut tx, mut expected_tx) = (0, 0, 0);
+    for name in &names {
+        for qtype in [1u16, 28, 15, 16] {
+            for (variant, edns) in [None, Some((512, false)), Some((1232, false)), Some((4096, true)), Some((600, true))]
+                .into_iter()
+                .enumerate()
+            {
+                let v6 = variant % 2 == 1;
+                let qname = scramble(name.as_wire(), 0x5a5a_5a5a ^ variant as u32);
+                let id = cases as u16;
+                let dns = query(id, &qname, qtype, variant % 3 == 0, edns);
+                let case = format!("{name} type {qtype} edns {edns:?} v6 {v6}");
+                let f = frame(&dns, v6, 40000 + variant as u16);
+                let (action, out) = program.test_run(&f.bytes).expect("test_run");
+                let daemon = handle(&zones, &dns, Transport::Udp, PAYLOAD).expect("daemon answers").bytes;
+                cases += 1;
+                // What the kernel should have answered: a compiled key, fitting the client's
+                // limit, and not a DO=1 query for a signed zone.
+                let hit = entries.get(&key(name, qtype)).is_some_and(|v| {
+                    let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
+                    let limit = dns_xdp::wire::udp_limit(
+                        edns.map(|(p, d)| dns_xdp::wire::Edns { payload: p, version: 0, dnssec_ok: d }),
+                        PAYLOAD,
+                    );
+                    daemon.len() <= limit && daemon[2] & 0x02 == 0 && !(signed && edns.is_some_and(|e| e.1))
+                });
+                if hit {
+                    expected_tx += 1;
+                }
+                match action {
+                    XDP_TX => {
+                        tx += 1;
+                        let payload = reply_payload(&f, &out, &case);
+                        assert_eq!(payload, daemon, "{case}: kernel answer differs from the daemon's");
+                        assert_eq!(&payload[12..12 + qname.len()], &qname[..], "{case}: question case");
+                    }
+                    XDP_PASS => assert!(!hit, "{case}: passed a query the kernel should answer"),
+                    other => panic!("{case}: unexpected XDP action {other}"),
+                }
+            }
+        }
+    }
+    assert_eq!(tx, expected_tx, "kernel answers");
+    assert!(tx > 50, "only {tx} of {cases} queries were answered by XDP");
+    eprintln!("{cases} queries: {tx} answered in the kernel, all equal to the daemon's answers");
+}
