@@ -33,15 +33,33 @@ pub struct Diff {
     pub removed: usize,
 }
 
-/// Per-CPU counters summed, indexed by `dns_xdp_common::stat`.
-pub struct Stats(PerCpuArray<MapData, u64>);
+/// The program's counters: the per-CPU STATS map, and the kernel's own run-time accounting.
+pub struct Stats {
+    counters: PerCpuArray<MapData, u64>,
+    program_id: u32,
+}
 
 impl Stats {
+    /// Per-CPU counters summed, indexed by `dns_xdp_common::stat`.
     pub fn read(&self) -> anyhow::Result<Vec<u64>> {
         (0..stat::COUNT)
-            .map(|i| Ok(self.0.get(&i, 0).context("reading the STATS map")?.iter().sum()))
+            .map(|i| Ok(self.counters.get(&i, 0).context("reading the STATS map")?.iter().sum()))
             .collect()
     }
+
+    /// Total nanoseconds spent in the program and runs counted, while BPF stats are enabled
+    /// (`--bpf-stats` or sysctl kernel.bpf_stats_enabled=1).
+    pub fn run_time(&self) -> Option<(u64, u64)> {
+        aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .find(|p| p.id() == self.program_id)
+            .map(|p| (p.run_time().as_nanos() as u64, p.run_count()))
+    }
+}
+
+/// Turns on the kernel's per-program run-time accounting for as long as the value lives.
+pub fn enable_bpf_stats() -> anyhow::Result<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enabling BPF run-time statistics")
 }
 
 fn raise_memlock_limit() {
@@ -66,10 +84,12 @@ impl XdpProgram {
         program.load().context("the kernel verifier rejected the XDP program")?;
         let answers = BpfHashMap::try_from(ebpf.take_map(MAP_ANSWERS).context("no ANSWERS map")?)?;
         let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
-        let stats = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
+        let counters = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
+        let program: &Xdp = ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
+        let program_id = program.info().context("reading the program's info")?.id();
         config.set(0, XdpConfig { dns_port, edns_payload, enabled: 0 }, 0).context("writing CONFIG")?;
         let program = XdpProgram { ebpf, answers, config, installed: Entries::new(), attached: Vec::new() };
-        Ok((program, Stats(stats)))
+        Ok((program, Stats { counters, program_id }))
     }
 
     /// Attaches to `iface`; returns the mode used. `Auto` tries native and falls back to generic.

@@ -112,6 +112,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Load XDP and fill its maps before attaching, so the first packet already hits.
     let mut xdp = None;
     let mut xdp_stats = None;
+    let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if settings.xdp_enabled() {
         let (mut program, stats) = XdpProgram::load(settings.dns_port(), settings.edns_payload)?;
         install(&mut program, &state, &settings)?;

@@ -100,6 +100,10 @@ pub fn render(state: &State, xdp: Option<&Stats>) -> String {
         for (name, i) in PASS_REASONS {
             let _ = writeln!(out, "dnsxdp_xdp_pass_total{{reason=\"{name}\"}} {}", k[i as usize]);
         }
+        if let Some((ns, runs)) = xdp.and_then(Stats::run_time) {
+            let _ = writeln!(out, "# HELP dnsxdp_xdp_run_seconds_total Time spent in the XDP program (while BPF stats are enabled).\n# TYPE dnsxdp_xdp_run_seconds_total counter\ndnsxdp_xdp_run_seconds_total {}", ns as f64 / 1e9);
+            let _ = writeln!(out, "# TYPE dnsxdp_xdp_runs_total counter\ndnsxdp_xdp_runs_total {runs}");
+        }
         let _ = writeln!(out, "# TYPE dnsxdp_xdp_drop_total counter\ndnsxdp_xdp_drop_total{{reason=\"malformed\"}} {}", k[stat::DROP_MALFORMED as usize]);
     }
     out.push_str("# HELP dnsxdp_zone_serial SOA serial being served.\n# TYPE dnsxdp_zone_serial gauge\n");
