@@ -81,12 +81,17 @@ impl TestNet {
             .command(bin.to_str().expect("UTF-8 binary path"))
             .args(["xdp-pass", "--iface", CLI_IF])
             .stdout(Stdio::null())
+            .stderr(Stdio::piped()) // read only when it exits early; it logs a line or two
             .spawn()
             .unwrap_or_else(|e| panic!("starting {} xdp-pass: {e}", bin.display()));
         self.xdp_pass = Some(child);
         let attached = wait_for(XDP_PASS_DEADLINE, Duration::from_millis(50), || {
             if let Some(status) = self.xdp_pass.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("`dns-xdp xdp-pass --iface {CLI_IF}` exited early ({status})");
+                let mut err = String::new();
+                if let Some(mut pipe) = self.xdp_pass.as_mut().and_then(|c| c.stderr.take()) {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+                }
+                panic!("`dns-xdp xdp-pass --iface {CLI_IF}` exited early ({status}): {err}");
             }
             self.cli.has_xdp_program(CLI_IF).then_some(())
         });

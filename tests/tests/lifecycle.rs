@@ -21,6 +21,16 @@ fn serial(d: &Daemon) -> Option<f64> {
 
 #[test]
 fn sighup_reloads_and_a_broken_zone_keeps_the_old_one() {
+    reload("native");
+}
+
+/// Reload must work for the daemon's own answers too, not only for the BPF maps.
+#[test]
+fn sighup_reloads_with_xdp_off() {
+    reload("off");
+}
+
+fn reload(mode: &str) {
     if !ready() {
         return;
     }
@@ -29,7 +39,7 @@ fn sighup_reloads_and_a_broken_zone_keeps_the_old_one() {
     let original = std::fs::read_to_string(example_zone()).expect("reading the example zone");
     std::fs::write(&zone, &original).unwrap();
     let net = TestNet::new();
-    let daemon = Daemon::start(&net, Serve::zone(&zone));
+    let daemon = Daemon::start(&net, Serve::zone(&zone).xdp_mode(mode));
     assert_eq!(www_a(&net, Family::V4), ["192.0.2.80", "192.0.2.81"]);
     assert_eq!(serial(&daemon), Some(2026112101.0), "serial metric before reload");
 

@@ -11,11 +11,21 @@ fn authoritative(o: &DigOutput, rcode: &str) {
 
 #[test]
 fn daemon_answers_what_xdp_passes() {
+    slow_path_answers("native");
+}
+
+/// The same answers with no XDP at all: the daemon alone must be complete.
+#[test]
+fn daemon_alone_answers_the_same() {
+    slow_path_answers("off");
+}
+
+fn slow_path_answers(mode: &str) {
     if !ready() {
         return;
     }
     let net = TestNet::new();
-    let daemon = Daemon::start(&net, Serve::example());
+    let daemon = Daemon::start(&net, Serve::example().xdp_mode(mode));
     let tx = |d: &Daemon| d.metrics().value("dnsxdp_xdp_packets_total", &[("action", "tx")]);
 
     for family in Family::BOTH {

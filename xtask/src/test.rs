@@ -20,7 +20,8 @@ pub fn run(extra: &[String]) -> Result<()> {
     let root = cmd::repo_root();
     let bin = root.join("target/release/dns-xdp");
     let mut test = cmd::cargo();
-    test.current_dir(&root).args(["test", "--release"]);
+    // --no-fail-fast: one failing test binary must not hide the results of the others.
+    test.current_dir(&root).args(["test", "--release", "--no-fail-fast"]);
     for p in TEST_PACKAGES {
         test.args(["-p", p]);
     }
