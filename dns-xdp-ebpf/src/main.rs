@@ -1,11 +1,90 @@
+//! dns_xdp: answers DNS queries whose response the daemon precompiled into ANSWERS, straight from
+//! the driver; passes everything else to the kernel stack (ARCHITECTURE.md section 4).
 #![no_std]
 #![no_main]
 
+mod cursor;
+mod dns;
+mod l2l3;
+mod maps;
+mod respond;
+mod stats;
+
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dns_xdp_common::{MAX_ANSWER_LEN, VALUE_FLAG_SIGNED, stat};
+
+/// How a packet leaves the program when it is not answered.
+#[derive(Clone, Copy)]
+pub enum Exit {
+    /// To the kernel stack, counted under this `stat::PASS_*` reason.
+    Pass(u32),
+    /// Broken and addressed to us, counted under this `stat::DROP_*` reason.
+    Drop(u32),
+    /// An invariant failed after the packet was modified: it must not go anywhere.
+    Aborted,
+}
 
 #[xdp]
-pub fn dns_xdp(_ctx: XdpContext) -> u32 {
+pub fn dns_xdp(ctx: XdpContext) -> u32 {
+    stats::inc(stat::RX);
+    match try_dns_xdp(&ctx) {
+        Ok(rcode) => {
+            stats::inc(stat::ACTION_TX);
+            stats::inc(stat::TX_RCODE_BASE + u32::from(rcode & 0xf));
+            xdp_action::XDP_TX
+        }
+        Err(Exit::Pass(reason)) => {
+            stats::inc(stat::ACTION_PASS);
+            stats::inc(reason);
+            xdp_action::XDP_PASS
+        }
+        Err(Exit::Drop(reason)) => {
+            stats::inc(stat::ACTION_DROP);
+            stats::inc(reason);
+            xdp_action::XDP_DROP
+        }
+        Err(Exit::Aborted) => {
+            stats::inc(stat::ACTION_ABORTED);
+            xdp_action::XDP_ABORTED
+        }
+    }
+}
+
+/// Does nothing. The test bed attaches it to the client end of a veth pair: veth delivers a
+/// native-mode XDP_TX frame only to a peer that runs an XDP program itself.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+/// Returns the RCODE of the reply left in the packet, or how else the packet leaves.
+#[inline(always)]
+fn try_dns_xdp(ctx: &XdpContext) -> Result<u8, Exit> {
+    let config = maps::config().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
+    if config.enabled == 0 {
+        return Err(Exit::Pass(stat::PASS_DISABLED));
+    }
+    let frame = l2l3::parse(ctx, config.dns_port)?;
+    let scratch = maps::scratch().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
+    let query = dns::parse(ctx, &frame, scratch)?;
+
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; dns::parse left a complete key in it.
+    let value = maps::answer(unsafe { &(*scratch).key }).ok_or(Exit::Pass(stat::PASS_MISS))?;
+    let data_len = value.data_len as usize;
+    // The daemon never stores more; a value claiming it is not ours to trust.
+    if data_len > MAX_ANSWER_LEN {
+        return Err(Exit::Pass(stat::PASS_MISS));
+    }
+    // An unsigned answer to a DO=1 query for a signed zone would be wrong: the daemon adds RRSIGs.
+    if value.value_flags & VALUE_FLAG_SIGNED != 0 && query.dnssec_ok {
+        return Err(Exit::Pass(stat::PASS_DNSSEC));
+    }
+    // The daemon truncates (TC=1) what the client cannot take.
+    if respond::reply_len(&query, data_len) > query.client_limit {
+        return Err(Exit::Pass(stat::PASS_TOO_BIG));
+    }
+    respond::build(ctx, &frame, &query, value, config, scratch)?;
+    Ok((value.flags & 0xf) as u8)
 }
 
 #[cfg(not(test))]

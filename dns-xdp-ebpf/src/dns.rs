@@ -1,0 +1,249 @@
+//! The DNS side of the gate: header checks, the qname walk and its lowercased copy into the map
+//! key, the question's type and class, and the OPT record (RFC 6891).
+
+use aya_ebpf::programs::XdpContext;
+use dns_xdp_common::{KEY_NAME_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_QNAME_LEN, Scratch, stat};
+
+use crate::{Exit, cursor, l2l3::Frame};
+
+pub const DNS_HLEN: usize = 12;
+/// QTYPE + QCLASS after the qname.
+pub const QTAIL_LEN: usize = 4;
+/// An OPT RR without options: root name, TYPE, CLASS, TTL, RDLEN.
+pub const OPT_LEN: usize = 11;
+
+pub const FLAG_QR: u16 = 0x8000;
+pub const FLAG_TC: u16 = 0x0200;
+pub const FLAG_RD: u16 = 0x0100;
+pub const FLAG_CD: u16 = 0x0010;
+const OPCODE_MASK: u16 = 0x7800;
+const CLASS_IN: u16 = 1;
+const TYPE_OPT: u16 = 41;
+/// DO bit in the OPT TTL's flags half (RFC 3225).
+pub const EDNS_DO: u16 = 0x8000;
+
+/// 4-byte words of a key name: the lowercasing copy works a word at a time.
+const KEY_NAME_WORDS: usize = KEY_NAME_LEN / 4;
+
+#[repr(C)]
+pub struct DnsHdr {
+    pub id: [u8; 2],
+    pub flags: [u8; 2],
+    pub qdcount: [u8; 2],
+    pub ancount: [u8; 2],
+    pub nscount: [u8; 2],
+    pub arcount: [u8; 2],
+}
+
+/// What the reply needs to know about the query.
+#[derive(Clone, Copy)]
+pub struct Query {
+    pub flags: u16,
+    /// Wire length of the qname, root label included (1..=255).
+    pub qname_len: usize,
+    /// QTYPE and QCLASS exactly as received, for the checksum.
+    pub qtail: [u8; QTAIL_LEN],
+    pub edns: bool,
+    pub dnssec_ok: bool,
+    /// max(512, requestor's payload size) with EDNS, else 512 (RFC 6891 section 6.2.5).
+    pub client_limit: usize,
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Checks the query and leaves its key (lowercased qname, qtype) in `scratch.key` and its
+/// original-case qname, zero-padded, in `scratch.raw`.
+#[inline(always)]
+pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Query, Exit> {
+    let msg_len = frame.msg_len;
+    if msg_len < DNS_HLEN {
+        return Err(Exit::Pass(stat::PASS_HEADER));
+    }
+    let hdr: *const DnsHdr =
+        cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Pass(stat::PASS_HEADER))?;
+    // SAFETY: bounds checked by ptr_at.
+    let (flags, qd, an, ns, ar) = unsafe {
+        (
+            be16((*hdr).flags),
+            be16((*hdr).qdcount),
+            be16((*hdr).ancount),
+            be16((*hdr).nscount),
+            be16((*hdr).arcount),
+        )
+    };
+    // A plain QUERY with one question and nothing else but maybe an OPT; TC=1 queries are
+    // legal but odd enough to leave to the daemon.
+    if flags & (FLAG_QR | OPCODE_MASK | FLAG_TC) != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
+        return Err(Exit::Pass(stat::PASS_HEADER));
+    }
+
+    let qname_len = fill_key(scratch, walk_qname(ctx, frame, scratch)?)?;
+    let qtail_off = DNS_HLEN + qname_len;
+    if qtail_off + QTAIL_LEN > msg_len {
+        return Err(Exit::Pass(stat::PASS_QNAME));
+    }
+    let mut qtail = [0u8; QTAIL_LEN];
+    cursor::load(ctx, frame.dns_off + qtail_off, qtail.as_mut_ptr(), QTAIL_LEN)
+        .ok_or(Exit::Pass(stat::PASS_QNAME))?;
+    if be16([qtail[2], qtail[3]]) != CLASS_IN {
+        return Err(Exit::Pass(stat::PASS_QCLASS));
+    }
+
+    let opt_off = qtail_off + QTAIL_LEN;
+    let mut query = Query {
+        flags,
+        qname_len,
+        qtail,
+        edns: false,
+        dnssec_ok: false,
+        client_limit: dns_xdp_common::MIN_UDP_PAYLOAD as usize,
+    };
+    if ar == 0 {
+        // Bytes after the question that no count accounts for: let the daemon judge them.
+        if opt_off != msg_len {
+            return Err(Exit::Pass(stat::PASS_HEADER));
+        }
+    } else {
+        parse_opt(ctx, frame, opt_off, &mut query)?;
+    }
+
+    // SAFETY: `scratch` is the per-CPU SCRATCH value.
+    unsafe { (*scratch).key.qtype = be16([qtail[0], qtail[1]]) };
+    Ok(query)
+}
+
+/// Copies the qname into `scratch.raw` and finds its length. Every malformed or unusual name
+/// passes: compression (never in a query's question in practice), the 0x40/0x80 label types,
+/// labels over 63, names over 255, names running past the message.
+#[inline(always)]
+fn walk_qname(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<usize, Exit> {
+    let avail = frame.msg_len - DNS_HLEN;
+    // Need at least a root label, QTYPE and QCLASS; the lower bound also proves len > 0 to
+    // the verifier for the helper below.
+    if avail < 1 + QTAIL_LEN {
+        return Err(Exit::Pass(stat::PASS_QNAME));
+    }
+    let copy = if avail > KEY_NAME_LEN { KEY_NAME_LEN } else { avail };
+    // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run; raw holds
+    // KEY_NAME_LEN + 4 bytes and copy <= KEY_NAME_LEN.
+    let raw = unsafe { (*scratch).raw.as_mut_ptr() };
+    cursor::load(ctx, frame.dns_off + DNS_HLEN, raw, copy).ok_or(Exit::Pass(stat::PASS_QNAME))?;
+
+    let mut idx = 0usize;
+    // MAX_LABELS: a 255-byte name has at most 128 labels (root included), so the walk ends by
+    // then; the verifier needs the constant bound.
+    for _ in 0..MAX_LABELS {
+        // idx < MAX_QNAME_LEN keeps the name within 255 bytes and the read inside raw.
+        if idx >= MAX_QNAME_LEN || idx >= copy {
+            return Err(Exit::Pass(stat::PASS_QNAME));
+        }
+        // SAFETY: idx < MAX_QNAME_LEN < raw.len().
+        let len = unsafe { *raw.add(idx) } as usize;
+        if len == 0 {
+            return Ok(idx + 1);
+        }
+        if len > MAX_LABEL_LEN {
+            return Err(Exit::Pass(stat::PASS_QNAME));
+        }
+        idx += len + 1;
+    }
+    Err(Exit::Pass(stat::PASS_QNAME))
+}
+
+/// The OPT must be the one additional record, at its real position right after the question,
+/// and end exactly where the message ends.
+#[inline(always)]
+fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query) -> Result<(), Exit> {
+    if opt_off + OPT_LEN > frame.msg_len {
+        return Err(Exit::Pass(stat::PASS_EDNS));
+    }
+    let mut opt = [0u8; OPT_LEN];
+    cursor::load(ctx, frame.dns_off + opt_off, opt.as_mut_ptr(), OPT_LEN)
+        .ok_or(Exit::Pass(stat::PASS_EDNS))?;
+    let rtype = be16([opt[1], opt[2]]);
+    let payload = be16([opt[3], opt[4]]);
+    let version = opt[6];
+    let ext_flags = be16([opt[7], opt[8]]);
+    let rdlen = be16([opt[9], opt[10]]) as usize;
+    // Options inside RDATA are not inspected (the daemon ignores them too); they only have to
+    // fit exactly. Version > 0 goes to the daemon, which answers BADVERS (RFC 6891 6.1.3).
+    if opt[0] != 0 || rtype != TYPE_OPT || opt_off + OPT_LEN + rdlen != frame.msg_len || version != 0 {
+        return Err(Exit::Pass(stat::PASS_EDNS));
+    }
+    query.edns = true;
+    query.dnssec_ok = ext_flags & EDNS_DO != 0;
+    if payload as usize > query.client_limit {
+        query.client_limit = payload as usize;
+    }
+    Ok(())
+}
+
+/// ASCII-lowercases the four bytes of `w` (SWAR): a byte gets 0x20 iff it is in b'A'..=b'Z'.
+/// Length octets are < 0x40, so they never match.
+#[inline(always)]
+fn lower4(w: u32) -> u32 {
+    let heptets = w & 0x7f7f_7f7f;
+    // High bit of each byte set iff its low seven bits are >= b'A' (0x80 - 0x41 = 0x3f) and
+    // > b'Z' (0x7f - 0x5a = 0x25); neither sum carries into the next byte.
+    let ge_a = heptets.wrapping_add(0x3f3f_3f3f);
+    let gt_z = heptets.wrapping_add(0x2525_2525);
+    let upper = ge_a & !gt_z & !w & 0x8080_8080;
+    w | (upper >> 2)
+}
+
+/// Builds the key name from `raw` a word at a time and returns the qname length.
+///
+/// The last word is masked so both `raw` and the key are zero past the name (the checksum
+/// reads `raw` in 4-byte steps); if the previous packet's name was longer, the key is cleared
+/// first. The length goes through `scratch.prev_len` and comes back as a value the verifier
+/// cannot know: otherwise each of the walk's 128 exits would carry its own exact range through
+/// the rest of the program and verification would blow past its 1M-instruction budget.
+#[inline(always)]
+fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
+    // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run. The kernel
+    // allocates map values 8-byte aligned and key.name is at offset 0, so u64 accesses to it
+    // are aligned; raw is at offset 260, so its u32 accesses are. Every index below is checked
+    // against the arrays' sizes (KEY_NAME_WORDS u32 words, KEY_NAME_LEN / 8 u64 words).
+    unsafe {
+        let prev_len = (*scratch).prev_len as usize;
+        (*scratch).prev_len = walked_len as u32;
+        let qname_len = core::ptr::read_volatile(&(*scratch).prev_len) as usize;
+        if qname_len == 0 || qname_len > MAX_QNAME_LEN {
+            return Err(Exit::Pass(stat::PASS_QNAME));
+        }
+        let key = (*scratch).key.name.as_mut_ptr();
+        if prev_len > qname_len {
+            // Branch-free 32 stores beat a loop over the stale tail.
+            let key64 = key.cast::<u64>();
+            for i in 0..KEY_NAME_LEN / 8 {
+                *key64.add(i) = 0;
+            }
+        }
+        let key = key.cast::<u32>();
+        let raw = (*scratch).raw.as_mut_ptr().cast::<u32>();
+        let words = (qname_len + 3) / 4;
+        // KEY_NAME_WORDS: a 255-byte name fills at most 64 words.
+        for k in 0..KEY_NAME_WORDS {
+            if k >= words {
+                break;
+            }
+            let mut w = *raw.add(k);
+            let rest = qname_len - 4 * k;
+            if rest < 4 {
+                // Little-endian: the name's bytes are the low `rest` bytes of the word.
+                w &= (1u32 << (8 * rest)) - 1;
+                *raw.add(k) = w;
+            }
+            *key.add(k) = lower4(w);
+        }
+        // The ABI promises at least 4 zero bytes after the raw name: raw has KEY_NAME_WORDS + 1
+        // words, so index `words` (<= KEY_NAME_WORDS) is inside it.
+        if words <= KEY_NAME_WORDS {
+            *raw.add(words) = 0;
+        }
+        Ok(qname_len)
+    }
+}

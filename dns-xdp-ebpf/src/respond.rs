@@ -1,0 +1,217 @@
+//! Turns the query into the reply in place: resize, swap addresses, rewrite the DNS header,
+//! append the precompiled answer and our OPT, fix lengths and checksums.
+
+use aya_ebpf::{helpers::bpf_csum_diff, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
+use dns_xdp_common::{AnswerValue, Scratch, XdpConfig, stat};
+
+use crate::{
+    Exit, cursor,
+    dns::{DNS_HLEN, DnsHdr, EDNS_DO, FLAG_CD, FLAG_RD, OPT_LEN, QTAIL_LEN, Query},
+    l2l3::{EthHdr, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
+};
+
+/// TTL / hop limit of our replies (the Linux default).
+const REPLY_TTL: u8 = 64;
+const IPPROTO_UDP: u8 = 17;
+/// Longest qname checksummed from scratch.raw, rounded to the 4-byte steps of bpf_csum_diff.
+const RAW_CSUM_MAX: usize = 256;
+
+/// Bytes of the DNS reply: header, question as received, answer data, our OPT if the query had one.
+#[inline(always)]
+pub fn reply_len(query: &Query, data_len: usize) -> usize {
+    DNS_HLEN + query.qname_len + QTAIL_LEN + data_len + if query.edns { OPT_LEN } else { 0 }
+}
+
+/// Ones'-complement sum helpers. Every word is read in memory order (native little-endian
+/// loads of network-order bytes): the sum is byte-order independent (RFC 1071 2(B)), so storing
+/// the folded result with the same native order yields the right checksum bytes.
+#[inline(always)]
+fn ne16(b: [u8; 2]) -> u64 {
+    u16::from_ne_bytes(b) as u64
+}
+
+#[inline(always)]
+fn fold(mut sum: u64) -> u16 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The sum of a block that starts at an odd offset of the checksummed stream: each byte sits in
+/// the other half of its 16-bit word, which swaps the bytes of the block's folded sum.
+#[inline(always)]
+fn at_parity(sum16: u16, odd: bool) -> u64 {
+    (if odd { sum16.swap_bytes() } else { sum16 }) as u64
+}
+
+#[inline(always)]
+pub fn build(
+    ctx: &XdpContext,
+    frame: &crate::l2l3::Frame,
+    query: &Query,
+    value: &AnswerValue,
+    config: &XdpConfig,
+    scratch: *mut Scratch,
+) -> Result<(), Exit> {
+    let data_len = value.data_len as usize;
+    let dns_len = reply_len(query, data_len);
+    let udp_len = UDP_HLEN + dns_len;
+    let new_len = frame.dns_off + dns_len;
+
+    // Shrinks away the query's OPT and any Ethernet padding, or grows for the answer.
+    let delta = new_len as i32 - cursor::frame_len(ctx) as i32;
+    if delta != 0 {
+        // SAFETY: the helper validates delta against the frame's head- and tailroom.
+        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+            return Err(Exit::Pass(stat::PASS_RESIZE));
+        }
+    }
+    // The resize invalidated every packet pointer: all are re-derived (and re-checked) below.
+    // A failure now would leave a half-written packet, which must not be passed on.
+    if cursor::frame_len(ctx) != new_len {
+        return Err(Exit::Aborted);
+    }
+
+    let mut sum: u64 = 0;
+
+    let eth: *mut EthHdr = cursor::ptr_at(ctx, 0).ok_or(Exit::Aborted)?;
+    // SAFETY: bounds checked by ptr_at; the header lies in the packet we own for this run.
+    unsafe {
+        let dst = (*eth).dst;
+        (*eth).dst = (*eth).src;
+        (*eth).src = dst;
+    }
+
+    if frame.ipv6 {
+        let ip: *mut Ipv6Hdr = cursor::ptr_at(ctx, frame.l3_off).ok_or(Exit::Aborted)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            let src = (*ip).saddr;
+            (*ip).saddr = (*ip).daddr;
+            (*ip).daddr = src;
+            (*ip).payload_len = (udp_len as u16).to_be_bytes();
+            (*ip).hop_limit = REPLY_TTL;
+            // Pseudo header (RFC 8200 8.1): addresses, upper-layer length, next header.
+            for i in 0..8 {
+                sum += ne16([(*ip).saddr[2 * i], (*ip).saddr[2 * i + 1]]);
+                sum += ne16([(*ip).daddr[2 * i], (*ip).daddr[2 * i + 1]]);
+            }
+        }
+    } else {
+        let ip: *mut Ipv4Hdr = cursor::ptr_at(ctx, frame.l3_off).ok_or(Exit::Aborted)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            let src = (*ip).saddr;
+            (*ip).saddr = (*ip).daddr;
+            (*ip).daddr = src;
+            (*ip).tot_len = ((IPV4_HLEN + udp_len) as u16).to_be_bytes();
+            (*ip).ttl = REPLY_TTL;
+            (*ip).check = [0, 0];
+            let words = ip.cast::<[u8; 2]>();
+            let mut hsum: u64 = 0;
+            // IPV4_HLEN / 2 words: IHL is 5 (l2l3 checked it).
+            for i in 0..IPV4_HLEN / 2 {
+                hsum += ne16(*words.add(i));
+            }
+            (*ip).check = (!fold(hsum)).to_ne_bytes();
+            // Pseudo header (RFC 768): addresses, zero + protocol, UDP length.
+            for i in 0..2 {
+                sum += ne16([(*ip).saddr[2 * i], (*ip).saddr[2 * i + 1]]);
+                sum += ne16([(*ip).daddr[2 * i], (*ip).daddr[2 * i + 1]]);
+            }
+        }
+    }
+    sum += ne16([0, IPPROTO_UDP]);
+    sum += ne16((udp_len as u16).to_be_bytes());
+
+    let udp: *mut UdpHdr = cursor::ptr_at(ctx, frame.l4_off).ok_or(Exit::Aborted)?;
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        let src = (*udp).source;
+        (*udp).source = (*udp).dest;
+        (*udp).dest = src;
+        (*udp).len = (udp_len as u16).to_be_bytes();
+        (*udp).check = [0, 0];
+        sum += ne16((*udp).source) + ne16((*udp).dest) + ne16((*udp).len);
+    }
+
+    let flags = value.flags | (query.flags & (FLAG_RD | FLAG_CD));
+    let arcount = value.arcount + query.edns as u16;
+    let hdr: *mut DnsHdr = cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Aborted)?;
+    // SAFETY: bounds checked by ptr_at. The ID stays as the client sent it.
+    unsafe {
+        (*hdr).flags = flags.to_be_bytes();
+        (*hdr).qdcount = 1u16.to_be_bytes();
+        (*hdr).ancount = value.ancount.to_be_bytes();
+        (*hdr).nscount = value.nscount.to_be_bytes();
+        (*hdr).arcount = arcount.to_be_bytes();
+        sum += ne16((*hdr).id);
+    }
+    sum += ne16(flags.to_be_bytes()) + ne16(1u16.to_be_bytes());
+    sum += ne16(value.ancount.to_be_bytes()) + ne16(value.nscount.to_be_bytes());
+    sum += ne16(arcount.to_be_bytes());
+
+    // The question stays in the packet untouched; its checksum comes from the zero-padded copy
+    // in scratch.raw, which starts at an even offset (8 + 12) of the UDP datagram.
+    let raw_len = (query.qname_len + 3) & !3;
+    if raw_len > RAW_CSUM_MAX {
+        return Err(Exit::Aborted);
+    }
+    // SAFETY: raw holds KEY_NAME_LEN + 4 bytes >= raw_len, a multiple of 4 as the helper wants.
+    let raw_sum = unsafe {
+        bpf_csum_diff(
+            core::ptr::null_mut(),
+            0,
+            (*scratch).raw.as_mut_ptr().cast(),
+            raw_len as u32,
+            0,
+        )
+    };
+    if raw_sum < 0 {
+        return Err(Exit::Aborted);
+    }
+    sum += raw_sum as u64 & 0xffff_ffff;
+
+    // QTYPE/QCLASS, the answer and the OPT follow the qname: at odd offsets if its length is odd.
+    let odd_q = query.qname_len & 1 == 1;
+    let qt = query.qtail;
+    sum += at_parity(fold(ne16([qt[0], qt[1]]) + ne16([qt[2], qt[3]])), odd_q);
+
+    let data_off = frame.dns_off + DNS_HLEN + query.qname_len + QTAIL_LEN;
+    if data_len > 0 {
+        cursor::store(ctx, data_off, value.data.as_ptr(), data_len).ok_or(Exit::Aborted)?;
+        // data_csum is the big-endian-word sum of data from an even offset; in memory-order
+        // terms that is its byte swap, and an odd start swaps it once more.
+        sum += at_parity(value.data_csum.swap_bytes(), odd_q);
+    }
+
+    if query.edns {
+        let ext_flags: u16 = if query.dnssec_ok { EDNS_DO } else { 0 };
+        let payload = config.edns_payload.to_be_bytes();
+        let fl = ext_flags.to_be_bytes();
+        // Root name, TYPE OPT, CLASS = our payload size, ext-RCODE 0, version 0, DO echoed,
+        // RDLEN 0 (RFC 6891 6.1.2; no options echoed). A 12th zero byte pads the checksum.
+        let opt: [u8; OPT_LEN + 1] = [0, 0, 41, payload[0], payload[1], 0, 0, fl[0], fl[1], 0, 0, 0];
+        cursor::store(ctx, data_off + data_len, opt.as_ptr(), OPT_LEN).ok_or(Exit::Aborted)?;
+        let mut osum: u64 = 0;
+        // (OPT_LEN + 1) / 2 words: the padded record.
+        for i in 0..(OPT_LEN + 1) / 2 {
+            osum += ne16([opt[2 * i], opt[2 * i + 1]]);
+        }
+        sum += at_parity(fold(osum), odd_q != (data_len & 1 == 1));
+    }
+
+    // Never trust the query's checksum (veth with tx offload delivers a partial one): this
+    // one is computed from scratch. 0 means "no checksum" on IPv4 and is illegal on IPv6:
+    // send 0xffff, its ones'-complement twin (RFC 768, RFC 8200 8.1).
+    let mut check = !fold(sum);
+    if check == 0 {
+        check = 0xffff;
+    }
+    let udp: *mut UdpHdr = cursor::ptr_at(ctx, frame.l4_off).ok_or(Exit::Aborted)?;
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { (*udp).check = check.to_ne_bytes() };
+    Ok(())
+}
