@@ -244,6 +244,11 @@ fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
         if words <= KEY_NAME_WORDS {
             *raw.add(words) = 0;
         }
+        // Once more after the loop, whose 64 exits would otherwise each carry their own state.
+        let qname_len = core::ptr::read_volatile(&(*scratch).prev_len) as usize;
+        if qname_len == 0 || qname_len > MAX_QNAME_LEN {
+            return Err(Exit::Pass(stat::PASS_QNAME));
+        }
         Ok(qname_len)
     }
 }
