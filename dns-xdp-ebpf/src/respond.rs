@@ -15,6 +15,8 @@ const REPLY_TTL: u8 = 64;
 const IPPROTO_UDP: u8 = 17;
 /// Longest qname checksummed from scratch.raw, rounded to the 4-byte steps of bpf_csum_diff.
 const RAW_CSUM_MAX: usize = 256;
+const IPV4_ADDR_WORDS: usize = 2;
+const IPV6_ADDR_WORDS: usize = 8;
 
 /// Bytes of the DNS reply: header, question as received, answer data, our OPT if the query had one.
 #[inline(always)]
@@ -97,7 +99,8 @@ pub fn build(
             (*ip).payload_len = (udp_len as u16).to_be_bytes();
             (*ip).hop_limit = REPLY_TTL;
             // Pseudo header (RFC 8200 8.1): addresses, upper-layer length, next header.
-            for i in 0..8 {
+            // IPV6_ADDR_WORDS: 16-byte addresses, 8 words each.
+            for i in 0..IPV6_ADDR_WORDS {
                 sum += ne16([(*ip).saddr[2 * i], (*ip).saddr[2 * i + 1]]);
                 sum += ne16([(*ip).daddr[2 * i], (*ip).daddr[2 * i + 1]]);
             }
@@ -120,7 +123,8 @@ pub fn build(
             }
             (*ip).check = (!fold(hsum)).to_ne_bytes();
             // Pseudo header (RFC 768): addresses, zero + protocol, UDP length.
-            for i in 0..2 {
+            // IPV4_ADDR_WORDS: 4-byte addresses, 2 words each.
+            for i in 0..IPV4_ADDR_WORDS {
                 sum += ne16([(*ip).saddr[2 * i], (*ip).saddr[2 * i + 1]]);
                 sum += ne16([(*ip).daddr[2 * i], (*ip).daddr[2 * i + 1]]);
             }
