@@ -3,6 +3,7 @@
 //! Every subcommand that compiles bootstraps the toolchain first (nightly + rust-src + bpf-linker built
 //! against the nightly's LLVM; see ARCHITECTURE.md section 5), so a fresh checkout needs only rustup.
 
+mod bench;
 mod bootstrap;
 mod cmd;
 mod demo;
@@ -34,11 +35,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// The benchmark suite (not written yet).
-    Bench {
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
+    /// The benchmark suite: dns-xdp beside knotd and NSD in a netns pair (see BENCHMARKS.md).
+    Bench(bench::Options),
 }
 
 fn main() -> Result<()> {
@@ -50,14 +48,7 @@ fn main() -> Result<()> {
             demo::build_and_load(&args)
         }
         Task::Test { args } => test::run(&args),
-        Task::Bench { args: _ } => {
-            bootstrap::ensure()?;
-            eprintln!(
-                "xtask bench: the benchmark suite comes with the benchmark issue; \
-                 nothing to run yet (the toolchain is bootstrapped)"
-            );
-            Ok(())
-        }
+        Task::Bench(opts) => bench::run(&opts),
     }
 }
 

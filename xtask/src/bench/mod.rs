@@ -1,0 +1,348 @@
+//! `cargo xtask bench`: dns-xdp side by side with Knot DNS and NSD on one machine.
+//!
+//! Two network namespaces joined by a veth pair (netbed.rs), a generated 10,000-name zone (zone.rs), each
+//! server in turn (servers.rs) under dnsperf and kxdpgun over IPv4 and IPv6 (load.rs), servers interleaved
+//! across repetitions so slow drifts in machine load hit all of them alike. Every figure lands in
+//! `target/bench/<UTC stamp>/results.json` as soon as it is measured (results.rs); the summary
+//! (report.rs) and PNG plots (plot.rs) are drawn from that file, and a full run publishes them to
+//! BENCHMARKS.md and benchmarks/*.png. Later suites (propagation, large zones) add loads and servers here.
+
+mod load;
+mod netbed;
+mod plot;
+mod proc;
+mod report;
+mod results;
+mod servers;
+mod xdpstats;
+mod zone;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cmd;
+use load::{Load, LOADS, Params, QueryMix, Tool};
+use results::{Meta, Results, Run};
+use servers::Server;
+
+/// Settle time after a server is ready and between loads, so one load's tail does not bleed into the next.
+const SETTLE: Duration = Duration::from_millis(500);
+
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// Smoke mode (1 repetition, 1 s per load, under 3 minutes); does not touch BENCHMARKS.md unless --publish.
+    #[arg(long)]
+    quick: bool,
+    /// Repetitions (servers interleaved in each); default 3, or 1 with --quick.
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Seconds per load; default 5, or 1 with --quick.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Servers to run (comma-separated); default all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    servers: Vec<Server>,
+    /// Loads to run, by id (comma-separated, e.g. dnsperf-max-v4,kxdpgun-v4); default all.
+    #[arg(long, value_delimiter = ',')]
+    loads: Vec<String>,
+    /// Fixed rate of the latency loads, queries/s.
+    #[arg(long, default_value_t = 20_000)]
+    latency_qps: u32,
+    /// Rate kxdpgun offers, queries/s (above what the veth path carries).
+    #[arg(long, default_value_t = 2_000_000)]
+    kxdpgun_qps: u32,
+    /// Use target/release/dns-xdp as it is instead of building first.
+    #[arg(long)]
+    no_build: bool,
+    /// Write BENCHMARKS.md and benchmarks/*.png from this run (default for full runs, not for --quick).
+    #[arg(long, conflicts_with = "no_publish")]
+    publish: bool,
+    /// Do not write BENCHMARKS.md, only target/bench/<stamp>/.
+    #[arg(long)]
+    no_publish: bool,
+    /// Measure nothing: redraw summary and plots from an existing target/bench/<stamp> directory.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    let publish = opts.publish || !(opts.quick || opts.no_publish);
+    if let Some(dir) = &opts.report {
+        let r = Results::read(&dir.join("results.json"))?;
+        return render(&r, dir, publish);
+    }
+    let loads: Vec<Load> = if opts.loads.is_empty() {
+        LOADS.to_vec()
+    } else {
+        opts.loads
+            .iter()
+            .map(|id| load::load_by_id(id).with_context(|| format!("unknown load `{id}`; known: {}", load_ids())))
+            .collect::<Result<_>>()?
+    };
+    let servers = if opts.servers.is_empty() { Server::ALL.to_vec() } else { opts.servers.clone() };
+    let reps = opts.reps.unwrap_or(if opts.quick { 1 } else { 3 }).max(1);
+    let params = Params {
+        duration_s: opts.duration.unwrap_or(if opts.quick { 1 } else { 5 }).max(1),
+        dnsperf_clients: 4,
+        dnsperf_outstanding: 200,
+        latency_qps: opts.latency_qps,
+        kxdpgun_qps: opts.kxdpgun_qps,
+    };
+
+    proc::catch_stop_signals();
+    ensure_tools()?;
+    if !opts.no_build {
+        crate::build()?;
+    }
+    let dns_xdp = cmd::repo_root().join("target/release/dns-xdp");
+    if !dns_xdp.is_file() {
+        bail!("{} not found: run `cargo xtask build` (or drop --no-build)", dns_xdp.display());
+    }
+
+    let started = results::utc_stamp();
+    let out = cmd::repo_root().join("target/bench").join(&started);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let files = zone::write(&out)?;
+    let mut r = Results {
+        meta: Meta {
+            started: started.clone(),
+            command: format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+            quick: opts.quick,
+            reps,
+            params: params.clone(),
+            machine: results::machine(),
+            versions: servers::versions(&dns_xdp),
+            loadavg_start: results::loadavg(),
+            loadavg_end: None,
+            wall_time_s: None,
+            notes: notes(),
+        },
+        runs: Vec::new(),
+    };
+    let json = out.join("results.json");
+    eprintln!("bench: writing {}", json.display());
+    let clock = Instant::now();
+
+    let measured = {
+        let stats = xdpstats::BpfStats::enable();
+        if !stats.enabled() {
+            r.meta.notes.push("bpf_stats could not be enabled: no XDP ns/packet figures".into());
+        }
+        let mut bed = netbed::Netbed::create(&dns_xdp)?;
+        measure(&mut r, &mut bed, &servers, &loads, &files, &dns_xdp, &out, &json)
+        // bed, then stats, drop here: namespaces (and every XDP program on them) go, bpf_stats is restored.
+    };
+
+    r.meta.loadavg_end = Some(results::loadavg());
+    r.meta.wall_time_s = Some(clock.elapsed().as_secs_f64());
+    r.write(&json)?;
+    match measured {
+        Ok(()) => render(&r, &out, publish),
+        Err(e) => {
+            // Keep what was measured readable, but never publish a partial run.
+            let _ = render(&r, &out, false);
+            Err(e)
+        }
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename these")]
+fn measure(
+    r: &mut Results,
+    bed: &mut netbed::Netbed,
+    servers: &[Server],
+    loads: &[Load],
+    files: &zone::Files,
+    dns_xdp: &Path,
+    out: &Path,
+    json: &Path,
+) -> Result<()> {
+    let reps = r.meta.reps;
+    let params = r.meta.params.clone();
+    for rep in 0..reps {
+        // Rotate the order each repetition: no server always runs first, right after zone generation.
+        let order: Vec<Server> = (0..servers.len()).map(|i| servers[(i + rep) % servers.len()]).collect();
+        for server in order {
+            proc::check_stop()?;
+            eprintln!("bench: rep {}/{reps}: {}", rep + 1, server.name());
+            let outcome = (|| -> Result<()> {
+                bed.ensure_xdp_pass()?;
+                let dir = servers::run_dir(out, rep, server);
+                let mut running = servers::start(server, dns_xdp, &files.zone, &dir)?;
+                proc::sleep(SETTLE);
+                for &l in loads {
+                    proc::check_stop()?;
+                    let run = one_load(rep, server, l, &params, files, bed);
+                    match (&run.figures, &run.error) {
+                        (Some(f), _) => eprintln!(
+                            "bench:   {:<20} {:>10} replies/s{}",
+                            l.id,
+                            f.replies_per_s.map(|x| format!("{x:.0}")).unwrap_or("-".into()),
+                            f.p99_ms.map(|p| format!("  p50 {:.3} ms p99 {p:.3} ms", f.p50_ms.unwrap_or(f64::NAN))).unwrap_or_default()
+                        ),
+                        (None, Some(e)) => eprintln!("bench:   {:<20} failed: {e}", l.id),
+                        (None, None) => {}
+                    }
+                    r.runs.push(run);
+                    r.write(json)?;
+                    running.alive()?;
+                    proc::sleep(SETTLE);
+                }
+                running.stop();
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                proc::check_stop()?;
+                // A server that fails to start or dies is a result too; the other servers still run.
+                eprintln!("bench: {} rep {}: {e:#}", server.name(), rep + 1);
+                r.runs.push(Run {
+                    rep,
+                    server: server.name().into(),
+                    load: "-".into(),
+                    loadavg_before: results::loadavg(),
+                    compilers_running: results::compilers_running(),
+                    figures: None,
+                    error: Some(format!("{e:#}")),
+                });
+                r.write(json)?;
+            }
+            // Whatever the server left on the veth goes before the next one starts.
+            netbed::detach_xdp(netbed::SRV_NS, netbed::SRV_IF);
+        }
+    }
+    Ok(())
+}
+
+/// Run one load against the running server, with dns-xdp's counters and bpf_stats around it.
+fn one_load(rep: usize, server: Server, l: Load, params: &Params, files: &zone::Files, bed: &mut netbed::Netbed) -> Run {
+    let mut run = Run {
+        rep,
+        server: server.name().into(),
+        load: l.id.into(),
+        loadavg_before: results::loadavg(),
+        compilers_running: results::compilers_running(),
+        figures: None,
+        error: None,
+    };
+    let result = (|| -> Result<load::Figures> {
+        if l.tool == Tool::Kxdpgun {
+            bed.release_client_xdp();
+        } else {
+            bed.ensure_xdp_pass()?;
+        }
+        let counters0 = server.is_dns_xdp().then(xdpstats::scrape).transpose()?;
+        let prog0 = xdpstats::prog_stats();
+        let query_file = match l.mix {
+            QueryMix::Hits => &files.hits,
+            QueryMix::Nx10 => &files.nx10,
+        };
+        let res = load::run(l, params, query_file, &bed.srv_mac);
+        if l.tool == Tool::Kxdpgun {
+            // kxdpgun leaves its program on the client veth.
+            bed.release_client_xdp();
+        }
+        let mut f = res?;
+        if server == Server::DnsXdp {
+            f.xdp_ns_per_packet = xdpstats::ns_per_packet(prog0, xdpstats::prog_stats());
+        }
+        if let Some(c0) = counters0 {
+            let c1 = xdpstats::scrape()?;
+            f.xdp_tx = Some(c1.xdp_tx.saturating_sub(c0.xdp_tx));
+            f.xdp_pass = Some(c1.xdp_pass.saturating_sub(c0.xdp_pass));
+            f.userspace_responses = Some(c1.userspace_responses.saturating_sub(c0.userspace_responses));
+        }
+        Ok(f)
+    })();
+    match result {
+        Ok(f) => run.figures = Some(f),
+        Err(e) => run.error = Some(format!("{e:#}")),
+    }
+    run
+}
+
+/// summary.md and plots in `dir`; with `publish`, also BENCHMARKS.md and benchmarks/*.png in the repo.
+fn render(r: &Results, dir: &Path, publish: bool) -> Result<()> {
+    let plots = plot::draw_all(r, dir);
+    std::fs::write(dir.join("summary.md"), report::markdown(r, &plots))?;
+    eprintln!("\n{}", report::terminal(r));
+    eprintln!("bench: summary in {}", dir.join("summary.md").display());
+    if publish {
+        let root = cmd::repo_root();
+        let pub_dir = root.join("benchmarks");
+        std::fs::create_dir_all(&pub_dir)?;
+        let mut published = Vec::new();
+        for (caption, file) in &plots {
+            std::fs::copy(dir.join(file), pub_dir.join(file)).with_context(|| format!("copying {file}"))?;
+            published.push((caption.clone(), format!("benchmarks/{file}")));
+        }
+        std::fs::write(root.join("BENCHMARKS.md"), report::markdown(r, &published))?;
+        eprintln!("bench: published BENCHMARKS.md and benchmarks/*.png");
+    }
+    Ok(())
+}
+
+fn notes() -> Vec<String> {
+    vec![
+        "Test bed: server and client network namespaces joined by one veth pair; servers and load generators \
+         share the same cores, unpinned."
+            .into(),
+        "Client veth for dnsperf loads: tx checksum offload off and a do-nothing XDP program (`dns-xdp xdp-pass`), \
+         which native XDP_TX over veth needs (ARCHITECTURE.md section 5); the same for every server. kxdpgun \
+         replaces it with its own AF_XDP program."
+            .into(),
+        "dns-xdp runs with --xdp-mode native (dns-xdp) or off (dns-xdp-off). knotd runs with its defaults \
+         (one UDP worker per core); knotd-xdp adds `xdp: listen: <veth>@53`."
+            .into(),
+        "NSD: server-count 2 (one per core, like knotd) and rrl-ratelimit 0 for every NSD run: Debian's default \
+         response rate limiting would throttle the NXDOMAIN mix."
+            .into(),
+        "kernel.bpf_stats_enabled=1 for the whole suite (every server alike), restored afterwards.".into(),
+        format!(
+            "Zone: {} names under {}, each with A and AAAA; queries: every name for A and AAAA, shuffled \
+             (hits), and the same with {}% NXDOMAIN (nx10).",
+            zone::NAMES,
+            zone::ORIGIN,
+            zone::NX_PERCENT
+        ),
+    ]
+}
+
+fn load_ids() -> String {
+    LOADS.iter().map(|l| l.id).collect::<Vec<_>>().join(", ")
+}
+
+/// Install what is missing from Debian (the suite runs as root, like the tests).
+fn ensure_tools() -> Result<()> {
+    let needed = [
+        ("knotd", "knot"),
+        ("kxdpgun", "knot-dnsutils"),
+        ("kdig", "knot-dnsutils"),
+        ("nsd", "nsd"),
+        ("dnsperf", "dnsperf"),
+        ("bpftool", "bpftool"),
+        ("ethtool", "ethtool"),
+        ("curl", "curl"),
+    ];
+    let mut missing: Vec<&str> = needed
+        .iter()
+        .filter(|(prog, _)| !cmd::on_path(prog) && !Path::new("/usr/sbin").join(prog).is_file())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").is_file() {
+        missing.push("fonts-dejavu-core");
+    }
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("bench: installing {}", missing.join(" "));
+    cmd::run(
+        cmd::command("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .with_context(|| format!("installing {} (try `apt-get update` first)", missing.join(" ")))
+}

@@ -1,0 +1,143 @@
+//! The test bed: a server and a client network namespace joined by one veth pair.
+//!
+//! Drop deletes both namespaces, which removes the veth pair and every XDP program on it (ours, knotd's,
+//! kxdpgun's), even after an error or Ctrl-C.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::proc::{self, Guard};
+use crate::cmd;
+
+pub const SRV_NS: &str = "dnsxdp-bench-srv";
+pub const CLI_NS: &str = "dnsxdp-bench-cli";
+pub const SRV_IF: &str = "vbench-srv";
+pub const CLI_IF: &str = "vbench-cli";
+/// RFC 2544 benchmarking range and a ULA prefix: never routed, so load cannot leak onto a real network.
+/// A different /24 than the demo and the tests, so the suite may run beside them.
+pub const SRV_V4: &str = "198.18.53.1";
+pub const CLI_V4: &str = "198.18.53.2";
+pub const SRV_V6: &str = "fd00:b:e4c4::1";
+pub const CLI_V6: &str = "fd00:b:e4c4::2";
+const XDP_PASS_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct Netbed {
+    pub srv_mac: String,
+    /// `dns-xdp xdp-pass` on the client veth: veth delivers native XDP_TX frames only to a peer that runs
+    /// an XDP program itself (ARCHITECTURE.md section 5). Stopped while kxdpgun owns the client veth.
+    xdp_pass: Option<Guard>,
+    dns_xdp: String,
+}
+
+impl Netbed {
+    pub fn create(dns_xdp: &Path) -> Result<Self> {
+        delete_namespaces(); // left over from a crash
+        let mut bed = Netbed { srv_mac: String::new(), xdp_pass: None, dns_xdp: dns_xdp.display().to_string() };
+        ip(&["netns", "add", SRV_NS])?;
+        ip(&["netns", "add", CLI_NS])?;
+        ip(&["link", "add", SRV_IF, "netns", SRV_NS, "type", "veth", "peer", "name", CLI_IF, "netns", CLI_NS])?;
+        for (ns, ifname, v4, v6) in [(SRV_NS, SRV_IF, SRV_V4, SRV_V6), (CLI_NS, CLI_IF, CLI_V4, CLI_V6)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
+            ip(&["-n", ns, "link", "set", ifname, "up"])?;
+        }
+        // With tx offload on, veth queries carry a partial UDP checksum and an XDP_TX reply built from one
+        // is dropped as corrupt (ARCHITECTURE.md section 5). Same for every server, so the bed stays fair.
+        cmd::run(
+            proc::in_netns(CLI_NS, "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()),
+        )
+        .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
+        bed.srv_mac = mac_of(SRV_NS, SRV_IF)?;
+        Ok(bed)
+    }
+
+    /// Make sure the do-nothing XDP program runs on the client veth (idempotent).
+    pub fn ensure_xdp_pass(&mut self) -> Result<()> {
+        if let Some(g) = self.xdp_pass.as_mut()
+            && g.try_wait()?.is_none()
+        {
+            return Ok(());
+        }
+        detach_xdp(CLI_NS, CLI_IF);
+        let mut c = proc::in_netns(CLI_NS, &self.dns_xdp);
+        c.args(["xdp-pass", "--iface", CLI_IF]).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut g = Guard::spawn(c)?;
+        let start = Instant::now();
+        while !xdp_attached(CLI_NS, CLI_IF) {
+            proc::check_stop()?;
+            if let Some(status) = g.try_wait()? {
+                bail!("`{}` exited early ({status})", g.what());
+            }
+            if start.elapsed() > XDP_PASS_DEADLINE {
+                bail!("no XDP program on {CLI_IF} after {XDP_PASS_DEADLINE:?} of `{}`", g.what());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.xdp_pass = Some(g);
+        Ok(())
+    }
+
+    /// Free the client veth for kxdpgun, which attaches its own program.
+    pub fn release_client_xdp(&mut self) {
+        if let Some(mut g) = self.xdp_pass.take() {
+            g.stop(Duration::from_secs(5));
+        }
+        detach_xdp(CLI_NS, CLI_IF);
+    }
+}
+
+impl Drop for Netbed {
+    fn drop(&mut self) {
+        self.release_client_xdp();
+        detach_xdp(SRV_NS, SRV_IF);
+        delete_namespaces();
+    }
+}
+
+/// Detach whatever XDP program is on `ifname` in `ns`: knotd and kxdpgun leave theirs attached on exit.
+pub fn detach_xdp(ns: &str, ifname: &str) {
+    for mode in ["xdp", "xdpgeneric"] {
+        let _ = Command::new("ip")
+            .args(["-n", ns, "link", "set", "dev", ifname, mode, "off"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The id of the XDP program attached to `ifname` in `ns`, if any.
+pub fn xdp_prog_id(ns: &str, ifname: &str) -> Option<u64> {
+    let out = Command::new("ip").args(["-n", ns, "-j", "link", "show", "dev", ifname]).output().ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.get(0)?.get("xdp")?.get("prog")?.get("id")?.as_u64()
+}
+
+pub fn xdp_attached(ns: &str, ifname: &str) -> bool {
+    xdp_prog_id(ns, ifname).is_some()
+}
+
+fn mac_of(ns: &str, ifname: &str) -> Result<String> {
+    let out = cmd::output(cmd::command("ip").args(["-n", ns, "-j", "link", "show", "dev", ifname]))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing `ip -j link show`")?;
+    v.get(0)
+        .and_then(|l| l.get("address"))
+        .and_then(|a| a.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no MAC address for {ifname} in {ns}"))
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    cmd::run(cmd::command("ip").args(args))
+        .context("setting up the benchmark network (needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+}
+
+fn delete_namespaces() {
+    for ns in [SRV_NS, CLI_NS] {
+        if Path::new("/run/netns").join(ns).exists() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The summary: medians, min-max and ratios to knotd (taken within each repetition), as Markdown.
+
+use std::fmt::Write as _;
+
+use super::load::{Figures, LOADS, Tool, load_by_id};
+use super::results::{Results, Run};
+use super::servers::Server;
+
+/// The reference every ratio is taken against.
+pub const BASELINE: Server = Server::Knot;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub fn stat(mut v: Vec<f64>) -> Option<Stat> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    Some(Stat { n, median, min: v[0], max: v[n - 1] })
+}
+
+/// Servers present in the results, in the fixed report order.
+pub fn servers(r: &Results) -> Vec<Server> {
+    Server::ALL.into_iter().filter(|s| r.runs.iter().any(|run| run.server == s.name())).collect()
+}
+
+fn figures<'a>(r: &'a Results, server: Server, load: &str) -> impl Iterator<Item = (usize, &'a Figures)> + 'a {
+    let name = server.name();
+    let load = load.to_owned();
+    r.runs
+        .iter()
+        .filter(move |run: &&Run| run.server == name && run.load == load)
+        .filter_map(|run| Some((run.rep, run.figures.as_ref()?)))
+}
+
+/// Stat of one figure of one (server, load) over the repetitions.
+pub fn over_reps(r: &Results, server: Server, load: &str, get: impl Fn(&Figures) -> Option<f64>) -> Option<Stat> {
+    stat(figures(r, server, load).filter_map(|(_, f)| get(f)).collect())
+}
+
+/// Stat of server/knotd for one figure, the ratio taken within each repetition (same minute, same noise).
+pub fn ratio_to_baseline(
+    r: &Results,
+    server: Server,
+    load: &str,
+    get: impl Fn(&Figures) -> Option<f64>,
+) -> Option<Stat> {
+    let base: Vec<(usize, f64)> = figures(r, BASELINE, load).filter_map(|(rep, f)| Some((rep, get(f)?))).collect();
+    let ratios = figures(r, server, load)
+        .filter_map(|(rep, f)| {
+            let (_, b) = base.iter().find(|(brep, _)| *brep == rep)?;
+            let v = get(f)?;
+            (*b > 0.0).then(|| v / b)
+        })
+        .collect();
+    stat(ratios)
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 10_000.0 { format!("{:.0}k", x / 1000.0) } else { format!("{x:.0}") }
+}
+
+fn fmt_ratio(s: Option<Stat>) -> String {
+    match s {
+        Some(s) if s.n > 1 => format!("{:.2} ({:.2}-{:.2})", s.median, s.min, s.max),
+        Some(s) => format!("{:.2}", s.median),
+        None => "-".into(),
+    }
+}
+
+/// The Markdown summary; `plots` are (caption, relative path) pairs to embed.
+pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
+    let m = &r.meta;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Written by `cargo xtask bench` (xtask/src/bench/). Figures from one machine, one run: compare ratios \
+         within the run, not absolute numbers across machines or runs.\n"
+    );
+    let _ = writeln!(s, "- Run: {} UTC, `{}`{}", m.started, m.command, if m.quick { " (quick mode)" } else { "" });
+    let _ = writeln!(
+        s,
+        "- Machine: {} ({} cores, {}), kernel {}, host `{}`",
+        m.machine.cpu, m.machine.cores, m.machine.mem_total, m.machine.kernel, m.machine.hostname
+    );
+    let la = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+    let loads: Vec<f64> = r.runs.iter().map(|x| x.loadavg_before[0]).collect();
+    let busy = r.runs.iter().filter(|x| x.compilers_running > 0).count();
+    let _ = writeln!(
+        s,
+        "- Machine load: loadavg {} at start, {} at end; 1-min loadavg before each load {}; other builds \
+         (rustc/cc/ld) were running during {busy} of {} loads",
+        la(m.loadavg_start),
+        m.loadavg_end.map(la).unwrap_or_else(|| "-".into()),
+        stat(loads).map(|s| format!("{:.2}-{:.2} (median {:.2})", s.min, s.max, s.median)).unwrap_or_default(),
+        r.runs.len(),
+    );
+    let p = &m.params;
+    let _ = writeln!(
+        s,
+        "- {} repetition(s), servers interleaved (order rotated each repetition); {} s per load; dnsperf -c {} -q {}; \
+         latency at {} q/s; kxdpgun offered {} q/s{}",
+        m.reps,
+        p.duration_s,
+        p.dnsperf_clients,
+        p.dnsperf_outstanding,
+        p.latency_qps,
+        p.kxdpgun_qps,
+        m.wall_time_s.map(|w| format!("; wall time {:.0} s", w)).unwrap_or_default()
+    );
+    for (k, v) in &m.versions {
+        let _ = writeln!(s, "- {k}: {v}");
+    }
+    for n in &m.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+
+    let servers = servers(r);
+    let _ = writeln!(s, "\n## Replies per second\n");
+    let _ = writeln!(
+        s,
+        "Median over repetitions (min-max). `x knotd`: this server's figure divided by knotd's in the same \
+         repetition, median (min-max) of those ratios. Loss: queries without a reply.\n"
+    );
+    let _ = writeln!(s, "| load | server | replies/s | min-max | x knotd | loss |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    for load in LOADS.iter().filter(|l| l.tool != Tool::DnsperfLatency) {
+        for &server in &servers {
+            let Some(st) = over_reps(r, server, load.id, |f| f.replies_per_s) else { continue };
+            let loss = over_reps(r, server, load.id, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {}-{} | {} | {} |",
+                load.id,
+                server.name(),
+                fmt_rate(st.median),
+                fmt_rate(st.min),
+                fmt_rate(st.max),
+                fmt_ratio(ratio_to_baseline(r, server, load.id, |f| f.replies_per_s)),
+                loss.map(|l| format!("{:.1}%", l.median)).unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n## Latency at a fixed rate\n");
+    let _ = writeln!(
+        s,
+        "dnsperf at {} q/s, per-query latencies in ms (median over repetitions). `x knotd` as above.\n",
+        p.latency_qps
+    );
+    let _ = writeln!(s, "| load | server | p50 | p90 | p99 | p99.9 | p50 x knotd | p99 x knotd |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for load in LOADS.iter().filter(|l| l.tool == Tool::DnsperfLatency) {
+        for &server in &servers {
+            let q = |get: fn(&Figures) -> Option<f64>| {
+                over_reps(r, server, load.id, get).map(|x| format!("{:.3}", x.median)).unwrap_or_else(|| "-".into())
+            };
+            if over_reps(r, server, load.id, |f| f.p50_ms).is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                load.id,
+                server.name(),
+                q(|f| f.p50_ms),
+                q(|f| f.p90_ms),
+                q(|f| f.p99_ms),
+                q(|f| f.p999_ms),
+                fmt_ratio(ratio_to_baseline(r, server, load.id, |f| f.p50_ms)),
+                fmt_ratio(ratio_to_baseline(r, server, load.id, |f| f.p99_ms)),
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n## dns-xdp: who answered, and the XDP program's cost\n");
+    let _ = writeln!(
+        s,
+        "XDP share: XDP_TX replies / (XDP_TX + daemon replies), from /metrics deltas over each load. ns/packet: \
+         bpf_stats run_time_ns / run_cnt of the program on the server veth (every packet it saw, passed or not).\n"
+    );
+    let _ = writeln!(s, "| load | server | XDP share | XDP ns/packet |");
+    let _ = writeln!(s, "|---|---|---:|---:|");
+    for load in LOADS {
+        for server in servers.iter().copied().filter(|s| s.is_dns_xdp()) {
+            let share = over_reps(r, server, load.id, |f| {
+                let tx = f.xdp_tx? as f64;
+                let total = tx + f.userspace_responses? as f64;
+                (total > 0.0).then(|| tx / total * 100.0)
+            });
+            let ns = over_reps(r, server, load.id, |f| f.xdp_ns_per_packet);
+            if share.is_none() && ns.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                load.id,
+                server.name(),
+                share.map(|x| format!("{:.1}%", x.median)).unwrap_or_else(|| "-".into()),
+                ns.map(|x| format!("{:.0} ({:.0}-{:.0})", x.median, x.min, x.max)).unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+
+    let errors: Vec<&Run> = r.runs.iter().filter(|x| x.error.is_some()).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\n## Failed runs\n");
+        for e in errors {
+            let _ = writeln!(
+                s,
+                "- rep {} {} {}: {}",
+                e.rep,
+                e.server,
+                e.load,
+                e.error.as_deref().unwrap_or_default().replace('\n', " ")
+            );
+        }
+    }
+
+    if !plots.is_empty() {
+        let _ = writeln!(s, "\n## Plots\n");
+        for (caption, path) in plots {
+            let _ = writeln!(s, "![{caption}]({path})\n");
+        }
+    }
+    let _ = writeln!(s, "\nRaw figures of every run: `target/bench/{}/results.json`.", m.started);
+    s
+}
+
+/// One line per server for the terminal: the headline throughput and latency figures.
+pub fn terminal(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<12} {:>22} {:>22} {:>22} {:>10}", "server", "dnsperf-max-v4 r/s", "kxdpgun-v4 r/s", "x knotd (dp/kx)", "p99 ms");
+    for server in servers(r) {
+        let rate = |load: &str| over_reps(r, server, load, |f| f.replies_per_s).map(|x| fmt_rate(x.median)).unwrap_or("-".into());
+        let ratio = |load: &str| {
+            ratio_to_baseline(r, server, load, |f| f.replies_per_s).map(|x| format!("{:.2}", x.median)).unwrap_or("-".into())
+        };
+        let p99 = over_reps(r, server, "dnsperf-latency-v4", |f| f.p99_ms).map(|x| format!("{:.3}", x.median)).unwrap_or("-".into());
+        let _ = writeln!(
+            s,
+            "{:<12} {:>22} {:>22} {:>22} {:>10}",
+            server.name(),
+            rate("dnsperf-max-v4"),
+            rate("kxdpgun-v4"),
+            format!("{}/{}", ratio("dnsperf-max-v4"), ratio("kxdpgun-v4")),
+            p99
+        );
+    }
+    debug_assert!(load_by_id("dnsperf-max-v4").is_some() && load_by_id("kxdpgun-v4").is_some());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max() {
+        assert_eq!(stat(vec![3.0, 1.0, 2.0]), Some(Stat { n: 3, median: 2.0, min: 1.0, max: 3.0 }));
+        assert_eq!(stat(vec![4.0, 1.0]).map(|s| s.median), Some(2.5));
+        assert_eq!(stat(vec![f64::NAN]), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! The servers under test, one at a time in the server namespace, each with its own config and a
+//! bounded readiness check; stopping one also detaches whatever XDP program it left on the veth.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use super::netbed::{self, CLI_NS, SRV_IF, SRV_NS, SRV_V4, SRV_V6};
+use super::proc::{self, Guard};
+use super::zone;
+
+/// Metrics and health of dns-xdp, on the server namespace's own loopback.
+pub const METRICS: &str = "127.0.0.1:9153";
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Server {
+    /// dns-xdp with its XDP program attached in native mode.
+    DnsXdp,
+    /// dns-xdp with `--xdp-mode off`: the daemon's sockets answer everything.
+    DnsXdpOff,
+    /// knotd with UDP sockets.
+    #[value(name = "knotd")]
+    #[serde(rename = "knotd")]
+    Knot,
+    /// knotd in AF_XDP mode (`xdp: listen: <veth>@53`).
+    #[value(name = "knotd-xdp")]
+    #[serde(rename = "knotd-xdp")]
+    KnotXdp,
+    /// NSD with response rate limiting off.
+    Nsd,
+}
+
+impl Server {
+    pub const ALL: [Server; 5] = [Server::DnsXdp, Server::DnsXdpOff, Server::Knot, Server::KnotXdp, Server::Nsd];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::DnsXdp => "dns-xdp",
+            Server::DnsXdpOff => "dns-xdp-off",
+            Server::Knot => "knotd",
+            Server::KnotXdp => "knotd-xdp",
+            Server::Nsd => "nsd",
+        }
+    }
+
+    pub fn is_dns_xdp(self) -> bool {
+        matches!(self, Server::DnsXdp | Server::DnsXdpOff)
+    }
+}
+
+pub struct Running {
+    pub server: Server,
+    guard: Guard,
+}
+
+impl Running {
+    /// Stop the server and detach any XDP program it left on the server veth.
+    pub fn stop(mut self) {
+        self.guard.stop(STOP_DEADLINE);
+        netbed::detach_xdp(SRV_NS, SRV_IF);
+    }
+
+    pub fn alive(&mut self) -> Result<()> {
+        if let Some(status) = self.guard.try_wait()? {
+            bail!("`{}` exited during the run ({status})", self.guard.what());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.guard.stop(STOP_DEADLINE);
+        netbed::detach_xdp(SRV_NS, SRV_IF);
+    }
+}
+
+/// Start `server` serving `zone_file`, with its config and log under `dir`, and wait until it answers.
+pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Result<Running> {
+    std::fs::create_dir_all(dir)?;
+    netbed::detach_xdp(SRV_NS, SRV_IF);
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let mut c = match server {
+        Server::DnsXdp | Server::DnsXdpOff => {
+            let mode = if server == Server::DnsXdp { "native" } else { "off" };
+            let mut c = proc::in_netns(SRV_NS, &dns_xdp.to_string_lossy());
+            c.args(["serve", "--iface", SRV_IF, "--zone"])
+                .arg(zone_file)
+                .args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")])
+                .args(["--metrics", METRICS, "--xdp-mode", mode])
+                .env("RUST_LOG", "warn");
+            c
+        }
+        Server::Knot | Server::KnotXdp => {
+            let conf = dir.join("knot.conf");
+            std::fs::write(&conf, knot_conf(server == Server::KnotXdp, zone_file, dir))?;
+            let mut c = proc::in_netns(SRV_NS, "knotd");
+            c.arg("-c").arg(&conf);
+            c
+        }
+        Server::Nsd => {
+            let conf = dir.join("nsd.conf");
+            std::fs::write(&conf, nsd_conf(zone_file, dir))?;
+            let mut c = proc::in_netns(SRV_NS, "nsd");
+            c.arg("-d").arg("-c").arg(&conf);
+            c
+        }
+    };
+    c.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    let mut running = Running { server, guard: Guard::spawn(c)? };
+    wait_ready(&mut running, dir).with_context(|| format!("{} did not become ready", server.name()))?;
+    Ok(running)
+}
+
+/// Ready = answers an A query from the client namespace (and, for dns-xdp, /healthz says 200).
+fn wait_ready(r: &mut Running, dir: &Path) -> Result<()> {
+    let start = Instant::now();
+    let probe = zone::name(0);
+    loop {
+        proc::check_stop()?;
+        if let Some(status) = r.guard.try_wait()? {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            bail!("`{}` exited ({status}); log tail:\n{}", r.guard.what(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        let healthy = !r.server.is_dns_xdp() || http_get(&format!("http://{METRICS}/healthz")).is_ok();
+        if healthy && answers(&probe) {
+            return Ok(());
+        }
+        if start.elapsed() > READY_DEADLINE {
+            bail!("no answer for {probe} A from {SRV_V4} within {READY_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn answers(name: &str) -> bool {
+    let mut c = proc::in_netns(CLI_NS, "kdig");
+    c.args([&format!("@{SRV_V4}"), name, "A", "+timeout=1", "+retry=0", "+short"]);
+    match proc::run_captured(c, Duration::from_secs(5)) {
+        Ok((status, out, _)) => status.success() && out.trim().starts_with("198.19."),
+        Err(_) => false,
+    }
+}
+
+/// GET inside the server namespace (the metrics address is its loopback); the body on 2xx.
+pub fn http_get(url: &str) -> Result<String> {
+    let mut c = proc::in_netns(SRV_NS, "curl");
+    c.args(["-sf", "--max-time", "2", url]);
+    let (status, out, _) = proc::run_captured(c, Duration::from_secs(5))?;
+    if !status.success() {
+        bail!("GET {url}: {status}");
+    }
+    Ok(out)
+}
+
+fn knot_conf(xdp: bool, zone_file: &Path, dir: &Path) -> String {
+    let dir = dir.display();
+    // Knot's defaults otherwise: one UDP worker per core, as a user would run it.
+    let xdp_section = if xdp { format!("xdp:\n  listen: {SRV_IF}@53\n") } else { String::new() };
+    format!(
+        "server:\n  listen: [{SRV_V4}@53, {SRV_V6}@53]\n  rundir: {dir}\n\
+         {xdp_section}\
+         log:\n  - target: stderr\n    any: warning\n\
+         database:\n  storage: {dir}\n\
+         zone:\n  - domain: {origin}\n    file: {zone}\n    zonefile-sync: -1\n    journal-content: none\n",
+        origin = zone::ORIGIN,
+        zone = zone_file.display(),
+    )
+}
+
+fn nsd_conf(zone_file: &Path, dir: &Path) -> String {
+    let d = dir.display();
+    // server-count 2: one per core, like knotd's default (NSD's own default is 1).
+    // rrl-ratelimit 0: Debian's NSD rate-limits NXDOMAIN floods by default, which would make the
+    // NXDOMAIN mix measure the limiter; switched off for every NSD run and noted in the report.
+    format!(
+        "server:\n  ip-address: {SRV_V4}\n  ip-address: {SRV_V6}\n  port: 53\n  server-count: 2\n  reuseport: yes\n\
+         \x20 username: \"\"\n  chroot: \"\"\n  zonesdir: {d}\n  pidfile: {d}/nsd.pid\n  database: \"\"\n\
+         \x20 xfrdfile: {d}/xfrd.state\n  zonelistfile: {d}/zone.list\n  verbosity: 0\n\
+         \x20 rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
+         remote-control:\n  control-enable: no\n\
+         zone:\n  name: {origin}\n  zonefile: {zone}\n",
+        origin = zone::ORIGIN,
+        zone = zone_file.display(),
+    )
+}
+
+/// Versions of the tools the figures depend on, for results.json.
+pub fn versions(dns_xdp: &Path) -> Vec<(String, String)> {
+    let first_line = |prog: &str, args: &[&str]| -> String {
+        std::process::Command::new(prog)
+            .args(args)
+            .output()
+            .map(|o| {
+                let s = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+                String::from_utf8_lossy(&s).lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+            })
+            .unwrap_or_else(|e| format!("unavailable: {e}"))
+    };
+    let git = |args: &[&str]| -> String {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(crate::cmd::repo_root())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() { "" } else { " (dirty tree)" };
+    vec![
+        ("dns-xdp".into(), format!("{} at {}{dirty}", dns_xdp.display(), git(&["rev-parse", "--short", "HEAD"]))),
+        ("knotd".into(), first_line("knotd", &["-V"])),
+        ("nsd".into(), first_line("nsd", &["-v"])),
+        ("dnsperf".into(), first_line("dnsperf", &["-h"]).replace("Usage: ", "")),
+        ("kxdpgun".into(), first_line("kxdpgun", &["-V"])),
+        ("kernel".into(), first_line("uname", &["-r"])),
+    ]
+}
+
+pub fn run_dir(base: &Path, rep: usize, server: Server) -> PathBuf {
+    base.join(format!("rep{rep}-{}", server.name()))
+}
