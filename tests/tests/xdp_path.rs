@@ -10,6 +10,11 @@ const TX: (&str, &[(&str, &str)]) = ("dnsxdp_xdp_packets_total", &[("action", "t
 const USERSPACE_NOERROR: (&str, &[(&str, &str)]) =
     ("dnsxdp_responses_total", &[("path", "userspace"), ("rcode", "NOERROR")]);
 
+/// The XDP counters of a scrape (actions and pass reasons), for failure messages.
+fn xdp_counters(m: &Metrics) -> String {
+    m.text.lines().filter(|l| l.starts_with("dnsxdp_xdp")).collect::<Vec<_>>().join("\n")
+}
+
 fn value(m: &Metrics, series: (&str, &[(&str, &str)])) -> f64 {
     m.value(series.0, series.1)
 }
@@ -106,7 +111,13 @@ fn xdp_keeps_the_question_case() {
         assert_eq!(o.question_name().as_deref(), Some("WwW.ExAmPlE.CoM."), "{o}");
         assert_eq!(o.answers("A"), ["192.0.2.80", "192.0.2.81"], "{o}");
         assert!(o.has_flag("aa"), "{o}");
-        assert_eq!(value(&daemon.metrics(), TX) - before, 1.0, "the mixed-case query was not answered by XDP");
+        let after = daemon.metrics();
+        assert_eq!(
+            value(&after, TX) - before,
+            1.0,
+            "the mixed-case query over {family:?} was not answered by XDP; counters:\n{}",
+            xdp_counters(&after)
+        );
     }
 }
 
@@ -136,10 +147,15 @@ fn xdp_replies_equal_the_daemon_replies_byte_for_byte() {
             let before = value(&daemon.metrics(), TX);
             let udp = udp_exchange(&net.cli, to, &q)
                 .unwrap_or_else(|| panic!("no UDP reply to {name}/{qtype} over {family:?}"));
-            let from_xdp = value(&daemon.metrics(), TX) - before == 1.0;
+            let after = daemon.metrics();
+            let from_xdp = value(&after, TX) - before == 1.0;
             let tcp = tcp_exchange(&net.cli, to, &q)
                 .unwrap_or_else(|| panic!("no TCP reply to {name}/{qtype} over {family:?}"));
-            assert!(from_xdp, "{name}/{qtype} over {family:?} was not answered by XDP");
+            assert!(
+                from_xdp,
+                "{name}/{qtype} edns {edns:?} over {family:?} was not answered by XDP; counters:\n{}",
+                xdp_counters(&after)
+            );
             assert_eq!(
                 udp,
                 tcp,
