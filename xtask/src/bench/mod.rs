@@ -38,7 +38,7 @@ pub struct Options {
     /// Repetitions (servers interleaved in each); default 3, or 1 with --quick.
     #[arg(long)]
     reps: Option<usize>,
-    /// Seconds per load; default 5, or 1 with --quick.
+    /// Seconds per load; default 4, or 1 with --quick.
     #[arg(long)]
     duration: Option<u64>,
     /// Servers to run (comma-separated); default all.
@@ -65,6 +65,13 @@ pub struct Options {
     /// Measure nothing: redraw summary and plots from an existing target/bench/<stamp> directory.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Write results here instead of target/bench/<UTC stamp>/ (e.g. for a smoke test).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Measurement time budget in seconds: no server run starts that would end past it. Default 810
+    /// (a full run stays under 15 minutes with the build and setup), or 150 with --quick.
+    #[arg(long, value_name = "SECS")]
+    budget: Option<u64>,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -84,7 +91,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let servers = if opts.servers.is_empty() { Server::ALL.to_vec() } else { opts.servers.clone() };
     let reps = opts.reps.unwrap_or(if opts.quick { 1 } else { 3 }).max(1);
     let params = Params {
-        duration_s: opts.duration.unwrap_or(if opts.quick { 1 } else { 5 }).max(1),
+        duration_s: opts.duration.unwrap_or(if opts.quick { 1 } else { 4 }).max(1),
         dnsperf_clients: 4,
         dnsperf_outstanding: 200,
         latency_qps: opts.latency_qps,
@@ -102,7 +109,8 @@ pub fn run(opts: &Options) -> Result<()> {
     }
 
     let started = results::utc_stamp();
-    let out = cmd::repo_root().join("target/bench").join(&started);
+    let out = opts.out.clone().unwrap_or_else(|| cmd::repo_root().join("target/bench").join(&started));
+    let budget = Duration::from_secs(opts.budget.unwrap_or(if opts.quick { 150 } else { 810 }));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let files = zone::write(&out)?;
     let mut r = Results {
@@ -131,7 +139,8 @@ pub fn run(opts: &Options) -> Result<()> {
             r.meta.notes.push("bpf_stats could not be enabled: no XDP ns/packet figures".into());
         }
         let mut bed = netbed::Netbed::create(&dns_xdp)?;
-        measure(&mut r, &mut bed, &servers, &loads, &files, &dns_xdp, &out, &json)
+        let plan = Plan { servers: &servers, loads: &loads, files: &files, dns_xdp: &dns_xdp, out: &out, json: &json };
+        measure(&mut r, &mut bed, &plan, clock, budget)
         // bed, then stats, drop here: namespaces (and every XDP program on them) go, bpf_stats is restored.
     };
 
@@ -148,24 +157,38 @@ pub fn run(opts: &Options) -> Result<()> {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename these")]
-fn measure(
-    r: &mut Results,
-    bed: &mut netbed::Netbed,
-    servers: &[Server],
-    loads: &[Load],
-    files: &zone::Files,
-    dns_xdp: &Path,
-    out: &Path,
-    json: &Path,
-) -> Result<()> {
+/// What one suite run measures, and where it writes.
+struct Plan<'a> {
+    servers: &'a [Server],
+    loads: &'a [Load],
+    files: &'a zone::Files,
+    dns_xdp: &'a Path,
+    out: &'a Path,
+    json: &'a Path,
+}
+
+fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instant, budget: Duration) -> Result<()> {
+    let Plan { servers, loads, files, dns_xdp, out, json } = *plan;
     let reps = r.meta.reps;
     let params = r.meta.params.clone();
+    // The longest server run so far: a run that would end past the budget does not start.
+    let mut longest = Duration::ZERO;
     for rep in 0..reps {
         // Rotate the order each repetition: no server always runs first, right after zone generation.
         let order: Vec<Server> = (0..servers.len()).map(|i| servers[(i + rep) % servers.len()]).collect();
         for server in order {
             proc::check_stop()?;
+            if clock.elapsed() + longest > budget {
+                let note = format!(
+                    "stopped at repetition {} before {}: the next server run would end past the {budget:?} budget",
+                    rep + 1,
+                    server.name()
+                );
+                eprintln!("bench: {note}");
+                r.meta.notes.push(note);
+                return Ok(());
+            }
+            let run_start = Instant::now();
             eprintln!("bench: rep {}/{reps}: {}", rep + 1, server.name());
             let outcome = (|| -> Result<()> {
                 bed.ensure_xdp_pass()?;
@@ -210,6 +233,7 @@ fn measure(
             }
             // Whatever the server left on the veth goes before the next one starts.
             netbed::detach_xdp(netbed::SRV_NS, netbed::SRV_IF);
+            longest = longest.max(run_start.elapsed());
         }
     }
     Ok(())
@@ -345,4 +369,89 @@ fn ensure_tools() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .with_context(|| format!("installing {} (try `apt-get update` first)", missing.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use load::Figures;
+
+    /// Results as a run of two servers over two repetitions would write them.
+    fn synthetic() -> Results {
+        let mut runs = Vec::new();
+        for rep in 0..2 {
+            for (server, base) in [(Server::DnsXdp, 400_000.0), (Server::Knot, 100_000.0)] {
+                for l in LOADS {
+                    let scale = if rep == 0 { 1.0 } else { 1.1 };
+                    let mut f = Figures {
+                        sent: Some(1000),
+                        replies: Some(990),
+                        lost: Some(10),
+                        replies_per_s: Some(base * scale),
+                        ..Figures::default()
+                    };
+                    if l.tool == Tool::DnsperfLatency {
+                        f.p50_ms = Some(0.02 * scale);
+                        f.p99_ms = Some(0.3);
+                        f.latency_cdf = load::CDF_QUANTILES.iter().map(|&q| (q, 0.01 + q)).collect();
+                    }
+                    if server == Server::DnsXdp {
+                        (f.xdp_tx, f.userspace_responses, f.xdp_ns_per_packet) = (Some(900), Some(90), Some(80.0));
+                    }
+                    runs.push(Run {
+                        rep,
+                        server: server.name().into(),
+                        load: l.id.into(),
+                        loadavg_before: [1.0, 1.0, 1.0],
+                        compilers_running: 0,
+                        figures: Some(f),
+                        error: None,
+                    });
+                }
+            }
+        }
+        Results {
+            meta: Meta {
+                started: "20260101T000000Z".into(),
+                command: "cargo xtask bench".into(),
+                quick: false,
+                reps: 2,
+                params: Params {
+                    duration_s: 1,
+                    dnsperf_clients: 4,
+                    dnsperf_outstanding: 200,
+                    latency_qps: 20_000,
+                    kxdpgun_qps: 1_000_000,
+                },
+                machine: results::machine(),
+                versions: vec![],
+                loadavg_start: [0.0; 3],
+                loadavg_end: None,
+                wall_time_s: None,
+                notes: notes(),
+            },
+            runs,
+        }
+    }
+
+    #[test]
+    fn results_round_trip_and_render_with_plots() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        synthetic().write(&dir.join("results.json")).unwrap();
+        let r = Results::read(&dir.join("results.json")).unwrap();
+        render(&r, &dir, false).unwrap();
+        let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        // Ratios are taken within a repetition: 4.00 in both, not a ratio of medians.
+        assert!(md.contains("| kxdpgun-v4 | dns-xdp | 420k | 400k-440k | 4.00 (4.00-4.00) | 1.0% | server |"), "{md}");
+        assert!(md.contains("| dnsperf-max-v4 | dns-xdp | 90.9% | 80 (80-80) |"), "{md}");
+        if plot::init_font().is_ok() {
+            for png in ["replies.png", "latency.png"] {
+                let bytes = std::fs::read(dir.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+                assert!(bytes.starts_with(b"\x89PNG"), "{png} is not a PNG");
+                assert!(md.contains(png), "summary links {png}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -195,7 +195,8 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// Draw both plots into `dir`; returns (caption, file name) of those drawn, warning about the rest.
 pub fn draw_all(r: &Results, dir: &Path) -> Vec<(String, String)> {
     let mut drawn = Vec::new();
-    let jobs: [(&str, &str, fn(&Results, &Path) -> Result<()>); 2] = [
+    type Draw = fn(&Results, &Path) -> Result<()>;
+    let jobs: [(&str, &str, Draw); 2] = [
         ("Replies per second per server and load", "replies.png", replies),
         ("Latency by percentile per server", "latency.png", latency),
     ];

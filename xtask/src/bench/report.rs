@@ -8,6 +8,8 @@ use super::servers::Server;
 
 /// The reference every ratio is taken against.
 pub const BASELINE: Server = Server::Knot;
+/// Below this loss (percent) kxdpgun's rate, not the server, set the figure.
+const GENERATOR_BOUND_LOSS_PCT: f64 = 1.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stat {
@@ -126,21 +128,52 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     }
 
     let servers = servers(r);
+    let _ = writeln!(s, "\n## At a glance\n");
+    let _ = writeln!(
+        s,
+        "A/AAAA hits (every name of the zone). Median replies/s, and in brackets the median ratio to knotd within \
+         each repetition; latency at the fixed rate over IPv4.\n"
+    );
+    let glance = ["kxdpgun-v4", "kxdpgun-v6", "dnsperf-max-v4", "dnsperf-max-v6"];
+    let _ = writeln!(s, "| server | {} | p50 ms | p99 ms |", glance.join(" | "));
+    let _ = writeln!(s, "|---|{}---:|---:|", "---:|".repeat(glance.len()));
+    for &server in &servers {
+        let mut row = format!("| {} |", server.name());
+        for load in glance {
+            let cell = over_reps(r, server, load, |f| f.replies_per_s).map(|st| {
+                let ratio = ratio_to_baseline(r, server, load, |f| f.replies_per_s);
+                format!("{} ({})", fmt_rate(st.median), ratio.map(|x| format!("{:.2}x", x.median)).unwrap_or("-".into()))
+            });
+            let _ = write!(row, " {} |", cell.unwrap_or_else(|| "-".into()));
+        }
+        for get in [(|f: &Figures| f.p50_ms) as fn(&Figures) -> Option<f64>, |f: &Figures| f.p99_ms] {
+            let cell = over_reps(r, server, "dnsperf-latency-v4", get).map(|x| format!("{:.3}", x.median));
+            let _ = write!(row, " {} |", cell.unwrap_or_else(|| "-".into()));
+        }
+        let _ = writeln!(s, "{row}");
+    }
+
     let _ = writeln!(s, "\n## Replies per second\n");
     let _ = writeln!(
         s,
         "Median over repetitions (min-max). `x knotd`: this server's figure divided by knotd's in the same \
-         repetition, median (min-max) of those ratios. Loss: queries without a reply.\n"
+         repetition, median (min-max) of those ratios. Loss: queries without a reply. Limit: for kxdpgun, \
+         `generator` when (almost) every query got its reply, so the server could have done more than the figure.\n"
     );
-    let _ = writeln!(s, "| load | server | replies/s | min-max | x knotd | loss |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| load | server | replies/s | min-max | x knotd | loss | limit |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---|");
     for load in LOADS.iter().filter(|l| l.tool != Tool::DnsperfLatency) {
         for &server in &servers {
             let Some(st) = over_reps(r, server, load.id, |f| f.replies_per_s) else { continue };
             let loss = over_reps(r, server, load.id, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0));
+            let limit = match (load.tool, loss) {
+                (Tool::Kxdpgun, Some(l)) if l.median < GENERATOR_BOUND_LOSS_PCT => "generator",
+                (Tool::Kxdpgun, Some(_)) => "server",
+                _ => "-",
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {}-{} | {} | {} |",
+                "| {} | {} | {} | {}-{} | {} | {} | {limit} |",
                 load.id,
                 server.name(),
                 fmt_rate(st.median),
@@ -235,6 +268,7 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         }
     }
     let _ = writeln!(s, "\nRaw figures of every run: `target/bench/{}/results.json`.", m.started);
+    s.push_str(HOW);
     s
 }
 
@@ -261,6 +295,36 @@ pub fn terminal(r: &Results) -> String {
     debug_assert!(load_by_id("dnsperf-max-v4").is_some() && load_by_id("kxdpgun-v4").is_some());
     s
 }
+
+/// The part of BENCHMARKS.md that does not change between runs.
+const HOW: &str = "
+## How to run and what is measured
+
+```
+cargo xtask bench                 # full suite: 3 repetitions, 4 s per load, about 11 minutes; writes this file
+cargo xtask bench --quick         # smoke run: 1 repetition, 1 s per load, under 3 minutes; target/bench only
+cargo xtask bench --servers dns-xdp,knotd --loads kxdpgun-v4 --reps 5
+cargo xtask bench --report target/bench/<stamp>   # redraw summary and plots from results.json
+```
+
+Needs root (network namespaces, XDP, bpf_stats). Missing Debian packages (knot, knot-dnsutils, nsd, dnsperf,
+bpftool, ethtool, curl, fonts-dejavu-core) are installed with apt-get. The suite builds dns-xdp first unless
+`--no-build`, stays inside its time budget (`--budget`), and removes its namespaces, servers and XDP programs on
+exit, error or Ctrl-C. Each repetition runs every server once, in a rotated order; ratios to knotd are taken
+within a repetition, so machine-load drift between repetitions cancels out of them.
+
+Loads, all from the client namespace against one server at a time:
+- `dnsperf-max-v4/-v6`: dnsperf with no rate limit (4 sockets, 200 queries outstanding), hits only. A closed
+  loop on a machine where dnsperf and the server share the cores: it shows the server plus the client's CPU cost,
+  and on two cores the client is usually the limit.
+- `dnsperf-max-nx10-v4`: the same with 10% NXDOMAIN (for dns-xdp, those go to the daemon).
+- `dnsperf-latency-v4/-v6`: dnsperf at a fixed rate with per-query latencies (`-v`); p50 to p99.9.
+- `kxdpgun-v4/-v6`: kxdpgun (AF_XDP, one thread) offering more than the veth path carries; replies/s is the
+  server's ceiling unless the limit column says `generator`.
+
+For dns-xdp also: the share of replies sent by the XDP program (/metrics deltas) and its mean run time per
+packet (kernel bpf_stats of the program attached to the server veth).
+";
 
 #[cfg(test)]
 mod tests {

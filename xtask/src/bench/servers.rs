@@ -217,10 +217,22 @@ pub fn versions(dns_xdp: &Path) -> Vec<(String, String)> {
         ("dns-xdp".into(), format!("{} at {}{dirty}", dns_xdp.display(), git(&["rev-parse", "--short", "HEAD"]))),
         ("knotd".into(), first_line("knotd", &["-V"])),
         ("nsd".into(), first_line("nsd", &["-v"])),
-        ("dnsperf".into(), first_line("dnsperf", &["-h"]).replace("Usage: ", "")),
+        ("dnsperf".into(), version_line("dnsperf", &["-h"])),
         ("kxdpgun".into(), first_line("kxdpgun", &["-V"])),
         ("kernel".into(), first_line("uname", &["-r"])),
     ]
+}
+
+/// The line of `prog args` output that names the version (dnsperf prints it after its usage).
+fn version_line(prog: &str, args: &[&str]) -> String {
+    std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            text.lines().find(|l| l.starts_with("Version")).unwrap_or("").trim().to_owned()
+        })
+        .unwrap_or_else(|e| format!("unavailable: {e}"))
 }
 
 pub fn run_dir(base: &Path, rep: usize, server: Server) -> PathBuf {
