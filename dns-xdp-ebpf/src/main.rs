@@ -80,7 +80,11 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<u8, Exit> {
         return Err(Exit::Pass(stat::PASS_DNSSEC));
     }
     // The daemon truncates (TC=1) what the client cannot take.
-    if respond::reply_len(&query, data_len) > query.client_limit {
+    // Same limit as the daemon (wire::udp_limit): the requestor's size capped by ours, never
+    // below 512; capping avoids fragmented replies.
+    let our_limit = core::cmp::max(config.edns_payload as usize, dns_xdp_common::MIN_UDP_PAYLOAD as usize);
+    let limit = core::cmp::min(query.client_limit, our_limit);
+    if respond::reply_len(&query, data_len) > limit {
         return Err(Exit::Pass(stat::PASS_TOO_BIG));
     }
     respond::build(ctx, &frame, &query, value, config, scratch)?;
