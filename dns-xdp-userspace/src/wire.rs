@@ -25,6 +25,7 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     pub const YXDOMAIN: u16 = 6;
+    pub const NOTAUTH: u16 = 9;
     /// Extended RCODE 16, carried partly in the OPT record (RFC 6891 section 6.1.3).
     pub const BADVERS: u16 = 16;
 
@@ -37,6 +38,7 @@ pub mod rcode {
             NOTIMP => "NOTIMP",
             REFUSED => "REFUSED",
             YXDOMAIN => "YXDOMAIN",
+            NOTAUTH => "NOTAUTH",
             BADVERS => "BADVERS",
             _ => "OTHER",
         }
@@ -44,6 +46,14 @@ pub mod rcode {
 }
 
 pub const CLASS_IN: u16 = 1;
+
+/// Extended DNS Error info-codes we send (RFC 8914 section 4).
+pub mod ede {
+    /// EDNS option code of an Extended DNS Error.
+    pub const OPTION: u16 = 15;
+    /// "Not Authoritative": the query is for no zone we serve (Knot and NSD send it with REFUSED).
+    pub const NOT_AUTHORITATIVE: u16 = 20;
+}
 
 /// The EDNS(0) parameters of a query (RFC 6891 section 6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +87,9 @@ impl Query<'_> {
 pub enum Parsed<'a> {
     /// A well-formed query (any opcode); the caller decides how to answer.
     Query(Query<'a>),
-    /// Malformed, but with a header worth answering: reply FORMERR with this ID, opcode and RD.
-    FormErr { id: u16, flags: u16 },
+    /// Malformed, but with a header worth answering: reply FORMERR with this ID, opcode and RD,
+    /// and the question when it could be read (as Knot does).
+    FormErr { id: u16, flags: u16, question: Option<&'a [u8]> },
     /// Not something to answer at all (too short for a header, or a response: QR=1).
     Drop,
 }
@@ -110,7 +121,7 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
     if msg.len() < HEADER_LEN || flags & FLAG_QR != 0 {
         return Parsed::Drop;
     }
-    let formerr = Parsed::FormErr { id, flags };
+    let mut formerr = Parsed::FormErr { id, flags, question: None };
     let counts = [be16(msg, 4), be16(msg, 6), be16(msg, 8), be16(msg, 10)].map(|c| c.unwrap_or(0));
     if counts[0] != 1 {
         return formerr;
@@ -120,6 +131,7 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
     let mut pos = HEADER_LEN + qlen;
     let (Some(qtype), Some(qclass)) = (be16(msg, pos), be16(msg, pos + 2)) else { return formerr };
     pos += 4;
+    formerr = Parsed::FormErr { id, flags, question: Some(&msg[HEADER_LEN..pos]) };
     let mut edns = None;
     for section in 1..4 {
         for _ in 0..counts[section] {
@@ -136,7 +148,7 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
             }
             if rt == rtype::OPT {
                 // One OPT, in the additional section, owned by the root (RFC 6891 section 6.1.1).
-                if section != 3 || edns.is_some() || msg[name_at] != 0 {
+                if section != 3 || edns.is_some() || msg[name_at] != 0 || !options_fit(&msg[after + 10..pos]) {
                     return formerr;
                 }
                 edns = Some(Edns { payload: class, version: (ttl_hi & 0xff) as u8, dnssec_ok: ttl_lo & EDNS_DO != 0 });
@@ -147,6 +159,16 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
         return formerr;
     }
     Parsed::Query(Query { id, flags, qname_wire, qname: Name::from_wire(qname_wire).expect("checked"), qtype, qclass, edns })
+}
+
+/// Whether OPT RDATA is a whole number of well-formed options (RFC 6891 section 6.1.2).
+fn options_fit(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(len) = be16(rdata, 2) else { return false };
+        let Some(rest) = rdata.get(4 + len as usize..) else { return false };
+        rdata = rest;
+    }
+    true
 }
 
 /// One resource record to write. The owner is either borrowed from a zone or synthesised.
@@ -167,6 +189,8 @@ pub struct Response<'a> {
     pub answer: Vec<Rr<'a>>,
     pub authority: Vec<Rr<'a>>,
     pub additional: Vec<Rr<'a>>,
+    /// An Extended DNS Error to attach when the query has EDNS (RFC 8914).
+    pub ede: Option<u16>,
 }
 
 impl<'a> Response<'a> {
@@ -275,7 +299,8 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
     w.u16(query.qtype);
     w.u16(query.qclass);
     let after_question = w.buf.len();
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let ede_len = if resp.ede.is_some() { 6 } else { 0 };
+    let opt_len = if query.edns.is_some() { OPT_LEN + ede_len } else { 0 };
     let budget = limit.saturating_sub(opt_len);
 
     for rr in &resp.answer {
@@ -310,7 +335,12 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
         w.buf.push((resp.rcode >> 4) as u8);
         w.buf.push(0);
         w.u16(if edns.dnssec_ok { EDNS_DO } else { 0 });
-        w.u16(0);
+        w.u16(ede_len as u16);
+        if let Some(code) = resp.ede {
+            w.u16(ede::OPTION);
+            w.u16(2);
+            w.u16(code);
+        }
         ar += 1;
     }
     w.set_u16(6, an);
@@ -319,13 +349,16 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
     w.buf
 }
 
-/// A header-only reply (FORMERR for unparseable queries): ID, opcode and RD echoed, no question.
-pub fn render_header_only(id: u16, query_flags: u16, rcode: u16) -> Vec<u8> {
+/// A reply with no records (FORMERR for malformed queries): ID, opcode and RD echoed, and the
+/// question (exactly as received) when there is one.
+pub fn render_header_only(id: u16, query_flags: u16, rcode: u16, question: Option<&[u8]>) -> Vec<u8> {
     let flags = FLAG_QR | (query_flags & (0xf << 11)) | (query_flags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
-    let mut out = Vec::with_capacity(HEADER_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + question.map_or(0, <[u8]>::len));
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&u16::from(question.is_some()).to_be_bytes());
+    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(question.unwrap_or_default());
     out
 }
 

@@ -277,7 +277,8 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     }
 
     // Group into RRsets, remembering the first line of each for diagnostics.
-    let mut sets: BTreeMap<(Name, u16), (RRset, &Scanned)> = BTreeMap::new();
+    // RRSIGs are grouped by the type they cover: each such set has its own TTL.
+    let mut sets: BTreeMap<(Name, u16, u16), (RRset, &Scanned)> = BTreeMap::new();
     for r in &records {
         if r.class != Class::IN {
             push(r, Severity::Error, format!("class {} is not served (only IN)", r.class));
@@ -289,7 +290,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
         let rdata = Rdata::new(r.rtype, r.rdata.clone());
         let (set, _) = sets
-            .entry((r.owner.clone(), r.rtype))
+            .entry((r.owner.clone(), r.rtype, covered_type(r.rtype, &r.rdata)))
             .or_insert_with(|| (RRset { rtype: r.rtype, ttl: r.ttl, rdatas: Vec::new() }, r));
         if set.rdatas.contains(&rdata) {
             push(r, Severity::Warning, format!("duplicate {} record at {} ignored", type_name(r.rtype), r.owner));
@@ -313,11 +314,16 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     }
 
     let mut nodes: HashMap<Name, Node> = HashMap::new();
-    for ((owner, _), (set, _)) in &sets {
-        nodes.entry(owner.clone()).or_default().rrsets.push(set.clone());
+    for ((owner, rt, covered), (set, _)) in &sets {
+        let node = nodes.entry(owner.clone()).or_default();
+        if *rt == rtype::RRSIG {
+            node.sigs.push(RRset { rtype: *covered, ..set.clone() });
+        } else {
+            node.rrsets.push(set.clone());
+        }
     }
     // Node-level rules.
-    for ((owner, rt), (set, first)) in &sets {
+    for ((owner, rt, _), (set, first)) in &sets {
         let node = &nodes[owner];
         match *rt {
             rtype::CNAME => {
@@ -346,7 +352,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         push(first_soa, Severity::Error, format!("missing NS records at the zone apex {origin}"));
     }
     // In-bailiwick NS targets need addresses in this zone (glue for delegations).
-    for ((owner, rt), (set, first)) in &sets {
+    for ((owner, rt, _), (set, first)) in &sets {
         if *rt != rtype::NS {
             continue;
         }
@@ -363,6 +369,27 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
     }
 
+    // NSEC3 owners are hashes, not names of the zone's tree (RFC 5155 section 7.2.8): a query for
+    // one gets NXDOMAIN. Keep them apart.
+    let hashed: Vec<Name> =
+        nodes.iter().filter(|(_, n)| n.get(rtype::NSEC3).is_some()).map(|(o, _)| o.clone()).collect();
+    let nsec3_nodes: HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
+    let nsec3 = match nodes.get(&origin).and_then(|n| n.get(rtype::NSEC3PARAM)) {
+        Some(param) => {
+            let chain = super::nsec3::Chain::new(&param.rdatas[0].wire, nsec3_nodes);
+            if chain.is_none() {
+                push(first_soa, Severity::Error, format!("NSEC3PARAM at {origin}: malformed or more than {} iterations", super::nsec3::MAX_ITERATIONS));
+            }
+            chain
+        }
+        None => None,
+    };
+    let mut nsec_chain: Vec<(Vec<Vec<u8>>, Name)> = nodes
+        .iter()
+        .filter(|(_, n)| n.get(rtype::NSEC).is_some())
+        .map(|(o, _)| (super::canonical_key(o), o.clone()))
+        .collect();
+    nsec_chain.sort();
     // Empty non-terminals: every ancestor of a name, up to the origin, exists (RFC 4592 section 2.2.2).
     let owners: Vec<Name> = nodes.keys().cloned().collect();
     for owner in owners {
@@ -379,7 +406,15 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     let serial_at = mname_len + rname_len;
     let serial = u32::from_be_bytes(soa_wire.get(serial_at..serial_at + 4)?.try_into().ok()?);
     let signed = nodes[&origin].get(rtype::DNSKEY).is_some();
-    Some(Zone { origin, file, nodes, serial, signed })
+    Some(Zone { origin, file, nodes, serial, signed, nsec_chain, nsec3 })
+}
+
+/// The type an RRSIG covers (its first two RDATA bytes); 0 for every other type.
+fn covered_type(rt: u16, rdata: &[u8]) -> u16 {
+    match (rt, rdata) {
+        (rtype::RRSIG, [hi, lo, ..]) => u16::from_be_bytes([*hi, *lo]),
+        _ => 0,
+    }
 }
 
 /// Mnemonic of a record type, for messages.

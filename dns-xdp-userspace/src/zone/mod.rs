@@ -3,6 +3,7 @@
 
 mod load;
 pub mod lookup;
+pub mod nsec3;
 
 pub use load::{Diagnostic, LoadError, Severity, load_zone_file};
 
@@ -29,6 +30,9 @@ pub mod rtype {
     pub const NSEC: u16 = 47;
     pub const DNSKEY: u16 = 48;
     pub const NSEC3: u16 = 50;
+    pub const NSEC3PARAM: u16 = 51;
+    pub const SVCB: u16 = 64;
+    pub const HTTPS: u16 = 65;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
     pub const ANY: u16 = 255;
@@ -84,13 +88,32 @@ pub struct RRset {
 /// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
 #[derive(Clone, Debug, Default)]
 pub struct Node {
+    /// Every RRset but the signatures, sorted by type.
     pub rrsets: Vec<RRset>,
+    /// RRSIGs, one set per covered type (`RRset::rtype` is the covered type): each keeps its own
+    /// TTL, the TTL of the RRset it signs (RFC 4034 section 3).
+    pub sigs: Vec<RRset>,
 }
 
 impl Node {
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
+
+    /// The signatures over this node's `covered` RRset.
+    pub fn sigs_for(&self, covered: u16) -> Option<&RRset> {
+        self.sigs.iter().find(|r| r.rtype == covered)
+    }
+}
+
+/// A name's labels in DNSSEC canonical order (RFC 4034 section 6.1): compared from the root
+/// down, each label as lowercased bytes, a missing label sorting first.
+pub fn canonical_key(name: &Name) -> Vec<Vec<u8>> {
+    let wire = name.as_wire();
+    let mut labels: Vec<Vec<u8>> =
+        name.suffix_offsets().filter(|&o| wire[o] != 0).map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_vec()).collect();
+    labels.reverse();
+    labels
 }
 
 #[derive(Debug)]
@@ -101,9 +124,22 @@ pub struct Zone {
     pub serial: u32,
     /// The apex carries a DNSKEY: answers to DO=1 queries need signatures.
     pub signed: bool,
+    /// Owners of NSEC records in canonical order, for denial-of-existence proofs.
+    pub nsec_chain: Vec<(Vec<Vec<u8>>, Name)>,
+    /// The NSEC3 chain, when the zone is signed with NSEC3 (its owners are not in `nodes`).
+    pub nsec3: Option<nsec3::Chain>,
 }
 
 impl Zone {
+    /// The NSEC record whose owner is the greatest at or before `name` in canonical order: it
+    /// matches `name` or covers it (RFC 4035 section 3.1.3).
+    pub fn nsec_at_or_before(&self, name: &Name) -> Option<(&Name, &Node)> {
+        let key = canonical_key(name);
+        let at = self.nsec_chain.partition_point(|(k, _)| *k <= key);
+        let (_, owner) = self.nsec_chain.get(at.checked_sub(1)?)?;
+        self.nodes.get_key_value(owner)
+    }
+
     pub fn apex(&self) -> &Node {
         &self.nodes[&self.origin]
     }
