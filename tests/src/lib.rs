@@ -15,6 +15,7 @@ pub mod netns;
 pub mod raw;
 pub mod reference;
 pub mod net;
+pub mod conformance;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};

@@ -1,0 +1,112 @@
+//! Deliberate differences from the reference servers, read from `deviations.txt`:
+//! one per line, `GLOB | PART | reason`, where GLOB matches a query description (`*` is any text,
+//! case-insensitive) and PART names what may differ: `rcode`, `flags`, `question`, `answer`,
+//! `authority`, `additional`, `opt`, `response` (answered vs not answered) or `any`.
+
+use super::message::Normal;
+
+#[derive(Debug)]
+pub struct Deviation {
+    pub glob: String,
+    pub part: String,
+    pub reason: String,
+    pub line: usize,
+}
+
+pub fn parse(text: &str) -> Vec<Deviation> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| {
+            let fields: Vec<&str> = l.splitn(3, '|').map(str::trim).collect();
+            assert!(
+                fields.len() == 3 && !fields[2].is_empty(),
+                "deviations.txt:{}: want `GLOB | PART | reason`, got {l:?}",
+                i + 1
+            );
+            Deviation { glob: fields[0].to_ascii_lowercase(), part: fields[1].to_owned(), reason: fields[2].to_owned(), line: i + 1 }
+        })
+        .collect()
+}
+
+/// `*`-only glob matching.
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    let parts: Vec<&str> = glob.split('*').collect();
+    if parts.len() == 1 {
+        return glob == text;
+    }
+    let mut rest = text.as_str();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else { return false };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
+}
+
+/// The parts in which two outcomes differ (`None` = no response).
+pub fn differing_parts(a: &Option<Normal>, b: &Option<Normal>) -> Vec<&'static str> {
+    let (a, b) = match (a, b) {
+        (None, None) => return vec![],
+        (Some(a), Some(b)) => (a, b),
+        _ => return vec!["response"],
+    };
+    let mut parts = Vec::new();
+    if a.rcode != b.rcode {
+        parts.push("rcode");
+    }
+    if (a.aa, a.tc, a.rd, a.opcode) != (b.aa, b.tc, b.rd, b.opcode) {
+        parts.push("flags");
+    }
+    if a.question != b.question {
+        parts.push("question");
+    }
+    // A truncated answer's sections are only a hint (RFC 2181 section 9): compare them only
+    // when neither side truncated.
+    if !(a.tc || b.tc) {
+        if a.answer != b.answer {
+            parts.push("answer");
+        }
+        if a.authority != b.authority {
+            parts.push("authority");
+        }
+        if a.additional != b.additional {
+            parts.push("additional");
+        }
+    }
+    if a.opt != b.opt {
+        parts.push("opt");
+    }
+    parts
+}
+
+/// The deviations that excuse every one of `parts` for the query `desc`, or `None`.
+pub fn excuse<'d>(devs: &'d [Deviation], desc: &str, parts: &[&str]) -> Option<Vec<&'d Deviation>> {
+    let matching: Vec<&Deviation> = devs.iter().filter(|d| glob_match(&d.glob, desc)).collect();
+    let mut used = Vec::new();
+    for part in parts {
+        let d = matching.iter().find(|d| d.part == *part || d.part == "any")?;
+        used.push(*d);
+    }
+    Some(used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("udp * special: opcode*", "udp x special: opcode NOTIFY"));
+        assert!(glob_match("*rrsig", "udp do www.secure.test. RRSIG"));
+        assert!(!glob_match("*rrsig", "udp do www.secure.test. A"));
+        assert!(glob_match("exact", "EXACT"));
+    }
+}

@@ -1,0 +1,247 @@
+//! Just enough DNS message parsing to compare servers: every record decoded into a normalised,
+//! comparable form (owner lowercased, embedded names decompressed, sections as sorted sets).
+
+use std::fmt;
+
+/// Record types whose RDATA holds names a server may compress (RFC 3597 section 4) or that we
+/// decompress for comparison: (type, offset of the first name, number of consecutive names).
+const NAME_RDATA: &[(u16, usize, usize)] = &[
+    (2, 0, 1),  // NS
+    (5, 0, 1),  // CNAME
+    (6, 0, 2),  // SOA: MNAME, RNAME
+    (12, 0, 1), // PTR
+    (15, 2, 1), // MX
+    (17, 0, 2), // RP
+    (33, 6, 1), // SRV
+    (39, 0, 1), // DNAME
+];
+
+/// A name at `pos` in `msg`, following compression pointers; returns the lowercased text form and
+/// the position after the name as it appears at `pos`.
+pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
+    let mut out = String::new();
+    let mut end = None;
+    // A legal name has at most 127 labels; pointer loops end here too.
+    for _ in 0..256 {
+        let len = *msg.get(pos)? as usize;
+        match len {
+            0 => {
+                if out.is_empty() {
+                    out.push('.');
+                }
+                return Some((out, end.unwrap_or(pos + 1)));
+            }
+            1..=63 => {
+                for &b in msg.get(pos + 1..pos + 1 + len)? {
+                    let b = b.to_ascii_lowercase();
+                    if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+                        out.push(b as char);
+                    } else {
+                        out.push_str(&format!("\\{b:03}"));
+                    }
+                }
+                out.push('.');
+                pos += 1 + len;
+            }
+            0xc0..=0xff => {
+                let ptr = ((len & 0x3f) << 8) | *msg.get(pos + 1)? as usize;
+                end.get_or_insert(pos + 2);
+                pos = ptr;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn be16(msg: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(msg.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// One record, normalised.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Record {
+    pub owner: String,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    /// Embedded names (see `NAME_RDATA`) as lowercased text, the rest as hex.
+    pub rdata: String,
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} {} {}", self.owner, self.ttl, class_name(self.class), type_name(self.rtype), self.rdata)
+    }
+}
+
+pub fn type_name(t: u16) -> String {
+    let known = [
+        (1, "A"), (2, "NS"), (5, "CNAME"), (6, "SOA"), (12, "PTR"), (13, "HINFO"), (15, "MX"), (16, "TXT"),
+        (17, "RP"), (28, "AAAA"), (33, "SRV"), (35, "NAPTR"), (39, "DNAME"), (41, "OPT"), (43, "DS"),
+        (44, "SSHFP"), (46, "RRSIG"), (47, "NSEC"), (48, "DNSKEY"), (50, "NSEC3"), (51, "NSEC3PARAM"),
+        (52, "TLSA"), (64, "SVCB"), (65, "HTTPS"), (251, "IXFR"), (252, "AXFR"), (255, "ANY"), (257, "CAA"),
+    ];
+    known.iter().find(|(n, _)| *n == t).map_or_else(|| format!("TYPE{t}"), |(_, s)| (*s).to_owned())
+}
+
+fn class_name(c: u16) -> String {
+    match c {
+        1 => "IN".into(),
+        3 => "CH".into(),
+        _ => format!("CLASS{c}"),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The EDNS(0) part of a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opt {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    /// Option codes present, sorted.
+    pub options: Vec<u16>,
+}
+
+/// A response reduced to what two correct servers must agree on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Normal {
+    /// Full RCODE (extended bits from the OPT record included).
+    pub rcode: u16,
+    pub aa: bool,
+    pub tc: bool,
+    pub rd: bool,
+    pub opcode: u8,
+    /// The question exactly as sent back (case kept: 0x20 randomisation relies on it), as hex.
+    pub question: Option<String>,
+    pub answer: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additional: Vec<Record>,
+    pub opt: Option<Opt>,
+}
+
+impl fmt::Display for Normal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rcode={} opcode={}", self.rcode, self.opcode)?;
+        for (on, name) in [(self.aa, "aa"), (self.tc, "tc"), (self.rd, "rd")] {
+            if on {
+                write!(f, " {name}")?;
+            }
+        }
+        if let Some(o) = &self.opt {
+            write!(f, " opt(v{} payload {}{} options {:?})", o.version, o.payload, if o.dnssec_ok { " do" } else { "" }, o.options)?;
+        }
+        if self.question.is_none() {
+            write!(f, " no-question")?;
+        }
+        for (name, list) in [("ANSWER", &self.answer), ("AUTHORITY", &self.authority), ("ADDITIONAL", &self.additional)] {
+            for r in list.iter() {
+                write!(f, "\n    {name}: {r}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a response; `Err` describes what is broken.
+pub fn parse(msg: &[u8]) -> Result<Normal, String> {
+    let flags = be16(msg, 2).ok_or("shorter than a header")?;
+    if msg.len() < 12 {
+        return Err("shorter than a header".into());
+    }
+    let counts: Vec<u16> = (0..4).map(|i| be16(msg, 4 + 2 * i).unwrap_or(0)).collect();
+    let mut pos = 12;
+    let question = match counts[0] {
+        0 => None,
+        1 => {
+            let (_, after) = read_name(msg, pos).ok_or("bad question name")?;
+            let end = after + 4;
+            let q = msg.get(pos..end).ok_or("question cut short")?;
+            pos = end;
+            Some(hex(q))
+        }
+        n => return Err(format!("QDCOUNT {n}")),
+    };
+    let mut sections: [Vec<Record>; 3] = Default::default();
+    let mut opt = None;
+    let mut rcode = flags & 0xf;
+    for (s, section) in sections.iter_mut().enumerate() {
+        for _ in 0..counts[s + 1] {
+            let (owner, after) = read_name(msg, pos).ok_or_else(|| format!("bad owner name at {pos}"))?;
+            let rtype = be16(msg, after).ok_or("record cut short")?;
+            let class = be16(msg, after + 2).ok_or("record cut short")?;
+            let ttl = u32::from_be_bytes(msg.get(after + 4..after + 8).ok_or("record cut short")?.try_into().unwrap());
+            let rdlen = be16(msg, after + 8).ok_or("record cut short")? as usize;
+            let start = after + 10;
+            let rdata = msg.get(start..start + rdlen).ok_or("rdata cut short")?;
+            pos = start + rdlen;
+            if rtype == 41 {
+                let mut options = Vec::new();
+                let mut at = 0;
+                while at + 4 <= rdata.len() {
+                    options.push(u16::from_be_bytes([rdata[at], rdata[at + 1]]));
+                    at += 4 + u16::from_be_bytes([rdata[at + 2], rdata[at + 3]]) as usize;
+                }
+                options.sort_unstable();
+                rcode |= ((ttl >> 24) as u16) << 4;
+                opt = Some(Opt { payload: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & 0x8000 != 0, options });
+                continue;
+            }
+            let rdata = match NAME_RDATA.iter().find(|(t, _, _)| *t == rtype) {
+                Some(&(_, first, names)) => {
+                    let mut text = hex(rdata.get(..first).ok_or("rdata too short")?);
+                    let mut at = start + first;
+                    for _ in 0..names {
+                        let (name, next) = read_name(msg, at).ok_or("bad name in rdata")?;
+                        text.push_str(&format!(" {name} "));
+                        at = next;
+                    }
+                    text.push_str(&hex(msg.get(at..pos).ok_or("rdata names overrun")?));
+                    text.trim().to_owned()
+                }
+                None => hex(rdata),
+            };
+            section.push(Record { owner, rtype, class, ttl, rdata });
+        }
+    }
+    if pos != msg.len() {
+        return Err(format!("{} trailing bytes", msg.len() - pos));
+    }
+    for section in &mut sections {
+        section.sort();
+        section.dedup();
+    }
+    let [answer, authority, additional] = sections;
+    Ok(Normal {
+        rcode,
+        aa: flags & 0x0400 != 0,
+        tc: flags & 0x0200 != 0,
+        rd: flags & 0x0100 != 0,
+        opcode: ((flags >> 11) & 0xf) as u8,
+        question,
+        answer,
+        authority,
+        additional,
+        opt,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decompresses_names_in_rdata() {
+        // Response to "a. CNAME": answer a. CNAME b.a. with the target compressed to the qname.
+        let mut m = vec![0, 1, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01A\x00\x00\x05\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, b'b', 0xc0, 12]);
+        let n = parse(&m).unwrap();
+        assert_eq!(n.answer[0].to_string(), "a. 60 IN CNAME b.a.");
+        assert_eq!(n.question.as_deref(), Some("014100000500 01".replace(' ', "").as_str()));
+    }
+}
