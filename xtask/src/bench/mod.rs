@@ -198,6 +198,8 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
                 for &l in loads {
                     proc::check_stop()?;
                     let run = one_load(rep, server, l, &params, files, bed);
+                    // A load cut short by Ctrl-C is no result.
+                    proc::check_stop()?;
                     match (&run.figures, &run.error) {
                         (Some(f), _) => eprintln!(
                             "bench:   {:<20} {:>10} replies/s{}",
@@ -290,6 +292,7 @@ fn one_load(rep: usize, server: Server, l: Load, params: &Params, files: &zone::
 fn render(r: &Results, dir: &Path, publish: bool) -> Result<()> {
     let plots = plot::draw_all(r, dir);
     std::fs::write(dir.join("summary.md"), report::markdown(r, &plots))?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&report::summary_rows(r))?)?;
     eprintln!("\n{}", report::terminal(r));
     eprintln!("bench: summary in {}", dir.join("summary.md").display());
     if publish {
@@ -442,6 +445,16 @@ mod tests {
         let r = Results::read(&dir.join("results.json")).unwrap();
         render(&r, &dir, false).unwrap();
         let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        let rows: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        let kx = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["server"] == "dns-xdp" && row["load"] == "kxdpgun-v4" && row["figure"] == "replies_per_s")
+            .expect("summary.json has dns-xdp kxdpgun-v4 replies_per_s");
+        assert_eq!(kx["median"], 420_000.0);
+        assert_eq!(kx["ratio_to_knotd"]["median"], 4.0);
         // Ratios are taken within a repetition: 4.00 in both, not a ratio of medians.
         assert!(md.contains("| kxdpgun-v4 | dns-xdp | 420k | 400k-440k | 4.00 (4.00-4.00) | 1.0% | server |"), "{md}");
         assert!(md.contains("| dnsperf-max-v4 | dns-xdp | 90.9% | 80 (80-80) |"), "{md}");

@@ -11,7 +11,7 @@ pub const BASELINE: Server = Server::Knot;
 /// Below this loss (percent) kxdpgun's rate, not the server, set the figure.
 const GENERATOR_BOUND_LOSS_PCT: f64 = 1.0;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Stat {
     pub n: usize,
     pub median: f64,
@@ -270,6 +270,43 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let _ = writeln!(s, "\nRaw figures of every run: `target/bench/{}/results.json`.", m.started);
     s.push_str(HOW);
     s
+}
+
+/// One row of summary.json: what a program compares between runs.
+#[derive(Debug, serde::Serialize)]
+pub struct Row {
+    pub server: &'static str,
+    pub load: &'static str,
+    pub figure: &'static str,
+    #[serde(flatten)]
+    pub stat: Stat,
+    /// This figure over knotd's, taken within each repetition.
+    pub ratio_to_knotd: Option<Stat>,
+}
+
+/// Every (server, load, figure) with its median, min-max and ratio to knotd.
+pub fn summary_rows(r: &Results) -> Vec<Row> {
+    type Get = fn(&Figures) -> Option<f64>;
+    let figures: [(&str, Get); 6] = [
+        ("replies_per_s", |f| f.replies_per_s),
+        ("p50_ms", |f| f.p50_ms),
+        ("p90_ms", |f| f.p90_ms),
+        ("p99_ms", |f| f.p99_ms),
+        ("p999_ms", |f| f.p999_ms),
+        ("xdp_ns_per_packet", |f| f.xdp_ns_per_packet),
+    ];
+    let mut rows = Vec::new();
+    for load in LOADS {
+        for server in servers(r) {
+            for (figure, get) in figures {
+                if let Some(stat) = over_reps(r, server, load.id, get) {
+                    let ratio_to_knotd = ratio_to_baseline(r, server, load.id, get);
+                    rows.push(Row { server: server.name(), load: load.id, figure, stat, ratio_to_knotd });
+                }
+            }
+        }
+    }
+    rows
 }
 
 /// One line per server for the terminal: the headline throughput and latency figures.
