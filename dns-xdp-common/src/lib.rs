@@ -23,6 +23,10 @@ pub const MAP_ANSWERS: &str = "ANSWERS";
 pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_STATS: &str = "STATS";
 pub const MAP_SCRATCH: &str = "SCRATCH";
+/// Response rate limiting (issue 5): its settings, its buckets and its allowlist.
+pub const MAP_RRL_CONFIG: &str = "RRL_CONFIG";
+pub const MAP_RRL_BUCKETS: &str = "RRL_BUCKETS";
+pub const MAP_RRL_ALLOW: &str = "RRL_ALLOW";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
@@ -77,8 +81,13 @@ pub struct AnswerValue {
     pub data_csum: u16,
     pub _pad: u16,
     pub data: [u8; MAX_ANSWER_LEN],
+    /// The response's rate-limiting key (`rrl_key`): its kind in the top 4 bits, a hash of the
+    /// name it is limited under (qname, zone or delegation) in the rest. The daemon computes it
+    /// with the same function its own limiter uses; 0 (unclassified) is safe: such answers share
+    /// one budget per client prefix.
+    pub rrl_key: u32,
 }
-const _: () = assert!(core::mem::size_of::<AnswerValue>() == 1024);
+const _: () = assert!(core::mem::size_of::<AnswerValue>() == 1028);
 
 /// Single entry (index 0) of the config array map, written by the daemon before attaching.
 #[repr(C)]
@@ -104,8 +113,117 @@ pub struct Scratch {
     /// Length of the name left in `key.name` by the previous packet on this CPU, so only the
     /// stale tail needs zeroing.
     pub prev_len: u32,
+    /// The header fields and data length of the reply being built: the answer's, or a slip's
+    /// (TC=1, empty sections). Passed through memory so the verifier explores the reply builder
+    /// once, not once per rate-limiting outcome.
+    pub body: ReplyBody,
+    /// Nonzero when the reply being built is a slip (counted under `stat::ACTION_SLIP`).
+    pub slip: u32,
 }
-const _: () = assert!(core::mem::size_of::<Scratch>() == 524);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 540);
+
+/// What the reply builder copies into the header and after the question (see `Scratch::body`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplyBody {
+    pub flags: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    /// Bytes of `AnswerValue::data` to copy (0 for a slip).
+    pub data_len: u16,
+    pub data_csum: u16,
+}
+const _: () = assert!(core::mem::size_of::<ReplyBody>() == 12);
+
+/// Kinds of response the limiter keeps apart (top 4 bits of `AnswerValue::rrl_key`), after BIND
+/// and Knot: positive answers are limited per name, negative ones per zone, so a random-subdomain
+/// or type sweep collapses into one budget.
+pub mod rrl_kind {
+    /// Not classified (`rrl_key` 0).
+    pub const UNCLASSIFIED: u32 = 0;
+    /// Data for the qname (keyed by qname).
+    pub const POSITIVE: u32 = 1;
+    /// NOERROR without data (keyed by zone).
+    pub const NODATA: u32 = 2;
+    /// Name does not exist (keyed by zone).
+    pub const NXDOMAIN: u32 = 3;
+    /// Delegation to a child zone (keyed by the delegation point).
+    pub const REFERRAL: u32 = 4;
+    /// REFUSED, SERVFAIL, FORMERR, NOTIMP... (one budget per prefix).
+    pub const ERROR: u32 = 5;
+    /// Kinds that have a counter slot (`stat::RRL_LIMITED_BASE + kind`).
+    pub const COUNT: u32 = 6;
+    /// Bits of `rrl_key` holding the kind.
+    pub const SHIFT: u32 = 28;
+}
+
+/// `RrlConfig::flags`: count what would be limited, answer it anyway.
+pub const RRL_FLAG_DRY_RUN: u32 = 1 << 0;
+/// `RrlConfig::flags`: drop queries from reflection source ports and impossible source addresses.
+pub const RRL_FLAG_DROP_SPOOFS: u32 = 1 << 1;
+
+/// Single entry (index 0) of the RRL_CONFIG array, rewritten live by the daemon (no reload).
+/// All zeros (the state before the daemon writes it) means: no limiting, no spoof drops.
+///
+/// The limiter is GCRA, a token bucket in one word: a bucket holds the theoretical arrival
+/// time `tat` of its next response. A response is allowed when `tat - now <= burst_ns`, and
+/// moves `tat` on by `interval_ns`, so a prefix gets `burst` responses back to back and then
+/// one per `interval_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RrlConfig {
+    /// 1e9 / rate: nanoseconds per response at the steady rate; 0 turns limiting off.
+    pub interval_ns: u64,
+    /// How far a bucket's clock may run ahead of now: (burst - 1) * interval_ns.
+    pub burst_ns: u64,
+    /// Every `slip`th limited response is a TC=1 slip; 0 never slips.
+    pub slip: u32,
+    /// `RRL_FLAG_*` bits.
+    pub flags: u32,
+    /// Mask for the IPv4 source address (a /24 is ff.ff.ff.00).
+    pub v4_mask: [u8; 4],
+    pub _pad: u32,
+    /// Mask for the IPv6 source address (a /56 is seven 0xff bytes, then zeros).
+    pub v6_mask: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<RrlConfig>() == 48);
+
+/// Key of the RRL_BUCKETS LRU hash (and of the daemon's own limiter): the client's prefix and
+/// the response's `rrl_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RrlKey {
+    /// Masked source address: IPv4 in the first 4 bytes, the rest zero.
+    pub prefix: [u8; 16],
+    /// 4 or 6, so an IPv4 prefix never shares a bucket with an IPv6 one.
+    pub family: u32,
+    pub rrl_key: u32,
+}
+const _: () = assert!(core::mem::size_of::<RrlKey>() == 24);
+
+/// Value of RRL_BUCKETS. One map shared by all CPUs (not per-CPU): a prefix has one budget
+/// however RSS spreads its packets; the words are updated with atomic adds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RrlBucket {
+    /// Theoretical arrival time (CLOCK_MONOTONIC ns, as bpf_ktime_get_ns).
+    pub tat: u64,
+    /// Responses limited so far (drives the slip count and the daemon's log lines).
+    pub limited: u64,
+}
+const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);
+
+/// Key of the RRL_ALLOW LPM trie (after the kernel's 4-byte prefix length): IPv4 addresses
+/// appear as IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix length + 96).
+pub const RRL_ALLOW_KEY_LEN: usize = 16;
+
+/// Capacity of RRL_BUCKETS: enough for every active (prefix, kind) pair of a large flood; the
+/// LRU evicts idle buckets first, and an evicted bucket is a full one, so eviction never hurts
+/// an innocent prefix.
+pub const RRL_BUCKETS_CAPACITY: u32 = 65_536;
+/// Capacity of RRL_ALLOW.
+pub const RRL_ALLOW_CAPACITY: u32 = 1024;
 
 /// Indices into the per-CPU `STATS` array. Every packet is counted once under `RX` and once
 /// under exactly one action; passes also under one reason.
@@ -144,14 +262,28 @@ pub mod stat {
     /// Maps not ready (daemon starting).
     pub const PASS_DISABLED: u32 = 21;
 
+    /// The query carries a server cookie and would have been limited: the daemon decides.
+    pub const PASS_COOKIE: u32 = 22;
+
     /// Structurally broken headers of packets addressed to us.
     pub const DROP_MALFORMED: u32 = 30;
+    /// Source port of a UDP reflection service (chargen, NTP, SSDP...): a spoofed query.
+    pub const DROP_REFLECTION_PORT: u32 = 31;
 
     /// Responses sent by XDP, by RCODE: `TX_RCODE_BASE + rcode` (rcode 0..=15).
     pub const TX_RCODE_BASE: u32 = 32;
 
+    /// Source address no client can have (loopback, multicast, unspecified, ours): spoofed.
+    pub const DROP_SPOOFED_SOURCE: u32 = 48;
+    /// Would have been limited, answered because of dry-run.
+    pub const RRL_DRY_RUN: u32 = 49;
+    /// Answered without limiting: the client is in the allowlist.
+    pub const RRL_ALLOWLISTED: u32 = 50;
+    /// Limited (dropped or slipped), by kind: `RRL_LIMITED_BASE + rrl_kind` (6 slots).
+    pub const RRL_LIMITED_BASE: u32 = 51;
+
     /// Number of slots in the STATS array.
-    pub const COUNT: u32 = 48;
+    pub const COUNT: u32 = 64;
 }
 
 #[cfg(feature = "user")]
@@ -163,4 +295,10 @@ mod pod {
     unsafe impl aya::Pod for super::AnswerValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::XdpConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RrlConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RrlKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RrlBucket {}
 }

@@ -19,6 +19,12 @@ pub const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
+/// EDNS option code and length fields.
+const OPTION_HLEN: usize = 4;
+const OPTION_COOKIE: u16 = 10;
+/// A COOKIE option carrying a server cookie: 8-byte client cookie + 8..=32-byte server cookie.
+const COOKIE_MIN_LEN: usize = 16;
+const COOKIE_MAX_LEN: usize = 40;
 /// DO bit in the OPT TTL's flags half (RFC 3225).
 pub const EDNS_DO: u16 = 0x8000;
 
@@ -47,6 +53,9 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// max(512, requestor's payload size) with EDNS, else 512 (RFC 6891 section 6.2.5).
     pub client_limit: usize,
+    /// The OPT's first option is a COOKIE with a server cookie (RFC 7873 section 4.2): the
+    /// limiter leaves such a query to the daemon, which can check the cookie.
+    pub server_cookie: bool,
 }
 
 #[inline(always)]
@@ -100,6 +109,7 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
         edns: false,
         dnssec_ok: false,
         client_limit: dns_xdp_common::MIN_UDP_PAYLOAD as usize,
+        server_cookie: false,
     };
     if ar == 0 {
         // Bytes after the question that no count accounts for: let the daemon judge them.
@@ -177,6 +187,17 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     query.dnssec_ok = ext_flags & EDNS_DO != 0;
     if payload as usize > query.client_limit {
         query.client_limit = payload as usize;
+    }
+    // Only the first option is looked at: clients send COOKIE first or alone in practice, and a
+    // walk over all options would cost the verifier a loop per frame shape. Client cookie 8
+    // bytes + server cookie 8..=32 bytes (RFC 7873 section 4).
+    if rdlen >= OPTION_HLEN + COOKIE_MIN_LEN {
+        let mut opt_hdr = [0u8; OPTION_HLEN];
+        cursor::load(ctx, frame.dns_off + opt_off + OPT_LEN, opt_hdr.as_mut_ptr(), OPTION_HLEN)
+            .ok_or(Exit::Pass(stat::PASS_EDNS))?;
+        let code = be16([opt_hdr[0], opt_hdr[1]]);
+        let len = be16([opt_hdr[2], opt_hdr[3]]) as usize;
+        query.server_cookie = code == OPTION_COOKIE && (COOKIE_MIN_LEN..=COOKIE_MAX_LEN).contains(&len);
     }
     Ok(())
 }

@@ -2,12 +2,16 @@
 //! the driver; passes everything else to the kernel stack (ARCHITECTURE.md section 4).
 #![no_std]
 #![no_main]
+// The atomic intrinsics: core's AtomicU64 offers no fetch_add on bpfel (rrl.rs).
+#![feature(core_intrinsics)]
+#![expect(internal_features, reason = "core::intrinsics atomics, see rrl.rs")]
 
 mod cursor;
 mod dns;
 mod l2l3;
 mod maps;
 mod respond;
+mod rrl;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -22,15 +26,31 @@ pub enum Exit {
     Drop(u32),
     /// An invariant failed after the packet was modified: it must not go anywhere.
     Aborted,
+    /// Over its rate limit: dropped, counted under this `stat::RRL_LIMITED_BASE + kind` slot.
+    RateLimited(u32),
+}
+
+/// How an answered packet leaves.
+#[derive(Clone, Copy)]
+pub enum Sent {
+    /// The precompiled answer, with this RCODE.
+    Answer(u8),
+    /// A TC=1 slip, counted under this `stat::RRL_LIMITED_BASE + kind` slot.
+    Slip(u32),
 }
 
 #[xdp]
 pub fn dns_xdp(ctx: XdpContext) -> u32 {
     stats::inc(stat::RX);
     match try_dns_xdp(&ctx) {
-        Ok(rcode) => {
+        Ok(Sent::Answer(rcode)) => {
             stats::inc(stat::ACTION_TX);
             stats::inc(stat::TX_RCODE_BASE + u32::from(rcode & 0xf));
+            xdp_action::XDP_TX
+        }
+        Ok(Sent::Slip(reason)) => {
+            stats::inc(stat::ACTION_SLIP);
+            stats::inc(reason);
             xdp_action::XDP_TX
         }
         Err(Exit::Pass(reason)) => {
@@ -47,6 +67,11 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
             stats::inc(stat::ACTION_ABORTED);
             xdp_action::XDP_ABORTED
         }
+        Err(Exit::RateLimited(reason)) => {
+            stats::inc(stat::ACTION_RATE_LIMITED);
+            stats::inc(reason);
+            xdp_action::XDP_DROP
+        }
     }
 }
 
@@ -57,14 +82,18 @@ pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// Returns the RCODE of the reply left in the packet, or how else the packet leaves.
+/// Returns what reply was left in the packet, or how else the packet leaves.
 #[inline(always)]
-fn try_dns_xdp(ctx: &XdpContext) -> Result<u8, Exit> {
+fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     let config = maps::config().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
     if config.enabled == 0 {
         return Err(Exit::Pass(stat::PASS_DISABLED));
     }
     let frame = l2l3::parse(ctx, config.dns_port)?;
+    // Zeros (no limiting, no screening) until the daemon writes the settings.
+    let rrl_config = maps::rrl_config().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
+    // Spoofs go before any DNS work.
+    rrl::screen(ctx, &frame, rrl_config)?;
     let scratch = maps::scratch().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
     let query = dns::parse(ctx, &frame, scratch)?;
 
@@ -87,8 +116,21 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<u8, Exit> {
     if respond::reply_len(&query, data_len) > limit {
         return Err(Exit::Pass(stat::PASS_TOO_BIG));
     }
+    // Limited after the lookup: the response's kind and name are in the value. Whatever the
+    // kernel passes, the daemon limits with the same settings and keys.
+    let slip = match rrl::limit(ctx, &frame, &query, value, rrl_config)? {
+        rrl::Verdict::Answer => 0,
+        rrl::Verdict::Slip(reason) => reason + 1,
+    };
+    respond::stage(scratch, value, slip);
     respond::build(ctx, &frame, &query, value, config, scratch)?;
-    Ok((value.flags & 0xf) as u8)
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; read back rather than kept in a register
+    // so the two outcomes share one verifier path through the builder.
+    let slip = unsafe { core::ptr::read_volatile(&raw const (*scratch).slip) };
+    if slip != 0 {
+        return Ok(Sent::Slip(slip - 1));
+    }
+    Ok(Sent::Answer((value.flags & 0xf) as u8))
 }
 
 #[cfg(not(test))]

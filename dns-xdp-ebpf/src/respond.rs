@@ -2,11 +2,11 @@
 //! append the precompiled answer and our OPT, fix lengths and checksums.
 
 use aya_ebpf::{helpers::bpf_csum_diff, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use dns_xdp_common::{AnswerValue, Scratch, XdpConfig, stat};
+use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, ReplyBody, Scratch, XdpConfig, stat};
 
 use crate::{
     Exit, cursor,
-    dns::{DNS_HLEN, DnsHdr, EDNS_DO, FLAG_CD, FLAG_RD, OPT_LEN, QTAIL_LEN, Query},
+    dns::{DNS_HLEN, DnsHdr, EDNS_DO, FLAG_CD, FLAG_RD, FLAG_TC, OPT_LEN, QTAIL_LEN, Query},
     l2l3::{EthHdr, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
 };
 
@@ -51,6 +51,32 @@ fn at_offset(sum16: u16, offset: usize) -> u64 {
     (sum16 as u64) << ((offset as u64 & 1) * 8)
 }
 
+/// Leaves in `scratch` what `build` writes: the answer in `value`, or for a slip the same
+/// header with TC=1 and every section empty (the daemon's truncated response, RFC 2181 9).
+/// `slip` is 0 for an answer, else the slot the slip is counted under, plus 1.
+#[inline(always)]
+pub fn stage(scratch: *mut Scratch, value: &AnswerValue, slip: u32) {
+    let body = if slip != 0 {
+        ReplyBody { flags: value.flags | FLAG_TC, ancount: 0, nscount: 0, arcount: 0, data_len: 0, data_csum: 0 }
+    } else {
+        ReplyBody {
+            flags: value.flags,
+            ancount: value.ancount,
+            nscount: value.nscount,
+            arcount: value.arcount,
+            data_len: value.data_len,
+            data_csum: value.data_csum,
+        }
+    };
+    // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run.
+    unsafe {
+        (*scratch).body = body;
+        (*scratch).slip = slip;
+    }
+}
+
+/// Builds the reply `stage` described. The body comes back through memory (volatile) as values
+/// the verifier cannot know, so the builder is explored once for answers and slips alike.
 #[inline(always)]
 pub fn build(
     ctx: &XdpContext,
@@ -60,7 +86,12 @@ pub fn build(
     config: &XdpConfig,
     scratch: *mut Scratch,
 ) -> Result<(), Exit> {
-    let data_len = value.data_len as usize;
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; stage() filled body.
+    let body: ReplyBody = unsafe { core::ptr::read_volatile(&raw const (*scratch).body) };
+    let data_len = body.data_len as usize;
+    if data_len > MAX_ANSWER_LEN {
+        return Err(Exit::Pass(stat::PASS_MISS));
+    }
     let dns_len = reply_len(query, data_len);
     let udp_len = UDP_HLEN + dns_len;
     let new_len = frame.dns_off + dns_len;
@@ -144,20 +175,20 @@ pub fn build(
         sum += ne16((*udp).source) + ne16((*udp).dest) + ne16((*udp).len);
     }
 
-    let flags = value.flags | (query.flags & (FLAG_RD | FLAG_CD));
-    let arcount = value.arcount + query.edns as u16;
+    let flags = body.flags | (query.flags & (FLAG_RD | FLAG_CD));
+    let arcount = body.arcount + query.edns as u16;
     let hdr: *mut DnsHdr = cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Aborted)?;
     // SAFETY: bounds checked by ptr_at. The ID stays as the client sent it.
     unsafe {
         (*hdr).flags = flags.to_be_bytes();
         (*hdr).qdcount = 1u16.to_be_bytes();
-        (*hdr).ancount = value.ancount.to_be_bytes();
-        (*hdr).nscount = value.nscount.to_be_bytes();
+        (*hdr).ancount = body.ancount.to_be_bytes();
+        (*hdr).nscount = body.nscount.to_be_bytes();
         (*hdr).arcount = arcount.to_be_bytes();
         sum += ne16((*hdr).id);
     }
     sum += ne16(flags.to_be_bytes()) + ne16(1u16.to_be_bytes());
-    sum += ne16(value.ancount.to_be_bytes()) + ne16(value.nscount.to_be_bytes());
+    sum += ne16(body.ancount.to_be_bytes()) + ne16(body.nscount.to_be_bytes());
     sum += ne16(arcount.to_be_bytes());
 
     // The question stays in the packet untouched; its checksum comes from the zero-padded copy
@@ -190,7 +221,7 @@ pub fn build(
         cursor::store(ctx, data_off, value.data.as_ptr(), data_len).ok_or(Exit::Aborted)?;
         // data_csum is the big-endian-word sum of data from an even offset; in memory-order
         // terms that is its byte swap, and an odd start swaps it once more.
-        sum += at_offset(value.data_csum.swap_bytes(), query.qname_len);
+        sum += at_offset(body.data_csum.swap_bytes(), query.qname_len);
     }
 
     if query.edns {

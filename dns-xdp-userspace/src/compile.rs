@@ -64,6 +64,7 @@ pub fn compile_one(zones: &ZoneSet, name: &Name, qtype: u16, signed: bool, our_p
         data_csum: csum(data),
         _pad: 0,
         data: [0; MAX_ANSWER_LEN],
+        rrl_key: crate::rrl::rrl_key(&bytes),
     };
     value.data[..data.len()].copy_from_slice(data);
     Some(value)

@@ -11,6 +11,7 @@ pub mod config;
 pub mod loader;
 pub mod metrics;
 pub mod name;
+pub mod rrl;
 pub mod slowpath;
 pub mod state;
 pub mod wire;

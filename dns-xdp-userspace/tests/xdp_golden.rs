@@ -138,6 +138,7 @@ fn parse_fixtures(text: &str) -> (Vec<Answer>, Vec<Case>) {
                     data_csum: num(get("data_csum")) as u16,
                     _pad: 0,
                     data: [0; MAX_ANSWER_LEN],
+                    rrl_key: fields.get("rrl_key").map_or(0, |k| num(k) as u32),
                 };
                 value.data[..data.len()].copy_from_slice(&data);
                 let owner = get("owner").to_string();
