@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::answer::DEFAULT_EDNS_PAYLOAD;
+use crate::rrl::{Cidr, RrlSettings};
 
 #[derive(Parser, Debug)]
 #[command(name = "dns-xdp", version, about = "Authoritative DNS server with an XDP fast path")]
@@ -74,6 +75,37 @@ pub struct ServeArgs {
     /// costs a few nanoseconds per packet.
     #[arg(long)]
     pub bpf_stats: bool,
+    #[command(flatten)]
+    pub rrl: RrlArgs,
+}
+
+/// Response rate limiting (README "Rate limiting"). SIGHUP rereads these keys from the config
+/// file and applies them live; flags given on the command line keep winning.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RrlArgs {
+    /// Responses per second per client prefix and response kind (positive per name, NXDOMAIN
+    /// and NODATA per zone, referral per delegation, errors); 0 turns limiting off. Default: 0.
+    #[arg(long)]
+    pub rrl_rate: Option<u32>,
+    /// Responses a prefix may get back to back before the rate applies. Default: the rate.
+    #[arg(long)]
+    pub rrl_burst: Option<u32>,
+    /// Every Nth limited response is a minimal TC=1 reply, so real clients retry over TCP;
+    /// 0 never slips. Default: 2.
+    #[arg(long)]
+    pub rrl_slip: Option<u32>,
+    /// Prefix length that groups IPv4 clients. Default: 24.
+    #[arg(long)]
+    pub rrl_ipv4_prefix: Option<u8>,
+    /// Prefix length that groups IPv6 clients. Default: 56.
+    #[arg(long)]
+    pub rrl_ipv6_prefix: Option<u8>,
+    /// Client prefix never limited, e.g. 192.0.2.0/24 (repeatable).
+    #[arg(long)]
+    pub rrl_allow: Vec<Cidr>,
+    /// Count what would be limited, but answer it.
+    #[arg(long)]
+    pub rrl_dry_run: bool,
 }
 
 /// The configuration file's keys.
@@ -91,6 +123,15 @@ struct FileConfig {
     edns_payload: Option<u16>,
     #[serde(default)]
     bpf_stats: bool,
+    rrl_rate: Option<u32>,
+    rrl_burst: Option<u32>,
+    rrl_slip: Option<u32>,
+    rrl_ipv4_prefix: Option<u8>,
+    rrl_ipv6_prefix: Option<u8>,
+    #[serde(default)]
+    rrl_allow: Vec<String>,
+    #[serde(default)]
+    rrl_dry_run: bool,
 }
 
 /// Settled settings for `serve`.
@@ -103,6 +144,31 @@ pub struct Settings {
     pub metrics: SocketAddr,
     pub edns_payload: u16,
     pub bpf_stats: bool,
+    pub rrl: RrlSettings,
+    /// Where `rrl` came from, for SIGHUP: the file and the command line's rate-limiting flags.
+    pub config_file: Option<PathBuf>,
+    pub rrl_cli: RrlArgs,
+}
+
+/// Merges the rate-limiting flags over the file's keys over the defaults.
+fn rrl_settings(cli: &RrlArgs, file: &FileConfig) -> Result<RrlSettings, String> {
+    let d = RrlSettings::default();
+    let file_allow = file
+        .rrl_allow
+        .iter()
+        .map(|s| s.parse::<Cidr>().map_err(|e| format!("rrl_allow: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rrl = RrlSettings {
+        rate: cli.rrl_rate.or(file.rrl_rate).unwrap_or(d.rate),
+        burst: cli.rrl_burst.or(file.rrl_burst).unwrap_or(d.burst),
+        slip: cli.rrl_slip.or(file.rrl_slip).unwrap_or(d.slip),
+        ipv4_prefix: cli.rrl_ipv4_prefix.or(file.rrl_ipv4_prefix).unwrap_or(d.ipv4_prefix),
+        ipv6_prefix: cli.rrl_ipv6_prefix.or(file.rrl_ipv6_prefix).unwrap_or(d.ipv6_prefix),
+        allow: pick(cli.rrl_allow.clone(), file_allow),
+        dry_run: cli.rrl_dry_run || file.rrl_dry_run,
+    };
+    rrl.validate()?;
+    Ok(rrl)
 }
 
 fn pick<T>(cli: Vec<T>, file: Vec<T>) -> Vec<T> {
@@ -115,6 +181,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let rrl = rrl_settings(&args.rrl, &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
             zones: pick(args.zone, file.zone),
@@ -123,6 +190,9 @@ impl Settings {
             metrics: args.metrics.or(file.metrics).unwrap_or_else(|| "127.0.0.1:9153".parse().expect("literal")),
             edns_payload: args.edns_payload.or(file.edns_payload).unwrap_or(DEFAULT_EDNS_PAYLOAD),
             bpf_stats: args.bpf_stats || file.bpf_stats,
+            rrl,
+            config_file: args.config.clone(),
+            rrl_cli: args.rrl.clone(),
         };
         let mut settings = settings;
         if settings.listen.is_empty() {
@@ -139,6 +209,15 @@ impl Settings {
             return Err("with XDP, every --listen address must use the same port (the one XDP answers on)".into());
         }
         Ok(settings)
+    }
+
+    /// SIGHUP: the rate-limiting settings as the config file now says, under the same flags.
+    pub fn reread_rrl(&self) -> Result<RrlSettings, String> {
+        let file = match &self.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        rrl_settings(&self.rrl_cli, &file)
     }
 
     /// The UDP port XDP answers on.
@@ -182,5 +261,24 @@ mod tests {
         assert_eq!(s.xdp_mode, XdpModeChoice::Off);
         assert_eq!(s.edns_payload, 1400);
         assert_eq!(s.listen[0].port(), 53);
+    }
+
+    #[test]
+    fn rrl_keys_and_flags() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-rrl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_rate = 20\nrrl_slip = 3\nrrl_allow = [\"10.0.0.0/8\"]\n").unwrap();
+        let args = |rrl: RrlArgs| ServeArgs { config: Some(path.clone()), rrl, ..Default::default() };
+        let s = Settings::from_args(args(RrlArgs { rrl_slip: Some(1), ..Default::default() })).unwrap();
+        assert_eq!((s.rrl.rate, s.rrl.slip, s.rrl.effective_burst()), (20, 1, 20));
+        assert_eq!(s.rrl.allow, vec!["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!((s.rrl.ipv4_prefix, s.rrl.ipv6_prefix), (24, 56));
+        // SIGHUP rereads the file; the command line still wins.
+        std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_rate = 5\nrrl_slip = 0\nrrl_dry_run = true\n").unwrap();
+        let r = s.reread_rrl().unwrap();
+        assert_eq!((r.rate, r.slip, r.dry_run, r.allow.len()), (5, 1, true, 0));
+        std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_ipv4_prefix = 33\n").unwrap();
+        assert!(Settings::from_args(args(RrlArgs::default())).unwrap_err().contains("rrl_ipv4_prefix"));
     }
 }

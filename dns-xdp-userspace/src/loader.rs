@@ -1,16 +1,21 @@
 //! Loading, attaching and detaching the XDP program, and typed access to its maps.
 //! The only userspace module that talks to the kernel's BPF interfaces.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::programs::{Xdp, XdpMode};
-use dns_xdp_common::{AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_STATS, PROG_NAME, XdpConfig, stat};
+use dns_xdp_common::{
+    AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG, MAP_STATS, PROG_NAME,
+    RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, XdpConfig, stat,
+};
 
 use crate::compile::{Entries, same_value};
 use crate::config::XdpModeChoice;
+use crate::rrl::RrlSettings;
 
 /// Name of the do-nothing program in the object (test beds attach it to veth peers).
 pub const PASS_PROG_NAME: &str = "xdp_pass";
@@ -20,6 +25,13 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
     config: Array<MapData, XdpConfig>,
+    rrl_config: Array<MapData, RrlConfig>,
+    rrl_allow: LpmTrie<MapData, [u8; RRL_ALLOW_KEY_LEN], u32>,
+    rrl_buckets: BpfHashMap<MapData, RrlKey, RrlBucket>,
+    /// Allowlist entries installed, so a reconfiguration removes the ones dropped.
+    allow_installed: HashSet<(u32, [u8; RRL_ALLOW_KEY_LEN])>,
+    /// Each bucket's limited count at the last scan, to tell which limited since.
+    limited_seen: HashMap<RrlKey, u64>,
     /// What the answers map holds now, so a recompile writes only the difference.
     installed: Entries,
     attached: Vec<String>,
@@ -85,10 +97,24 @@ impl XdpProgram {
         let answers = BpfHashMap::try_from(ebpf.take_map(MAP_ANSWERS).context("no ANSWERS map")?)?;
         let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
         let counters = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
+        let rrl_config = Array::try_from(ebpf.take_map(MAP_RRL_CONFIG).context("no RRL_CONFIG map")?)?;
+        let rrl_allow = LpmTrie::try_from(ebpf.take_map(MAP_RRL_ALLOW).context("no RRL_ALLOW map")?)?;
+        let rrl_buckets = BpfHashMap::try_from(ebpf.take_map(MAP_RRL_BUCKETS).context("no RRL_BUCKETS map")?)?;
         let program: &Xdp = ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
         let program_id = program.info().context("reading the program's info")?.id();
         config.set(0, XdpConfig { dns_port, edns_payload, enabled: 0 }, 0).context("writing CONFIG")?;
-        let program = XdpProgram { ebpf, answers, config, installed: Entries::new(), attached: Vec::new() };
+        let program = XdpProgram {
+            ebpf,
+            answers,
+            config,
+            rrl_config,
+            rrl_allow,
+            rrl_buckets,
+            allow_installed: HashSet::new(),
+            limited_seen: HashMap::new(),
+            installed: Entries::new(),
+            attached: Vec::new(),
+        };
         Ok((program, Stats { counters, program_id }))
     }
 
@@ -121,6 +147,37 @@ impl XdpProgram {
     /// Lets the program answer from the maps.
     pub fn set_enabled(&mut self, dns_port: u16, edns_payload: u16, enabled: bool) -> anyhow::Result<()> {
         self.config.set(0, XdpConfig { dns_port, edns_payload, enabled: enabled as u32 }, 0).context("writing CONFIG")
+    }
+
+    /// Writes the rate-limiting settings and allowlist; takes effect at the next packet, with
+    /// no reload of the program (buckets are kept).
+    pub fn set_rrl(&mut self, rrl: &RrlSettings) -> anyhow::Result<()> {
+        let wanted: HashSet<_> = rrl.allow.iter().map(|c| c.trie_key()).collect();
+        for (len, addr) in &wanted {
+            self.rrl_allow.insert(&LpmKey::new(*len, *addr), 1, 0).context("writing the RRL_ALLOW map (is it full?)")?;
+        }
+        for (len, addr) in self.allow_installed.difference(&wanted) {
+            self.rrl_allow.remove(&LpmKey::new(*len, *addr)).context("removing from the RRL_ALLOW map")?;
+        }
+        self.allow_installed = wanted;
+        self.rrl_config.set(0, rrl.kernel_config(), 0).context("writing RRL_CONFIG")
+    }
+
+    /// The kernel's buckets that limited a response since the last call (for the start/stop
+    /// log lines). Walks the whole bucket map: call it every few seconds, not per packet.
+    pub fn rrl_limiting(&mut self) -> Vec<RrlKey> {
+        let mut now = HashMap::new();
+        let mut limiting = Vec::new();
+        for (key, bucket) in self.rrl_buckets.iter().filter_map(Result::ok) {
+            if bucket.limited > self.limited_seen.get(&key).copied().unwrap_or(0) {
+                limiting.push(key);
+            }
+            if bucket.limited > 0 {
+                now.insert(key, bucket.limited);
+            }
+        }
+        self.limited_seen = now;
+        limiting
     }
 
     /// Makes the answers map equal to `entries`, writing only what differs. Each write replaces

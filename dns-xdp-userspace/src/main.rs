@@ -14,6 +14,7 @@ use dns_xdp::compile::compile;
 use dns_xdp::config::{Cli, Command, Settings};
 use dns_xdp::loader::{XdpProgram, attach_pass};
 use dns_xdp::metrics::{Metrics, serve_http};
+use dns_xdp::rrl::{LimitLog, Limiter};
 use dns_xdp::state::State;
 use dns_xdp::zone::Severity;
 use dns_xdp::{load_zones, slowpath};
@@ -22,6 +23,8 @@ use dns_xdp::{load_zones, slowpath};
 const EX_CONFIG: u8 = 64;
 /// sysexits.h: bad input data (a zone that does not load).
 const EX_DATAERR: u8 = 65;
+/// How often the rate limiter reports prefixes that start or stop being limited.
+const RRL_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -108,6 +111,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         log::warn!("{w}");
     }
     let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload });
+    let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
+    log_rrl(&settings.rrl);
 
     // Load XDP and fill its maps before attaching, so the first packet already hits.
     let mut xdp = None;
@@ -116,6 +121,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     if settings.xdp_enabled() {
         let (mut program, stats) = XdpProgram::load(settings.dns_port(), settings.edns_payload)?;
         install(&mut program, &state, &settings)?;
+        program.set_rrl(&settings.rrl)?;
         program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
         for iface in &settings.ifaces {
             let mode = program.attach(iface, settings.xdp_mode)?;
@@ -130,7 +136,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut tasks = Vec::new();
     for addr in &settings.listen {
         for socket in slowpath::bind_udp(*addr, workers)? {
-            tasks.push(tokio::spawn(slowpath::serve_udp(socket, state.clone())));
+            tasks.push(tokio::spawn(slowpath::serve_udp(socket, state.clone(), limiter.clone())));
         }
         tasks.push(tokio::spawn(slowpath::serve_tcp(slowpath::bind_tcp(*addr)?, state.clone())));
         log::info!("answering DNS on {addr} (UDP, TCP)");
@@ -138,7 +144,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let http = tokio::net::TcpListener::bind(settings.metrics)
         .await
         .with_context(|| format!("binding the metrics address {}", settings.metrics))?;
-    tasks.push(tokio::spawn(serve_http(http, state.clone(), xdp_stats)));
+    tasks.push(tokio::spawn(serve_http(http, state.clone(), xdp_stats, limiter.clone())));
     log::info!("metrics and health on http://{}/metrics", settings.metrics);
     for zone in state.zones.load().iter() {
         log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
@@ -148,9 +154,21 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut report = tokio::time::interval(RRL_REPORT_PERIOD);
+    let mut limit_log = LimitLog::default();
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&state, xdp.as_mut(), &settings),
+            _ = hup.recv() => {
+                reload(&state, xdp.as_mut(), &settings);
+                reload_rrl(&limiter, xdp.as_mut(), &settings);
+            }
+            _ = report.tick() => {
+                let mut limiting: Vec<_> = limiter.take_limiting().into_iter().collect();
+                if let Some(program) = xdp.as_mut() {
+                    limiting.extend(program.rrl_limiting());
+                }
+                limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);
+            }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
@@ -179,6 +197,46 @@ fn install(program: &mut XdpProgram, state: &State, settings: &Settings) -> anyh
         diff.removed
     );
     Ok(())
+}
+
+fn log_rrl(rrl: &dns_xdp::rrl::RrlSettings) {
+    if rrl.rate == 0 {
+        log::info!("response rate limiting off (--rrl-rate 0)");
+    } else {
+        log::info!(
+            "response rate limiting: {}/s, burst {}, slip {}, prefixes /{} and /{}, {} allowlisted{}",
+            rrl.rate,
+            rrl.effective_burst(),
+            rrl.slip,
+            rrl.ipv4_prefix,
+            rrl.ipv6_prefix,
+            rrl.allow.len(),
+            if rrl.dry_run { ", dry run" } else { "" }
+        );
+    }
+}
+
+/// SIGHUP: the rate-limiting keys of the config file, applied live to both limiters (the XDP
+/// program keeps running; buckets are kept). A bad setting keeps the previous ones.
+fn reload_rrl(limiter: &Limiter, xdp: Option<&mut XdpProgram>, settings: &Settings) {
+    let rrl = match settings.reread_rrl() {
+        Ok(r) => r,
+        Err(err) => {
+            log::error!("rate-limiting settings not changed: {err}");
+            return;
+        }
+    };
+    if rrl == limiter.settings() {
+        return;
+    }
+    if let Some(program) = xdp
+        && let Err(err) = program.set_rrl(&rrl)
+    {
+        log::error!("updating the XDP rate-limiting settings failed: {err:#}");
+        return;
+    }
+    log_rrl(&rrl);
+    limiter.reconfigure(rrl);
 }
 
 /// SIGHUP: reads every zone file again; on any error the previous zones keep serving.

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::loader::Stats;
+use crate::rrl::Limiter;
 use crate::state::State;
 use crate::wire::rcode;
 
@@ -53,7 +54,11 @@ const ACTIONS: [(&str, u32); 6] = [
     ("slip", stat::ACTION_SLIP),
 ];
 
-const PASS_REASONS: [(&str, u32); 12] = [
+/// Response kinds as the limiter names them (index = `rrl_kind`).
+const RRL_KINDS: [&str; dns_xdp_common::rrl_kind::COUNT as usize] =
+    ["unclassified", "positive", "nodata", "nxdomain", "referral", "error"];
+
+const PASS_REASONS: [(&str, u32); 13] = [
     ("not_ip", stat::PASS_NOT_IP),
     ("ip_unusual", stat::PASS_IP_UNUSUAL),
     ("not_dns", stat::PASS_NOT_DNS),
@@ -66,10 +71,11 @@ const PASS_REASONS: [(&str, u32); 12] = [
     ("dnssec", stat::PASS_DNSSEC),
     ("resize", stat::PASS_RESIZE),
     ("disabled", stat::PASS_DISABLED),
+    ("cookie", stat::PASS_COOKIE),
 ];
 
 /// Renders every series in Prometheus text format.
-pub fn render(state: &State, xdp: Option<&Stats>) -> String {
+pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
     let m = &state.metrics;
     let mut out = String::with_capacity(4096);
     let kernel = xdp.and_then(|s| match s.read() {
@@ -105,7 +111,10 @@ pub fn render(state: &State, xdp: Option<&Stats>) -> String {
             let _ = writeln!(out, "# TYPE dnsxdp_xdp_runs_total counter\ndnsxdp_xdp_runs_total {runs}");
         }
         let _ = writeln!(out, "# TYPE dnsxdp_xdp_drop_total counter\ndnsxdp_xdp_drop_total{{reason=\"malformed\"}} {}", k[stat::DROP_MALFORMED as usize]);
+        let _ = writeln!(out, "dnsxdp_xdp_drop_total{{reason=\"reflection_port\"}} {}", k[stat::DROP_REFLECTION_PORT as usize]);
+        let _ = writeln!(out, "dnsxdp_xdp_drop_total{{reason=\"spoofed_source\"}} {}", k[stat::DROP_SPOOFED_SOURCE as usize]);
     }
+    render_rrl(&mut out, kernel.as_deref(), rrl);
     out.push_str("# HELP dnsxdp_zone_serial SOA serial being served.\n# TYPE dnsxdp_zone_serial gauge\n");
     let zones = state.zones.load();
     let mut list: Vec<_> = zones.iter().map(|z| (z.origin.to_string(), z.serial)).collect();
@@ -121,14 +130,53 @@ pub fn render(state: &State, xdp: Option<&Stats>) -> String {
     out
 }
 
+/// Rate limiting, both paths: `dnsxdp_rrl_limited_total{path,kind}` (dropped or slipped),
+/// `dnsxdp_rrl_total{path,result}` (slipped, dropped, dry_run, allowlisted, reflection_port).
+fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
+    let c = &rrl.counters;
+    out.push_str("# HELP dnsxdp_rrl_limited_total Responses over their rate limit (dropped or slipped), by path and response kind.\n# TYPE dnsxdp_rrl_limited_total counter\n");
+    for (i, kind) in RRL_KINDS.iter().enumerate() {
+        let _ = writeln!(out, "dnsxdp_rrl_limited_total{{path=\"userspace\",kind=\"{kind}\"}} {}", c.limited[i].load(Relaxed));
+        if let Some(k) = kernel {
+            let _ = writeln!(out, "dnsxdp_rrl_limited_total{{path=\"xdp\",kind=\"{kind}\"}} {}", k[stat::RRL_LIMITED_BASE as usize + i]);
+        }
+    }
+    out.push_str("# HELP dnsxdp_rrl_total Rate limiter outcomes other than answering, by path.\n# TYPE dnsxdp_rrl_total counter\n");
+    let user = [
+        ("slipped", c.slipped.load(Relaxed)),
+        ("dropped", c.dropped.load(Relaxed)),
+        ("dry_run", c.dry_run.load(Relaxed)),
+        ("allowlisted", c.allowlisted.load(Relaxed)),
+        ("reflection_port", c.reflection.load(Relaxed)),
+    ];
+    for (result, n) in user {
+        let _ = writeln!(out, "dnsxdp_rrl_total{{path=\"userspace\",result=\"{result}\"}} {n}");
+    }
+    if let Some(k) = kernel {
+        let xdp = [
+            ("slipped", stat::ACTION_SLIP),
+            ("dropped", stat::ACTION_RATE_LIMITED),
+            ("dry_run", stat::RRL_DRY_RUN),
+            ("allowlisted", stat::RRL_ALLOWLISTED),
+            ("reflection_port", stat::DROP_REFLECTION_PORT),
+            ("spoofed_source", stat::DROP_SPOOFED_SOURCE),
+            ("cookie_passed", stat::PASS_COOKIE),
+        ];
+        for (result, i) in xdp {
+            let _ = writeln!(out, "dnsxdp_rrl_total{{path=\"xdp\",result=\"{result}\"}} {}", k[i as usize]);
+        }
+    }
+}
+
 /// Longest request head we read before answering 400.
 const MAX_REQUEST: usize = 8192;
 
-pub async fn serve_http(listener: TcpListener, state: Arc<State>, xdp: Option<Arc<Stats>>) {
+pub async fn serve_http(listener: TcpListener, state: Arc<State>, xdp: Option<Arc<Stats>>, rrl: Arc<Limiter>) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else { continue };
         let state = state.clone();
         let xdp = xdp.clone();
+        let rrl = rrl.clone();
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(512);
             let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -150,7 +198,7 @@ pub async fn serve_http(listener: TcpListener, state: Arc<State>, xdp: Option<Ar
             let mut parts = head.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let (status, body) = match (method, path) {
-                ("GET", "/metrics") => ("200 OK", render(&state, xdp.as_deref())),
+                ("GET", "/metrics") => ("200 OK", render(&state, xdp.as_deref(), &rrl)),
                 ("GET", "/healthz") if state.metrics.ready.load(Relaxed) => ("200 OK", "ok\n".to_string()),
                 ("GET", "/healthz") => ("503 Service Unavailable", "starting\n".to_string()),
                 ("GET", _) => ("404 Not Found", "not found\n".to_string()),

@@ -13,7 +13,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use crate::answer::{Transport, handle};
+use crate::rrl::{self, Decision, Limiter};
 use crate::state::State;
+use crate::wire::{self, Parsed};
 
 /// A TCP connection with no complete query for this long is closed (RFC 7766 section 6.2.3).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -51,7 +53,9 @@ pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into())?)
 }
 
-pub async fn serve_udp(socket: UdpSocket, state: Arc<State>) {
+/// Answers UDP queries, under the same rate limits as the XDP program (rrl.rs). TCP is not
+/// limited: its source address cannot be spoofed, and it is where slips send real clients.
+pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limiter>) {
     let mut buf = vec![0u8; UDP_BUF];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -61,9 +65,29 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>) {
                 continue;
             }
         };
+        if rrl::reflection_port(peer.port()) {
+            limiter.counters.reflection.fetch_add(1, Relaxed);
+            continue;
+        }
         let zones = state.zones.load();
         match handle(&zones, &buf[..len], Transport::Udp, state.edns_payload) {
-            Some(reply) => {
+            Some(mut reply) => {
+                if limiter.is_on() {
+                    match limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), false) {
+                        Decision::Send => {}
+                        Decision::Drop => continue,
+                        Decision::Slip => {
+                            let edns = match wire::parse_query(&buf[..len]) {
+                                Parsed::Query(q) => q.edns,
+                                _ => None,
+                            };
+                            match rrl::slip(&reply.bytes, edns, reply.rcode, state.edns_payload) {
+                                Some(bytes) => reply.bytes = bytes,
+                                None => continue,
+                            }
+                        }
+                    }
+                }
                 state.metrics.count_response(reply.rcode);
                 if let Err(err) = socket.send_to(&reply.bytes, peer).await {
                     log::debug!("udp send to {peer}: {err}");
