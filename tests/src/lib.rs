@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod netns;
 pub mod raw;
 pub mod reference;
+pub mod spoof;
 pub mod net;
 pub mod conformance;
 
