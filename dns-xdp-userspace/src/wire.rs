@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::name::{Name, lowercase, wire_name_len};
+use crate::name::{Name, wire_name_len};
 use crate::zone::{Rdata, rtype};
 
 pub const HEADER_LEN: usize = 12;
@@ -203,13 +203,40 @@ impl<'a> Response<'a> {
 /// case-insensitively, so the output does not depend on the case a client used.
 struct Writer {
     buf: Vec<u8>,
-    /// Lowercased wire suffixes already written, with their offsets.
-    seen: Vec<(Vec<u8>, u16)>,
+    /// Offsets of every name suffix written so far, in order (the first match wins).
+    seen: Vec<u16>,
+}
+
+/// Whether the (possibly compressed) name at `at` in `buf` equals the uncompressed `suffix`,
+/// ignoring ASCII case. Pointers in `buf` only point backwards, at names we wrote.
+fn same_name_at(buf: &[u8], mut at: usize, suffix: &[u8]) -> bool {
+    let mut pos = 0;
+    // Each step consumes a label of `suffix` or follows a pointer; 255 bytes bound both.
+    for _ in 0..512 {
+        let len = buf[at];
+        if len & 0xc0 == 0xc0 {
+            at = (usize::from(len & 0x3f) << 8) | usize::from(buf[at + 1]);
+            continue;
+        }
+        let len = usize::from(len);
+        if suffix[pos] as usize != len {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        if !buf[at + 1..at + 1 + len].eq_ignore_ascii_case(&suffix[pos + 1..pos + 1 + len]) {
+            return false;
+        }
+        at += 1 + len;
+        pos += 1 + len;
+    }
+    false
 }
 
 impl Writer {
     fn new(capacity: usize) -> Self {
-        Writer { buf: Vec::with_capacity(capacity), seen: Vec::new() }
+        Writer { buf: Vec::with_capacity(capacity), seen: Vec::with_capacity(16) }
     }
 
     fn u16(&mut self, v: u16) {
@@ -222,16 +249,17 @@ impl Writer {
 
     /// Writes an uncompressed wire name (any case), compressing against earlier names.
     fn name(&mut self, wire: &[u8]) {
-        let lower = lowercase(wire);
         let mut pos = 0;
-        while lower[pos] != 0 {
-            let suffix = &lower[pos..];
-            if let Some((_, off)) = self.seen.iter().find(|(s, _)| s == suffix) {
+        // Only names already complete can be pointed at (a name never equals its own suffix).
+        let known = self.seen.len();
+        while wire[pos] != 0 {
+            let suffix = &wire[pos..];
+            if let Some(&off) = self.seen[..known].iter().find(|&&off| same_name_at(&self.buf, off as usize, suffix)) {
                 self.u16(0xc000 | off);
                 return;
             }
             if self.buf.len() < 0x3fff {
-                self.seen.push((suffix.to_vec(), self.buf.len() as u16));
+                self.seen.push(self.buf.len() as u16);
             }
             let len = wire[pos] as usize;
             self.buf.extend_from_slice(&wire[pos..pos + 1 + len]);
