@@ -99,6 +99,10 @@ pub struct Figures {
     pub latency_cdf: Vec<(f64, f64)>,
     /// dns-xdp only: the XDP program's mean run time per packet from bpf_stats.
     pub xdp_ns_per_packet: Option<f64>,
+    /// The do-nothing XDP_PASS program on the client veth (dnsperf loads, every server): the floor of what
+    /// bpf_stats reports on this machine, to read xdp_ns_per_packet against.
+    #[serde(default)]
+    pub client_xdp_pass_ns_per_packet: Option<f64>,
     /// dns-xdp only: counter deltas over the load.
     pub xdp_tx: Option<u64>,
     pub xdp_pass: Option<u64>,

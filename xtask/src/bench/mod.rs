@@ -260,16 +260,21 @@ fn one_load(rep: usize, server: Server, l: Load, params: &Params, files: &zone::
         }
         let counters0 = server.is_dns_xdp().then(xdpstats::scrape).transpose()?;
         let prog0 = xdpstats::prog_stats();
+        let client0 = xdpstats::prog_stats_on(netbed::CLI_NS, netbed::CLI_IF);
         let query_file = match l.mix {
             QueryMix::Hits => &files.hits,
             QueryMix::Nx10 => &files.nx10,
         };
         let res = load::run(l, params, query_file, &bed.srv_mac);
+        let client1 = xdpstats::prog_stats_on(netbed::CLI_NS, netbed::CLI_IF);
         if l.tool == Tool::Kxdpgun {
             // kxdpgun leaves its program on the client veth.
             bed.release_client_xdp();
         }
         let mut f = res?;
+        if l.tool != Tool::Kxdpgun {
+            f.client_xdp_pass_ns_per_packet = xdpstats::ns_per_packet(client0, client1);
+        }
         if server == Server::DnsXdp {
             f.xdp_ns_per_packet = xdpstats::ns_per_packet(prog0, xdpstats::prog_stats());
         }

@@ -222,6 +222,17 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         "XDP share: XDP_TX replies / (XDP_TX + daemon replies), from /metrics deltas over each load. ns/packet: \
          bpf_stats run_time_ns / run_cnt of the program on the server veth (every packet it saw, passed or not).\n"
     );
+    let floor = stat(
+        r.runs.iter().filter_map(|x| x.figures.as_ref()?.client_xdp_pass_ns_per_packet).collect(),
+    );
+    if let Some(fl) = floor {
+        let _ = writeln!(
+            s,
+            "For scale: the do-nothing XDP_PASS program on the client veth ran {:.0} ns/packet (median of all dnsperf \
+             loads, {:.0}-{:.0}) by the same measure; that is the floor bpf_stats reports on this machine.\n",
+            fl.median, fl.min, fl.max
+        );
+    }
     let _ = writeln!(s, "| load | server | XDP share | XDP ns/packet |");
     let _ = writeln!(s, "|---|---|---:|---:|");
     for load in LOADS {

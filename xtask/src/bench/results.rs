@@ -109,7 +109,7 @@ pub fn utc_stamp() -> String {
     stamp_of(secs)
 }
 
-fn stamp_of(secs: u64) -> String {
+pub fn stamp_of(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

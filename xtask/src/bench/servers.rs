@@ -214,7 +214,20 @@ pub fn versions(dns_xdp: &Path) -> Vec<(String, String)> {
     };
     let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() { "" } else { " (dirty tree)" };
     vec![
-        ("dns-xdp".into(), format!("{} at {}{dirty}", dns_xdp.display(), git(&["rev-parse", "--short", "HEAD"]))),
+        (
+            "dns-xdp".into(),
+            format!(
+                "{} built {} UTC, tree at {}{dirty}",
+                dns_xdp.display(),
+                std::fs::metadata(dns_xdp)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| super::results::stamp_of(d.as_secs()))
+                    .unwrap_or_else(|| "?".into()),
+                git(&["rev-parse", "--short", "HEAD"])
+            ),
+        ),
         ("knotd".into(), first_line("knotd", &["-V"])),
         ("nsd".into(), first_line("nsd", &["-v"])),
         ("dnsperf".into(), version_line("dnsperf", &["-h"])),

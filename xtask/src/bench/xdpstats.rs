@@ -41,7 +41,12 @@ impl Drop for BpfStats {
 /// (run_time_ns, run_cnt) of the XDP program attached to the server veth: found by the link's program id,
 /// not by name, since other test runs may have their own dns_xdp loaded.
 pub fn prog_stats() -> Option<(u64, u64)> {
-    let id = netbed::xdp_prog_id(SRV_NS, SRV_IF)?;
+    prog_stats_on(SRV_NS, SRV_IF)
+}
+
+/// (run_time_ns, run_cnt) of the XDP program on `ifname` in `ns`.
+pub fn prog_stats_on(ns: &str, ifname: &str) -> Option<(u64, u64)> {
+    let id = netbed::xdp_prog_id(ns, ifname)?;
     let out = Command::new("bpftool").args(["-j", "prog", "show", "id", &id.to_string()]).output().ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     Some((v.get("run_time_ns")?.as_u64()?, v.get("run_cnt")?.as_u64()?))
