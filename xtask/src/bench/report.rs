@@ -56,7 +56,18 @@ pub fn ratio_to_baseline(
     load: &str,
     get: impl Fn(&Figures) -> Option<f64>,
 ) -> Option<Stat> {
-    let base: Vec<(usize, f64)> = figures(r, BASELINE, load).filter_map(|(rep, f)| Some((rep, get(f)?))).collect();
+    ratio_to(r, server, BASELINE, load, get)
+}
+
+/// Stat of server/base for one figure, the ratio taken within each repetition.
+pub fn ratio_to(
+    r: &Results,
+    server: Server,
+    base: Server,
+    load: &str,
+    get: impl Fn(&Figures) -> Option<f64>,
+) -> Option<Stat> {
+    let base: Vec<(usize, f64)> = figures(r, base, load).filter_map(|(rep, f)| Some((rep, get(f)?))).collect();
     let ratios = figures(r, server, load)
         .filter_map(|(rep, f)| {
             let (_, b) = base.iter().find(|(brep, _)| *brep == rep)?;
@@ -134,6 +145,26 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         "A/AAAA hits (every name of the zone). Median replies/s, and in brackets the median ratio to knotd within \
          each repetition; latency at the fixed rate over IPv4.\n"
     );
+    for load in ["kxdpgun-v4", "kxdpgun-v6"] {
+        let rps = |f: &Figures| f.replies_per_s;
+        let Some(xdp) = over_reps(r, Server::DnsXdp, load, rps) else { continue };
+        let vs = |base: Server| {
+            ratio_to(r, Server::DnsXdp, base, load, rps)
+                .map(|x| format!("{:.2}x {}", x.median, base.name()))
+                .unwrap_or_else(|| format!("{} not measured", base.name()))
+        };
+        let bound = over_reps(r, Server::DnsXdp, load, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0))
+            .is_some_and(|l| l.median < GENERATOR_BOUND_LOSS_PCT);
+        let _ = writeln!(
+            s,
+            "- A/AAAA hits, {load}: dns-xdp with XDP {} replies/s{}: {} and {} (same repetitions).",
+            fmt_rate(xdp.median),
+            if bound { " (kxdpgun's limit, not ours: every query was answered)" } else { "" },
+            vs(Server::DnsXdpOff),
+            vs(BASELINE),
+        );
+    }
+    let _ = writeln!(s);
     let glance = ["kxdpgun-v4", "kxdpgun-v6", "dnsperf-max-v4", "dnsperf-max-v6"];
     let _ = writeln!(s, "| server | {} | p50 ms | p99 ms |", glance.join(" | "));
     let _ = writeln!(s, "|---|{}---:|---:|", "---:|".repeat(glance.len()));
