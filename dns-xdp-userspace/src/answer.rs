@@ -1,8 +1,10 @@
 //! From query bytes to response bytes: the policy around the zone lookup (opcodes, classes,
 //! EDNS versions, malformed input). Shared by the UDP/TCP listeners and the map compiler.
 
-use crate::wire::{self, Parsed, Query, Response, rcode};
-use crate::zone::{ZoneSet, lookup::lookup, rtype};
+use std::borrow::Cow;
+
+use crate::wire::{self, Parsed, Query, Response, Rr, rcode};
+use crate::zone::{Rdata, ZoneSet, lookup::lookup, rtype};
 
 /// Our EDNS(0) UDP payload size: 1232 avoids IP fragmentation on any path (DNS flag day 2020).
 pub const DEFAULT_EDNS_PAYLOAD: u16 = 1232;
@@ -13,6 +15,14 @@ pub enum Transport {
     Tcp,
 }
 
+/// Answers to CH-class TXT queries about this server (RFC 4892): `version.bind`/`version.server`
+/// and `id.server`/`hostname.bind`. `None` refuses them, the default: the version helps attackers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chaos {
+    pub version: Option<String>,
+    pub identity: Option<String>,
+}
+
 /// A rendered response and its RCODE (for metrics).
 pub struct Reply {
     pub bytes: Vec<u8>,
@@ -21,6 +31,11 @@ pub struct Reply {
 
 /// Answers one DNS message; `None` means send nothing (not a query, or too broken to reply to).
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u16) -> Option<Reply> {
+    handle_with(zones, msg, transport, our_payload, &Chaos::default())
+}
+
+/// `handle`, answering CH-class identification queries as `chaos` says.
+pub fn handle_with(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u16, chaos: &Chaos) -> Option<Reply> {
     match wire::parse_query(msg) {
         Parsed::Drop => None,
         Parsed::FormErr { id, flags, question } => {
@@ -31,18 +46,22 @@ pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u1
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
                 Transport::Tcp => u16::MAX as usize,
             };
-            Some(answer_on(zones, &query, transport, limit, our_payload))
+            Some(answer_on(zones, &query, transport, limit, our_payload, chaos))
         }
     }
 }
 
 /// Answers a parsed query within `limit` bytes, as over UDP (what the kernel serves).
 pub fn answer(zones: &ZoneSet, query: &Query<'_>, limit: usize, our_payload: u16) -> Reply {
-    answer_on(zones, query, Transport::Udp, limit, our_payload)
+    answer_on(zones, query, Transport::Udp, limit, our_payload, &Chaos::default())
 }
 
-fn answer_on(zones: &ZoneSet, query: &Query<'_>, transport: Transport, limit: usize, our_payload: u16) -> Reply {
-    let resp = decide(zones, query, transport);
+fn answer_on(zones: &ZoneSet, query: &Query<'_>, transport: Transport, limit: usize, our_payload: u16, chaos: &Chaos) -> Reply {
+    let resp = if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
+        chaos_answer(query, chaos)
+    } else {
+        decide(zones, query, transport)
+    };
     let rcode = resp.rcode;
     Reply { bytes: wire::render(query, &resp, limit, our_payload), rcode }
 }
@@ -75,4 +94,61 @@ fn decide<'z>(zones: &'z ZoneSet, query: &Query<'_>, transport: Transport) -> Re
     }
     let dnssec_ok = query.edns.is_some_and(|e| e.dnssec_ok);
     lookup(zones, &query.qname, query.qtype, dnssec_ok)
+}
+
+/// A CH TXT answer about this server, or REFUSED.
+fn chaos_answer(query: &Query<'_>, chaos: &Chaos) -> Response<'static> {
+    let text = match (query.qtype, query.qname.to_string().as_str()) {
+        (rtype::TXT, "version.bind." | "version.server.") => chaos.version.as_deref(),
+        (rtype::TXT, "id.server." | "hostname.bind.") => chaos.identity.as_deref(),
+        _ => None,
+    };
+    let Some(text) = text else { return Response::with_rcode(rcode::REFUSED) };
+    // TXT RDATA: character-strings of at most 255 bytes (RFC 1035 section 3.3.14).
+    let mut wire = Vec::with_capacity(text.len() + 1);
+    for chunk in text.as_bytes().chunks(255) {
+        wire.push(chunk.len() as u8);
+        wire.extend_from_slice(chunk);
+    }
+    if wire.is_empty() {
+        wire.push(0);
+    }
+    Response {
+        aa: true,
+        class: Some(wire::CLASS_CH),
+        answer: vec![Rr {
+            owner: Cow::Owned(query.qname.clone()),
+            rtype: rtype::TXT,
+            ttl: 0,
+            rdata: Cow::Owned(Rdata::new(rtype::TXT, wire)),
+        }],
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch_query(name: &[u8]) -> Vec<u8> {
+        let mut q = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&[0, 16, 0, 3]);
+        q
+    }
+
+    #[test]
+    fn chaos_answers_only_when_configured() {
+        let zones = ZoneSet::default();
+        let q = ch_query(b"\x07version\x04bind\x00");
+        let refused = handle(&zones, &q, Transport::Udp, 1232).unwrap();
+        assert_eq!(refused.rcode, rcode::REFUSED);
+        let chaos = Chaos { version: Some("dns-xdp".into()), identity: None };
+        let reply = handle_with(&zones, &q, Transport::Udp, 1232, &chaos).unwrap();
+        assert_eq!(reply.rcode, rcode::NOERROR);
+        // Answer: pointer to the question, TXT, CH, TTL 0, "dns-xdp".
+        assert!(reply.bytes.ends_with(b"\xc0\x0c\x00\x10\x00\x03\x00\x00\x00\x00\x00\x08\x07dns-xdp"), "{:?}", reply.bytes);
+        let id = handle_with(&zones, &ch_query(b"\x02id\x06server\x00"), Transport::Udp, 1232, &chaos).unwrap();
+        assert_eq!(id.rcode, rcode::REFUSED, "identity not configured");
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
-use crate::answer::DEFAULT_EDNS_PAYLOAD;
+use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::rrl::{Cidr, RrlSettings};
 
 #[derive(Parser, Debug)]
@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// EDNS(0) UDP payload size we advertise and cap UDP answers at. Default: 1232.
     #[arg(long)]
     pub edns_payload: Option<u16>,
+    /// Answer CH TXT version.bind/version.server with TEXT. Default: refuse.
+    #[arg(long, value_name = "TEXT")]
+    pub version_bind: Option<String>,
+    /// Answer CH TXT id.server/hostname.bind with TEXT. Default: refuse.
+    #[arg(long, value_name = "TEXT")]
+    pub id_server: Option<String>,
     /// Enable the kernel's BPF run-time accounting (exported as dnsxdp_xdp_run_seconds_total);
     /// costs a few nanoseconds per packet.
     #[arg(long)]
@@ -121,6 +127,8 @@ struct FileConfig {
     xdp_mode: Option<XdpModeChoice>,
     metrics: Option<SocketAddr>,
     edns_payload: Option<u16>,
+    version_bind: Option<String>,
+    id_server: Option<String>,
     #[serde(default)]
     bpf_stats: bool,
     rrl_rate: Option<u32>,
@@ -143,6 +151,8 @@ pub struct Settings {
     pub xdp_mode: XdpModeChoice,
     pub metrics: SocketAddr,
     pub edns_payload: u16,
+    /// CH-class version.bind/id.server answers (refused when unset).
+    pub chaos: Chaos,
     pub bpf_stats: bool,
     pub rrl: RrlSettings,
     /// Where `rrl` came from, for SIGHUP: the file and the command line's rate-limiting flags.
@@ -189,6 +199,7 @@ impl Settings {
             xdp_mode: args.xdp_mode.or(file.xdp_mode).unwrap_or_default(),
             metrics: args.metrics.or(file.metrics).unwrap_or_else(|| "127.0.0.1:9153".parse().expect("literal")),
             edns_payload: args.edns_payload.or(file.edns_payload).unwrap_or(DEFAULT_EDNS_PAYLOAD),
+            chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
             bpf_stats: args.bpf_stats || file.bpf_stats,
             rrl,
             config_file: args.config.clone(),
@@ -250,7 +261,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dnsxdp-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "zone = [\"f.zone\"]\nxdp_mode = \"skb\"\nedns_payload = 1400\n").unwrap();
+        std::fs::write(&path, "zone = [\"f.zone\"]\nxdp_mode = \"skb\"\nedns_payload = 1400\nversion_bind = \"v1\"\n").unwrap();
         let s = Settings::from_args(ServeArgs {
             config: Some(path),
             xdp_mode: Some(XdpModeChoice::Off),
@@ -260,6 +271,7 @@ mod tests {
         assert_eq!(s.zones, vec![PathBuf::from("f.zone")]);
         assert_eq!(s.xdp_mode, XdpModeChoice::Off);
         assert_eq!(s.edns_payload, 1400);
+        assert_eq!(s.chaos, Chaos { version: Some("v1".into()), identity: None });
         assert_eq!(s.listen[0].port(), 53);
     }
 

@@ -110,7 +110,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload });
+    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone() });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     log_rrl(&settings.rrl);
 

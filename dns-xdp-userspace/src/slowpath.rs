@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
-use crate::answer::{Transport, handle};
+use crate::answer::{Transport, handle_with};
 use crate::rrl::{self, Decision, Limiter};
 use crate::state::State;
 use crate::wire::{self, Parsed};
@@ -70,7 +70,7 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
             continue;
         }
         let zones = state.zones.load();
-        match handle(&zones, &buf[..len], Transport::Udp, state.edns_payload) {
+        match handle_with(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos) {
             Some(mut reply) => {
                 if limiter.is_on() {
                     match limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), false) {
@@ -138,7 +138,7 @@ async fn tcp_connection(mut conn: TcpStream, state: &State) -> std::io::Result<(
             return Ok(());
         }
         let zones = state.zones.load();
-        let Some(reply) = handle(&zones, msg, Transport::Tcp, state.edns_payload) else {
+        let Some(reply) = handle_with(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos) else {
             state.metrics.queries_dropped.fetch_add(1, Relaxed);
             return Ok(());
         };

@@ -2,6 +2,7 @@
 
 use arc_swap::ArcSwap;
 
+use crate::answer::Chaos;
 use crate::metrics::Metrics;
 use crate::zone::ZoneSet;
 
@@ -10,4 +11,6 @@ pub struct State {
     pub zones: ArcSwap<ZoneSet>,
     pub metrics: Metrics,
     pub edns_payload: u16,
+    /// CH-class version.bind/id.server answers (refused when unset).
+    pub chaos: Chaos,
 }

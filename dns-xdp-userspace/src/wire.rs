@@ -46,6 +46,8 @@ pub mod rcode {
 }
 
 pub const CLASS_IN: u16 = 1;
+/// The CHAOS class (RFC 4892 uses it for server identification).
+pub const CLASS_CH: u16 = 3;
 
 /// Extended DNS Error info-codes we send (RFC 8914 section 4).
 pub mod ede {
@@ -191,6 +193,8 @@ pub struct Response<'a> {
     pub additional: Vec<Rr<'a>>,
     /// An Extended DNS Error to attach when the query has EDNS (RFC 8914).
     pub ede: Option<u16>,
+    /// Class of every record; `None` is IN (CH only for version.bind and friends).
+    pub class: Option<u16>,
 }
 
 impl<'a> Response<'a> {
@@ -268,10 +272,10 @@ impl Writer {
         self.buf.push(0);
     }
 
-    fn rr(&mut self, rr: &Rr<'_>) {
+    fn rr(&mut self, rr: &Rr<'_>, class: u16) {
         self.name(rr.owner.as_wire());
         self.u16(rr.rtype);
-        self.u16(CLASS_IN);
+        self.u16(class);
         self.u32(rr.ttl);
         let len_at = self.buf.len();
         self.u16(0);
@@ -331,11 +335,12 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
     let opt_len = if query.edns.is_some() { OPT_LEN + ede_len } else { 0 };
     let budget = limit.saturating_sub(opt_len);
 
+    let class = resp.class.unwrap_or(CLASS_IN);
     for rr in &resp.answer {
-        w.rr(rr);
+        w.rr(rr, class);
     }
     for rr in &resp.authority {
-        w.rr(rr);
+        w.rr(rr, class);
     }
     let (mut an, mut ns, mut ar) = (resp.answer.len() as u16, resp.authority.len() as u16, 0u16);
     if w.buf.len() > budget {
@@ -347,7 +352,7 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
         for rr in &resp.additional {
             let before = w.buf.len();
             let seen = w.seen.len();
-            w.rr(rr);
+            w.rr(rr, class);
             if w.buf.len() > budget {
                 w.buf.truncate(before);
                 w.seen.truncate(seen);
