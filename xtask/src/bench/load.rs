@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::netbed::{CLI_IF, CLI_NS, SRV_V4, SRV_V6};
+use super::netbed::{CLI_IF, SRV_V4, SRV_V6, cli_ns};
 use super::proc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ pub fn run(load: Load, params: &Params, query_file: &Path, srv_mac: &str) -> Res
     let deadline = Duration::from_secs(d + 15);
     match load.tool {
         Tool::DnsperfMax | Tool::DnsperfLatency => {
-            let mut c = proc::in_netns(CLI_NS, "dnsperf");
+            let mut c = proc::in_netns(cli_ns(), "dnsperf");
             c.args(["-s", addr, "-d", &file, "-l", &d.to_string(), "-t", "2"]);
             // Bounded in count too: at most 1,000 passes over the file.
             c.args(["-n", "1000"]);
@@ -141,7 +141,7 @@ pub fn run(load: Load, params: &Params, query_file: &Path, srv_mac: &str) -> Res
             Ok(f)
         }
         Tool::Kxdpgun => {
-            let mut c = proc::in_netns(CLI_NS, "kxdpgun");
+            let mut c = proc::in_netns(cli_ns(), "kxdpgun");
             c.args(["-t", &d.to_string(), "-Q", &params.kxdpgun_qps.to_string(), "-i", &file]);
             c.args(["-I", CLI_IF, "-R", srv_mac, addr]);
             let (status, out, err) = proc::run_captured(c, deadline)?;

@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> Result<()> {
         kxdpgun_qps: opts.kxdpgun_qps,
     };
 
-    proc::catch_stop_signals();
+    let _signals = proc::catch_stop_signals();
     ensure_tools()?;
     if !opts.no_build {
         crate::build()?;
@@ -234,7 +234,7 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
                 r.write(json)?;
             }
             // Whatever the server left on the veth goes before the next one starts.
-            netbed::detach_xdp(netbed::SRV_NS, netbed::SRV_IF);
+            netbed::detach_xdp(netbed::srv_ns(), netbed::SRV_IF);
             longest = longest.max(run_start.elapsed());
         }
     }
@@ -260,13 +260,13 @@ fn one_load(rep: usize, server: Server, l: Load, params: &Params, files: &zone::
         }
         let counters0 = server.is_dns_xdp().then(xdpstats::scrape).transpose()?;
         let prog0 = xdpstats::prog_stats();
-        let client0 = xdpstats::prog_stats_on(netbed::CLI_NS, netbed::CLI_IF);
+        let client0 = xdpstats::prog_stats_on(netbed::cli_ns(), netbed::CLI_IF);
         let query_file = match l.mix {
             QueryMix::Hits => &files.hits,
             QueryMix::Nx10 => &files.nx10,
         };
         let res = load::run(l, params, query_file, &bed.srv_mac);
-        let client1 = xdpstats::prog_stats_on(netbed::CLI_NS, netbed::CLI_IF);
+        let client1 = xdpstats::prog_stats_on(netbed::cli_ns(), netbed::CLI_IF);
         if l.tool == Tool::Kxdpgun {
             // kxdpgun leaves its program on the client veth.
             bed.release_client_xdp();
@@ -440,6 +440,51 @@ mod tests {
             },
             runs,
         }
+    }
+
+    /// The suite itself, tiny: every server, two loads, 1 s each, in namespaces of its own. Runs under
+    /// `cargo xtask test` (root, DNS_XDP_BIN set); elsewhere it says why it skipped. It checks that the suite
+    /// runs and its output parses, never how fast anything is.
+    #[test]
+    fn quick_smoke_run_writes_results_that_parse() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root || std::env::var_os("DNS_XDP_BIN").is_none() {
+            eprintln!("skipped: needs root and DNS_XDP_BIN (run it through `cargo xtask test`)");
+            return;
+        }
+        netbed::use_namespace_suffix("-smoke");
+        let out = std::env::temp_dir().join(format!("dnsxdp-bench-smoke-{}", std::process::id()));
+        let opts = Options {
+            quick: true,
+            reps: Some(1),
+            duration: Some(1),
+            servers: vec![],
+            loads: vec!["dnsperf-latency-v4".into(), "kxdpgun-v6".into()],
+            latency_qps: 2_000,
+            kxdpgun_qps: 100_000,
+            no_build: true,
+            publish: false,
+            no_publish: true,
+            report: None,
+            out: Some(out.clone()),
+            budget: Some(170),
+        };
+        run(&opts).unwrap_or_else(|e| panic!("cargo xtask bench --quick failed: {e:#}"));
+        let r = Results::read(&out.join("results.json")).unwrap();
+        for server in Server::ALL {
+            let runs: Vec<&Run> = r.runs.iter().filter(|x| x.server == server.name()).collect();
+            assert_eq!(runs.len(), 2, "{}: one run per load: {runs:?}", server.name());
+            for run in runs {
+                assert!(run.error.is_none(), "{} {}: {:?}", run.server, run.load, run.error);
+                let f = run.figures.as_ref().unwrap();
+                assert!(f.replies.is_some_and(|n| n > 0), "{} {}: no replies", run.server, run.load);
+            }
+        }
+        assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## At a glance"));
+        let _: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        assert!(!Path::new("/run/netns").join(netbed::srv_ns()).exists(), "namespaces removed");
+        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -12,8 +13,8 @@ use anyhow::{Context as _, Result, bail};
 use super::proc::{self, Guard};
 use crate::cmd;
 
-pub const SRV_NS: &str = "dnsxdp-bench-srv";
-pub const CLI_NS: &str = "dnsxdp-bench-cli";
+/// (server, client) namespace names; see `use_namespace_suffix`.
+static NAMESPACES: OnceLock<(String, String)> = OnceLock::new();
 pub const SRV_IF: &str = "vbench-srv";
 pub const CLI_IF: &str = "vbench-cli";
 /// RFC 2544 benchmarking range and a ULA prefix: never routed, so load cannot leak onto a real network.
@@ -23,6 +24,25 @@ pub const CLI_V4: &str = "198.18.53.2";
 pub const SRV_V6: &str = "fd00:b:e4c4::1";
 pub const CLI_V6: &str = "fd00:b:e4c4::2";
 const XDP_PASS_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Give this process's namespaces their own names (before first use), so a smoke test never deletes the
+/// namespaces of a benchmark running beside it.
+#[cfg(test)]
+pub fn use_namespace_suffix(suffix: &str) {
+    let _ = NAMESPACES.set((format!("dnsxdp-bench-srv{suffix}"), format!("dnsxdp-bench-cli{suffix}")));
+}
+
+fn namespaces() -> &'static (String, String) {
+    NAMESPACES.get_or_init(|| ("dnsxdp-bench-srv".into(), "dnsxdp-bench-cli".into()))
+}
+
+pub fn srv_ns() -> &'static str {
+    &namespaces().0
+}
+
+pub fn cli_ns() -> &'static str {
+    &namespaces().1
+}
 
 pub struct Netbed {
     pub srv_mac: String,
@@ -36,10 +56,10 @@ impl Netbed {
     pub fn create(dns_xdp: &Path) -> Result<Self> {
         delete_namespaces(); // left over from a crash
         let mut bed = Netbed { srv_mac: String::new(), xdp_pass: None, dns_xdp: dns_xdp.display().to_string() };
-        ip(&["netns", "add", SRV_NS])?;
-        ip(&["netns", "add", CLI_NS])?;
-        ip(&["link", "add", SRV_IF, "netns", SRV_NS, "type", "veth", "peer", "name", CLI_IF, "netns", CLI_NS])?;
-        for (ns, ifname, v4, v6) in [(SRV_NS, SRV_IF, SRV_V4, SRV_V6), (CLI_NS, CLI_IF, CLI_V4, CLI_V6)] {
+        ip(&["netns", "add", srv_ns()])?;
+        ip(&["netns", "add", cli_ns()])?;
+        ip(&["link", "add", SRV_IF, "netns", srv_ns(), "type", "veth", "peer", "name", CLI_IF, "netns", cli_ns()])?;
+        for (ns, ifname, v4, v6) in [(srv_ns(), SRV_IF, SRV_V4, SRV_V6), (cli_ns(), CLI_IF, CLI_V4, CLI_V6)] {
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
             ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
@@ -48,10 +68,10 @@ impl Netbed {
         // With tx offload on, veth queries carry a partial UDP checksum and an XDP_TX reply built from one
         // is dropped as corrupt (ARCHITECTURE.md section 5). Same for every server, so the bed stays fair.
         cmd::run(
-            proc::in_netns(CLI_NS, "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()),
+            proc::in_netns(cli_ns(), "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()),
         )
         .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
-        bed.srv_mac = mac_of(SRV_NS, SRV_IF)?;
+        bed.srv_mac = mac_of(srv_ns(), SRV_IF)?;
         Ok(bed)
     }
 
@@ -62,12 +82,12 @@ impl Netbed {
         {
             return Ok(());
         }
-        detach_xdp(CLI_NS, CLI_IF);
-        let mut c = proc::in_netns(CLI_NS, &self.dns_xdp);
+        detach_xdp(cli_ns(), CLI_IF);
+        let mut c = proc::in_netns(cli_ns(), &self.dns_xdp);
         c.args(["xdp-pass", "--iface", CLI_IF]).stdout(Stdio::null()).stderr(Stdio::null());
         let mut g = Guard::spawn(c)?;
         let start = Instant::now();
-        while !xdp_attached(CLI_NS, CLI_IF) {
+        while !xdp_attached(cli_ns(), CLI_IF) {
             proc::check_stop()?;
             if let Some(status) = g.try_wait()? {
                 bail!("`{}` exited early ({status})", g.what());
@@ -86,14 +106,14 @@ impl Netbed {
         if let Some(mut g) = self.xdp_pass.take() {
             g.stop(Duration::from_secs(5));
         }
-        detach_xdp(CLI_NS, CLI_IF);
+        detach_xdp(cli_ns(), CLI_IF);
     }
 }
 
 impl Drop for Netbed {
     fn drop(&mut self) {
         self.release_client_xdp();
-        detach_xdp(SRV_NS, SRV_IF);
+        detach_xdp(srv_ns(), SRV_IF);
         delete_namespaces();
     }
 }
@@ -135,7 +155,7 @@ fn ip(args: &[&str]) -> Result<()> {
 }
 
 fn delete_namespaces() {
-    for ns in [SRV_NS, CLI_NS] {
+    for ns in [srv_ns(), cli_ns()] {
         if Path::new("/run/netns").join(ns).exists() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }

@@ -14,13 +14,32 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Turn SIGINT/SIGTERM into a flag, so the suite unwinds through its guards instead of dying with
-/// namespaces, servers and XDP programs left behind.
-pub fn catch_stop_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+/// Turn SIGINT/SIGTERM into a flag while the guard lives, so the suite unwinds through its guards instead
+/// of dying with namespaces, servers and XDP programs left behind. Drop restores the previous handlers
+/// (the smoke test runs the suite inside the test process).
+pub fn catch_stop_signals() -> SignalGuard {
+    STOP.store(false, Ordering::SeqCst);
+    let previous = [libc::SIGINT, libc::SIGTERM].map(|sig| {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        let old = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        (sig, old)
+    });
+    SignalGuard { previous }
+}
+
+pub struct SignalGuard {
+    previous: [(libc::c_int, libc::sighandler_t); 2],
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for (sig, old) in self.previous {
+            if old != libc::SIG_ERR {
+                // SAFETY: reinstalls the handler that was in place before catch_stop_signals.
+                unsafe {
+                    libc::signal(sig, old);
+                }
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use super::netbed::{self, CLI_NS, SRV_IF, SRV_NS, SRV_V4, SRV_V6};
+use super::netbed::{self, SRV_IF, SRV_V4, SRV_V6, cli_ns, srv_ns};
 use super::proc::{self, Guard};
 use super::zone;
 
@@ -63,7 +63,7 @@ impl Running {
     /// Stop the server and detach any XDP program it left on the server veth.
     pub fn stop(mut self) {
         self.guard.stop(STOP_DEADLINE);
-        netbed::detach_xdp(SRV_NS, SRV_IF);
+        netbed::detach_xdp(srv_ns(), SRV_IF);
     }
 
     pub fn alive(&mut self) -> Result<()> {
@@ -77,19 +77,19 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.guard.stop(STOP_DEADLINE);
-        netbed::detach_xdp(SRV_NS, SRV_IF);
+        netbed::detach_xdp(srv_ns(), SRV_IF);
     }
 }
 
 /// Start `server` serving `zone_file`, with its config and log under `dir`, and wait until it answers.
 pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Result<Running> {
     std::fs::create_dir_all(dir)?;
-    netbed::detach_xdp(SRV_NS, SRV_IF);
+    netbed::detach_xdp(srv_ns(), SRV_IF);
     let log = std::fs::File::create(dir.join("server.log"))?;
     let mut c = match server {
         Server::DnsXdp | Server::DnsXdpOff => {
             let mode = if server == Server::DnsXdp { "native" } else { "off" };
-            let mut c = proc::in_netns(SRV_NS, &dns_xdp.to_string_lossy());
+            let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
             c.args(["serve", "--iface", SRV_IF, "--zone"])
                 .arg(zone_file)
                 .args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")])
@@ -100,14 +100,14 @@ pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Re
         Server::Knot | Server::KnotXdp => {
             let conf = dir.join("knot.conf");
             std::fs::write(&conf, knot_conf(server == Server::KnotXdp, zone_file, dir))?;
-            let mut c = proc::in_netns(SRV_NS, "knotd");
+            let mut c = proc::in_netns(srv_ns(), "knotd");
             c.arg("-c").arg(&conf);
             c
         }
         Server::Nsd => {
             let conf = dir.join("nsd.conf");
             std::fs::write(&conf, nsd_conf(zone_file, dir))?;
-            let mut c = proc::in_netns(SRV_NS, "nsd");
+            let mut c = proc::in_netns(srv_ns(), "nsd");
             c.arg("-d").arg("-c").arg(&conf);
             c
         }
@@ -141,7 +141,7 @@ fn wait_ready(r: &mut Running, dir: &Path) -> Result<()> {
 }
 
 fn answers(name: &str) -> bool {
-    let mut c = proc::in_netns(CLI_NS, "kdig");
+    let mut c = proc::in_netns(cli_ns(), "kdig");
     c.args([&format!("@{SRV_V4}"), name, "A", "+timeout=1", "+retry=0", "+short"]);
     match proc::run_captured(c, Duration::from_secs(5)) {
         Ok((status, out, _)) => status.success() && out.trim().starts_with("198.19."),
@@ -151,7 +151,7 @@ fn answers(name: &str) -> bool {
 
 /// GET inside the server namespace (the metrics address is its loopback); the body on 2xx.
 pub fn http_get(url: &str) -> Result<String> {
-    let mut c = proc::in_netns(SRV_NS, "curl");
+    let mut c = proc::in_netns(srv_ns(), "curl");
     c.args(["-sf", "--max-time", "2", url]);
     let (status, out, _) = proc::run_captured(c, Duration::from_secs(5))?;
     if !status.success() {

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
-use super::netbed::{self, SRV_IF, SRV_NS};
+use super::netbed::{self, SRV_IF, srv_ns};
 use super::servers;
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -41,7 +41,7 @@ impl Drop for BpfStats {
 /// (run_time_ns, run_cnt) of the XDP program attached to the server veth: found by the link's program id,
 /// not by name, since other test runs may have their own dns_xdp loaded.
 pub fn prog_stats() -> Option<(u64, u64)> {
-    prog_stats_on(SRV_NS, SRV_IF)
+    prog_stats_on(srv_ns(), SRV_IF)
 }
 
 /// (run_time_ns, run_cnt) of the XDP program on `ifname` in `ns`.
