@@ -380,7 +380,7 @@ const HOW: &str = "
 ## How to run and what is measured
 
 ```
-cargo xtask bench                 # full suite: 3 repetitions, 4 s per load, about 11 minutes; writes this file
+cargo xtask bench                 # full suite: 3 repetitions, 4 s per load, about 10 minutes; writes this file
 cargo xtask bench --quick         # smoke run: 1 repetition, 1 s per load, under 3 minutes; target/bench only
 cargo xtask bench --servers dns-xdp,knotd --loads kxdpgun-v4 --reps 5
 cargo xtask bench --report target/bench/<stamp>   # redraw summary and plots from results.json
@@ -403,6 +403,17 @@ Loads, all from the client namespace against one server at a time:
 
 For dns-xdp also: the share of replies sent by the XDP program (/metrics deltas) and its mean run time per
 packet (kernel bpf_stats of the program attached to the server veth).
+
+`cargo xtask test` runs the suite once in miniature (every server, two loads, 1 s each, namespaces of its own)
+and checks that it runs and that its output parses; no figure is asserted.
+
+Known limits of this bed:
+- kxdpgun runs one thread: a veth has no combined channels, so it cannot spread over queues. When every query
+  is answered (limit `generator`) the server's ceiling is higher than the figure.
+- Everything shares the machine's cores (two here), including other people's builds: see the load line above,
+  and `loadavg_before` / `compilers_running` per load in results.json.
+- veth is not a NIC: native XDP_TX on veth needs an XDP program on the peer (the client side pays for it), and
+  AF_XDP on veth runs in copy mode. Absolute figures say little about a real NIC; ratios say more.
 ";
 
 #[cfg(test)]
