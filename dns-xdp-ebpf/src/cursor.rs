@@ -1,8 +1,9 @@
-//! The only door to packet memory: one bounds-checked pointer helper plus the two byte-copy
-//! helpers, so every other module reasons about offsets, never about raw packet pointers.
+//! The only door to packet memory: one bounds-checked pointer helper, the two byte-copy
+//! helpers and the head move, so every other module reasons about offsets, never about raw
+//! packet pointers.
 
 use aya_ebpf::{
-    helpers::{bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 
@@ -24,6 +25,16 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
         return None;
     }
     Some((start + offset) as *mut T)
+}
+
+/// Moves the frame's start `len` bytes earlier; the bytes that were at 0 are then at `len` and
+/// the new front is uninitialised. False when the headroom is too small (nothing changed then).
+/// Every packet pointer is invalid afterwards.
+#[inline(always)]
+pub fn grow_head(ctx: &XdpContext, len: usize) -> bool {
+    // SAFETY: the helper checks -len against the headroom it keeps for the xdp_frame and
+    // metadata; it only moves ctx->data.
+    unsafe { bpf_xdp_adjust_head(ctx.ctx, -(len as i32)) == 0 }
 }
 
 /// Copies `len` packet bytes at `offset` into `buf` (map or stack memory). The kernel checks the

@@ -2,7 +2,7 @@
 //! append the precompiled answer and our OPT, fix lengths and checksums.
 
 use aya_ebpf::{helpers::bpf_csum_diff, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, ReplyBody, Scratch, XdpConfig, stat};
+use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, MAX_QNAME_LEN, ReplyBody, Scratch, XdpConfig, stat};
 
 use crate::{
     Exit, cursor,
@@ -17,6 +17,9 @@ const IPPROTO_UDP: u8 = 17;
 const RAW_CSUM_MAX: usize = 256;
 const IPV4_ADDR_WORDS: usize = 2;
 const IPV6_ADDR_WORDS: usize = 8;
+/// Ethernet with two VLAN tags, IPv6, UDP and DNS headers: 14 + 8 + 40 + 8 + 12 = 82 bytes,
+/// rounded up to 8; the most `front_to_head` copies through the stack.
+const HDRS_MAX: usize = 88;
 
 /// Bytes of the DNS reply: header, question as received, answer data, our OPT if the query had one.
 #[inline(always)]
@@ -75,6 +78,45 @@ pub fn stage(scratch: *mut Scratch, value: &AnswerValue, slip: u32) {
     }
 }
 
+/// After the frame grew by `shift` at the head, puts what the tail path leaves in place (the
+/// headers up to and including the DNS header, then the question) at the new start; the rest
+/// of `build` rewrites it as usual. The old bytes are intact at `shift` on, so the headers are
+/// copied through the stack (source and destination overlap when `shift` is small); the
+/// question comes from `scratch.raw` and `query.qtail`, which hold it exactly as received.
+///
+/// False if a copy failed, which leaves the packet half-written.
+///
+/// A BPF-to-BPF call, not inlined: inlined, LLVM left the stack buffer's address in a register
+/// that the shared exit path treats as the pass reason (undefined for `Aborted`), and the
+/// verifier rejects arithmetic on it. A callee's registers go back to the caller's on return.
+#[inline(never)]
+fn front_to_head(
+    ctx: &XdpContext,
+    frame: &crate::l2l3::Frame,
+    query: &Query,
+    scratch: *mut Scratch,
+    shift: usize,
+) -> bool {
+    let hdrs_len = (frame.dns_off + DNS_HLEN) & 0x7f;
+    if hdrs_len == 0 || hdrs_len > HDRS_MAX {
+        return false;
+    }
+    let mut hdrs = [0u8; HDRS_MAX];
+    if cursor::load(ctx, shift, hdrs.as_mut_ptr(), hdrs_len).is_none()
+        || cursor::store(ctx, 0, hdrs.as_ptr(), hdrs_len).is_none()
+    {
+        return false;
+    }
+    let qname_len = query.qname_len & 0x1ff;
+    if qname_len == 0 || qname_len > MAX_QNAME_LEN {
+        return false;
+    }
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; raw holds KEY_NAME_LEN + 4 bytes.
+    let raw = unsafe { (*scratch).raw.as_ptr() };
+    cursor::store(ctx, hdrs_len, raw, qname_len).is_some()
+        && cursor::store(ctx, hdrs_len + qname_len, query.qtail.as_ptr(), QTAIL_LEN).is_some()
+}
+
 /// Builds the reply `stage` described. The body comes back through memory (volatile) as values
 /// the verifier cannot know, so the builder is explored once for answers and slips alike.
 #[inline(always)]
@@ -98,10 +140,16 @@ pub fn build(
 
     // Shrinks away the query's OPT and any Ethernet padding, or grows for the answer.
     let delta = new_len as i32 - cursor::frame_len(ctx) as i32;
-    if delta != 0 {
-        // SAFETY: the helper validates delta against the frame's head- and tailroom.
-        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+    // SAFETY: the helper validates delta against the frame's tailroom.
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+        // Only growth fails. Tailroom is whatever the driver left (real NICs: plenty; veth and
+        // generic mode: the allocation's slack, often under 64 bytes), but every mode keeps
+        // XDP_PACKET_HEADROOM (256) in front: grow there instead and rebuild the front.
+        if delta < 0 || !cursor::grow_head(ctx, delta as usize) {
             return Err(Exit::Pass(stat::PASS_RESIZE));
+        }
+        if !front_to_head(ctx, frame, query, scratch, delta as usize) {
+            return Err(Exit::Aborted);
         }
     }
     // The resize invalidated every packet pointer: all are re-derived (and re-checked) below.
