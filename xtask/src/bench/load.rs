@@ -134,7 +134,8 @@ pub fn run(load: Load, params: &Params, query_file: &Path, srv_mac: &str) -> Res
             if !status.success() {
                 bail!("dnsperf exited with {status}: {}", last_lines(&err, 5));
             }
-            let mut f = parse_dnsperf(&out).with_context(|| format!("parsing dnsperf output: {}", last_lines(&out, 5)))?;
+            let mut f =
+                parse_dnsperf(&out).with_context(|| format!("parsing dnsperf output: {}", last_lines(&out, 5)))?;
             if load.tool == Tool::DnsperfLatency {
                 add_latencies(&mut f, &out)?;
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::cmd;
-use load::{Load, LOADS, Params, QueryMix, Tool};
+use load::{LOADS, Load, Params, QueryMix, Tool};
 use results::{Meta, Results, Run};
 use servers::Server;
 
@@ -205,7 +205,9 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
                             "bench:   {:<20} {:>10} replies/s{}",
                             l.id,
                             f.replies_per_s.map(|x| format!("{x:.0}")).unwrap_or("-".into()),
-                            f.p99_ms.map(|p| format!("  p50 {:.3} ms p99 {p:.3} ms", f.p50_ms.unwrap_or(f64::NAN))).unwrap_or_default()
+                            f.p99_ms
+                                .map(|p| format!("  p50 {:.3} ms p99 {p:.3} ms", f.p50_ms.unwrap_or(f64::NAN)))
+                                .unwrap_or_default()
                         ),
                         (None, Some(e)) => eprintln!("bench:   {:<20} failed: {e}", l.id),
                         (None, None) => {}
@@ -242,7 +244,14 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
 }
 
 /// Run one load against the running server, with dns-xdp's counters and bpf_stats around it.
-fn one_load(rep: usize, server: Server, l: Load, params: &Params, files: &zone::Files, bed: &mut netbed::Netbed) -> Run {
+fn one_load(
+    rep: usize,
+    server: Server,
+    l: Load,
+    params: &Params,
+    files: &zone::Files,
+    bed: &mut netbed::Netbed,
+) -> Run {
     let mut run = Run {
         rep,
         server: server.name().into(),
@@ -482,7 +491,8 @@ mod tests {
             }
         }
         assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## At a glance"));
-        let _: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let _: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         assert!(!Path::new("/run/netns").join(netbed::srv_ns()).exists(), "namespaces removed");
         let _ = std::fs::remove_dir_all(&out);
     }

@@ -67,10 +67,8 @@ impl Netbed {
         }
         // With tx offload on, veth queries carry a partial UDP checksum and an XDP_TX reply built from one
         // is dropped as corrupt (ARCHITECTURE.md section 5). Same for every server, so the bed stays fair.
-        cmd::run(
-            proc::in_netns(cli_ns(), "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()),
-        )
-        .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
+        cmd::run(proc::in_netns(cli_ns(), "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()))
+            .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
         bed.srv_mac = mac_of(srv_ns(), SRV_IF)?;
         Ok(bed)
     }

@@ -36,7 +36,8 @@ pub fn init_font() -> Result<()> {
         let bytes = std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
         // plotters keeps fonts for the life of the process; leaking one file is exactly that.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{FONT}: not a font"))
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{FONT}: not a font"))
     })
     .clone()
     .map_err(|e| anyhow!(e))
@@ -47,10 +48,8 @@ pub fn replies(r: &Results, path: &Path) -> Result<()> {
     init_font()?;
     let servers = report::servers(r);
     let loads: Vec<&str> = LOADS.iter().filter(|l| l.tool != Tool::DnsperfLatency).map(|l| l.id).collect();
-    let stats: Vec<Vec<Option<report::Stat>>> = loads
-        .iter()
-        .map(|l| servers.iter().map(|&s| over_reps(r, s, l, |f| f.replies_per_s)).collect())
-        .collect();
+    let stats: Vec<Vec<Option<report::Stat>>> =
+        loads.iter().map(|l| servers.iter().map(|&s| over_reps(r, s, l, |f| f.replies_per_s)).collect()).collect();
     let top = stats.iter().flatten().flatten().map(|s| s.max).fold(0.0, f64::max);
     if top <= 0.0 {
         bail!("no replies/s figures to plot");
@@ -87,7 +86,9 @@ pub fn replies(r: &Results, path: &Path) -> Result<()> {
         });
         let bars: Vec<(i32, report::Stat)> = bars.collect();
         chart
-            .draw_series(bars.iter().map(|&(x0, s)| Rectangle::new([(x0, 0.0), (x0 + width * 9 / 10, s.median)], c.filled())))
+            .draw_series(
+                bars.iter().map(|&(x0, s)| Rectangle::new([(x0, 0.0), (x0 + width * 9 / 10, s.median)], c.filled())),
+            )
             .map_err(plot_err)?
             .label(server.name())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
@@ -143,7 +144,10 @@ pub fn latency(r: &Results, path: &Path) -> Result<()> {
     let ticks = [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999].map(x_of).to_vec();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)", r.meta.params.latency_qps),
+            format!(
+                "Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)",
+                r.meta.params.latency_qps
+            ),
             ("sans-serif", 22),
         )
         .margin(12)

@@ -173,7 +173,11 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         for load in glance {
             let cell = over_reps(r, server, load, |f| f.replies_per_s).map(|st| {
                 let ratio = ratio_to_baseline(r, server, load, |f| f.replies_per_s);
-                format!("{} ({})", fmt_rate(st.median), ratio.map(|x| format!("{:.2}x", x.median)).unwrap_or("-".into()))
+                format!(
+                    "{} ({})",
+                    fmt_rate(st.median),
+                    ratio.map(|x| format!("{:.2}x", x.median)).unwrap_or("-".into())
+                )
             });
             let _ = write!(row, " {} |", cell.unwrap_or_else(|| "-".into()));
         }
@@ -253,9 +257,7 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         "XDP share: XDP_TX replies / (XDP_TX + daemon replies), from /metrics deltas over each load. ns/packet: \
          bpf_stats run_time_ns / run_cnt of the program on the server veth (every packet it saw, passed or not).\n"
     );
-    let floor = stat(
-        r.runs.iter().filter_map(|x| x.figures.as_ref()?.client_xdp_pass_ns_per_packet).collect(),
-    );
+    let floor = stat(r.runs.iter().filter_map(|x| x.figures.as_ref()?.client_xdp_pass_ns_per_packet).collect());
     if let Some(fl) = floor {
         let _ = writeln!(
             s,
@@ -354,13 +356,23 @@ pub fn summary_rows(r: &Results) -> Vec<Row> {
 /// One line per server for the terminal: the headline throughput and latency figures.
 pub fn terminal(r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<12} {:>22} {:>22} {:>22} {:>10}", "server", "dnsperf-max-v4 r/s", "kxdpgun-v4 r/s", "x knotd (dp/kx)", "p99 ms");
+    let _ = writeln!(
+        s,
+        "{:<12} {:>22} {:>22} {:>22} {:>10}",
+        "server", "dnsperf-max-v4 r/s", "kxdpgun-v4 r/s", "x knotd (dp/kx)", "p99 ms"
+    );
     for server in servers(r) {
-        let rate = |load: &str| over_reps(r, server, load, |f| f.replies_per_s).map(|x| fmt_rate(x.median)).unwrap_or("-".into());
-        let ratio = |load: &str| {
-            ratio_to_baseline(r, server, load, |f| f.replies_per_s).map(|x| format!("{:.2}", x.median)).unwrap_or("-".into())
+        let rate = |load: &str| {
+            over_reps(r, server, load, |f| f.replies_per_s).map(|x| fmt_rate(x.median)).unwrap_or("-".into())
         };
-        let p99 = over_reps(r, server, "dnsperf-latency-v4", |f| f.p99_ms).map(|x| format!("{:.3}", x.median)).unwrap_or("-".into());
+        let ratio = |load: &str| {
+            ratio_to_baseline(r, server, load, |f| f.replies_per_s)
+                .map(|x| format!("{:.2}", x.median))
+                .unwrap_or("-".into())
+        };
+        let p99 = over_reps(r, server, "dnsperf-latency-v4", |f| f.p99_ms)
+            .map(|x| format!("{:.3}", x.median))
+            .unwrap_or("-".into());
         let _ = writeln!(
             s,
             "{:<12} {:>22} {:>22} {:>22} {:>10}",

@@ -127,7 +127,11 @@ fn wait_ready(r: &mut Running, dir: &Path) -> Result<()> {
         if let Some(status) = r.guard.try_wait()? {
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
-            bail!("`{}` exited ({status}); log tail:\n{}", r.guard.what(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "`{}` exited ({status}); log tail:\n{}",
+                r.guard.what(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         let healthy = !r.server.is_dns_xdp() || http_get(&format!("http://{METRICS}/healthz")).is_ok();
         if healthy && answers(&probe) {
