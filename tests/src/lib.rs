@@ -86,16 +86,25 @@ fn unready_reason(needed_files: &[&Path]) -> Option<String> {
     if let Some(f) = needed_files.iter().find(|f| !f.is_file()) {
         return Some(format!("{} missing; run `cargo xtask build` or `cargo xtask test`", f.display()));
     }
-    let probe = format!("dxt-probe-{}", std::process::id());
-    let added = Command::new("ip").args(["netns", "add", &probe]).output();
-    match added {
-        Ok(o) if o.status.success() => {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-            None
+    netns_probe().clone()
+}
+
+/// Whether `ip netns add` works here, probed once per test process: tests run in parallel
+/// threads of one process, and a probe name shared between them would collide.
+fn netns_probe() -> &'static Option<String> {
+    static PROBE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        let probe = format!("dxt-probe-{}", std::process::id());
+        let added = Command::new("ip").args(["netns", "add", &probe]).output();
+        match added {
+            Ok(o) if o.status.success() => {
+                let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+                None
+            }
+            Ok(o) => Some(format!("`ip netns add` failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+            Err(e) => Some(format!("cannot run `ip`: {e}")),
         }
-        Ok(o) => Some(format!("`ip netns add` failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => Some(format!("cannot run `ip`: {e}")),
-    }
+    })
 }
 
 /// Find a program on PATH or in the sbin directories root's PATH usually has.
