@@ -43,16 +43,37 @@ pub const ANSWERS_CAPACITY: u32 = 262_144;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
     pub name: [u8; KEY_NAME_LEN],
-    /// QTYPE in host byte order.
+    /// QTYPE in host byte order; `QTYPE_DEFAULT` for the answer to every type without its own key.
     pub qtype: u16,
-    /// Always zero (explicit padding so the whole key is hashed deterministically).
-    pub _pad: u16,
+    /// `KEY_VARIANT_*` bits; 0 for the plain answer (part of the hash, so always set exactly).
+    pub variant: u16,
 }
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == 260);
+
+/// `AnswerKey::variant`: the answer to a query with DO=1 (RRSIGs and proofs included), compiled
+/// for signed zones only; a DO=1 query for an unsigned zone falls back to the plain key.
+pub const KEY_VARIANT_DO: u16 = 1 << 0;
+/// `AnswerKey::variant`: not this name's answer but the one for a name *below* it that does not
+/// exist (this name is then the closest encloser, RFC 4592): NXDOMAIN, a wildcard-synthesised
+/// answer (owner 0xC00C) or a referral. Every existing name has at least the
+/// (`QTYPE_DEFAULT`, `KEY_VARIANT_CHILD`) key, so it also marks existence: the closest-encloser
+/// walk stops at the first suffix of the qname that has one.
+pub const KEY_VARIANT_CHILD: u16 = 1 << 1;
+/// `AnswerKey::qtype` of the answer shared by every query type without a key of its own at that
+/// name (NODATA, a referral, a CNAME chain ending in NODATA...). Type 0 is reserved (RFC 6895
+/// section 3.1) and never in a zone, so it is also the exact answer to a QTYPE 0 query. Meta
+/// types (128..=255: AXFR, IXFR, ANY...) never use it: they have explicit keys or pass.
+pub const QTYPE_DEFAULT: u16 = 0;
+/// Most labels the closest-encloser walk strips from the qname before it gives up and passes:
+/// random-subdomain floods add one or two labels; deeper misses go to the daemon.
+pub const MAX_WALK_STEPS: usize = 8;
 
 /// `AnswerValue::value_flags`: the zone is DNSSEC-signed. A query with DO=1 must not be
 /// answered from this entry (it would come back without RRSIGs): pass it to the daemon.
 pub const VALUE_FLAG_SIGNED: u16 = 1 << 0;
+/// `AnswerValue::value_flags`: not an answer but a marker (the name exists, or the answer below
+/// it depends on the exact qname, e.g. NSEC3 proofs or DNAME substitution): pass to the daemon.
+pub const VALUE_FLAG_PASS: u16 = 1 << 1;
 
 /// Value of the answers map: a response rendered by the daemon's encoder, minus the parts that
 /// depend on the query (ID, RD and CD bits, the question bytes, the OPT record).
@@ -119,8 +140,14 @@ pub struct Scratch {
     pub body: ReplyBody,
     /// Nonzero when the reply being built is a slip (counted under `stat::ACTION_SLIP`).
     pub slip: u32,
+    /// The key the answer was found under: the query's own key, its `QTYPE_DEFAULT` or
+    /// `KEY_VARIANT_DO` fallback, or a closest encloser's `KEY_VARIANT_CHILD` key.
+    pub found: AnswerKey,
+    /// The lowercased qname again, followed by at least 256 zero bytes that are never written:
+    /// a suffix of the name copied out from any label offset comes out zero-padded, as keys are.
+    pub walk_name: [u8; 2 * KEY_NAME_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Scratch>() == 540);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 540 + 260 + 512);
 
 /// What the reply builder copies into the header and after the question (see `Scratch::body`).
 #[repr(C)]
@@ -281,6 +308,15 @@ pub mod stat {
     pub const RRL_ALLOWLISTED: u32 = 50;
     /// Limited (dropped or slipped), by kind: `RRL_LIMITED_BASE + rrl_kind` (6 slots).
     pub const RRL_LIMITED_BASE: u32 = 51;
+
+    /// Answers found under a `QTYPE_DEFAULT` key (types without a key of their own).
+    pub const TX_DEFAULT: u32 = 60;
+    /// Answers found under a closest encloser's `KEY_VARIANT_CHILD` key (NXDOMAIN, wildcard,
+    /// referral below a cut).
+    pub const TX_ENCLOSER: u32 = 61;
+    /// Misses that walked to a marker telling them to pass (the name exists but is not
+    /// installed, or its answer depends on the exact qname).
+    pub const PASS_MARKER: u32 = 62;
 
     /// Number of slots in the STATS array.
     pub const COUNT: u32 = 64;

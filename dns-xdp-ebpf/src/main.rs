@@ -10,12 +10,13 @@ mod cursor;
 mod dns;
 mod l2l3;
 mod maps;
+mod resolve;
 mod respond;
 mod rrl;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use dns_xdp_common::{MAX_ANSWER_LEN, VALUE_FLAG_SIGNED, stat};
+use dns_xdp_common::{MAX_ANSWER_LEN, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat};
 
 /// How a packet leaves the program when it is not answered.
 #[derive(Clone, Copy)]
@@ -97,8 +98,21 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     let scratch = maps::scratch().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
     let query = dns::parse(ctx, &frame, scratch)?;
 
-    // SAFETY: `scratch` is the per-CPU SCRATCH value; dns::parse left a complete key in it.
-    let value = maps::answer(unsafe { &(*scratch).key }).ok_or(Exit::Pass(stat::PASS_MISS))?;
+    // Finds the key: the query's own, its name's type-independent answer, or its closest
+    // encloser's answer for missing names below it. The daemon chose what each key holds.
+    let found = resolve::resolve(scratch, query.dnssec_ok as u32);
+    match found {
+        resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+        resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+        resolve::FOUND_EXACT => {}
+        reason => return Err(Exit::Pass(reason)),
+    }
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the key it found in it.
+    let value = maps::answer(unsafe { &(*scratch).found }).ok_or(Exit::Pass(stat::PASS_MISS))?;
+    // Markers are not answers: the daemon decides (exists but not installed, qname-dependent).
+    if value.value_flags & VALUE_FLAG_PASS != 0 {
+        return Err(Exit::Pass(stat::PASS_MARKER));
+    }
     let data_len = value.data_len as usize;
     // The daemon never stores more; a value claiming it is not ours to trust.
     if data_len > MAX_ANSWER_LEN {

@@ -1,66 +1,248 @@
 //! Zone snapshot -> BPF map entries. Every entry is a response rendered by the slow path's own
 //! encoder (`answer::answer`) for a canonical query, with the query-dependent parts cut off, so
 //! the kernel's answer cannot differ from the daemon's.
+//!
+//! What is compiled, per name of every zone (names a deeper zone of ours owns are left to it):
+//! - the answer to every type present at the name or along its in-zone CNAME chain, and to the
+//!   types the lookup treats specially (ANY, RRSIG, NSEC, DS, CNAME), unless it equals
+//! - the name's type-independent answer (`QTYPE_DEFAULT`): NODATA, a referral, a CNAME chain
+//!   ending in NODATA; the kernel serves it to every non-meta type without a key of its own;
+//! - the answer for missing names *below* it (`KEY_VARIANT_CHILD`): NXDOMAIN, a wildcard's
+//!   synthesised answer (owner 0xC00C), a referral below a zone cut. These are rendered with
+//!   `Response::position_independent`, checked identical for two very different sample names,
+//!   and replaced by a pass marker when they are not (NSEC3 proofs, DNAME substitution...).
+//!
+//! For signed zones every key also has a `KEY_VARIANT_DO` twin rendered for DO=1 (RRSIGs and
+//! proofs), minus the OPT record the kernel appends itself. A DO=1 negative is compiled only
+//! when its proof cannot depend on the missing name: NSEC chains, encloser without descendants.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use dns_xdp_common::{AnswerKey, AnswerValue, KEY_NAME_LEN, MAX_ANSWER_LEN, VALUE_FLAG_SIGNED};
+use dns_xdp_common::{
+    AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_WALK_STEPS,
+    QTYPE_DEFAULT, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+};
 
 use crate::answer;
 use crate::name::Name;
-use crate::wire::{self, FLAG_TC, HEADER_LEN, Query};
-use crate::zone::{ZoneSet, rtype};
+use crate::wire::{self, Edns, FLAG_TC, HEADER_LEN, OPT_LEN, Query};
+use crate::zone::{Node, Zone, ZoneSet, rtype};
 
-/// Query types whose answers the kernel serves.
-pub const KERNEL_QTYPES: [u16; 2] = [rtype::A, rtype::AAAA];
+/// Types whose answer may differ from a name's type-independent one even when absent there.
+const SPECIAL_QTYPES: [u16; 5] = [rtype::ANY, rtype::RRSIG, rtype::NSEC, rtype::DS, rtype::CNAME];
+/// Most CNAME links followed to collect the types a chain can answer (as zone::lookup).
+const MAX_CHAIN: usize = 16;
+/// Labels of two missing names used to render (and cross-check) a closest encloser's answer
+/// for names below it: different lengths and opposite ends of the canonical order.
+const SAMPLE_LABELS: [&[u8]; 2] = [b"\x01!", b"\x16~dns-xdp-sample-probe~"];
 
 pub type Entries = HashMap<AnswerKey, AnswerValue>;
 
 pub fn key(name: &Name, qtype: u16) -> AnswerKey {
-    let mut key = AnswerKey { name: [0; KEY_NAME_LEN], qtype, _pad: 0 };
-    key.name[..name.as_wire().len()].copy_from_slice(name.as_wire());
+    key_variant(name.as_wire(), qtype, 0)
+}
+
+pub fn key_variant(name_wire: &[u8], qtype: u16, variant: u16) -> AnswerKey {
+    let mut key = AnswerKey { name: [0; KEY_NAME_LEN], qtype, variant };
+    key.name[..name_wire.len()].copy_from_slice(name_wire);
     key
 }
 
-/// Compiles the kernel's view of `zones`: for every name holding A, AAAA or a CNAME, the
-/// response to an A and an AAAA query, when it fits a map value.
+/// RFC 6895 section 3.1 meta and query types: the kernel never serves them a default answer.
+pub fn is_meta(qtype: u16) -> bool {
+    (128..=255).contains(&qtype)
+}
+
+/// Compiles the kernel's view of `zones`.
 pub fn compile(zones: &ZoneSet, our_payload: u16) -> Entries {
     let mut entries = Entries::new();
     for zone in zones.iter() {
+        let parents: HashSet<Name> = zone.nodes.keys().filter_map(Name::parent).collect();
         for (name, node) in &zone.nodes {
-            let relevant = [rtype::A, rtype::AAAA, rtype::CNAME].iter().any(|&t| node.get(t).is_some());
-            if !relevant {
+            // A deeper zone of ours answers for its apex and everything below it.
+            if !zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone)) {
                 continue;
             }
-            for qtype in KERNEL_QTYPES {
-                if let Some(value) = compile_one(zones, name, qtype, zone.signed, our_payload) {
-                    entries.insert(key(name, qtype), value);
-                }
-            }
+            let c = Compiler { zones, zone, our_payload };
+            c.name(name, node, &mut entries);
+            c.below(name, parents.contains(name), &mut entries);
         }
     }
     entries
 }
 
-/// Renders the answer to `name`/`qtype` (ID 0, RD=CD=0, no EDNS, no size limit) and keeps what
-/// follows the question. `None` when the response is not one the kernel may copy.
-pub fn compile_one(zones: &ZoneSet, name: &Name, qtype: u16, signed: bool, our_payload: u16) -> Option<AnswerValue> {
-    let query = Query { id: 0, flags: 0, qname_wire: name.as_wire(), qname: name.clone(), qtype, qclass: wire::CLASS_IN, edns: None };
+struct Compiler<'a> {
+    zones: &'a ZoneSet,
+    zone: &'a Zone,
+    our_payload: u16,
+}
+
+impl Compiler<'_> {
+    fn variants(&self) -> &'static [bool] {
+        if self.zone.signed { &[false, true] } else { &[false] }
+    }
+
+    fn flags(&self, dnssec: bool) -> u16 {
+        if self.zone.signed && !dnssec { VALUE_FLAG_SIGNED } else { 0 }
+    }
+
+    fn marker(&self, dnssec: bool) -> AnswerValue {
+        AnswerValue {
+            flags: 0,
+            ancount: 0,
+            nscount: 0,
+            arcount: 0,
+            data_len: 0,
+            value_flags: VALUE_FLAG_PASS | self.flags(dnssec),
+            data_csum: 0,
+            _pad: 0,
+            data: [0; MAX_ANSWER_LEN],
+            rrl_key: 0,
+        }
+    }
+
+    /// Types worth a key of their own at `node`: its own, those along its CNAME chain (or a
+    /// wildcard's), and the specially treated ones.
+    fn qtypes(&self, node: &Node) -> Vec<u16> {
+        let mut types: Vec<u16> = SPECIAL_QTYPES.to_vec();
+        let mut node = node;
+        for _ in 0..MAX_CHAIN {
+            types.extend(node.rrsets.iter().map(|s| s.rtype));
+            let Some(target) = node.get(rtype::CNAME).and_then(|c| c.rdatas[0].target(rtype::CNAME)) else { break };
+            let next = self.zone.nodes.get(&target).or_else(|| {
+                let star = target.parent()?.prepend(b"*")?;
+                self.zone.nodes.get(&star)
+            });
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        types.retain(|&t| t != QTYPE_DEFAULT);
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
+    /// The name's own answers.
+    fn name(&self, name: &Name, node: &Node, entries: &mut Entries) {
+        let qtypes = self.qtypes(node);
+        let mut explicit: HashSet<u16> = HashSet::new();
+        for &dnssec in self.variants() {
+            let variant = if dnssec { KEY_VARIANT_DO } else { 0 };
+            let wire = name.as_wire();
+            // A zone never holds type 0 (validated), so this is the answer to every absent type.
+            let default = self.render(wire, QTYPE_DEFAULT, dnssec);
+            for &qtype in &qtypes {
+                let value = self.render(wire, qtype, dnssec);
+                let needed = is_meta(qtype)
+                    || explicit.contains(&qtype)
+                    || match (&value, &default) {
+                        (Some(v), Some(d)) => !same_value(v, d),
+                        _ => true,
+                    };
+                if !needed {
+                    continue;
+                }
+                explicit.insert(qtype);
+                // Not servable while the default would be: a marker keeps the kernel off it.
+                let value = value.unwrap_or_else(|| self.marker(dnssec));
+                entries.insert(key_variant(wire, qtype, variant), value);
+            }
+            if let Some(d) = default {
+                entries.insert(key_variant(wire, QTYPE_DEFAULT, variant), d);
+            }
+        }
+    }
+
+    /// The answers for missing names below `name` (which exists): its CHILD keys. The plain
+    /// default CHILD key is always written (as a pass marker if need be): it is the existence
+    /// mark the kernel's walk stops at.
+    fn below(&self, name: &Name, has_children: bool, entries: &mut Entries) {
+        let wire = name.as_wire();
+        let samples: Vec<Name> = SAMPLE_LABELS.iter().filter_map(|l| name.prepend(&l[1..])).collect();
+        // A qname the walk reaches here is at most MAX_WALK_STEPS labels below; no sample may
+        // exist (it would be answered as itself), and both must fit in a name.
+        let usable = samples.len() == SAMPLE_LABELS.len() && samples.iter().all(|s| !self.zone.nodes.contains_key(s));
+        let wildcard = name.prepend(b"*").and_then(|star| self.zone.nodes.get(&star));
+        let mut qtypes = vec![QTYPE_DEFAULT, rtype::ANY];
+        if let Some(star) = wildcard {
+            qtypes.extend(self.qtypes(star));
+        }
+        qtypes.sort_unstable();
+        qtypes.dedup();
+        for &dnssec in self.variants() {
+            let variant = KEY_VARIANT_CHILD | if dnssec { KEY_VARIANT_DO } else { 0 };
+            // With DO=1 the proof names the NSEC covering the missing name: the same for all of
+            // them only when nothing exists below the encloser. NSEC3 hashes the name: never.
+            let provable = !dnssec || (self.zone.nsec3.is_none() && !has_children);
+            let mut default: Option<AnswerValue> = None;
+            for &qtype in &qtypes {
+                let value = if usable && provable { self.render_below(&samples, qtype, dnssec) } else { None };
+                if qtype == QTYPE_DEFAULT {
+                    let v = value.unwrap_or_else(|| self.marker(dnssec));
+                    default = Some(v);
+                    entries.insert(key_variant(wire, qtype, variant), v);
+                    continue;
+                }
+                let needed = is_meta(qtype) || match (&value, &default) {
+                    (Some(v), Some(d)) => !same_value(v, d),
+                    _ => true,
+                };
+                if needed {
+                    entries.insert(key_variant(wire, qtype, variant), value.unwrap_or_else(|| self.marker(dnssec)));
+                }
+            }
+        }
+    }
+
+    /// One rendering valid for every missing name below: both samples must give the same bytes.
+    fn render_below(&self, samples: &[Name], qtype: u16, dnssec: bool) -> Option<AnswerValue> {
+        let first = self.render(samples[0].as_wire(), qtype, dnssec)?;
+        let all_same = samples[1..]
+            .iter()
+            .all(|s| self.render(s.as_wire(), qtype, dnssec).is_some_and(|v| same_value(&v, &first)));
+        all_same.then_some(first)
+    }
+
+    fn render(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<AnswerValue> {
+        compile_one(self.zones, qname, qtype, dnssec, self.flags(dnssec), self.our_payload)
+    }
+}
+
+/// Renders the answer to `qname`/`qtype` (ID 0, RD=CD=0, no size limit; with DO=1 an OPT
+/// record, which is cut off again: the kernel appends its own) and keeps what follows the
+/// question. `None` when the response is not one the kernel may copy.
+pub fn compile_one(zones: &ZoneSet, qname: &[u8], qtype: u16, dnssec: bool, value_flags: u16, our_payload: u16) -> Option<AnswerValue> {
+    let name = Name::from_wire(qname)?;
+    let edns = dnssec.then_some(Edns { payload: our_payload, version: 0, dnssec_ok: true });
+    let query = Query { id: 0, flags: 0, qname_wire: qname, qname: name, qtype, qclass: wire::CLASS_IN, edns };
     let reply = answer::answer(zones, &query, u16::MAX as usize, our_payload);
     let bytes = reply.bytes;
     let flags = u16::from_be_bytes([bytes[2], bytes[3]]);
-    let data = &bytes[HEADER_LEN + name.as_wire().len() + 4..];
+    let count = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+    let (end, arcount) = if dnssec {
+        // Our OPT is the last record and carries no option (an EDE would make it longer).
+        let opt_at = bytes.len().checked_sub(OPT_LEN)?;
+        if bytes[opt_at..opt_at + 3] != [0, 0, 41] || count(opt_at + 9) != 0 {
+            return None;
+        }
+        (opt_at, count(10).checked_sub(1)?)
+    } else {
+        (bytes.len(), count(10))
+    };
+    let data = bytes.get(HEADER_LEN + qname.len() + 4..end)?;
     if flags & FLAG_TC != 0 || reply.rcode > 15 || data.len() > MAX_ANSWER_LEN {
         return None;
     }
-    let count = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
     let mut value = AnswerValue {
         flags,
         ancount: count(6),
         nscount: count(8),
-        arcount: count(10),
+        arcount,
         data_len: data.len() as u16,
-        value_flags: if signed { VALUE_FLAG_SIGNED } else { 0 },
+        value_flags,
         data_csum: csum(data),
         _pad: 0,
         data: [0; MAX_ANSWER_LEN],
@@ -68,6 +250,43 @@ pub fn compile_one(zones: &ZoneSet, name: &Name, qtype: u16, signed: bool, our_p
     };
     value.data[..data.len()].copy_from_slice(data);
     Some(value)
+}
+
+/// The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/resolve.rs): which
+/// installed value the kernel serves for this query, if any (before its size and DO checks).
+/// `qname` is lowercase wire format.
+pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool) -> Option<&'e AnswerValue> {
+    let get = |name: &[u8], t: u16, v: u16| entries.get(&key_variant(name, t, v));
+    let d = if dnssec { KEY_VARIANT_DO } else { 0 };
+    let meta = is_meta(qtype);
+    let found = get(qname, qtype, d)
+        .or_else(|| if dnssec { get(qname, qtype, 0) } else { None })
+        .or_else(|| if meta { None } else { get(qname, QTYPE_DEFAULT, d) })
+        .or_else(|| if meta || !dnssec { None } else { get(qname, QTYPE_DEFAULT, 0) });
+    if found.is_some() {
+        return found.filter(|v| v.value_flags & VALUE_FLAG_PASS == 0);
+    }
+    let mut off = 0;
+    for step in 0..=MAX_WALK_STEPS {
+        let suffix = &qname[off..];
+        if let Some(marker) = get(suffix, QTYPE_DEFAULT, KEY_VARIANT_CHILD) {
+            if step == 0 {
+                return None;
+            }
+            let v = if dnssec && marker.value_flags & VALUE_FLAG_SIGNED != 0 {
+                KEY_VARIANT_CHILD | KEY_VARIANT_DO
+            } else {
+                KEY_VARIANT_CHILD
+            };
+            let value = get(suffix, qtype, v).or_else(|| if meta { None } else { get(suffix, QTYPE_DEFAULT, v) })?;
+            return (value.value_flags & VALUE_FLAG_PASS == 0).then_some(value);
+        }
+        if qname[off] == 0 {
+            return None;
+        }
+        off += qname[off] as usize + 1;
+    }
+    None
 }
 
 /// Ones'-complement sum of `data` as big-endian 16-bit words (RFC 1071), folded, not inverted.

@@ -58,7 +58,7 @@ const ACTIONS: [(&str, u32); 6] = [
 const RRL_KINDS: [&str; dns_xdp_common::rrl_kind::COUNT as usize] =
     ["unclassified", "positive", "nodata", "nxdomain", "referral", "error"];
 
-const PASS_REASONS: [(&str, u32); 13] = [
+const PASS_REASONS: [(&str, u32); 14] = [
     ("not_ip", stat::PASS_NOT_IP),
     ("ip_unusual", stat::PASS_IP_UNUSUAL),
     ("not_dns", stat::PASS_NOT_DNS),
@@ -72,6 +72,7 @@ const PASS_REASONS: [(&str, u32); 13] = [
     ("resize", stat::PASS_RESIZE),
     ("disabled", stat::PASS_DISABLED),
     ("cookie", stat::PASS_COOKIE),
+    ("marker", stat::PASS_MARKER),
 ];
 
 /// Renders every series in Prometheus text format.
@@ -102,6 +103,9 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
         for (name, i) in ACTIONS {
             let _ = writeln!(out, "dnsxdp_xdp_packets_total{{action=\"{name}\"}} {}", k[i as usize]);
         }
+        out.push_str("# HELP dnsxdp_xdp_resolved_total Queries whose answer XDP found other than under their own key: a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
+        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"default\"}} {}", k[stat::TX_DEFAULT as usize]);
+        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"encloser\"}} {}", k[stat::TX_ENCLOSER as usize]);
         out.push_str("# HELP dnsxdp_xdp_pass_total Packets passed to the kernel stack, by reason.\n# TYPE dnsxdp_xdp_pass_total counter\n");
         for (name, i) in PASS_REASONS {
             let _ = writeln!(out, "dnsxdp_xdp_pass_total{{reason=\"{name}\"}} {}", k[i as usize]);

@@ -195,6 +195,11 @@ pub struct Response<'a> {
     pub ede: Option<u16>,
     /// Class of every record; `None` is IN (CH only for version.bind and friends).
     pub class: Option<u16>,
+    /// The qname is not a name of the zone (NXDOMAIN, wildcard synthesis, below a zone cut):
+    /// compress only to the whole question (0xC00C), so the bytes after the question do not
+    /// depend on the qname's length and the XDP program can serve one rendering to every name
+    /// below the closest encloser.
+    pub position_independent: bool,
 }
 
 impl<'a> Response<'a> {
@@ -209,6 +214,8 @@ struct Writer {
     buf: Vec<u8>,
     /// Offsets of every name suffix written so far, in order (the first match wins).
     seen: Vec<u16>,
+    /// No new compression targets (see `Response::position_independent`).
+    frozen: bool,
 }
 
 /// Whether the (possibly compressed) name at `at` in `buf` equals the uncompressed `suffix`,
@@ -240,7 +247,7 @@ fn same_name_at(buf: &[u8], mut at: usize, suffix: &[u8]) -> bool {
 
 impl Writer {
     fn new(capacity: usize) -> Self {
-        Writer { buf: Vec::with_capacity(capacity), seen: Vec::with_capacity(16) }
+        Writer { buf: Vec::with_capacity(capacity), seen: Vec::with_capacity(16), frozen: false }
     }
 
     fn u16(&mut self, v: u16) {
@@ -262,7 +269,7 @@ impl Writer {
                 self.u16(0xc000 | off);
                 return;
             }
-            if self.buf.len() < 0x3fff {
+            if self.buf.len() < 0x3fff && !self.frozen {
                 self.seen.push(self.buf.len() as u16);
             }
             let len = wire[pos] as usize;
@@ -330,6 +337,11 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
     w.name(query.qname_wire);
     w.u16(query.qtype);
     w.u16(query.qclass);
+    if resp.position_independent {
+        // Only the whole qname (offset 12, the first suffix written) stays a target.
+        w.seen.truncate(1);
+        w.frozen = true;
+    }
     let after_question = w.buf.len();
     let ede_len = if resp.ede.is_some() { 6 } else { 0 };
     let opt_len = if query.edns.is_some() { OPT_LEN + ede_len } else { 0 };

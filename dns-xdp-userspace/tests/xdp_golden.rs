@@ -142,7 +142,7 @@ fn parse_fixtures(text: &str) -> (Vec<Answer>, Vec<Case>) {
                 };
                 value.data[..data.len()].copy_from_slice(&data);
                 let owner = get("owner").to_string();
-                let key = AnswerKey { name: key_name(&owner), qtype: num(get("qtype")) as u16, _pad: 0 };
+                let key = AnswerKey { name: key_name(&owner), qtype: num(get("qtype")) as u16, variant: 0 };
                 answers.push(Answer { owner, key, value });
             }
             "[case]" => {

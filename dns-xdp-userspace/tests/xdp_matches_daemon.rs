@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use dns_xdp::answer::{Transport, handle};
-use dns_xdp::compile::{compile, key};
+use dns_xdp::compile::{compile, resolve};
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
@@ -157,18 +157,44 @@ fn kernel_answers_equal_daemon_answers() {
     let (zones, _) = load_zones(&files).unwrap_or_else(|d| panic!("zones do not load: {d:?}"));
     let entries = compile(&zones, PAYLOAD);
     assert!(entries.len() > 20, "compiled only {} entries", entries.len());
+    let mut by_rcode = [(0usize, 0usize); 16];
     let (mut program, _stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
     program.apply(entries.clone()).expect("fill the answers map");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
+    // Every name of every zone, and missing names around them: one and two random labels
+    // below each (NXDOMAIN, wildcard synthesis, below a zone cut), and the fixed edge cases.
     let mut names: Vec<Name> = zones.iter().flat_map(|z| z.nodes.keys().cloned()).collect();
-    names.push(Name::from_text("nothere.example.com").unwrap());
-    names.push(Name::from_text("x.wild.xdp.test").unwrap());
-    names.push(Name::from_text("host.sub.xdp.test").unwrap());
+    let mut rng: u32 = 0x2545_f491;
+    let mut label = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                b"abcdefghijklmnopqrstuvwxyz0123456789-"[(rng % 37) as usize]
+            })
+            .collect()
+    };
+    let existing = names.clone();
+    for name in &existing {
+        let one = label(1 + name.as_wire().len() % 9);
+        if let Some(n) = name.prepend(&one) {
+            if let Some(two) = n.prepend(&label(12)) {
+                names.push(two);
+            }
+            names.push(n);
+        }
+    }
+    for text in ["nothere.example.com", "x.wild.xdp.test", "a.b.c.wild.xdp.test", "host.sub.xdp.test", "deep.under.sub.xdp.test", "b.deep.xdp.test", "zz.a.b.deep.xdp.test", "nope.signed.test", "x.y.nope.signed.test"] {
+        names.push(Name::from_text(text).unwrap());
+    }
     names.sort();
+    names.dedup();
+    let qtypes = [0u16, 1, 2, 5, 6, 12, 15, 16, 28, 33, 43, 46, 47, 48, 50, 51, 65, 99, 252, 255];
     let (mut cases, mut tx, mut expected_tx) = (0, 0, 0);
     for name in &names {
-        for qtype in [1u16, 28, 15, 16] {
+        for &qtype in &qtypes {
             for (variant, edns) in [None, Some((512, false)), Some((1232, false)), Some((4096, true)), Some((600, true))]
                 .into_iter()
                 .enumerate()
@@ -182,15 +208,17 @@ fn kernel_answers_equal_daemon_answers() {
                 let (action, out) = program.test_run(&f.bytes).expect("test_run");
                 let daemon = handle(&zones, &dns, Transport::Udp, PAYLOAD).expect("daemon answers").bytes;
                 cases += 1;
-                // What the kernel should have answered: a compiled key, fitting the client's
-                // limit, and not a DO=1 query for a signed zone.
-                let hit = entries.get(&key(name, qtype)).is_some_and(|v| {
+                // What the kernel should have answered (the userspace mirror of its key search):
+                // a value, fitting the client's limit, and not a DO=1 query for a signed zone
+                // answered from a plain value.
+                let dnssec = edns.is_some_and(|e| e.1);
+                let hit = resolve(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
                     let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
                     let limit = dns_xdp::wire::udp_limit(
                         edns.map(|(p, d)| dns_xdp::wire::Edns { payload: p, version: 0, dnssec_ok: d }),
                         PAYLOAD,
                     );
-                    daemon.len() <= limit && daemon[2] & 0x02 == 0 && !(signed && edns.is_some_and(|e| e.1))
+                    daemon.len() <= limit && daemon[2] & 0x02 == 0 && !(signed && dnssec)
                 });
                 if hit {
                     expected_tx += 1;
@@ -201,14 +229,21 @@ fn kernel_answers_equal_daemon_answers() {
                         let payload = reply_payload(&f, &out, &case);
                         assert_eq!(payload, daemon, "{case}: kernel answer differs from the daemon's");
                         assert_eq!(&payload[12..12 + qname.len()], &qname[..], "{case}: question case");
+                        assert!(hit, "{case}: answered a query the mirror says it would pass");
                     }
                     XDP_PASS => assert!(!hit, "{case}: passed a query the kernel should answer"),
                     other => panic!("{case}: unexpected XDP action {other}"),
+                }
+                by_rcode[(daemon[3] & 0xf) as usize].0 += 1;
+                if action == XDP_TX {
+                    by_rcode[(daemon[3] & 0xf) as usize].1 += 1;
                 }
             }
         }
     }
     assert_eq!(tx, expected_tx, "kernel answers");
-    assert!(tx > 50, "only {tx} of {cases} queries were answered by XDP");
-    eprintln!("{cases} queries: {tx} answered in the kernel, all equal to the daemon's answers");
+    assert!(tx * 10 > cases * 7, "only {tx} of {cases} queries were answered by XDP");
+    let (nx, nx_tx) = by_rcode[3];
+    assert!(nx > 500 && nx_tx * 10 > nx * 8, "NXDOMAIN: {nx_tx} of {nx} answered by XDP");
+    eprintln!("{cases} queries: {tx} answered in the kernel, all equal to the daemon's answers; by rcode (all, xdp): {by_rcode:?}");
 }

@@ -27,7 +27,14 @@ pub fn lookup<'z>(zones: &'z ZoneSet, qname: &Name, qtype: u16, dnssec_ok: bool)
     {
         zone = parent;
     }
-    let mut ctx = Ctx { zone, dnssec: dnssec_ok && zone.signed, resp: Response { aa: true, ..Default::default() } };
+    // A missing qname's response is served by XDP from its closest encloser's one rendering,
+    // whatever the qname's length: see `Response::position_independent`.
+    let position_independent = !zone.nodes.contains_key(qname);
+    let mut ctx = Ctx {
+        zone,
+        dnssec: dnssec_ok && zone.signed,
+        resp: Response { aa: true, position_independent, ..Default::default() },
+    };
     let mut name = qname.clone();
     let mut visited: Vec<Name> = Vec::new();
     for _ in 0..MAX_CHAIN {
