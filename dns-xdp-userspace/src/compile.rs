@@ -3,8 +3,8 @@
 //! the kernel's answer cannot differ from the daemon's.
 //!
 //! What is compiled, per name of every zone (names a deeper zone of ours owns are left to it):
-//! - the answer to every type present at the name or along its in-zone CNAME chain, and to the
-//!   types the lookup treats specially (ANY, RRSIG, NSEC, DS, CNAME), unless it equals
+//! - the answer to every type present at the name (at a CNAME: every type of the zone), and to
+//!   the types the lookup treats specially (ANY, RRSIG, NSEC, DS, CNAME), unless it equals
 //! - the name's type-independent answer (`QTYPE_DEFAULT`): NODATA, a referral, a CNAME chain
 //!   ending in NODATA; the kernel serves it to every non-meta type without a key of its own;
 //! - the answer for missing names *below* it (`KEY_VARIANT_CHILD`): NXDOMAIN, a wildcard's
@@ -31,8 +31,6 @@ use crate::zone::{Node, Zone, ZoneSet, rtype};
 
 /// Types whose answer may differ from a name's type-independent one even when absent there.
 const SPECIAL_QTYPES: [u16; 5] = [rtype::ANY, rtype::RRSIG, rtype::NSEC, rtype::DS, rtype::CNAME];
-/// Most CNAME links followed to collect the types a chain can answer (as zone::lookup).
-const MAX_CHAIN: usize = 16;
 /// Labels of two missing names used to render (and cross-check) a closest encloser's answer
 /// for names below it: different lengths and opposite ends of the canonical order.
 const SAMPLE_LABELS: [&[u8]; 2] = [b"\x01!", b"\x16~dns-xdp-sample-probe~"];
@@ -59,12 +57,15 @@ pub fn compile(zones: &ZoneSet, our_payload: u16) -> Entries {
     let mut entries = Entries::new();
     for zone in zones.iter() {
         let parents: HashSet<Name> = zone.nodes.keys().filter_map(Name::parent).collect();
+        let mut zone_types: Vec<u16> = zone.nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
+        zone_types.sort_unstable();
+        zone_types.dedup();
         for (name, node) in &zone.nodes {
             // A deeper zone of ours answers for its apex and everything below it.
             if !zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone)) {
                 continue;
             }
-            let c = Compiler { zones, zone, our_payload };
+            let c = Compiler { zones, zone, zone_types: &zone_types, our_payload };
             c.name(name, node, &mut entries);
             c.below(name, parents.contains(name), &mut entries);
         }
@@ -75,6 +76,8 @@ pub fn compile(zones: &ZoneSet, our_payload: u16) -> Entries {
 struct Compiler<'a> {
     zones: &'a ZoneSet,
     zone: &'a Zone,
+    /// Every type held somewhere in the zone.
+    zone_types: &'a [u16],
     our_payload: u16,
 }
 
@@ -102,22 +105,15 @@ impl Compiler<'_> {
         }
     }
 
-    /// Types worth a key of their own at `node`: its own, those along its CNAME chain (or a
-    /// wildcard's), and the specially treated ones.
+    /// Types worth a key of their own at `node`: its own and the specially treated ones; for a
+    /// CNAME, every type of the zone, since its chain may end anywhere in it (through other
+    /// CNAMEs, DNAMEs, wildcards). A type the zone does not hold is answered like type 0.
     fn qtypes(&self, node: &Node) -> Vec<u16> {
         let mut types: Vec<u16> = SPECIAL_QTYPES.to_vec();
-        let mut node = node;
-        for _ in 0..MAX_CHAIN {
+        if node.get(rtype::CNAME).is_some() {
+            types.extend_from_slice(self.zone_types);
+        } else {
             types.extend(node.rrsets.iter().map(|s| s.rtype));
-            let Some(target) = node.get(rtype::CNAME).and_then(|c| c.rdatas[0].target(rtype::CNAME)) else { break };
-            let next = self.zone.nodes.get(&target).or_else(|| {
-                let star = target.parent()?.prepend(b"*")?;
-                self.zone.nodes.get(&star)
-            });
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
         }
         types.retain(|&t| t != QTYPE_DEFAULT);
         types.sort_unstable();

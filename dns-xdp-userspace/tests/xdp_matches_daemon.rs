@@ -153,6 +153,11 @@ fn kernel_answers_equal_daemon_answers() {
         root.join("examples/example.com.zone"),
         root.join("testdata/zones/xdp.test.zone"),
         root.join("testdata/zones/signed.test.zone"),
+        // The conformance zones: NSEC and NSEC3 signed, DNAME, wildcards, delegations, ENTs.
+        root.join("testdata/conformance/example.test.zone"),
+        root.join("testdata/conformance/secure.test.zone"),
+        root.join("testdata/conformance/nsec3.test.zone"),
+        root.join("testdata/conformance/sub.example.test.zone"),
     ];
     let (zones, _) = load_zones(&files).unwrap_or_else(|d| panic!("zones do not load: {d:?}"));
     let entries = compile(&zones, PAYLOAD);
