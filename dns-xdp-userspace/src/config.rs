@@ -83,6 +83,57 @@ pub struct ServeArgs {
     pub bpf_stats: bool,
     #[command(flatten)]
     pub rrl: RrlArgs,
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
+}
+
+/// Replication (README "Replication"). TSIG keys live in the config file only (`[[tsig_key]]`).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ReplicationArgs {
+    /// Pull ZONE from the primary at IP:PORT and follow its NOTIFYs, e.g. example.com@192.0.2.1:53
+    /// (repeatable). Such a zone needs no zone file.
+    #[arg(long, value_name = "ZONE@IP:PORT")]
+    pub secondary: Vec<String>,
+    /// On a primary: a node of the fleet, NOTIFYed on every change and counted for quorum
+    /// (repeatable).
+    #[arg(long, value_name = "IP:PORT")]
+    pub node: Vec<SocketAddr>,
+    /// Nodes that must serve a change before an API write returns 200. Default: M - M/4 of the
+    /// M nodes (12 of 16).
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    /// Milliseconds an API write waits for quorum before answering 503. Default: 5000.
+    #[arg(long)]
+    pub quorum_timeout_ms: Option<u64>,
+    /// Address of the control API (HTTP/JSON). Needs --api-token-file.
+    #[arg(long, value_name = "IP:PORT")]
+    pub api: Option<SocketAddr>,
+    /// File holding the API's bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Directory of the zone journals (one file per zone): changes made through the API are
+    /// fsynced there before they are acknowledged, and replayed on start.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// Who may transfer our zones (AXFR/IXFR) and NOTIFY us, e.g. 192.0.2.0/24 (repeatable).
+    /// Default: the --node addresses.
+    #[arg(long, value_name = "CIDR")]
+    pub allow_transfer: Vec<Cidr>,
+}
+
+/// A TSIG key (RFC 8945) in the config file: `[[tsig_key]]` with `name`, `algorithm`
+/// ("hmac-sha256") and `secret` (base64).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct TsigKeyConfig {
+    name: String,
+    #[serde(default = "default_algorithm")]
+    algorithm: String,
+    secret: String,
+}
+
+fn default_algorithm() -> String {
+    "hmac-sha256".into()
 }
 
 /// Response rate limiting (README "Rate limiting"). SIGHUP rereads these keys from the config
@@ -140,6 +191,19 @@ struct FileConfig {
     rrl_allow: Vec<String>,
     #[serde(default)]
     rrl_dry_run: bool,
+    #[serde(default)]
+    secondary: Vec<String>,
+    #[serde(default)]
+    node: Vec<SocketAddr>,
+    quorum: Option<usize>,
+    quorum_timeout_ms: Option<u64>,
+    api: Option<SocketAddr>,
+    api_token_file: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    #[serde(default)]
+    allow_transfer: Vec<String>,
+    #[serde(default)]
+    tsig_key: Vec<TsigKeyConfig>,
 }
 
 /// Settled settings for `serve`.
@@ -158,6 +222,64 @@ pub struct Settings {
     /// Where `rrl` came from, for SIGHUP: the file and the command line's rate-limiting flags.
     pub config_file: Option<PathBuf>,
     pub rrl_cli: RrlArgs,
+    pub replication: crate::replication::Config,
+    /// The control API's address and bearer token.
+    pub api: Option<(SocketAddr, String)>,
+}
+
+/// Merges the replication flags over the file's keys.
+fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crate::replication::Config, Option<(SocketAddr, String)>), String> {
+    use crate::name::Name;
+    use crate::replication::tsig::{Key, decode_base64};
+    let mut secondaries = Vec::new();
+    for text in pick(cli.secondary, file.secondary.clone()) {
+        let (zone, addr) = text.split_once('@').ok_or_else(|| format!("secondary {text:?}: expected ZONE@IP:PORT"))?;
+        let zone = Name::from_text(zone).ok_or_else(|| format!("secondary {text:?}: {zone:?} is not a zone name"))?;
+        let addr: SocketAddr = addr.parse().map_err(|e| format!("secondary {text:?}: {e}"))?;
+        secondaries.push((zone, addr));
+    }
+    let nodes = pick(cli.node, file.node.clone());
+    let default_quorum = nodes.len() - nodes.len() / 4;
+    let quorum = cli.quorum.or(file.quorum).unwrap_or(default_quorum);
+    if quorum > nodes.len() {
+        return Err(format!("quorum {quorum} is more than the {} configured --node addresses", nodes.len()));
+    }
+    let mut keys = Vec::new();
+    for k in &file.tsig_key {
+        if !k.algorithm.eq_ignore_ascii_case("hmac-sha256") {
+            return Err(format!("tsig_key {}: algorithm {:?} is not supported (only hmac-sha256)", k.name, k.algorithm));
+        }
+        let name = Name::from_text(&k.name).ok_or_else(|| format!("tsig_key: {:?} is not a key name", k.name))?;
+        let secret = decode_base64(&k.secret).ok_or_else(|| format!("tsig_key {}: secret is not base64", k.name))?;
+        keys.push(Key { name, secret });
+    }
+    let file_allow = file
+        .allow_transfer
+        .iter()
+        .map(|s| s.parse::<Cidr>().map_err(|e| format!("allow_transfer: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api = match (cli.api.or(file.api), cli.api_token_file.or(file.api_token_file.clone())) {
+        (None, _) => None,
+        (Some(_), None) => return Err("--api needs --api-token-file (the bearer token clients must send)".into()),
+        (Some(addr), Some(path)) => {
+            let token = std::fs::read_to_string(&path).map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
+            let token = token.trim().to_string();
+            if token.is_empty() {
+                return Err(format!("api_token_file {}: empty", path.display()));
+            }
+            Some((addr, token))
+        }
+    };
+    let config = crate::replication::Config {
+        secondaries,
+        nodes,
+        quorum,
+        quorum_deadline: std::time::Duration::from_millis(cli.quorum_timeout_ms.or(file.quorum_timeout_ms).unwrap_or(5000)),
+        journal: cli.journal.or(file.journal.clone()),
+        keys,
+        allow_transfer: pick(cli.allow_transfer, file_allow),
+    };
+    Ok((config, api))
 }
 
 /// Merges the rate-limiting flags over the file's keys over the defaults.
@@ -192,6 +314,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let rrl = rrl_settings(&args.rrl, &file)?;
+        let (replication, api) = replication_settings(args.replication.clone(), &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
             zones: pick(args.zone, file.zone),
@@ -204,13 +327,15 @@ impl Settings {
             rrl,
             config_file: args.config.clone(),
             rrl_cli: args.rrl.clone(),
+            replication,
+            api,
         };
         let mut settings = settings;
         if settings.listen.is_empty() {
             settings.listen.push("[::]:53".parse().expect("literal"));
         }
-        if settings.zones.is_empty() {
-            return Err("no zone to serve: give --zone FILE (or `zone = [...]` in the config file)".into());
+        if settings.zones.is_empty() && settings.replication.secondaries.is_empty() {
+            return Err("no zone to serve: give --zone FILE or --secondary ZONE@IP:PORT (or their keys in the config file)".into());
         }
         if settings.edns_payload < 512 {
             return Err(format!("edns_payload {} is below the DNS minimum of 512", settings.edns_payload));

@@ -6,11 +6,14 @@
 //! passes on.
 
 pub mod answer;
+pub mod api;
 pub mod compile;
 pub mod config;
 pub mod loader;
 pub mod metrics;
 pub mod name;
+pub mod publish;
+pub mod replication;
 pub mod rrl;
 pub mod slowpath;
 pub mod state;

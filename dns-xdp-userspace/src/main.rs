@@ -10,10 +10,11 @@ use arc_swap::ArcSwap;
 use clap::Parser as _;
 use tokio::signal::unix::{SignalKind, signal};
 
-use dns_xdp::compile::compile;
 use dns_xdp::config::{Cli, Command, Settings};
 use dns_xdp::loader::{XdpProgram, attach_pass};
 use dns_xdp::metrics::{Metrics, serve_http};
+use dns_xdp::publish::{Publisher, install};
+use dns_xdp::replication::{Replication, secondary};
 use dns_xdp::rrl::{LimitLog, Limiter};
 use dns_xdp::state::State;
 use dns_xdp::zone::Severity;
@@ -110,7 +111,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone() });
+    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), replication: Default::default() });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     log_rrl(&settings.rrl);
 
@@ -120,7 +121,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if settings.xdp_enabled() {
         let (mut program, stats) = XdpProgram::load(settings.dns_port(), settings.edns_payload)?;
-        install(&mut program, &state, &settings)?;
+        install(&mut program, &state, &state.zones.load())?;
         program.set_rrl(&settings.rrl)?;
         program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
         for iface in &settings.ifaces {
@@ -130,6 +131,12 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         xdp = Some(program);
         xdp_stats = Some(Arc::new(stats));
     }
+
+    // Replication: replay the journals (publishing what they add), then take over transfers,
+    // NOTIFY and the API.
+    let publisher = Arc::new(Publisher::new(state.clone(), xdp));
+    let (replication, secondaries) = Replication::new(publisher.clone(), settings.replication.clone())?;
+    let _ = state.replication.set(replication.clone());
 
     // Bind.
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -146,6 +153,18 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding the metrics address {}", settings.metrics))?;
     tasks.push(tokio::spawn(serve_http(http, state.clone(), xdp_stats, limiter.clone())));
     log::info!("metrics and health on http://{}/metrics", settings.metrics);
+    if let Some((addr, token)) = &settings.api {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API address {addr}"))?;
+        tasks.push(tokio::spawn(dns_xdp::api::serve(listener, replication.clone(), token.clone())));
+        log::info!("control API on http://{addr}/v1/zones");
+    }
+    for (zone, primary, notified) in secondaries {
+        log::info!("zone {zone}: secondary of {primary}");
+        tasks.push(tokio::spawn(secondary::run(replication.clone(), zone, primary, notified)));
+    }
+    if !settings.replication.nodes.is_empty() {
+        log::info!("fleet: {} nodes, quorum {}", settings.replication.nodes.len(), settings.replication.quorum);
+    }
     for zone in state.zones.load().iter() {
         log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
     }
@@ -159,13 +178,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                reload(&state, xdp.as_mut(), &settings);
-                reload_rrl(&limiter, xdp.as_mut(), &settings);
+                reload(&publisher, &settings);
+                reload_rrl(&limiter, &publisher, &settings);
             }
             _ = report.tick() => {
                 let mut limiting: Vec<_> = limiter.take_limiting().into_iter().collect();
-                if let Some(program) = xdp.as_mut() {
-                    limiting.extend(program.rrl_limiting());
+                if let Some(more) = publisher.with_xdp(|program| program.rrl_limiting()) {
+                    limiting.extend(more);
                 }
                 limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);
             }
@@ -176,27 +195,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 
     // Drain: detach XDP first so the kernel stops answering, then stop the listeners.
     log::info!("stopping: detaching XDP");
-    drop(xdp);
+    drop(publisher.take_xdp());
     for task in tasks {
         task.abort();
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Compiles the current zones into the answers map.
-fn install(program: &mut XdpProgram, state: &State, settings: &Settings) -> anyhow::Result<()> {
-    let zones = state.zones.load();
-    let entries = compile(&zones, settings.edns_payload);
-    let diff = program.apply(entries)?;
-    state.metrics.map_entries.store(program.entries() as u64, Relaxed);
-    log::info!(
-        "XDP answers map: {} entries ({} added, {} changed, {} removed)",
-        program.entries(),
-        diff.added,
-        diff.changed,
-        diff.removed
-    );
-    Ok(())
 }
 
 fn log_rrl(rrl: &dns_xdp::rrl::RrlSettings) {
@@ -218,7 +221,7 @@ fn log_rrl(rrl: &dns_xdp::rrl::RrlSettings) {
 
 /// SIGHUP: the rate-limiting keys of the config file, applied live to both limiters (the XDP
 /// program keeps running; buckets are kept). A bad setting keeps the previous ones.
-fn reload_rrl(limiter: &Limiter, xdp: Option<&mut XdpProgram>, settings: &Settings) {
+fn reload_rrl(limiter: &Limiter, publisher: &Publisher, settings: &Settings) {
     let rrl = match settings.reread_rrl() {
         Ok(r) => r,
         Err(err) => {
@@ -229,9 +232,7 @@ fn reload_rrl(limiter: &Limiter, xdp: Option<&mut XdpProgram>, settings: &Settin
     if rrl == limiter.settings() {
         return;
     }
-    if let Some(program) = xdp
-        && let Err(err) = program.set_rrl(&rrl)
-    {
+    if let Some(Err(err)) = publisher.with_xdp(|program| program.set_rrl(&rrl)) {
         log::error!("updating the XDP rate-limiting settings failed: {err:#}");
         return;
     }
@@ -239,9 +240,12 @@ fn reload_rrl(limiter: &Limiter, xdp: Option<&mut XdpProgram>, settings: &Settin
     limiter.reconfigure(rrl);
 }
 
-/// SIGHUP: reads every zone file again; on any error the previous zones keep serving.
-fn reload(state: &State, xdp: Option<&mut XdpProgram>, settings: &Settings) {
+/// SIGHUP: reads every zone file again; on any error the previous zones keep serving. Zones not
+/// from files (secondaries) stay, and so does a served version newer than its file (changes
+/// made through the API, which live in the journal).
+fn reload(publisher: &Publisher, settings: &Settings) {
     log::info!("SIGHUP: reloading zone files");
+    let state = &publisher.state;
     let (zones, warnings) = match load_zones(&settings.zones) {
         Ok(z) => z,
         Err(diags) => {
@@ -258,13 +262,22 @@ fn reload(state: &State, xdp: Option<&mut XdpProgram>, settings: &Settings) {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let old = state.zones.swap(Arc::new(zones));
-    if let Some(program) = xdp
-        && let Err(err) = install(program, state, settings)
-    {
+    let result = publisher.update(|served| {
+        let mut next = zones;
+        for zone in served.iter() {
+            match next.get(&zone.origin) {
+                Some(file) if dns_xdp::zone::serial_newer(zone.serial, file.serial) => {
+                    log::warn!("zone {}: keeping serial {} (newer than the file's {})", zone.origin, zone.serial, file.serial);
+                    next = next.with_zone(zone.clone());
+                }
+                Some(_) => {}
+                None => next = next.with_zone(zone.clone()),
+            }
+        }
+        Ok::<_, anyhow::Error>(next)
+    });
+    if let Err(err) = result {
         log::error!("updating the XDP maps failed: {err:#}; restoring the previous zones");
-        state.zones.store(old);
-        let _ = install(program, state, settings);
         state.metrics.reloads_failed.fetch_add(1, Relaxed);
         return;
     }

@@ -77,7 +77,7 @@ impl Cidr {
         }
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let (len, net) = self.trie_key();
         let ip = match ip {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),

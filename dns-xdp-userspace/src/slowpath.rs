@@ -69,6 +69,12 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
             limiter.counters.reflection.fetch_add(1, Relaxed);
             continue;
         }
+        if let Some(replies) = state.replication.get().and_then(|r| r.intercept(&buf[..len], peer, false)) {
+            for reply in replies {
+                let _ = socket.send_to(&reply, peer).await;
+            }
+            continue;
+        }
         let zones = state.zones.load();
         match handle_with(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos) {
             Some(mut reply) => {
@@ -114,7 +120,7 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
         state.metrics.tcp_connections.fetch_add(1, Relaxed);
         let state = state.clone();
         tokio::spawn(async move {
-            if let Err(err) = tcp_connection(conn, &state).await {
+            if let Err(err) = tcp_connection(conn, peer, &state).await {
                 log::debug!("tcp {peer}: {err}");
             }
             drop(permit);
@@ -123,7 +129,7 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
 }
 
 /// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1).
-async fn tcp_connection(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
+async fn tcp_connection(mut conn: TcpStream, peer: std::net::SocketAddr, state: &State) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
     let mut buf = vec![0u8; UDP_BUF];
     loop {
@@ -136,6 +142,16 @@ async fn tcp_connection(mut conn: TcpStream, state: &State) -> std::io::Result<(
         let msg = &mut buf[..len];
         if tokio::time::timeout(TCP_IDLE, conn.read_exact(msg)).await.is_err() {
             return Ok(());
+        }
+        // Zone transfers (a stream of messages) and NOTIFY go to the replication code.
+        if let Some(replies) = state.replication.get().and_then(|r| r.intercept(msg, peer, true)) {
+            for reply in replies {
+                let mut out = Vec::with_capacity(reply.len() + 2);
+                out.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+                out.extend_from_slice(&reply);
+                conn.write_all(&out).await?;
+            }
+            continue;
         }
         let zones = state.zones.load();
         let Some(reply) = handle_with(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos) else {

@@ -13,4 +13,6 @@ pub struct State {
     pub edns_payload: u16,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
+    /// Zone transfers and NOTIFY, once set up (the listeners hand those messages over).
+    pub replication: std::sync::OnceLock<std::sync::Arc<crate::replication::Replication>>,
 }

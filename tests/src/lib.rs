@@ -17,6 +17,7 @@ pub mod reference;
 pub mod spoof;
 pub mod net;
 pub mod conformance;
+pub mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};

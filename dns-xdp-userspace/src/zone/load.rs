@@ -409,6 +409,52 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     Some(Zone { origin, file, nodes, serial, signed, nsec_chain, nsec3 })
 }
 
+/// Parses zone-file text (no `$INCLUDE`) relative to `origin` into wire records: the API feeds
+/// its input through here so it obeys exactly the zone-file rules.
+pub fn parse_records(text: &str, origin: &Name) -> Result<Vec<super::Record>, String> {
+    let mut zonefile = Zonefile::from(text.as_bytes());
+    zonefile.set_origin(to_domain_name(origin));
+    let mut out = Vec::new();
+    loop {
+        match zonefile.next_entry() {
+            Ok(Some(Entry::Record(record))) => {
+                if record.class() != Class::IN {
+                    return Err(format!("class {} is not served (only IN)", record.class()));
+                }
+                let owner: domain::base::Name<Vec<u8>> = record.owner().to_name();
+                let mut rdata = Vec::new();
+                record.data().compose_rdata(&mut rdata).map_err(|_| "record cannot be encoded".to_string())?;
+                let owner = Name::from_wire(owner.as_slice()).ok_or("bad owner name")?;
+                out.push(super::Record { owner, rtype: record.rtype().to_int(), ttl: record.ttl().as_secs(), rdata });
+            }
+            Ok(Some(Entry::Include { .. })) => return Err("$INCLUDE is not allowed here".into()),
+            Ok(None) => return Ok(out),
+            Err(err) => {
+                let text = err.to_string();
+                // domain prefixes "line:col:"; the caller knows which input it gave.
+                let msg = text.splitn(3, ':').nth(2).map(str::trim).unwrap_or(&text);
+                return Err(msg.to_string());
+            }
+        }
+    }
+}
+
+/// Builds and validates a zone from wire records (a transfer, a journal replay, an API change)
+/// with the same rules as a zone file; `source` names the input in diagnostics.
+pub fn zone_from_records(source: &str, records: Vec<super::Record>) -> Result<Zone, Vec<Diagnostic>> {
+    let file = Arc::new(PathBuf::from(source));
+    let scanned = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Scanned { owner: r.owner, rtype: r.rtype, class: Class::IN, ttl: r.ttl, rdata: r.rdata, file: file.clone(), line: i + 1 })
+        .collect();
+    let mut diags = Vec::new();
+    match build_zone(file, scanned, &mut diags) {
+        Some(zone) if !diags.iter().any(|d| d.severity == Severity::Error) => Ok(zone),
+        _ => Err(diags.into_iter().filter(|d| d.severity == Severity::Error).collect()),
+    }
+}
+
 /// The type an RRSIG covers (its first two RDATA bytes); 0 for every other type.
 fn covered_type(rt: u16, rdata: &[u8]) -> u16 {
     match (rt, rdata) {

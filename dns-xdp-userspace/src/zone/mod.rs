@@ -5,7 +5,7 @@ mod load;
 pub mod lookup;
 pub mod nsec3;
 
-pub use load::{Diagnostic, LoadError, Severity, load_zone_file};
+pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ pub fn canonical_key(name: &Name) -> Vec<Vec<u8>> {
     labels
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Zone {
     pub origin: Name,
     pub file: Arc<PathBuf>,
@@ -157,6 +157,77 @@ impl Zone {
     }
 }
 
+/// One resource record in uncompressed wire form, as transfers and the journal carry it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Record {
+    pub owner: Name,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<u8>,
+}
+
+impl Zone {
+    /// Every record of the zone but the SOA, in a stable order (owner, type, RDATA).
+    pub fn records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut push_node = |owner: &Name, node: &Node| {
+            for set in &node.rrsets {
+                for rd in &set.rdatas {
+                    out.push(Record { owner: owner.clone(), rtype: set.rtype, ttl: set.ttl, rdata: rd.wire.clone() });
+                }
+            }
+            for set in &node.sigs {
+                for rd in &set.rdatas {
+                    out.push(Record { owner: owner.clone(), rtype: rtype::RRSIG, ttl: set.ttl, rdata: rd.wire.clone() });
+                }
+            }
+        };
+        for (owner, node) in &self.nodes {
+            push_node(owner, node);
+        }
+        if let Some(chain) = &self.nsec3 {
+            for (owner, node) in chain.records.values() {
+                push_node(owner, node);
+            }
+        }
+        out.retain(|r| r.rtype != rtype::SOA);
+        out.sort();
+        out
+    }
+
+    /// The SOA record.
+    pub fn soa_record(&self) -> Record {
+        let soa = self.soa();
+        Record { owner: self.origin.clone(), rtype: rtype::SOA, ttl: soa.ttl, rdata: soa.rdatas[0].wire.clone() }
+    }
+
+    /// The SOA's REFRESH, RETRY and EXPIRE timers in seconds (RFC 1035 section 3.3.13).
+    pub fn soa_timers(&self) -> (u32, u32, u32) {
+        let w = &self.soa().rdatas[0].wire;
+        let at = |back: usize| u32::from_be_bytes(w[w.len() - back..w.len() - back + 4].try_into().expect("4 bytes"));
+        (at(16), at(12), at(8))
+    }
+}
+
+/// The SOA RDATA `wire` with its SERIAL replaced.
+pub fn soa_with_serial(wire: &[u8], serial: u32) -> Vec<u8> {
+    let mut out = wire.to_vec();
+    let at = out.len() - 20;
+    out[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+    out
+}
+
+/// The SERIAL of SOA RDATA.
+pub fn soa_serial(wire: &[u8]) -> Option<u32> {
+    let at = wire.len().checked_sub(20)?;
+    Some(u32::from_be_bytes(wire[at..at + 4].try_into().ok()?))
+}
+
+/// RFC 1982 serial number arithmetic: whether `a` is newer than `b`.
+pub fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
 /// The zones one server is authoritative for.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
@@ -172,6 +243,25 @@ impl ZoneSet {
     pub fn find(&self, name: &Name) -> Option<&Arc<Zone>> {
         name.suffix_offsets()
             .find_map(|off| self.zones.get(&name.as_wire()[off..]))
+    }
+
+    /// This set with `zone` added or replacing the zone of the same origin.
+    pub fn with_zone(&self, zone: Arc<Zone>) -> ZoneSet {
+        let mut zones = self.zones.clone();
+        zones.insert(zone.origin.clone(), zone);
+        ZoneSet { zones }
+    }
+
+    /// This set without the zone at `origin`.
+    pub fn without(&self, origin: &Name) -> ZoneSet {
+        let mut zones = self.zones.clone();
+        zones.remove(origin);
+        ZoneSet { zones }
+    }
+
+    /// The zone whose origin is exactly `origin`.
+    pub fn get(&self, origin: &Name) -> Option<&Arc<Zone>> {
+        self.zones.get(origin)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Zone>> {

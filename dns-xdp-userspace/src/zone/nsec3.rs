@@ -11,7 +11,7 @@ use crate::name::Name;
 pub const MAX_ITERATIONS: u16 = 500;
 
 /// A zone's NSEC3 records, keyed by hashed owner label (base32hex sorts like the hash bytes).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Chain {
     pub iterations: u16,
     pub salt: Vec<u8>,

@@ -1,0 +1,362 @@
+//! The control API on the primary (`--api IP:PORT`): HTTP/1.1 with JSON bodies and a bearer
+//! token. A write journals the change (fsync), publishes it, NOTIFYs the fleet and answers once
+//! `--quorum` of the `--node`s serve the new serial (200) or the deadline passes (503; the change
+//! stays and keeps propagating).
+//!
+//! - `GET /v1/zones`, `GET /v1/zones/{zone}`
+//! - `PUT /v1/zones/{zone}/rrsets/{name}/{type}` with `{"ttl": 300, "rdata": ["192.0.2.1"]}`
+//! - `DELETE /v1/zones/{zone}/rrsets/{name}/{type}`
+//! - `POST /v1/zones/{zone}/batch` with `{"changes": [{"op": "put"|"delete", "name", "type",
+//!   "ttl", "rdata"}]}`: all or nothing, one serial.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::name::Name;
+use crate::replication::{Replication, quorum};
+use crate::zone::{Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records};
+
+/// Largest request (head and body) we read.
+const MAX_REQUEST: usize = 1 << 20;
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(listener: TcpListener, repl: Arc<Replication>, token: String) {
+    let token = Arc::new(token);
+    loop {
+        let Ok((conn, _)) = listener.accept().await else { continue };
+        let (repl, token) = (repl.clone(), token.clone());
+        tokio::spawn(async move {
+            let _ = connection(conn, &repl, &token).await;
+        });
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    auth: Option<String>,
+    body: Vec<u8>,
+}
+
+async fn read_request(conn: &mut TcpStream) -> Option<Request> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 || buf.len() > MAX_REQUEST {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split_whitespace();
+    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let mut length = 0usize;
+    let mut auth = None;
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse().ok()?,
+            "authorization" => auth = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    if length > MAX_REQUEST {
+        return None;
+    }
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request { method, path, auth, body: buf[head_end..head_end + length].to_vec() })
+}
+
+async fn connection(mut conn: TcpStream, repl: &Replication, token: &str) -> std::io::Result<()> {
+    let Ok(Some(req)) = tokio::time::timeout(READ_TIMEOUT, read_request(&mut conn)).await else {
+        return respond(&mut conn, 400, &json!({"error": "malformed request"})).await;
+    };
+    let (status, body) = route(&req, repl, token).await;
+    respond(&mut conn, status, &body).await
+}
+
+async fn respond(conn: &mut TcpStream, status: u16, body: &Value) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    let text = body.to_string();
+    let out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    conn.write_all(out.as_bytes()).await?;
+    conn.shutdown().await
+}
+
+fn bad(field: &str, message: impl std::fmt::Display) -> (u16, Value) {
+    (400, json!({"error": message.to_string(), "field": field}))
+}
+
+async fn route(req: &Request, repl: &Replication, token: &str) -> (u16, Value) {
+    let authorized = req.auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")).is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()));
+    if !authorized {
+        return (401, json!({"error": "missing or wrong bearer token"}));
+    }
+    let path = req.path.split('?').next().unwrap_or("");
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method.as_str(), parts.as_slice()) {
+        ("GET", ["v1", "zones"]) => {
+            let zones = repl.publisher.state.zones.load();
+            let mut list: Vec<Value> = zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
+            list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
+            (200, json!({"zones": list}))
+        }
+        ("GET", ["v1", "zones", zone]) => match find_zone(repl, zone) {
+            Ok(z) => (200, zone_json(&z)),
+            Err(e) => e,
+        },
+        ("PUT" | "DELETE", ["v1", "zones", zone, "rrsets", name, rtype_text]) => {
+            let op = if req.method == "PUT" { "put" } else { "delete" };
+            let mut change = if op == "put" {
+                match serde_json::from_slice::<Value>(&req.body) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => return bad("body", "expected a JSON object {\"ttl\": N, \"rdata\": [...]}"),
+                }
+            } else {
+                json!({})
+            };
+            change["op"] = json!(op);
+            change["name"] = json!(name);
+            change["type"] = json!(rtype_text);
+            write(repl, zone, &[change], false).await
+        }
+        ("POST", ["v1", "zones", zone, "batch"]) => {
+            let changes = match serde_json::from_slice::<Value>(&req.body) {
+                Ok(v) => v.get("changes").and_then(Value::as_array).cloned(),
+                Err(_) => None,
+            };
+            match changes {
+                Some(c) if !c.is_empty() => write(repl, zone, &c, true).await,
+                _ => bad("changes", "expected {\"changes\": [...]} with at least one change"),
+            }
+        }
+        (_, ["v1", ..]) => (405, json!({"error": format!("{} {path} is not supported", req.method)})),
+        _ => (404, json!({"error": "not found"})),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, (u16, Value)> {
+    let name = Name::from_text(zone).ok_or_else(|| bad("zone", format!("{zone:?} is not a domain name")))?;
+    repl.current(&name).ok_or_else(|| (404, json!({"error": format!("zone {name} is not served here"), "field": "zone"})))
+}
+
+fn zone_json(zone: &Zone) -> Value {
+    let mut all = vec![zone.soa_record()];
+    all.extend(zone.records());
+    let mut sets: Vec<Value> = Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        let (owner, rt) = (&all[i].owner, all[i].rtype);
+        let mut rdata = Vec::new();
+        let ttl = all[i].ttl;
+        while i < all.len() && all[i].owner == *owner && all[i].rtype == rt {
+            rdata.push(rdata_text(rt, &all[i].rdata));
+            i += 1;
+        }
+        sets.push(json!({"name": owner.to_string(), "type": type_name(rt), "ttl": ttl, "rdata": rdata}));
+    }
+    json!({"zone": zone.origin.to_string(), "serial": zone.serial, "rrsets": sets})
+}
+
+/// RDATA in presentation format, through `domain` (the parser's own inverse).
+pub fn rdata_text(rt: u16, wire: &[u8]) -> String {
+    use domain::base::ParsedName;
+    use domain::base::rdata::ParseAnyRecordData;
+    use domain::rdata::AllRecordData;
+    let mut parser = domain::dep::octseq::Parser::from_ref(wire);
+    match AllRecordData::<&[u8], ParsedName<&[u8]>>::parse_any_rdata(domain::base::iana::Rtype::from_int(rt), &mut parser) {
+        Ok(data) => data.to_string(),
+        Err(_) => format!("\\# {} {}", wire.len(), wire.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    }
+}
+
+/// One validated change: replace (`Some`) or delete (`None`) the RRset at (owner, type).
+struct Change {
+    owner: Name,
+    rtype: u16,
+    records: Option<Vec<Record>>,
+}
+
+fn parse_change(origin: &Name, v: &Value, prefix: &str) -> Result<Change, (u16, Value)> {
+    let field = |f: &str| format!("{prefix}{f}");
+    let op = v.get("op").and_then(Value::as_str).ok_or_else(|| bad(&field("op"), "expected \"put\" or \"delete\""))?;
+    let name_text = v.get("name").and_then(Value::as_str).ok_or_else(|| bad(&field("name"), "expected a string"))?;
+    let owner = owner_name(origin, name_text).ok_or_else(|| bad(&field("name"), format!("{name_text:?} is not a name in zone {origin}")))?;
+    let type_text = v.get("type").and_then(Value::as_str).ok_or_else(|| bad(&field("type"), "expected a string"))?;
+    let rt = domain::base::iana::Rtype::from_str(&type_text.to_ascii_uppercase()).map_err(|_| bad(&field("type"), format!("unknown type {type_text:?}")))?.to_int();
+    if matches!(rt, rtype::SOA | rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::ANY | rtype::RRSIG | rtype::NSEC | rtype::NSEC3) || rt == 250 {
+        return Err(bad(&field("type"), format!("{type_text} records are not changed through the API (the SOA serial is managed by the server)")));
+    }
+    match op {
+        "delete" => Ok(Change { owner, rtype: rt, records: None }),
+        "put" => {
+            let ttl = v.get("ttl").and_then(Value::as_u64).filter(|t| *t <= i32::MAX as u64).ok_or_else(|| bad(&field("ttl"), "expected an integer from 0 to 2147483647"))?;
+            let rdata = v.get("rdata").and_then(Value::as_array).filter(|a| !a.is_empty()).ok_or_else(|| bad(&field("rdata"), "expected a non-empty array of strings"))?;
+            let mut records = Vec::new();
+            for (i, item) in rdata.iter().enumerate() {
+                let f = field(&format!("rdata[{i}]"));
+                let text = item.as_str().ok_or_else(|| bad(&f, "expected a string"))?;
+                if text.contains(['\n', '\r', '(', ')']) || text.trim().is_empty() {
+                    return Err(bad(&f, "one record's data on one line, without parentheses"));
+                }
+                // The zone-file parser validates the data, so the API accepts what a zone file does.
+                let line = format!("{} {ttl} IN {} {text}\n", owner, type_name(rt));
+                let parsed = parse_records(&line, origin).map_err(|e| bad(&f, e))?;
+                match parsed.as_slice() {
+                    [r] if r.owner == owner && r.rtype == rt => {
+                        if records.iter().any(|x: &Record| x.rdata == r.rdata) {
+                            return Err(bad(&f, "duplicate of an earlier rdata"));
+                        }
+                        records.push(r.clone());
+                    }
+                    _ => return Err(bad(&f, "not exactly one record of this type")),
+                }
+            }
+            Ok(Change { owner, rtype: rt, records: Some(records) })
+        }
+        other => Err(bad(&field("op"), format!("{other:?} is neither \"put\" nor \"delete\""))),
+    }
+}
+
+/// `@` is the apex; a name ending in a dot is absolute; anything else is relative to the zone.
+fn owner_name(origin: &Name, text: &str) -> Option<Name> {
+    let name = if text == "@" {
+        origin.clone()
+    } else if text.ends_with('.') {
+        Name::from_text(text)?
+    } else {
+        let o = origin.to_string();
+        Name::from_text(&format!("{text}.{}", o.trim_end_matches('.')))?
+    };
+    name.is_subdomain_of(origin).then_some(name)
+}
+
+async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -> (u16, Value) {
+    let current = match find_zone(repl, zone) {
+        Ok(z) => z,
+        Err(e) => return e,
+    };
+    if repl.is_secondary(&current.origin) {
+        return bad("zone", format!("zone {} is a secondary here; write to its primary", current.origin));
+    }
+    let origin = current.origin.clone();
+    let mut parsed = Vec::new();
+    for (i, v) in changes.iter().enumerate() {
+        let prefix = if batch { format!("changes[{i}].") } else { String::new() };
+        match parse_change(&origin, v, &prefix) {
+            Ok(c) => parsed.push(c),
+            Err(e) => return e,
+        }
+    }
+    let (serial, soa) = {
+        let _guard = repl.write.lock().await;
+        let Some(current) = repl.current(&origin) else { return (404, json!({"error": "zone went away"})) };
+        let mut records = current.records();
+        for (i, c) in parsed.iter().enumerate() {
+            let before = records.len();
+            records.retain(|r| !(r.owner == c.owner && r.rtype == c.rtype));
+            match &c.records {
+                Some(new) => records.extend(new.iter().cloned()),
+                None if before == records.len() => {
+                    let f = if batch { format!("changes[{i}].name") } else { "name".into() };
+                    return if batch { bad(&f, format!("no {} RRset at {}", type_name(c.rtype), c.owner)) } else { (404, json!({"error": format!("no {} RRset at {}", type_name(c.rtype), c.owner), "field": "name"})) };
+                }
+                None => {}
+            }
+        }
+        let soa = current.soa_record();
+        let serial = current.serial.wrapping_add(1);
+        records.push(Record { rdata: soa_with_serial(&soa.rdata, serial), ..soa });
+        let new = match zone_from_records(&format!("API change to {origin}"), records) {
+            Ok(z) => z,
+            Err(diags) => {
+                let msg = diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
+                return bad(if batch { "changes" } else { "rdata" }, msg);
+            }
+        };
+        let soa = new.soa_record();
+        match repl.commit(new) {
+            Ok(serial) => (serial, soa),
+            Err(err) => {
+                log::error!("API write to {origin} failed: {err}");
+                return (500, json!({"error": err.to_string()}));
+            }
+        }
+    };
+    let c = &repl.config;
+    let outcome = quorum::confirm(&c.nodes, &origin, &soa, c.quorum, c.quorum_deadline, repl.key()).await;
+    let body = json!({
+        "serial": serial,
+        "confirmed": outcome.confirmed,
+        "required": outcome.required,
+        "nodes": outcome.nodes,
+        "elapsed_ms": outcome.elapsed.as_millis() as u64,
+    });
+    if outcome.reached() {
+        (200, body)
+    } else {
+        log::warn!("zone {origin} serial {serial}: {} of {} nodes confirmed within {:?} (needed {})", outcome.confirmed, outcome.nodes, c.quorum_deadline, outcome.required);
+        (503, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_names_and_rdata_text() {
+        let o = Name::from_text("example.org").unwrap();
+        assert_eq!(owner_name(&o, "@"), Some(o.clone()));
+        assert_eq!(owner_name(&o, "www").unwrap().to_string(), "www.example.org.");
+        assert_eq!(owner_name(&o, "www.example.org.").unwrap().to_string(), "www.example.org.");
+        assert_eq!(owner_name(&o, "www.example.com."), None);
+        assert_eq!(rdata_text(rtype::A, &[192, 0, 2, 1]), "192.0.2.1");
+        let mx = parse_records("@ 60 IN MX 10 mail\n", &o).unwrap();
+        assert_eq!(rdata_text(rtype::MX, &mx[0].rdata), "10 mail.example.org.");
+    }
+
+    #[test]
+    fn invalid_changes_name_the_field() {
+        let o = Name::from_text("example.org").unwrap();
+        let err = |v: Value| parse_change(&o, &v, "").err().unwrap().1["field"].as_str().unwrap().to_string();
+        assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": 60, "rdata": ["192.0.2.300"]})), "rdata[0]");
+        assert_eq!(err(json!({"op": "put", "name": "www", "type": "BOGUS", "ttl": 60, "rdata": ["x"]})), "type");
+        assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": -1, "rdata": ["192.0.2.1"]})), "ttl");
+        assert_eq!(err(json!({"op": "put", "name": "x.other.", "type": "A", "ttl": 1, "rdata": ["192.0.2.1"]})), "name");
+        assert_eq!(err(json!({"op": "put", "name": "www", "type": "SOA", "ttl": 1, "rdata": ["a b 1 2 3 4 5"]})), "type");
+        assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": 1, "rdata": ["192.0.2.1\nevil 1 IN A 192.0.2.9"]})), "rdata[0]");
+        assert!(parse_change(&o, &json!({"op": "put", "name": "www", "type": "txt", "ttl": 1, "rdata": ["\"a b\" c"]}), "").is_ok());
+    }
+}

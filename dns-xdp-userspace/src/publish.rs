@@ -1,0 +1,66 @@
+//! The one way a new zone version goes live, for SIGHUP reloads, API writes and zone transfers:
+//! compile the kernel's answers, apply them to the BPF maps, then swap the slow path's snapshot.
+//! The maps go first so that a SOA query (always answered by the slow path) reports a serial only
+//! once both paths serve it: that is what quorum confirmation counts.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use crate::compile::compile;
+use crate::loader::XdpProgram;
+use crate::state::State;
+use crate::zone::ZoneSet;
+
+pub struct Publisher {
+    pub state: Arc<State>,
+    /// The XDP program when attached; the mutex also serialises publishes.
+    xdp: Mutex<Option<XdpProgram>>,
+}
+
+impl Publisher {
+    pub fn new(state: Arc<State>, xdp: Option<XdpProgram>) -> Self {
+        Publisher { state, xdp: Mutex::new(xdp) }
+    }
+
+    /// Publishes the set `change` derives from the one being served. On a map failure the
+    /// previous version stays (maps restored, snapshot untouched).
+    pub fn update<E: From<anyhow::Error>>(&self, change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>) -> Result<(), E> {
+        let mut xdp = self.xdp.lock().expect("publisher lock");
+        let old = self.state.zones.load_full();
+        let new = change(&old)?;
+        if let Some(program) = xdp.as_mut() {
+            if let Err(err) = install(program, &self.state, &new) {
+                log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
+                let _ = install(program, &self.state, &old);
+                return Err(err.into());
+            }
+        }
+        self.state.zones.store(Arc::new(new));
+        Ok(())
+    }
+
+    /// Runs `f` on the XDP program, when there is one.
+    pub fn with_xdp<R>(&self, f: impl FnOnce(&mut XdpProgram) -> R) -> Option<R> {
+        self.xdp.lock().expect("publisher lock").as_mut().map(f)
+    }
+
+    /// Takes the program out (drain: dropping it detaches XDP).
+    pub fn take_xdp(&self) -> Option<XdpProgram> {
+        self.xdp.lock().expect("publisher lock").take()
+    }
+}
+
+/// Compiles `zones` into the answers map.
+pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
+    let entries = compile(zones, state.edns_payload);
+    let diff = program.apply(entries)?;
+    state.metrics.map_entries.store(program.entries() as u64, Relaxed);
+    log::debug!(
+        "XDP answers map: {} entries ({} added, {} changed, {} removed)",
+        program.entries(),
+        diff.added,
+        diff.changed,
+        diff.removed
+    );
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Sending NOTIFY (RFC 1996): after a change a primary tells each node at once, so secondaries
+//! pull within a round trip instead of waiting for their SOA REFRESH timer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use super::message::{self, Builder, OPCODE_NOTIFY, Section};
+use super::tsig::{self, Key};
+use crate::name::Name;
+use crate::zone::{Record, rtype};
+
+/// RFC 1996 section 3.6: retry an unanswered NOTIFY a few times, some time apart.
+const TRIES: u32 = 5;
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+
+/// Sends one NOTIFY for `zone` (with its SOA in the answer section, section 3.7) and waits up to
+/// `wait` for the acknowledgement; whether it came.
+pub async fn send(target: SocketAddr, zone: &Name, soa: &Record, key: Option<&Key>, wait: Duration) -> bool {
+    let id = super::xfr::rand_id();
+    let flags = u16::from(OPCODE_NOTIFY) << 11 | 0x0400;
+    let mut b = Builder::new(id, flags, Some((zone, rtype::SOA)));
+    b.push(Section::Answer, soa);
+    let mut msg = b.buf;
+    if let Some(k) = key {
+        tsig::sign(&mut msg, k, None);
+    }
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let Ok(sock) = UdpSocket::bind(bind).await else { return false };
+    if sock.send_to(&msg, target).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1024];
+    let got = tokio::time::timeout(wait, async {
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else { return false };
+            if from != target {
+                continue;
+            }
+            if let Some(m) = message::parse(&buf[..n])
+                && m.id == id
+                && m.is_response()
+            {
+                if m.rcode() != 0 {
+                    log::warn!("NOTIFY {zone} to {target}: answered {}", crate::wire::rcode::name(m.rcode()));
+                }
+                return m.rcode() == 0;
+            }
+        }
+    })
+    .await;
+    matches!(got, Ok(true))
+}
+
+/// NOTIFY with retries, doubling the wait; gives up quietly (the node's REFRESH timer and the
+/// quorum poller's re-NOTIFY cover a node that is down).
+pub async fn send_with_retries(target: SocketAddr, zone: Name, soa: Record, key: Option<Key>) {
+    let mut wait = FIRST_WAIT;
+    for _ in 0..TRIES {
+        if send(target, &zone, &soa, key.as_ref(), wait).await {
+            return;
+        }
+        wait *= 2;
+    }
+    log::debug!("NOTIFY {zone} to {target}: no answer after {TRIES} tries");
+}

@@ -1,0 +1,240 @@
+//! Zone transfers over TCP: AXFR (RFC 5936) and IXFR (RFC 1995), served and consumed, each
+//! message TSIG-signed when a key is in use.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::journal::Changeset;
+use super::message::{self, Builder, Section, record_len};
+use super::tsig::{self, Key, StreamVerifier};
+use crate::name::Name;
+use crate::zone::{Record, Zone, rtype, serial_newer, soa_serial, zone_from_records};
+
+/// Bytes of records per transfer message: well under the 64 KiB TCP limit, leaving room for TSIG.
+const MESSAGE_BUDGET: usize = 16 * 1024;
+/// A transfer that makes no progress for this long is abandoned; the old version keeps serving.
+pub const XFR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The records answering an AXFR, or an IXFR from `client_serial` (`chain` when the history
+/// reaches it, else the whole zone, as RFC 1995 section 4 allows).
+pub fn answer_records(zone: &Zone, client_serial: Option<u32>, chain: Option<Vec<&Changeset>>) -> Vec<Record> {
+    let soa = zone.soa_record();
+    if let Some(serial) = client_serial
+        && !serial_newer(zone.serial, serial)
+    {
+        // Up to date (or ahead of us): the SOA alone.
+        return vec![soa];
+    }
+    let mut out = vec![soa.clone()];
+    match (client_serial, chain) {
+        (Some(_), Some(chain)) => {
+            for cs in chain {
+                out.push(cs.old_soa.clone());
+                out.extend(cs.removed.iter().cloned());
+                out.push(cs.new_soa.clone());
+                out.extend(cs.added.iter().cloned());
+            }
+        }
+        _ => out.extend(zone.records()),
+    }
+    out.push(soa);
+    out
+}
+
+/// Packs `records` into response messages answering query `id` for `zone`, signing each with
+/// `key` when given (over the request's MAC first, then the previous message's).
+pub fn messages(id: u16, zone: &Name, qtype: u16, records: &[Record], key: Option<(&Key, Vec<u8>)>) -> Vec<Vec<u8>> {
+    const FLAGS: u16 = 0x8400; // QR, AA
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut b = Builder::new(id, FLAGS, Some((zone, qtype)));
+    for r in records {
+        if b.len() + record_len(r) > MESSAGE_BUDGET && b.len() > message::HEADER_LEN + zone.as_wire().len() + 4 {
+            out.push(std::mem::replace(&mut b, Builder::new(id, FLAGS, None)).buf);
+        }
+        b.push(Section::Answer, r);
+    }
+    out.push(b.buf);
+    if let Some((key, request_mac)) = key {
+        let mut mac = request_mac;
+        for (i, msg) in out.iter_mut().enumerate() {
+            mac = if i == 0 { tsig::sign(msg, key, Some(&mac)) } else { tsig::sign_next(msg, key, &mac) };
+        }
+    }
+    out
+}
+
+/// What a transfer from a primary brought.
+#[derive(Debug)]
+pub enum Pulled {
+    /// The primary has no newer serial.
+    UpToDate,
+    /// The whole zone (AXFR, or IXFR answered with the whole zone).
+    Full(Zone),
+    /// Changes from our serial on (IXFR).
+    Incremental(Vec<Changeset>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum XfrError {
+    #[error("connecting to {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    #[error("transfer from {0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    #[error("transfer from {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("transfer from {0}: {1}")]
+    Protocol(SocketAddr, String),
+    #[error("transfer from {0}: TSIG: {1}")]
+    Tsig(SocketAddr, tsig::TsigError),
+}
+
+/// Pulls `zone` from `primary`: IXFR from `current`'s serial when we have a version, else AXFR.
+pub async fn pull(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>) -> Result<Pulled, XfrError> {
+    tokio::time::timeout(XFR_TIMEOUT, pull_inner(primary, zone, current, key)).await.map_err(|_| XfrError::Timeout(primary))?
+}
+
+async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>) -> Result<Pulled, XfrError> {
+    let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
+    let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
+    let id: u16 = rand_id();
+    let mut query = Builder::new(id, 0, Some((zone, qtype)));
+    if let Some(cur) = current {
+        query.push(Section::Authority, &cur.soa_record());
+    }
+    let mut query = query.buf;
+    let mut verifier = key.map(|k| {
+        let mac = tsig::sign(&mut query, k, None);
+        StreamVerifier::new(k.clone(), mac)
+    });
+    let mut conn = TcpStream::connect(primary).await.map_err(|e| XfrError::Connect(primary, e))?;
+    let _ = conn.set_nodelay(true);
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    conn.write_all(&framed).await.map_err(|e| XfrError::Io(primary, e))?;
+
+    let mut stream = StreamState::default();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let mut len = [0u8; 2];
+        conn.read_exact(&mut len).await.map_err(|e| XfrError::Io(primary, e))?;
+        let len = u16::from_be_bytes(len) as usize;
+        conn.read_exact(&mut buf[..len]).await.map_err(|e| XfrError::Io(primary, e))?;
+        let raw = &buf[..len];
+        if let Some(v) = verifier.as_mut() {
+            v.verify(raw).map_err(|e| XfrError::Tsig(primary, e))?;
+        }
+        let msg = message::parse(raw).ok_or_else(|| proto("malformed message"))?;
+        if msg.id != id || !msg.is_response() {
+            return Err(proto("response does not match the query"));
+        }
+        if msg.rcode() != 0 {
+            return Err(proto(&format!("primary answered {}", crate::wire::rcode::name(msg.rcode()))));
+        }
+        for rr in msg.answer.iter().filter(|r| r.rtype != message::TYPE_TSIG) {
+            stream.push(rr.record()).map_err(|e| proto(&e))?;
+        }
+        let our = current.map(|z| z.serial);
+        if stream.done(our) {
+            if let Some(v) = &verifier {
+                v.finish().map_err(|e| XfrError::Tsig(primary, e))?;
+            }
+            return stream.finish(our, zone).map_err(|e| proto(&e));
+        }
+    }
+}
+
+/// Reading a transfer's records: AXFR format (SOA, records, SOA) or IXFR's sequence of changes.
+#[derive(Default)]
+struct StreamState {
+    new_serial: Option<u32>,
+    records: Vec<Record>,
+    /// IXFR format: changesets so far; the last may be incomplete.
+    changes: Vec<Changeset>,
+    mode: Mode,
+    complete: bool,
+}
+
+#[derive(Default, PartialEq, Eq, Clone, Copy)]
+enum Mode {
+    #[default]
+    Start,
+    Axfr,
+    Removing,
+    Adding,
+}
+
+impl StreamState {
+    fn push(&mut self, r: Record) -> Result<(), String> {
+        if self.complete {
+            return Err("records after the closing SOA".into());
+        }
+        let soa = (r.rtype == rtype::SOA).then(|| soa_serial(&r.rdata)).flatten();
+        let Some(new) = self.new_serial else {
+            let s = soa.ok_or("transfer does not start with a SOA")?;
+            self.new_serial = Some(s);
+            self.records.push(r);
+            return Ok(());
+        };
+        match (self.mode, soa) {
+            (Mode::Start, Some(s)) if s != new => {
+                self.mode = Mode::Removing;
+                self.changes.push(Changeset { old_soa: r, removed: vec![], new_soa: self.records[0].clone(), added: vec![] });
+            }
+            (Mode::Start, Some(_)) | (Mode::Axfr, Some(_)) => self.complete = true,
+            (Mode::Start | Mode::Axfr, None) => {
+                self.mode = Mode::Axfr;
+                self.records.push(r);
+            }
+            (Mode::Removing, Some(_)) => {
+                self.changes.last_mut().expect("in a change").new_soa = r;
+                self.mode = Mode::Adding;
+            }
+            (Mode::Removing, None) => self.changes.last_mut().expect("in a change").removed.push(r),
+            (Mode::Adding, Some(s)) => {
+                let last_to = self.changes.last().expect("in a change").to_serial();
+                if s == new && last_to == new {
+                    self.complete = true;
+                } else {
+                    self.changes.push(Changeset { old_soa: r, removed: vec![], new_soa: self.records[0].clone(), added: vec![] });
+                    self.mode = Mode::Removing;
+                }
+            }
+            (Mode::Adding, None) => self.changes.last_mut().expect("in a change").added.push(r),
+        }
+        Ok(())
+    }
+
+    /// Whether the stream is over; a lone SOA at our serial (after a whole message) means no news.
+    fn done(&self, our: Option<u32>) -> bool {
+        self.complete || (self.mode == Mode::Start && self.new_serial.is_some() && our.is_some_and(|o| !serial_newer(self.new_serial.unwrap_or(o), o)))
+    }
+
+    fn finish(self, our: Option<u32>, zone: &Name) -> Result<Pulled, String> {
+        if !self.complete {
+            return match (our, self.new_serial) {
+                (Some(o), Some(n)) if !serial_newer(n, o) => Ok(Pulled::UpToDate),
+                _ => Err("transfer ended early".into()),
+            };
+        }
+        if self.changes.is_empty() {
+            let z = zone_from_records(&format!("AXFR of {zone}"), self.records).map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+            if z.origin != *zone {
+                return Err(format!("transferred zone is {}, not {zone}", z.origin));
+            }
+            Ok(Pulled::Full(z))
+        } else {
+            Ok(Pulled::Incremental(self.changes))
+        }
+    }
+}
+
+/// A query ID that is hard to guess (RFC 5452 section 9.2); the TSIG keeps transfers honest anyway.
+pub fn rand_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish() as u16
+}
