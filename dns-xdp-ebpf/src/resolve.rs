@@ -6,7 +6,7 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use dns_xdp_common::{
     AnswerKey, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_WALK_STEPS, QTYPE_DEFAULT, Scratch,
-    VALUE_FLAG_SIGNED, stat,
+    VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat,
 };
 
 use crate::maps;
@@ -80,7 +80,9 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32) -> u32 {
             (*found).qtype = QTYPE_DEFAULT;
             (*found).variant = KEY_VARIANT_CHILD;
             if let Some(marker) = maps::answer(&*found) {
-                if step == 0 {
+                // Step 0: the name exists. A pass marker: the daemon decides everything below
+                // (its answers depend on the qname, or a refresh is rewriting them).
+                if step == 0 || marker.value_flags & VALUE_FLAG_PASS != 0 {
                     return stat::PASS_MARKER;
                 }
                 // A signed zone's answers to DO=1 queries carry proofs: their own keys.

@@ -91,18 +91,7 @@ impl Compiler<'_> {
     }
 
     fn marker(&self, dnssec: bool) -> AnswerValue {
-        AnswerValue {
-            flags: 0,
-            ancount: 0,
-            nscount: 0,
-            arcount: 0,
-            data_len: 0,
-            value_flags: VALUE_FLAG_PASS | self.flags(dnssec),
-            data_csum: 0,
-            _pad: 0,
-            data: [0; MAX_ANSWER_LEN],
-            rrl_key: 0,
-        }
+        pass_value(self.flags(dnssec))
     }
 
     /// Types worth a key of their own at `node`: its own and the specially treated ones; for a
@@ -207,6 +196,22 @@ impl Compiler<'_> {
     }
 }
 
+/// A pass marker: not an answer; queries that reach it go to the daemon.
+pub fn pass_value(value_flags: u16) -> AnswerValue {
+    AnswerValue {
+        flags: 0,
+        ancount: 0,
+        nscount: 0,
+        arcount: 0,
+        data_len: 0,
+        value_flags: VALUE_FLAG_PASS | value_flags,
+        data_csum: 0,
+        _pad: 0,
+        data: [0; MAX_ANSWER_LEN],
+        rrl_key: 0,
+    }
+}
+
 /// Renders the answer to `qname`/`qtype` (ID 0, RD=CD=0, no size limit; with DO=1 an OPT
 /// record, which is cut off again: the kernel appends its own) and keeps what follows the
 /// question. `None` when the response is not one the kernel may copy.
@@ -266,7 +271,7 @@ pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool)
     for step in 0..=MAX_WALK_STEPS {
         let suffix = &qname[off..];
         if let Some(marker) = get(suffix, QTYPE_DEFAULT, KEY_VARIANT_CHILD) {
-            if step == 0 {
+            if step == 0 || marker.value_flags & VALUE_FLAG_PASS != 0 {
                 return None;
             }
             let v = if dnssec && marker.value_flags & VALUE_FLAG_SIGNED != 0 {

@@ -184,22 +184,22 @@ impl XdpProgram {
     /// a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element under
     /// RCU): a concurrent reader sees the old answer or the new one, never a mix.
     pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
-        let mut diff = Diff::default();
-        for (key, value) in &entries {
-            match self.installed.get(key) {
-                Some(old) if same_value(old, value) => continue,
-                Some(_) => diff.changed += 1,
-                None => diff.added += 1,
+        apply_entries(&mut self.answers, &mut self.installed, entries)
+    }
+
+    /// A second handle on the ANSWERS map, holding what is installed now: for a writer on
+    /// another thread while this one keeps running the program (the refresh tests).
+    pub fn answers_writer(&self) -> anyhow::Result<AnswersWriter> {
+        let program: &Xdp = self.ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
+        let ids = program.info().context("reading the program's info")?.map_ids().context("reading its map ids")?;
+        for id in ids.unwrap_or_default() {
+            let data = MapData::from_id(id).context("opening a map of the program")?;
+            if data.info().ok().and_then(|i| i.name_as_str().map(|n| n == MAP_ANSWERS)) == Some(true) {
+                let map = BpfHashMap::try_from(aya::maps::Map::from_map_data(data)?)?;
+                return Ok(AnswersWriter { answers: map, installed: self.installed.clone() });
             }
-            self.answers.insert(key, value, 0).context("writing the ANSWERS map (is it full?)")?;
         }
-        let stale: HashSet<AnswerKey> = self.installed.keys().filter(|k| !entries.contains_key(*k)).copied().collect();
-        for key in &stale {
-            self.answers.remove(key).context("removing from the ANSWERS map")?;
-            diff.removed += 1;
-        }
-        self.installed = entries;
-        Ok(diff)
+        bail!("the program uses no ANSWERS map")
     }
 
     /// Runs the (loaded, not necessarily attached) program once on `frame` through
@@ -223,6 +223,89 @@ impl XdpProgram {
     pub fn attached(&self) -> &[String] {
         &self.attached
     }
+}
+
+/// Writes the ANSWERS map of a loaded program (see `XdpProgram::answers_writer`).
+pub struct AnswersWriter {
+    answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
+    installed: Entries,
+}
+
+impl AnswersWriter {
+    /// As `XdpProgram::apply`.
+    pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
+        apply_entries(&mut self.answers, &mut self.installed, entries)
+    }
+}
+
+/// Makes `map` (holding `installed`) equal to `entries`, writing only what differs. Each write
+/// replaces a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element
+/// under RCU): a concurrent reader sees the old answer or the new one, never a mix.
+///
+/// A query may read several keys (resolve.rs), so the writes are phased to keep every answer
+/// one version's answer while the diff is half applied:
+/// 1. every name with any changed key gets a pass marker as its existence mark (CHILD
+///    default key): queries walking through it pass, new names pass until they are complete;
+/// 2. changed and new answers, a type's own before a name's type-independent one (a query
+///    must not reach a new default while its type's new key is not in yet);
+/// 3. stale answers, type-independent first (the name's queries then pass at its marker);
+/// 4. the markers' real values, and the markers of names that are gone.
+fn apply_entries(
+    map: &mut BpfHashMap<MapData, AnswerKey, AnswerValue>,
+    installed: &mut Entries,
+    entries: Entries,
+) -> anyhow::Result<Diff> {
+    use dns_xdp_common::{KEY_VARIANT_CHILD, QTYPE_DEFAULT, VALUE_FLAG_PASS};
+    let is_marker = |k: &AnswerKey| k.variant == KEY_VARIANT_CHILD && k.qtype == QTYPE_DEFAULT;
+    let mut diff = Diff::default();
+    let mut writes: Vec<(&AnswerKey, &AnswerValue)> = Vec::new();
+    for (key, value) in &entries {
+        match installed.get(key) {
+            Some(old) if same_value(old, value) => continue,
+            Some(_) => diff.changed += 1,
+            None => diff.added += 1,
+        }
+        writes.push((key, value));
+    }
+    let stale: Vec<AnswerKey> = installed.keys().filter(|k| !entries.contains_key(*k)).copied().collect();
+    diff.removed = stale.len();
+    let dirty: HashSet<[u8; dns_xdp_common::KEY_NAME_LEN]> =
+        writes.iter().map(|(k, _)| k.name).chain(stale.iter().map(|k| k.name)).collect();
+
+    // 1. Pass markers.
+    for name in &dirty {
+        let marker = AnswerKey { name: *name, qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD };
+        let base = entries.get(&marker).or_else(|| installed.get(&marker));
+        let mut pass = base.copied().unwrap_or_else(|| crate::compile::pass_value(0));
+        pass.value_flags |= VALUE_FLAG_PASS;
+        pass.data_len = 0;
+        map.insert(marker, pass, 0).context("writing the ANSWERS map (is it full?)")?;
+    }
+    // 2. New and changed answers, types before defaults.
+    let mut answers: Vec<_> = writes.iter().filter(|(k, _)| !is_marker(k)).collect();
+    answers.sort_by_key(|(k, _)| k.qtype == QTYPE_DEFAULT);
+    for (key, value) in answers {
+        map.insert(*key, *value, 0).context("writing the ANSWERS map (is it full?)")?;
+    }
+    // 3. Stale answers, defaults first.
+    let mut gone: Vec<_> = stale.iter().filter(|k| !is_marker(k)).collect();
+    gone.sort_by_key(|k| k.qtype != QTYPE_DEFAULT);
+    for key in gone {
+        map.remove(key).context("removing from the ANSWERS map")?;
+    }
+    // 4. Markers: real values, or gone with their names.
+    for name in &dirty {
+        let marker = AnswerKey { name: *name, qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD };
+        match entries.get(&marker) {
+            Some(value) => map.insert(marker, value, 0).context("writing the ANSWERS map (is it full?)")?,
+            None => map.remove(&marker).or_else(|e| match e {
+                aya::maps::MapError::KeyNotFound => Ok(()),
+                e => Err(e),
+            }).context("removing from the ANSWERS map")?,
+        }
+    }
+    *installed = entries;
+    Ok(diff)
 }
 
 /// Attaches the do-nothing program to `iface` in native mode; detached when the value drops.
