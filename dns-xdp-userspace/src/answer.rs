@@ -2,7 +2,9 @@
 //! EDNS versions, malformed input). Shared by the UDP/TCP listeners and the map compiler.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
+use crate::cookie::Cookies;
 use crate::wire::{self, Parsed, Query, Response, Rr, rcode};
 use crate::zone::{Rdata, ZoneSet, lookup::lookup, rtype};
 
@@ -23,10 +25,20 @@ pub struct Chaos {
     pub identity: Option<String>,
 }
 
+/// Who asked, for DNS cookies (RFC 7873): the source address and our server secret.
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    pub ip: IpAddr,
+    pub cookies: &'a Cookies,
+}
+
 /// A rendered response and its RCODE (for metrics).
 pub struct Reply {
     pub bytes: Vec<u8>,
     pub rcode: u16,
+    /// The query carried a valid server cookie for its source address: the rate limiter lets
+    /// it through (its address cannot be spoofed).
+    pub server_cookie: bool,
 }
 
 /// Answers one DNS message; `None` means send nothing (not a query, or too broken to reply to).
@@ -36,34 +48,65 @@ pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u1
 
 /// `handle`, answering CH-class identification queries as `chaos` says.
 pub fn handle_with(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u16, chaos: &Chaos) -> Option<Reply> {
+    handle_from(zones, msg, transport, our_payload, chaos, None)
+}
+
+/// `handle_with` for a query from a known `client`: a COOKIE option is answered with a server
+/// cookie and checked (without a client, COOKIE options are ignored like any other option).
+pub fn handle_from(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    our_payload: u16,
+    chaos: &Chaos,
+    client: Option<Client<'_>>,
+) -> Option<Reply> {
     match wire::parse_query(msg) {
         Parsed::Drop => None,
-        Parsed::FormErr { id, flags, question } => {
-            Some(Reply { bytes: wire::render_header_only(id, flags, rcode::FORMERR, question), rcode: rcode::FORMERR })
-        }
+        Parsed::FormErr { id, flags, question } => Some(Reply {
+            bytes: wire::render_header_only(id, flags, rcode::FORMERR, question),
+            rcode: rcode::FORMERR,
+            server_cookie: false,
+        }),
         Parsed::Query(query) => {
             let limit = match transport {
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
                 Transport::Tcp => u16::MAX as usize,
             };
-            Some(answer_on(zones, &query, transport, limit, our_payload, chaos))
+            Some(answer_on(zones, &query, transport, limit, our_payload, chaos, client))
         }
     }
 }
 
 /// Answers a parsed query within `limit` bytes, as over UDP (what the kernel serves).
 pub fn answer(zones: &ZoneSet, query: &Query<'_>, limit: usize, our_payload: u16) -> Reply {
-    answer_on(zones, query, Transport::Udp, limit, our_payload, &Chaos::default())
+    answer_on(zones, query, Transport::Udp, limit, our_payload, &Chaos::default(), None)
 }
 
-fn answer_on(zones: &ZoneSet, query: &Query<'_>, transport: Transport, limit: usize, our_payload: u16, chaos: &Chaos) -> Reply {
-    let resp = if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
+fn answer_on(
+    zones: &ZoneSet,
+    query: &Query<'_>,
+    transport: Transport,
+    limit: usize,
+    our_payload: u16,
+    chaos: &Chaos,
+    client: Option<Client<'_>>,
+) -> Reply {
+    let mut resp = if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
         chaos_answer(query, chaos)
     } else {
         decide(zones, query, transport)
     };
+    let mut server_cookie = false;
+    // The COOKIE goes back in the OPT, so only with EDNS (RFC 7873 section 5.2 answers every
+    // query that has one, whatever its RCODE).
+    if let (Some(client), Some(cookie), Some(_)) = (client, &query.cookie, query.edns) {
+        let outcome = client.cookies.answer(cookie, client.ip);
+        resp.cookie = Some(outcome.reply);
+        server_cookie = outcome.valid;
+    }
     let rcode = resp.rcode;
-    Reply { bytes: wire::render(query, &resp, limit, our_payload), rcode }
+    Reply { bytes: wire::render(query, &resp, limit, our_payload), rcode, server_cookie }
 }
 
 /// Opcodes (RFC 6895 section 2.2).
@@ -150,5 +193,46 @@ mod tests {
         assert!(reply.bytes.ends_with(b"\xc0\x0c\x00\x10\x00\x03\x00\x00\x00\x00\x00\x08\x07dns-xdp"), "{:?}", reply.bytes);
         let id = handle_with(&zones, &ch_query(b"\x02id\x06server\x00"), Transport::Udp, 1232, &chaos).unwrap();
         assert_eq!(id.rcode, rcode::REFUSED, "identity not configured");
+    }
+
+    /// A CH query for version.bind with an OPT holding `options`.
+    fn with_options(options: &[u8]) -> Vec<u8> {
+        let mut q = ch_query(b"\x07version\x04bind\x00");
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(options);
+        q
+    }
+
+    #[test]
+    fn cookies_answered_checked_and_malformed_ones_formerr() {
+        let zones = ZoneSet::default();
+        let cookies = Cookies::new([7; 16]);
+        let client = Client { ip: "192.0.2.1".parse().unwrap(), cookies: &cookies };
+        let chaos = Chaos::default();
+        let ask = |opts: &[u8], client| handle_from(&zones, &with_options(opts), Transport::Udp, 1232, &chaos, client).unwrap();
+        // NSID (ignored) then a client cookie: the OPT carries the client cookie + a server cookie.
+        let first = ask(b"\x00\x03\x00\x00\x00\x0a\x00\x08abcdefgh", Some(client));
+        assert!(!first.server_cookie);
+        let opt = &first.bytes[first.bytes.len() - 39..];
+        assert_eq!(&opt[..11], &[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 28], "OPT with one 28-byte option");
+        assert_eq!(&opt[11..23], b"\x00\x0a\x00\x18abcdefgh");
+        assert_eq!(opt[23], 1, "RFC 9018 version");
+        // Echoing it back proves the address: valid, and the same cookie comes back.
+        let mut echo = b"\x00\x0a\x00\x18".to_vec();
+        echo.extend_from_slice(&opt[15..]);
+        let second = ask(&echo, Some(client));
+        assert!(second.server_cookie);
+        assert_eq!(&second.bytes[second.bytes.len() - 24..], &opt[15..]);
+        // From another address it is just a client cookie.
+        let elsewhere = Client { ip: "192.0.2.2".parse().unwrap(), cookies: &cookies };
+        assert!(!ask(&echo, Some(elsewhere)).server_cookie);
+        // Without a known client (the map compiler), the option is ignored.
+        assert!(ask(&echo, None).bytes.ends_with(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]));
+        // Malformed lengths (RFC 7873 section 5.2.2): FORMERR.
+        for bad in [&b"\x00\x0a\x00\x07abcdefg"[..], b"\x00\x0a\x00\x0aabcdefghij", b"\x00\x0a\x00\x00"] {
+            assert_eq!(ask(bad, Some(client)).rcode, rcode::FORMERR, "{bad:?}");
+        }
     }
 }

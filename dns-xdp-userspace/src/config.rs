@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// Answer CH TXT id.server/hostname.bind with TEXT. Default: refuse.
     #[arg(long, value_name = "TEXT")]
     pub id_server: Option<String>,
+    /// DNS cookie secret (RFC 9018), 32 hex digits: give every node of an anycast set the same one
+    /// so a server cookie from one node is valid at all. Default: random at start. Prefer the
+    /// config file's `cookie_secret` (a flag shows in the process list).
+    #[arg(long, value_name = "HEX")]
+    pub cookie_secret: Option<String>,
     /// Enable the kernel's BPF run-time accounting (exported as dnsxdp_xdp_run_seconds_total);
     /// costs a few nanoseconds per packet.
     #[arg(long)]
@@ -180,6 +185,7 @@ struct FileConfig {
     edns_payload: Option<u16>,
     version_bind: Option<String>,
     id_server: Option<String>,
+    cookie_secret: Option<String>,
     #[serde(default)]
     bpf_stats: bool,
     rrl_rate: Option<u32>,
@@ -217,6 +223,8 @@ pub struct Settings {
     pub edns_payload: u16,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
+    /// The DNS cookie secret (RFC 9018).
+    pub cookies: crate::cookie::Cookies,
     pub bpf_stats: bool,
     pub rrl: RrlSettings,
     /// Where `rrl` came from, for SIGHUP: the file and the command line's rate-limiting flags.
@@ -314,6 +322,10 @@ impl Settings {
             None => FileConfig::default(),
         };
         let rrl = rrl_settings(&args.rrl, &file)?;
+        let cookies = match args.cookie_secret.as_deref().or(file.cookie_secret.as_deref()) {
+            Some(hex) => crate::cookie::Cookies::from_hex(hex).map_err(|e| format!("cookie_secret: {e}"))?,
+            None => crate::cookie::Cookies::random().map_err(|e| format!("cookie secret from /dev/urandom: {e}"))?,
+        };
         let (replication, api) = replication_settings(args.replication.clone(), &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
@@ -323,6 +335,7 @@ impl Settings {
             metrics: args.metrics.or(file.metrics).unwrap_or_else(|| "127.0.0.1:9153".parse().expect("literal")),
             edns_payload: args.edns_payload.or(file.edns_payload).unwrap_or(DEFAULT_EDNS_PAYLOAD),
             chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
+            cookies,
             bpf_stats: args.bpf_stats || file.bpf_stats,
             rrl,
             config_file: args.config.clone(),
@@ -398,6 +411,21 @@ mod tests {
         assert_eq!(s.edns_payload, 1400);
         assert_eq!(s.chaos, Chaos { version: Some("v1".into()), identity: None });
         assert_eq!(s.listen[0].port(), 53);
+    }
+
+    #[test]
+    fn cookie_secret_key_and_flag() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-cookie-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "zone = [\"f.zone\"]\ncookie_secret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n").unwrap();
+        let from_file = Settings::from_args(ServeArgs { config: Some(path.clone()), ..Default::default() }).unwrap();
+        let ip = "198.51.100.100".parse().unwrap();
+        let client = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+        // RFC 9018 A.1 with the file's secret.
+        assert_eq!(&from_file.cookies.server_cookie(&client, ip, 1559731985)[8..], &[0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80]);
+        let bad = ServeArgs { config: Some(path), cookie_secret: Some("abc".into()), ..Default::default() };
+        assert!(Settings::from_args(bad).unwrap_err().contains("cookie_secret"), "the flag overrides the file");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod api;
 pub mod compile;
+pub mod cookie;
 pub mod config;
 pub mod loader;
 pub mod metrics;

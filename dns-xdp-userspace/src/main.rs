@@ -111,7 +111,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), replication: Default::default() });
+    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), cookies: settings.cookies.clone(), replication: Default::default() });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     log_rrl(&settings.rrl);
 

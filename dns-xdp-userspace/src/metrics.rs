@@ -135,7 +135,9 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
 }
 
 /// Rate limiting, both paths: `dnsxdp_rrl_limited_total{path,kind}` (dropped or slipped),
-/// `dnsxdp_rrl_total{path,result}` (slipped, dropped, dry_run, allowlisted, reflection_port).
+/// `dnsxdp_rrl_total{path,result}` (slipped, dropped, dry_run, allowlisted, cookie_exempt,
+/// reflection_port). The kernel has no cookie_exempt: it passes every COOKIE query to the daemon
+/// (`dnsxdp_xdp_packets_total` pass reason "cookie").
 fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
     let c = &rrl.counters;
     out.push_str("# HELP dnsxdp_rrl_limited_total Responses over their rate limit (dropped or slipped), by path and response kind.\n# TYPE dnsxdp_rrl_limited_total counter\n");
@@ -151,6 +153,7 @@ fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
         ("dropped", c.dropped.load(Relaxed)),
         ("dry_run", c.dry_run.load(Relaxed)),
         ("allowlisted", c.allowlisted.load(Relaxed)),
+        ("cookie_exempt", c.cookie_exempt.load(Relaxed)),
         ("reflection_port", c.reflection.load(Relaxed)),
     ];
     for (result, n) in user {
@@ -164,7 +167,6 @@ fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
             ("allowlisted", stat::RRL_ALLOWLISTED),
             ("reflection_port", stat::DROP_REFLECTION_PORT),
             ("spoofed_source", stat::DROP_SPOOFED_SOURCE),
-            ("cookie_passed", stat::PASS_COOKIE),
         ];
         for (result, i) in xdp {
             let _ = writeln!(out, "dnsxdp_rrl_total{{path=\"xdp\",result=\"{result}\"}} {}", k[i as usize]);

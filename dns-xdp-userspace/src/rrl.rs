@@ -312,6 +312,8 @@ pub struct RrlCounters {
     pub dropped: std::sync::atomic::AtomicU64,
     pub dry_run: std::sync::atomic::AtomicU64,
     pub allowlisted: std::sync::atomic::AtomicU64,
+    /// Over the limit but sent: the query carried a valid server cookie.
+    pub cookie_exempt: std::sync::atomic::AtomicU64,
     pub reflection: std::sync::atomic::AtomicU64,
 }
 
@@ -359,7 +361,7 @@ impl Limiter {
     }
 
     /// Decides on a UDP response of kind `rrl_key` to `src`. `server_cookie`: the query carried
-    /// a server cookie we validated (always false until the daemon issues cookies).
+    /// a server cookie we validated (cookie.rs): its source address is real, so it is exempt.
     pub fn check(&self, src: IpAddr, rrl_key: u32, server_cookie: bool) -> Decision {
         self.check_at(src, rrl_key, server_cookie, self.start.elapsed().as_nanos() as u64)
     }
@@ -395,6 +397,7 @@ impl Limiter {
             return Decision::Send;
         }
         if server_cookie {
+            self.counters.cookie_exempt.fetch_add(1, Relaxed);
             return Decision::Send;
         }
         bucket.limited += 1;
@@ -508,6 +511,18 @@ mod tests {
         assert_eq!(l.counters.dry_run.load(std::sync::atomic::Ordering::Relaxed), 4);
         let l = on(0, 0, 2);
         assert!((0..5).all(|_| l.check_at(ip, 1, false, 0) == Send));
+    }
+
+    #[test]
+    fn valid_server_cookie_is_exempt() {
+        let l = on(1, 1, 2);
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(l.check_at(ip, 1, false, 0), Decision::Send);
+        assert_eq!(l.check_at(ip, 1, false, 0), Decision::Drop);
+        // The same prefix and key, over budget: a proven address goes through, every time.
+        assert!((0..10).all(|_| l.check_at(ip, 1, true, 0) == Decision::Send));
+        assert_eq!(l.counters.cookie_exempt.load(std::sync::atomic::Ordering::Relaxed), 10);
+        assert_eq!(l.check_at(ip, 1, false, 0), Decision::Slip, "others stay limited");
     }
 
     #[test]

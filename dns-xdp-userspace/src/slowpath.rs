@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
-use crate::answer::{Transport, handle_with};
+use crate::answer::{Client, Transport, handle_from};
 use crate::rrl::{self, Decision, Limiter};
 use crate::state::State;
 use crate::wire::{self, Parsed};
@@ -76,10 +76,11 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
             continue;
         }
         let zones = state.zones.load();
-        match handle_with(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos) {
+        let client = Client { ip: peer.ip(), cookies: &state.cookies };
+        match handle_from(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos, Some(client)) {
             Some(mut reply) => {
                 if limiter.is_on() {
-                    match limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), false) {
+                    match limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), reply.server_cookie) {
                         Decision::Send => {}
                         Decision::Drop => continue,
                         Decision::Slip => {
@@ -154,7 +155,8 @@ async fn tcp_connection(mut conn: TcpStream, peer: std::net::SocketAddr, state: 
             continue;
         }
         let zones = state.zones.load();
-        let Some(reply) = handle_with(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos) else {
+        let client = Client { ip: peer.ip(), cookies: &state.cookies };
+        let Some(reply) = handle_from(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos, Some(client)) else {
             state.metrics.queries_dropped.fetch_add(1, Relaxed);
             return Ok(());
         };

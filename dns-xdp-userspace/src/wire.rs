@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use crate::cookie::{self, QueryCookie};
 use crate::name::{Name, wire_name_len};
 use crate::zone::{Rdata, rtype};
 
@@ -76,6 +77,8 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// The OPT's COOKIE option (RFC 7873), well-formed; the first one when a client sent several.
+    pub cookie: Option<QueryCookie>,
 }
 
 impl Query<'_> {
@@ -135,6 +138,7 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
     pos += 4;
     formerr = Parsed::FormErr { id, flags, question: Some(&msg[HEADER_LEN..pos]) };
     let mut edns = None;
+    let mut cookie = None;
     for section in 1..4 {
         for _ in 0..counts[section] {
             let name_at = pos;
@@ -150,9 +154,11 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
             }
             if rt == rtype::OPT {
                 // One OPT, in the additional section, owned by the root (RFC 6891 section 6.1.1).
-                if section != 3 || edns.is_some() || msg[name_at] != 0 || !options_fit(&msg[after + 10..pos]) {
+                if section != 3 || edns.is_some() || msg[name_at] != 0 {
                     return formerr;
                 }
+                let Some(c) = options(&msg[after + 10..pos]) else { return formerr };
+                cookie = c;
                 edns = Some(Edns { payload: class, version: (ttl_hi & 0xff) as u8, dnssec_ok: ttl_lo & EDNS_DO != 0 });
             }
         }
@@ -160,17 +166,24 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
     if pos != msg.len() {
         return formerr;
     }
-    Parsed::Query(Query { id, flags, qname_wire, qname: Name::from_wire(qname_wire).expect("checked"), qtype, qclass, edns })
+    Parsed::Query(Query { id, flags, qname_wire, qname: Name::from_wire(qname_wire).expect("checked"), qtype, qclass, edns, cookie })
 }
 
-/// Whether OPT RDATA is a whole number of well-formed options (RFC 6891 section 6.1.2).
-fn options_fit(mut rdata: &[u8]) -> bool {
+/// Checks that OPT RDATA is a whole number of well-formed options (RFC 6891 section 6.1.2) and
+/// finds the COOKIE among them. `None`: malformed, including a COOKIE of a bad length (RFC 7873
+/// section 5.2.2); other options are ignored.
+fn options(mut rdata: &[u8]) -> Option<Option<QueryCookie>> {
+    let mut found = None;
     while !rdata.is_empty() {
-        let Some(len) = be16(rdata, 2) else { return false };
-        let Some(rest) = rdata.get(4 + len as usize..) else { return false };
-        rdata = rest;
+        let (code, len) = (be16(rdata, 0)?, be16(rdata, 2)? as usize);
+        let data = rdata.get(4..4 + len)?;
+        if code == cookie::OPTION {
+            let c = QueryCookie::parse(data)?;
+            found.get_or_insert(c);
+        }
+        rdata = &rdata[4 + len..];
     }
-    true
+    Some(found)
 }
 
 /// One resource record to write. The owner is either borrowed from a zone or synthesised.
@@ -200,6 +213,8 @@ pub struct Response<'a> {
     /// depend on the qname's length and the XDP program can serve one rendering to every name
     /// below the closest encloser.
     pub position_independent: bool,
+    /// The COOKIE option data to send (client cookie + server cookie) when the query had EDNS.
+    pub cookie: Option<[u8; cookie::REPLY_LEN]>,
 }
 
 impl<'a> Response<'a> {
@@ -344,7 +359,8 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
     }
     let after_question = w.buf.len();
     let ede_len = if resp.ede.is_some() { 6 } else { 0 };
-    let opt_len = if query.edns.is_some() { OPT_LEN + ede_len } else { 0 };
+    let cookie_len = if resp.cookie.is_some() { 4 + cookie::REPLY_LEN } else { 0 };
+    let opt_len = if query.edns.is_some() { OPT_LEN + ede_len + cookie_len } else { 0 };
     let budget = limit.saturating_sub(opt_len);
 
     let class = resp.class.unwrap_or(CLASS_IN);
@@ -380,7 +396,12 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
         w.buf.push((resp.rcode >> 4) as u8);
         w.buf.push(0);
         w.u16(if edns.dnssec_ok { EDNS_DO } else { 0 });
-        w.u16(ede_len as u16);
+        w.u16((ede_len + cookie_len) as u16);
+        if let Some(data) = &resp.cookie {
+            w.u16(cookie::OPTION);
+            w.u16(cookie::REPLY_LEN as u16);
+            w.buf.extend_from_slice(data);
+        }
         if let Some(code) = resp.ede {
             w.u16(ede::OPTION);
             w.u16(2);
