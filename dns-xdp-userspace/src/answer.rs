@@ -69,6 +69,8 @@ pub fn handle_from(
             server_cookie: false,
         }),
         Parsed::Query(query) => {
+            // What reaches the daemon is what the kernel does not hold: demand for the hot set.
+            crate::hotset::note(query.qname.as_wire());
             let limit = match transport {
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
                 Transport::Tcp => u16::MAX as usize,

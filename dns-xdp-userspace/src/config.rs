@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// EDNS(0) UDP payload size we advertise and cap UDP answers at. Default: 1232.
     #[arg(long)]
     pub edns_payload: Option<u16>,
+    /// Most precompiled answers the XDP map holds. When the zones compile to more, the kernel
+    /// keeps every name's negative answers and the most queried names' own answers; the rest
+    /// are answered by the daemon. Default: 262144.
+    #[arg(long, value_name = "N")]
+    pub answers_capacity: Option<u32>,
     /// Answer CH TXT version.bind/version.server with TEXT. Default: refuse.
     #[arg(long, value_name = "TEXT")]
     pub version_bind: Option<String>,
@@ -183,6 +188,7 @@ struct FileConfig {
     xdp_mode: Option<XdpModeChoice>,
     metrics: Option<SocketAddr>,
     edns_payload: Option<u16>,
+    answers_capacity: Option<u32>,
     version_bind: Option<String>,
     id_server: Option<String>,
     cookie_secret: Option<String>,
@@ -221,6 +227,8 @@ pub struct Settings {
     pub xdp_mode: XdpModeChoice,
     pub metrics: SocketAddr,
     pub edns_payload: u16,
+    /// Entries the XDP answers map holds (`--answers-capacity`).
+    pub answers_capacity: u32,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
     /// The DNS cookie secret (RFC 9018).
@@ -334,6 +342,10 @@ impl Settings {
             xdp_mode: args.xdp_mode.or(file.xdp_mode).unwrap_or_default(),
             metrics: args.metrics.or(file.metrics).unwrap_or_else(|| "127.0.0.1:9153".parse().expect("literal")),
             edns_payload: args.edns_payload.or(file.edns_payload).unwrap_or(DEFAULT_EDNS_PAYLOAD),
+            answers_capacity: args
+                .answers_capacity
+                .or(file.answers_capacity)
+                .unwrap_or(dns_xdp_common::ANSWERS_CAPACITY),
             chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
             cookies,
             bpf_stats: args.bpf_stats || file.bpf_stats,

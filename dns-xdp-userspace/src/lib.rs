@@ -10,6 +10,7 @@ pub mod api;
 pub mod compile;
 pub mod cookie;
 pub mod config;
+pub mod hotset;
 pub mod loader;
 pub mod metrics;
 pub mod name;

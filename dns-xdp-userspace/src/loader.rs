@@ -34,6 +34,10 @@ pub struct XdpProgram {
     limited_seen: HashMap<RrlKey, u64>,
     /// What the answers map holds now, so a recompile writes only the difference.
     installed: Entries,
+    /// Most entries the answers map holds (`--answers-capacity`).
+    capacity: usize,
+    /// Everything compiled, kept only while it exceeds `capacity` (for rebalancing).
+    compiled: Option<Entries>,
     attached: Vec<String>,
 }
 
@@ -86,8 +90,17 @@ fn raise_memlock_limit() {
 impl XdpProgram {
     /// Loads the embedded object and verifies the program. Queries pass until `enable`.
     pub fn load(dns_port: u16, edns_payload: u16) -> anyhow::Result<(Self, Stats)> {
+        Self::load_with_capacity(dns_port, edns_payload, dns_xdp_common::ANSWERS_CAPACITY)
+    }
+
+    /// `load`, with room for `capacity` answers (`--answers-capacity`); when more are
+    /// compiled, `apply` installs the hot set (see hotset.rs).
+    pub fn load_with_capacity(dns_port: u16, edns_payload: u16, capacity: u32) -> anyhow::Result<(Self, Stats)> {
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(crate::EBPF_OBJECT).context("loading the eBPF object (needs root or CAP_BPF)")?;
+        let mut ebpf = aya::EbpfLoader::new()
+            .map_max_entries(MAP_ANSWERS, capacity.max(1))
+            .load(crate::EBPF_OBJECT)
+            .context("loading the eBPF object (needs root or CAP_BPF)")?;
         let program: &mut Xdp = ebpf
             .program_mut(PROG_NAME)
             .context("eBPF object has no dns_xdp program")?
@@ -113,6 +126,8 @@ impl XdpProgram {
             allow_installed: HashSet::new(),
             limited_seen: HashMap::new(),
             installed: Entries::new(),
+            capacity: capacity.max(1) as usize,
+            compiled: None,
             attached: Vec::new(),
         };
         Ok((program, Stats { counters, program_id }))
@@ -183,8 +198,47 @@ impl XdpProgram {
     /// Makes the answers map equal to `entries`, writing only what differs. Each write replaces
     /// a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element under
     /// RCU): a concurrent reader sees the old answer or the new one, never a mix.
+    ///
+    /// When `entries` exceed the map's capacity, installs the hot set (hotset::select): every
+    /// CHILD key, and whole names by demand; if even the CHILD keys do not fit, nothing (the
+    /// daemon answers everything).
     pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
-        apply_entries(&mut self.answers, &mut self.installed, entries)
+        if entries.len() <= self.capacity {
+            self.compiled = None;
+            return apply_entries(&mut self.answers, &mut self.installed, entries);
+        }
+        self.compiled = Some(entries);
+        self.rebalance()
+    }
+
+    /// Re-chooses the hot set from the demand sampled since the last call (promotions and
+    /// evictions); nothing to do while everything compiled fits.
+    pub fn rebalance(&mut self) -> anyhow::Result<Diff> {
+        let Some(all) = &self.compiled else { return Ok(Diff::default()) };
+        let demand = crate::hotset::take_demand();
+        let chosen = match crate::hotset::select(all, self.capacity, &demand, &self.installed) {
+            Some(sel) => {
+                log::info!(
+                    "XDP answers: {} compiled, capacity {}: {} names left to the daemon",
+                    all.len(),
+                    self.capacity,
+                    sel.left_out
+                );
+                sel.entries
+            }
+            None => {
+                log::error!(
+                    "XDP answers: {} compiled; capacity {} does not even hold every name's marker: the daemon answers everything",
+                    all.len(),
+                    self.capacity
+                );
+                Entries::new()
+            }
+        };
+        let before = self.installed.clone();
+        let diff = apply_entries(&mut self.answers, &mut self.installed, chosen);
+        crate::hotset::count_moves(&before, &self.installed);
+        diff
     }
 
     /// A second handle on the ANSWERS map, holding what is installed now: for a writer on
@@ -232,7 +286,7 @@ pub struct AnswersWriter {
 }
 
 impl AnswersWriter {
-    /// As `XdpProgram::apply`.
+    /// As `XdpProgram::apply`, without a capacity limit.
     pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
         apply_entries(&mut self.answers, &mut self.installed, entries)
     }

@@ -120,7 +120,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut xdp_stats = None;
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if settings.xdp_enabled() {
-        let (mut program, stats) = XdpProgram::load(settings.dns_port(), settings.edns_payload)?;
+        let (mut program, stats) = XdpProgram::load_with_capacity(
+            settings.dns_port(),
+            settings.edns_payload,
+            settings.answers_capacity,
+        )?;
         install(&mut program, &state, &state.zones.load())?;
         program.set_rrl(&settings.rrl)?;
         program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
@@ -185,6 +189,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
                 let mut limiting: Vec<_> = limiter.take_limiting().into_iter().collect();
                 if let Some(more) = publisher.with_xdp(|program| program.rrl_limiting()) {
                     limiting.extend(more);
+                }
+                // Promote the names the daemon answered most since the last tick (hot set).
+                if let Some(Err(err)) = publisher.with_xdp(|program| program.rebalance()) {
+                    log::warn!("hot set: {err:#}");
                 }
                 limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);
             }

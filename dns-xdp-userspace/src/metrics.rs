@@ -128,6 +128,10 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
     }
     out.push_str("# HELP dnsxdp_bpf_map_entries Entries installed in each BPF map.\n# TYPE dnsxdp_bpf_map_entries gauge\n");
     let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"answers\"}} {}", m.map_entries.load(Relaxed));
+    out.push_str("# HELP dnsxdp_hotset_promotions_total Names whose answers entered the kernel's map because of demand (--answers-capacity).\n# TYPE dnsxdp_hotset_promotions_total counter\n");
+    let _ = writeln!(out, "dnsxdp_hotset_promotions_total {}", crate::hotset::PROMOTIONS.load(Relaxed));
+    out.push_str("# HELP dnsxdp_hotset_evictions_total Names whose answers left the kernel's map for hotter ones.\n# TYPE dnsxdp_hotset_evictions_total counter\n");
+    let _ = writeln!(out, "dnsxdp_hotset_evictions_total {}", crate::hotset::EVICTIONS.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_reloads_total counter\ndnsxdp_reloads_total{{result=\"ok\"}} {}\ndnsxdp_reloads_total{{result=\"failed\"}} {}", m.reloads_ok.load(Relaxed), m.reloads_failed.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_queries_dropped_total counter\ndnsxdp_queries_dropped_total {}", m.queries_dropped.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_tcp_connections_total counter\ndnsxdp_tcp_connections_total {}", m.tcp_connections.load(Relaxed));
