@@ -27,6 +27,8 @@ pub const MAP_SCRATCH: &str = "SCRATCH";
 pub const MAP_RRL_CONFIG: &str = "RRL_CONFIG";
 pub const MAP_RRL_BUCKETS: &str = "RRL_BUCKETS";
 pub const MAP_RRL_ALLOW: &str = "RRL_ALLOW";
+/// Shadow validation (issue 8): the ring buffer of sampled XDP answers (`Scratch` records).
+pub const MAP_SHADOW_RING: &str = "SHADOW_RING";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
@@ -120,8 +122,13 @@ pub struct XdpConfig {
     pub edns_payload: u16,
     /// Nonzero once the daemon has filled the maps; until then every query passes.
     pub enabled: u32,
+    /// Shadow validation: one answered query in `shadow_sample` (drawn with
+    /// bpf_get_prandom_u32) is copied to SHADOW_RING; 0 turns sampling off.
+    pub shadow_sample: u32,
+    /// Always zero.
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 16);
 
 /// Per-CPU scratch space (array map, one entry): the 512-byte BPF stack cannot hold the key.
 #[repr(C)]
@@ -140,6 +147,9 @@ pub struct Scratch {
     pub body: ReplyBody,
     /// Nonzero when the reply being built is a slip (counted under `stat::ACTION_SLIP`).
     pub slip: u32,
+    /// Shadow validation: who asked, and how, for a query picked for sampling. Together with
+    /// `raw`, `key.qtype` and `body` this is the whole record sent to SHADOW_RING.
+    pub shadow: ShadowSample,
     /// The key the answer was found under: the query's own key, its `QTYPE_DEFAULT` or
     /// `KEY_VARIANT_DO` fallback, or a closest encloser's `KEY_VARIANT_CHILD` key.
     pub found: AnswerKey,
@@ -147,7 +157,52 @@ pub struct Scratch {
     /// a suffix of the name copied out from any label offset comes out zero-padded, as keys are.
     pub walk_name: [u8; 2 * KEY_NAME_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Scratch>() == 540 + 260 + 512);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 576 + 260 + 512);
+
+/// A SHADOW_RING record: the first `SHADOW_RECORD_LEN` bytes of `Scratch`, everything up to and
+/// including `shadow` (the lookup's working space after it is not sent).
+pub const SHADOW_RECORD_LEN: usize = core::mem::offset_of!(Scratch, shadow) + core::mem::size_of::<ShadowSample>();
+const _: () = assert!(SHADOW_RECORD_LEN == 576);
+
+/// Bytes of SHADOW_RING (a power-of-two multiple of the page size): about 1800 records, ample
+/// for a daemon that drains it as records arrive.
+pub const SHADOW_RING_BYTES: u32 = 1 << 20;
+
+/// `ShadowSample::edns_flags`: the query had an OPT record.
+pub const SHADOW_EDNS_PRESENT: u16 = 1 << 0;
+/// `ShadowSample::edns_flags`: its DO bit was set.
+pub const SHADOW_EDNS_DO: u16 = 1 << 1;
+
+/// What a SHADOW_RING record adds to the reply's scratch: the client and the query fields that
+/// decide the answer. A record is the `Scratch` prefix (`SHADOW_RECORD_LEN`) of an answered
+/// (XDP_TX, not a slip) query:
+/// the daemon rebuilds the query from `raw[..shadow.qname_len]`, `key.qtype` and these fields,
+/// renders its own answer with the same encoder the map was compiled with, and checks it
+/// against `body` (counts, data length and data checksum of the answer XDP sent), so a record
+/// whose answer changed since (a reload) is recognised rather than mis-compared.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShadowSample {
+    /// Nonzero while the packet being answered was picked for sampling.
+    pub picked: u32,
+    /// 4 or 6.
+    pub family: u32,
+    /// The client's address as received (IPv4 in the first 4 bytes).
+    pub client_addr: [u8; 16],
+    /// The client's UDP port, host order.
+    pub client_port: u16,
+    /// The query's header flags word, host order.
+    pub query_flags: u16,
+    /// The requestor's payload size as the program took it (`max(512, payload)`), 0 without EDNS.
+    pub edns_payload: u16,
+    /// `SHADOW_EDNS_*` bits.
+    pub edns_flags: u16,
+    /// Wire length of the qname in `raw`, root label included.
+    pub qname_len: u16,
+    /// Always zero.
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<ShadowSample>() == 36);
 
 /// What the reply builder copies into the header and after the question (see `Scratch::body`).
 #[repr(C)]
@@ -309,6 +364,11 @@ pub mod stat {
     /// Limited (dropped or slipped), by kind: `RRL_LIMITED_BASE + rrl_kind` (6 slots).
     pub const RRL_LIMITED_BASE: u32 = 51;
 
+    /// Answers copied to SHADOW_RING.
+    pub const SHADOW_SAMPLED: u32 = 57;
+    /// Answers picked for shadowing that did not fit in SHADOW_RING (the daemon is behind).
+    pub const SHADOW_RING_FULL: u32 = 58;
+
     /// Answers found under a `QTYPE_DEFAULT` key (types without a key of their own).
     pub const TX_DEFAULT: u32 = 60;
     /// Answers found under a closest encloser's `KEY_VARIANT_CHILD` key (NXDOMAIN, wildcard,
@@ -337,4 +397,6 @@ mod pod {
     unsafe impl aya::Pod for super::RrlKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RrlBucket {}
+    // SAFETY: as above (Scratch and ShadowSample: every field is naturally aligned, sizes asserted).
+    unsafe impl aya::Pod for super::Scratch {}
 }

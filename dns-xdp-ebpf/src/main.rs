@@ -13,6 +13,7 @@ mod maps;
 mod resolve;
 mod respond;
 mod rrl;
+mod shadow;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -136,6 +137,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
         rrl::Verdict::Answer => 0,
         rrl::Verdict::Slip(reason) => reason + 1,
     };
+    shadow::pick(ctx, &frame, &query, config, scratch);
     respond::stage(scratch, value, slip);
     respond::build(ctx, &frame, &query, value, config, scratch)?;
     // SAFETY: `scratch` is the per-CPU SCRATCH value; read back rather than kept in a register
@@ -144,6 +146,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     if slip != 0 {
         return Ok(Sent::Slip(slip - 1));
     }
+    shadow::emit(scratch);
     Ok(Sent::Answer((value.flags & 0xf) as u8))
 }
 

@@ -3,11 +3,11 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_xdp_common::{
     ANSWERS_CAPACITY, AnswerKey, AnswerValue, RRL_ALLOW_CAPACITY, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket,
-    RrlConfig, RrlKey, Scratch, XdpConfig, stat,
+    RrlConfig, RrlKey, SHADOW_RING_BYTES, Scratch, XdpConfig, stat,
 };
 
 /// Precompiled answers. `BPF_F_NO_PREALLOC`: an update allocates a new element and frees the old
@@ -38,6 +38,10 @@ pub static RRL_BUCKETS: LruHashMap<RrlKey, RrlBucket> = LruHashMap::with_max_ent
 /// Client prefixes never limited (IPv4 as IPv4-mapped IPv6); the value is unused.
 #[map]
 pub static RRL_ALLOW: LpmTrie<[u8; RRL_ALLOW_KEY_LEN], u32> = LpmTrie::with_max_entries(RRL_ALLOW_CAPACITY, 0);
+
+/// Sampled XDP answers for shadow validation (`Scratch` records); the daemon drains it.
+#[map]
+pub static SHADOW_RING: RingBuf = RingBuf::with_byte_size(SHADOW_RING_BYTES, 0);
 
 #[inline(always)]
 pub fn rrl_config() -> Option<&'static RrlConfig> {

@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{Xdp, XdpMode};
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG, MAP_STATS, PROG_NAME,
-    RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, XdpConfig, stat,
+    AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG, MAP_SHADOW_RING,
+    MAP_STATS, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch, XdpConfig, stat,
 };
 
 use crate::compile::{Entries, same_value};
@@ -25,6 +25,8 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
     config: Array<MapData, XdpConfig>,
+    /// What CONFIG holds, so one setting changes without touching the others.
+    config_value: XdpConfig,
     rrl_config: Array<MapData, RrlConfig>,
     rrl_allow: LpmTrie<MapData, [u8; RRL_ALLOW_KEY_LEN], u32>,
     rrl_buckets: BpfHashMap<MapData, RrlKey, RrlBucket>,
@@ -115,11 +117,13 @@ impl XdpProgram {
         let rrl_buckets = BpfHashMap::try_from(ebpf.take_map(MAP_RRL_BUCKETS).context("no RRL_BUCKETS map")?)?;
         let program: &Xdp = ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
         let program_id = program.info().context("reading the program's info")?.id();
-        config.set(0, XdpConfig { dns_port, edns_payload, enabled: 0 }, 0).context("writing CONFIG")?;
+        let config_value = XdpConfig { dns_port, edns_payload, ..Default::default() };
+        config.set(0, config_value, 0).context("writing CONFIG")?;
         let program = XdpProgram {
             ebpf,
             answers,
             config,
+            config_value,
             rrl_config,
             rrl_allow,
             rrl_buckets,
@@ -161,7 +165,28 @@ impl XdpProgram {
 
     /// Lets the program answer from the maps.
     pub fn set_enabled(&mut self, dns_port: u16, edns_payload: u16, enabled: bool) -> anyhow::Result<()> {
-        self.config.set(0, XdpConfig { dns_port, edns_payload, enabled: enabled as u32 }, 0).context("writing CONFIG")
+        self.write_config(XdpConfig { dns_port, edns_payload, enabled: enabled as u32, ..self.config_value })
+    }
+
+    /// Shadow validation: copy one answered query in `one_in` to SHADOW_RING (0: none).
+    pub fn set_shadow_sample(&mut self, one_in: u32) -> anyhow::Result<()> {
+        self.write_config(XdpConfig { shadow_sample: one_in, ..self.config_value })
+    }
+
+    fn write_config(&mut self, value: XdpConfig) -> anyhow::Result<()> {
+        self.config.set(0, value, 0).context("writing CONFIG")?;
+        self.config_value = value;
+        Ok(())
+    }
+
+    /// The ring of sampled XDP answers; taken once (the caller drains it).
+    pub fn take_shadow_ring(&mut self) -> anyhow::Result<ShadowRing> {
+        let map = self.ebpf.take_map(MAP_SHADOW_RING).context("no SHADOW_RING map (taken already?)")?;
+        let ring = RingBuf::try_from(map).context("SHADOW_RING is not a ring buffer")?;
+        // SAFETY: the RingBuf owns its map's fd and keeps it open, unchanged, for as long as it
+        // lives, and the AsyncFd owns the RingBuf.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) };
+        Ok(ShadowRing { fd: fd.map_err(std::io::Error::from).context("polling SHADOW_RING")? })
     }
 
     /// Writes the rate-limiting settings and allowlist; takes effect at the next packet, with
@@ -276,6 +301,34 @@ impl XdpProgram {
 
     pub fn attached(&self) -> &[String] {
         &self.attached
+    }
+}
+
+/// The kernel's shadow samples (`dns_xdp_common::Scratch` records), readable from async code.
+pub struct ShadowRing {
+    fd: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
+}
+
+impl ShadowRing {
+    /// Waits for records, then hands every record now in the ring to `each`.
+    pub async fn drain(&mut self, mut each: impl FnMut(Scratch)) -> std::io::Result<()> {
+        let mut guard = self.fd.readable_mut().await?;
+        let ring = guard.get_inner_mut();
+        while let Some(item) = ring.next() {
+            if item.len() >= SHADOW_RECORD_LEN {
+                // SAFETY: Scratch is plain `#[repr(C)]` data valid for any bit pattern (all
+                // zeros included); the record fills its first SHADOW_RECORD_LEN bytes (length
+                // checked), the rest stays zero.
+                let record = unsafe {
+                    let mut s: Scratch = std::mem::zeroed();
+                    std::ptr::copy_nonoverlapping(item.as_ptr(), (&raw mut s).cast::<u8>(), SHADOW_RECORD_LEN);
+                    s
+                };
+                each(record);
+            }
+        }
+        guard.clear_ready();
+        Ok(())
     }
 }
 

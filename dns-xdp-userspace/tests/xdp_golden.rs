@@ -255,7 +255,7 @@ impl Runner {
         let mut config: Array<_, XdpConfig> =
             Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect("no CONFIG map")).expect("CONFIG type");
         config
-            .set(0, XdpConfig { dns_port: 53, edns_payload: 1232, enabled }, 0)
+            .set(0, XdpConfig { dns_port: 53, edns_payload: 1232, enabled, ..Default::default() }, 0)
             .expect("writing CONFIG");
     }
 
