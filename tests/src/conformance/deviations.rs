@@ -3,7 +3,7 @@
 //! case-insensitive) and PART names what may differ: `rcode`, `flags`, `question`, `answer`,
 //! `authority`, `additional`, `opt`, `response` (answered vs not answered) or `any`.
 
-use super::message::Normal;
+use dns_xdp::compare::{Normal, Scope, differences};
 
 #[derive(Debug)]
 pub struct Deviation {
@@ -51,40 +51,14 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
     true
 }
 
-/// The parts in which two outcomes differ (`None` = no response).
+/// The parts in which two outcomes differ (`None` = no response): `response`, or what
+/// `dns_xdp::compare::differences` finds under its strict scope.
 pub fn differing_parts(a: &Option<Normal>, b: &Option<Normal>) -> Vec<&'static str> {
-    let (a, b) = match (a, b) {
-        (None, None) => return vec![],
-        (Some(a), Some(b)) => (a, b),
-        _ => return vec!["response"],
-    };
-    let mut parts = Vec::new();
-    if a.rcode != b.rcode {
-        parts.push("rcode");
+    match (a, b) {
+        (None, None) => vec![],
+        (Some(a), Some(b)) => differences(a, b, Scope::Strict),
+        _ => vec!["response"],
     }
-    if (a.aa, a.tc, a.rd, a.opcode) != (b.aa, b.tc, b.rd, b.opcode) {
-        parts.push("flags");
-    }
-    if a.question != b.question {
-        parts.push("question");
-    }
-    // A truncated answer's sections are only a hint (RFC 2181 section 9): compare them only
-    // when neither side truncated.
-    if !(a.tc || b.tc) {
-        if a.answer != b.answer {
-            parts.push("answer");
-        }
-        if a.authority != b.authority {
-            parts.push("authority");
-        }
-        if a.additional != b.additional {
-            parts.push("additional");
-        }
-    }
-    if a.opt != b.opt {
-        parts.push("opt");
-    }
-    parts
 }
 
 /// The deviations that excuse every one of `parts` for the query `desc`, or `None`.
