@@ -344,7 +344,8 @@ pub mod stat {
     /// Maps not ready (daemon starting).
     pub const PASS_DISABLED: u32 = 21;
 
-    /// The query carries a server cookie and would have been limited: the daemon decides.
+    /// The query carries a COOKIE option (RFC 7873): only the daemon can compute and check
+    /// server cookies, so it answers (and exempts valid ones from rate limiting).
     pub const PASS_COOKIE: u32 = 22;
 
     /// Structurally broken headers of packets addressed to us.

@@ -22,9 +22,9 @@ const TYPE_OPT: u16 = 41;
 /// EDNS option code and length fields.
 const OPTION_HLEN: usize = 4;
 const OPTION_COOKIE: u16 = 10;
-/// A COOKIE option carrying a server cookie: 8-byte client cookie + 8..=32-byte server cookie.
-const COOKIE_MIN_LEN: usize = 16;
-const COOKIE_MAX_LEN: usize = 40;
+/// Options walked in an OPT: real clients send one to three (COOKIE, NSID, padding, ECS); a
+/// query with more is odd enough for the daemon, and the bound keeps the verifier's walk short.
+const MAX_EDNS_OPTIONS: usize = 8;
 /// DO bit in the OPT TTL's flags half (RFC 3225).
 pub const EDNS_DO: u16 = 0x8000;
 
@@ -53,9 +53,6 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// max(512, requestor's payload size) with EDNS, else 512 (RFC 6891 section 6.2.5).
     pub client_limit: usize,
-    /// The OPT's first option is a COOKIE with a server cookie (RFC 7873 section 4.2): the
-    /// limiter leaves such a query to the daemon, which can check the cookie.
-    pub server_cookie: bool,
 }
 
 #[inline(always)]
@@ -109,7 +106,6 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
         edns: false,
         dnssec_ok: false,
         client_limit: dns_xdp_common::MIN_UDP_PAYLOAD as usize,
-        server_cookie: false,
     };
     if ar == 0 {
         // Bytes after the question that no count accounts for: let the daemon judge them.
@@ -178,8 +174,8 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     let version = opt[6];
     let ext_flags = be16([opt[7], opt[8]]);
     let rdlen = be16([opt[9], opt[10]]) as usize;
-    // Options inside RDATA are not inspected (the daemon ignores them too); they only have to
-    // fit exactly. Version > 0 goes to the daemon, which answers BADVERS (RFC 6891 6.1.3).
+    // The RDATA must end the message; its options are walked below. Version > 0 goes to the
+    // daemon, which answers BADVERS (RFC 6891 6.1.3).
     if opt[0] != 0 || rtype != TYPE_OPT || opt_off + OPT_LEN + rdlen != frame.msg_len || version != 0 {
         return Err(Exit::Pass(stat::PASS_EDNS));
     }
@@ -188,18 +184,31 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     if payload as usize > query.client_limit {
         query.client_limit = payload as usize;
     }
-    // Only the first option is looked at: clients send COOKIE first or alone in practice, and a
-    // walk over all options would cost the verifier a loop per frame shape. Client cookie 8
-    // bytes + server cookie 8..=32 bytes (RFC 7873 section 4).
-    if rdlen >= OPTION_HLEN + COOKIE_MIN_LEN {
+    walk_options(ctx, frame, opt_off + OPT_LEN)
+}
+
+/// Walks the OPT's options from `off` to the end of the message. Other options are ignored (the
+/// daemon ignores them too and we echo none), but a COOKIE anywhere goes to the daemon: its
+/// answer carries a server cookie (RFC 7873, RFC 9018) that only the daemon can compute, and
+/// an answer from here without it would differ from the daemon's. Options that do not tile the
+/// RDATA exactly go to the daemon too, which answers FORMERR (RFC 6891 section 6.1.2).
+#[inline(always)]
+fn walk_options(ctx: &XdpContext, frame: &Frame, mut off: usize) -> Result<(), Exit> {
+    for _ in 0..MAX_EDNS_OPTIONS {
+        if off == frame.msg_len {
+            return Ok(());
+        }
+        if off + OPTION_HLEN > frame.msg_len {
+            return Err(Exit::Pass(stat::PASS_EDNS));
+        }
         let mut opt_hdr = [0u8; OPTION_HLEN];
-        cursor::load(ctx, frame.dns_off + opt_off + OPT_LEN, opt_hdr.as_mut_ptr(), OPTION_HLEN)
-            .ok_or(Exit::Pass(stat::PASS_EDNS))?;
-        let code = be16([opt_hdr[0], opt_hdr[1]]);
-        let len = be16([opt_hdr[2], opt_hdr[3]]) as usize;
-        query.server_cookie = code == OPTION_COOKIE && (COOKIE_MIN_LEN..=COOKIE_MAX_LEN).contains(&len);
+        cursor::load(ctx, frame.dns_off + off, opt_hdr.as_mut_ptr(), OPTION_HLEN).ok_or(Exit::Pass(stat::PASS_EDNS))?;
+        if be16([opt_hdr[0], opt_hdr[1]]) == OPTION_COOKIE {
+            return Err(Exit::Pass(stat::PASS_COOKIE));
+        }
+        off += OPTION_HLEN + be16([opt_hdr[2], opt_hdr[3]]) as usize;
     }
-    Ok(())
+    if off == frame.msg_len { Ok(()) } else { Err(Exit::Pass(stat::PASS_EDNS)) }
 }
 
 /// ASCII-lowercases the four bytes of `w` (SWAR): a byte gets 0x20 iff it is in b'A'..=b'Z'.

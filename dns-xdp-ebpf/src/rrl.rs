@@ -96,11 +96,11 @@ fn keys(ctx: &XdpContext, frame: &Frame, rrl: &RrlConfig, rrl_key: u32) -> Resul
     }
 }
 
-/// Decides whether the answer in `value` may go out. `Err(Exit::RateLimited)` drops it,
-/// `Err(Exit::Pass(PASS_COOKIE))` leaves a query with a server cookie to the daemon, which can
-/// validate it.
+/// Decides whether the answer in `value` may go out. `Err(Exit::RateLimited)` drops it. Queries
+/// with a COOKIE never get here (dns.rs passes them): the daemon validates server cookies and
+/// exempts the valid ones.
 #[inline(always)]
-pub fn limit(ctx: &XdpContext, frame: &Frame, query: &Query, value: &AnswerValue, rrl: &RrlConfig) -> Result<Verdict, Exit> {
+pub fn limit(ctx: &XdpContext, frame: &Frame, _query: &Query, value: &AnswerValue, rrl: &RrlConfig) -> Result<Verdict, Exit> {
     let interval = rrl.interval_ns;
     if interval == 0 {
         return Ok(Verdict::Answer);
@@ -140,9 +140,6 @@ pub fn limit(ctx: &XdpContext, frame: &Frame, query: &Query, value: &AnswerValue
     if rrl.flags & RRL_FLAG_DRY_RUN != 0 {
         stats::inc(stat::RRL_DRY_RUN);
         return Ok(Verdict::Answer);
-    }
-    if query.server_cookie {
-        return Err(Exit::Pass(stat::PASS_COOKIE));
     }
     let mut kind = value.rrl_key >> rrl_kind::SHIFT;
     if kind >= rrl_kind::COUNT {

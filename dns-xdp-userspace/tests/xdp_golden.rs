@@ -89,6 +89,7 @@ fn stat_by_name(name: &str) -> u32 {
         "PASS_DNSSEC" => stat::PASS_DNSSEC,
         "PASS_RESIZE" => stat::PASS_RESIZE,
         "PASS_DISABLED" => stat::PASS_DISABLED,
+        "PASS_COOKIE" => stat::PASS_COOKIE,
         "DROP_MALFORMED" => stat::DROP_MALFORMED,
         other => panic!("unknown stat name {other:?} in fixtures"),
     }

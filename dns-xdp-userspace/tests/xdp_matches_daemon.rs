@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use dns_xdp::answer::{Transport, handle};
+use std::net::IpAddr;
+
+use dns_xdp::answer::{Chaos, Client, Transport, handle, handle_from};
+use dns_xdp::cookie::Cookies;
 use dns_xdp::compile::{compile, resolve};
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
@@ -247,8 +250,75 @@ fn kernel_answers_equal_daemon_answers() {
         }
     }
     assert_eq!(tx, expected_tx, "kernel answers");
+    let (cookie_cases, other_options) = cookie_queries(&mut program, &zones, &names);
     assert!(tx * 10 > cases * 7, "only {tx} of {cases} queries were answered by XDP");
     let (nx, nx_tx) = by_rcode[3];
     assert!(nx > 500 && nx_tx * 10 > nx * 8, "NXDOMAIN: {nx_tx} of {nx} answered by XDP");
     eprintln!("{cases} queries: {tx} answered in the kernel, all equal to the daemon's answers; by rcode (all, xdp): {by_rcode:?}");
+    eprintln!("{cookie_cases} COOKIE queries passed to the daemon, which answered each with a server cookie; {other_options} with other options answered alike");
+}
+
+/// `query` with EDNS (payload 1232) whose OPT holds `options` (already encoded).
+fn with_options(id: u16, qname: &[u8], qtype: u16, options: &[u8]) -> Vec<u8> {
+    let mut q = query(id, qname, qtype, false, Some((1232, false)));
+    let l = q.len();
+    q[l - 2..].copy_from_slice(&(options.len() as u16).to_be_bytes());
+    q.extend_from_slice(options);
+    q
+}
+
+/// Queries carrying a COOKIE (alone, after other options, with a server cookie) must pass to the
+/// daemon, whose answer echoes the client cookie with a server cookie the next query can prove
+/// its address with; queries with other options only are answered in the kernel as before.
+fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, names: &[Name]) -> (usize, usize) {
+    let cookies = Cookies::new(*b"0123456789abcdef");
+    let chaos = Chaos::default();
+    const NSID: &[u8] = b"\x00\x03\x00\x00";
+    let (mut cookie_cases, mut other_options) = (0, 0);
+    for (i, name) in names.iter().enumerate() {
+        let v6 = i % 2 == 1;
+        let ip: IpAddr = if v6 { CLIENT6.into() } else { CLIENT4.into() };
+        let client = Some(Client { ip, cookies: &cookies });
+        let qtype = [1u16, 28, 16, 15][i % 4];
+        let client_cookie = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes();
+        let mut cookie = b"\x00\x0a\x00\x08".to_vec();
+        cookie.extend_from_slice(&client_cookie);
+        let options = if i % 3 == 0 { [NSID, &cookie[..]].concat() } else { cookie.clone() };
+        let dns = with_options(i as u16, name.as_wire(), qtype, &options);
+        let case = format!("{name} type {qtype} cookie v6 {v6}");
+        let f = frame(&dns, v6, 41000);
+        let (action, _) = program.test_run(&f.bytes).expect("test_run");
+        assert_eq!(action, XDP_PASS, "{case}: a COOKIE query must go to the daemon");
+        let first = handle_from(zones, &dns, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers");
+        // The COOKIE option is the OPT's first: client cookie + 16-byte RFC 9018 server cookie.
+        let b = &first.bytes;
+        let opt = b.windows(7).rposition(|w| w == [0, 0, 41, 4, 0xd0, 0, 0]).unwrap_or_else(|| panic!("{case}: no OPT in {b:?}"));
+        assert_eq!(&b[opt + 11..opt + 23], &[&[0, 10, 0, 24][..], &client_cookie].concat()[..], "{case}: COOKIE echo");
+        assert!(!first.server_cookie, "{case}: no server cookie sent yet");
+        let mut echo = b"\x00\x0a\x00\x18".to_vec();
+        echo.extend_from_slice(&b[opt + 15..opt + 39]);
+        let again = with_options(i as u16, name.as_wire(), qtype, &echo);
+        let (action, _) = program.test_run(&frame(&again, v6, 41000).bytes).expect("test_run");
+        assert_eq!(action, XDP_PASS, "{case}: a server cookie must go to the daemon");
+        let second = handle_from(zones, &again, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers");
+        assert!(second.server_cookie, "{case}: the echoed server cookie is valid for its address");
+        // Apart from the OPT's option, the answer is the one a query without a cookie gets.
+        let plain = with_options(i as u16, name.as_wire(), qtype, b"");
+        let plain_reply = handle(zones, &plain, Transport::Udp, PAYLOAD).expect("daemon answers").bytes;
+        if first.bytes[2] & 0x02 == 0 {
+            assert_eq!(&first.bytes[..opt + 9], &plain_reply[..opt + 9], "{case}: answer sections");
+        }
+        cookie_cases += 2;
+        // NSID alone: still the kernel's to answer when it has the answer, and equal to the daemon's.
+        let nsid = with_options(i as u16, name.as_wire(), qtype, NSID);
+        let f = frame(&nsid, v6, 41001);
+        let (action, out) = program.test_run(&f.bytes).expect("test_run");
+        if action == XDP_TX {
+            let daemon = handle_from(zones, &nsid, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers").bytes;
+            assert_eq!(reply_payload(&f, &out, &case), daemon, "{case}: NSID query answered differently");
+            other_options += 1;
+        }
+    }
+    assert!(other_options * 2 > names.len(), "only {other_options} option-bearing queries answered in the kernel");
+    (cookie_cases, other_options)
 }

@@ -247,8 +247,12 @@ def emit_cases():
             mkq("www.example.com.", edns=0, do=True), v6=True)
     tx_case("edns_small_payload", "EDNS payload 256 counts as 512",
             mkq("www.example.com.", edns=0, payload=256))
-    tx_case("edns_option_dropped", "EDNS cookie option in the query: not echoed, packet shrinks",
-            mkq("www.example.com.", edns=0, options=[dns.edns.GenericOption(10, b"\x01\x02\x03\x04\x05\x06\x07\x08")]))
+    tx_case("edns_option_dropped", "EDNS options (NSID, unknown) in the query: not echoed, packet shrinks",
+            mkq("www.example.com.", edns=0, options=[dns.edns.GenericOption(3, b""),
+                                                    dns.edns.GenericOption(65001, b"\x01\x02\x03\x04")]))
+    tx_case("edns_eight_options", "eight options (the walk's bound), none a COOKIE: answered",
+            mkq("www.example.com.", edns=0, options=[dns.edns.GenericOption(65001 + i, b"") for i in range(8)]),
+            v6=True)
     tx_case("edns_odd_data", "odd answer length with EDNS: the OPT starts at an odd offset",
             mkq("odd.example.com.", "TXT", edns=0))
     tx_case("edns_odd_data_even_qname", "odd answer, even qname, v6: OPT at odd offset",
@@ -315,6 +319,25 @@ def emit_cases():
               query_frame(mkq("www.example.com.", edns=0).to_wire() + b"\0\0\0"), "PASS_EDNS")
     pass_case("opt_rdlen_too_long", "OPT RDLEN runs past the message",
               query_frame(raw_dns((1, 0, 1, 0, 0, 1), q1 + b"\0\0\x29\x10\0\0\0\0\0\0\x08\0\x0a\0\x04")),
+              "PASS_EDNS")
+    pass_case("cookie_client_only", "COOKIE with a client cookie: the daemon answers with a server cookie",
+              query_frame(mkq("www.example.com.", edns=0, options=[
+                  dns.edns.GenericOption(10, b"\x01\x02\x03\x04\x05\x06\x07\x08")]).to_wire()), "PASS_COOKIE")
+    pass_case("cookie_after_options", "COOKIE with a server cookie after NSID and padding",
+              query_frame(mkq("www.example.com.", edns=0, options=[
+                  dns.edns.GenericOption(3, b""), dns.edns.GenericOption(12, b"\0" * 7),
+                  dns.edns.GenericOption(10, bytes(range(24)))]).to_wire(), v6=True), "PASS_COOKIE")
+    pass_case("cookie_malformed", "COOKIE of 5 bytes (the daemon answers FORMERR)",
+              query_frame(mkq("www.example.com.", edns=0, options=[
+                  dns.edns.GenericOption(10, b"\x01\x02\x03\x04\x05")]).to_wire()), "PASS_COOKIE")
+    pass_case("edns_nine_options", "nine options, one more than the walk's bound",
+              query_frame(mkq("www.example.com.", edns=0, options=[
+                  dns.edns.GenericOption(65001 + i, b"") for i in range(9)]).to_wire()), "PASS_EDNS")
+    pass_case("edns_option_overruns", "an option longer than the OPT RDATA (the daemon answers FORMERR)",
+              query_frame(raw_dns((1, 0, 1, 0, 0, 1), q1 + b"\0\0\x29\x10\0\0\0\0\0\0\x08\xfd\xe9\0\x09\1\2\3\4")),
+              "PASS_EDNS")
+    pass_case("edns_option_header_cut", "OPT RDATA of 2 bytes: half an option header",
+              query_frame(raw_dns((1, 0, 1, 0, 0, 1), q1 + b"\0\0\x29\x10\0\0\0\0\0\0\x02\0\x03")),
               "PASS_EDNS")
     pass_case("opt_not_root", "OPT with a non-root owner name",
               query_frame(raw_dns((1, 0, 1, 0, 0, 1), q1 + b"\xc0\x0c\0\x29\x10\0\0\0\0\0\0\0")), "PASS_EDNS")
