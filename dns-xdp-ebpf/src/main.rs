@@ -101,15 +101,23 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
 
     // Finds the key: the query's own, its name's type-independent answer, or its closest
     // encloser's answer for missing names below it. The daemon chose what each key holds.
-    let found = resolve::resolve(scratch, query.dnssec_ok as u32);
-    match found {
-        resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
-        resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
-        resolve::FOUND_EXACT => {}
-        reason => return Err(Exit::Pass(reason)),
-    }
-    // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the key it found in it.
-    let value = maps::answer(unsafe { &(*scratch).found }).ok_or(Exit::Pass(stat::PASS_MISS))?;
+    // Most queries hit their own key (variant 0): one lookup, no key copy. DO=1 queries look
+    // for their DO variant first, so they always go through resolve.
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; dns::parse left a complete key in it.
+    let exact = if query.dnssec_ok { None } else { maps::answer(unsafe { &(*scratch).key }) };
+    let value = match exact {
+        Some(value) => value,
+        None => {
+            match resolve::resolve(scratch, query.dnssec_ok as u32) {
+                resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+                resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+                resolve::FOUND_EXACT => {}
+                reason => return Err(Exit::Pass(reason)),
+            }
+            // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the key it found in it.
+            maps::answer(unsafe { &(*scratch).found }).ok_or(Exit::Pass(stat::PASS_MISS))?
+        }
+    };
     // Markers are not answers: the daemon decides (exists but not installed, qname-dependent).
     if value.value_flags & VALUE_FLAG_PASS != 0 {
         return Err(Exit::Pass(stat::PASS_MARKER));
