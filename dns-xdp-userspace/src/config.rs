@@ -33,6 +33,42 @@ pub enum Command {
         #[arg(long)]
         iface: String,
     },
+    /// Ask two servers every query of a file and compare their answers as shadow validation
+    /// does; prints each mismatch and a summary; exit 1 if any answer differs.
+    Diff(DiffArgs),
+}
+
+/// `dns-xdp diff`.
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// The first server, IP:PORT.
+    #[arg(long)]
+    pub a: SocketAddr,
+    /// The second server, IP:PORT.
+    #[arg(long)]
+    pub b: SocketAddr,
+    /// Query file in dnsperf format: `name type` per line (`#` and `;` start comments).
+    #[arg(long, value_name = "FILE")]
+    pub queries: PathBuf,
+    /// Transport(s) to ask over; a truncated UDP answer is asked again over TCP.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub proto: DiffProto,
+    /// Send queries with EDNS(0) (payload 1232).
+    #[arg(long)]
+    pub edns: bool,
+    /// Send queries with EDNS(0) and the DO bit.
+    #[arg(long)]
+    pub dnssec: bool,
+    /// Milliseconds to wait for each answer.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffProto {
+    Udp,
+    Tcp,
+    Both,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -91,6 +127,13 @@ pub struct ServeArgs {
     /// costs a few nanoseconds per packet.
     #[arg(long)]
     pub bpf_stats: bool,
+    /// Shadow validation: also ask this server (IP:PORT, e.g. the server being replaced) a
+    /// sample of the queries answered, compare, count and log mismatches. Default: off.
+    #[arg(long, value_name = "IP:PORT")]
+    pub shadow_reference: Option<SocketAddr>,
+    /// Shadow one query in N (1: every query), from XDP and the daemon alike. Default: 100.
+    #[arg(long, value_name = "N")]
+    pub shadow_sample: Option<u32>,
     #[command(flatten)]
     pub rrl: RrlArgs,
     #[command(flatten)]
@@ -194,6 +237,8 @@ struct FileConfig {
     cookie_secret: Option<String>,
     #[serde(default)]
     bpf_stats: bool,
+    shadow_reference: Option<SocketAddr>,
+    shadow_sample: Option<u32>,
     rrl_rate: Option<u32>,
     rrl_burst: Option<u32>,
     rrl_slip: Option<u32>,
@@ -234,6 +279,8 @@ pub struct Settings {
     /// The DNS cookie secret (RFC 9018).
     pub cookies: crate::cookie::Cookies,
     pub bpf_stats: bool,
+    /// Shadow validation against a reference server; `None` when off.
+    pub shadow: Option<crate::shadow::ShadowSettings>,
     pub rrl: RrlSettings,
     /// Where `rrl` came from, for SIGHUP: the file and the command line's rate-limiting flags.
     pub config_file: Option<PathBuf>,
@@ -330,6 +377,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let rrl = rrl_settings(&args.rrl, &file)?;
+        let shadow = shadow_settings(&args, &file)?;
         let cookies = match args.cookie_secret.as_deref().or(file.cookie_secret.as_deref()) {
             Some(hex) => crate::cookie::Cookies::from_hex(hex).map_err(|e| format!("cookie_secret: {e}"))?,
             None => crate::cookie::Cookies::random().map_err(|e| format!("cookie secret from /dev/urandom: {e}"))?,
@@ -349,6 +397,7 @@ impl Settings {
             chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
             cookies,
             bpf_stats: args.bpf_stats || file.bpf_stats,
+            shadow,
             rrl,
             config_file: args.config.clone(),
             rrl_cli: args.rrl.clone(),
@@ -391,6 +440,24 @@ impl Settings {
     }
 }
 
+/// Default of `--shadow-sample`: 1% of the queries keeps a reference's load small.
+pub const DEFAULT_SHADOW_SAMPLE: u32 = 100;
+
+fn shadow_settings(cli: &ServeArgs, file: &FileConfig) -> Result<Option<crate::shadow::ShadowSettings>, String> {
+    let sample = cli.shadow_sample.or(file.shadow_sample);
+    let Some(reference) = cli.shadow_reference.or(file.shadow_reference) else {
+        return match sample {
+            Some(_) => Err("shadow_sample needs shadow_reference (the server to compare with)".into()),
+            None => Ok(None),
+        };
+    };
+    let sample = sample.unwrap_or(DEFAULT_SHADOW_SAMPLE);
+    if sample == 0 {
+        return Err("shadow_sample 0: give N >= 1 (one query in N), or leave shadow_reference out".into());
+    }
+    Ok(Some(crate::shadow::ShadowSettings { reference, sample, timeout: crate::shadow::DEFAULT_TIMEOUT }))
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -399,6 +466,24 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shadow_keys_and_flags() {
+        let off = Settings::from_args(ServeArgs { zone: vec!["f.zone".into()], ..Default::default() }).unwrap();
+        assert_eq!(off.shadow, None);
+        let on = Settings::from_args(ServeArgs {
+            zone: vec!["f.zone".into()],
+            shadow_reference: Some("127.0.0.1:5300".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        let s = on.shadow.unwrap();
+        assert_eq!((s.reference.port(), s.sample), (5300, DEFAULT_SHADOW_SAMPLE));
+        let err = Settings::from_args(ServeArgs { zone: vec!["f.zone".into()], shadow_sample: Some(5), ..Default::default() });
+        assert!(err.unwrap_err().contains("shadow_reference"));
+        let file = toml::from_str::<FileConfig>("shadow_reference = \"[::1]:53\"\nshadow_sample = 1\n").unwrap();
+        assert_eq!(file.shadow_sample, Some(1));
+    }
 
     #[test]
     fn unknown_config_keys_are_errors() {

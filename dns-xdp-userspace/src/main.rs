@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { zone_files } => check(&zone_files),
         Command::XdpPass { iface } => xdp_pass(&iface),
+        Command::Diff(args) => dns_xdp::diff::main(args),
         Command::Serve(args) => {
             let settings = match Settings::from_args(args) {
                 Ok(s) => s,
@@ -111,8 +112,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), cookies: settings.cookies.clone(), replication: Default::default() });
+    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), shadow: Default::default(), cookies: settings.cookies.clone(), replication: Default::default() });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
+    if let Some(shadow) = &settings.shadow {
+        dns_xdp::shadow::start(&state, shadow.clone());
+    }
     log_rrl(&settings.rrl);
 
     // Load XDP and fill its maps before attaching, so the first packet already hits.
@@ -127,6 +131,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         )?;
         install(&mut program, &state, &state.zones.load())?;
         program.set_rrl(&settings.rrl)?;
+        if let Some(shadow) = state.shadow.get() {
+            program.set_shadow_sample(shadow.settings.sample)?;
+            tokio::spawn(dns_xdp::shadow::run_xdp(shadow.clone(), state.clone(), program.take_shadow_ring()?));
+        }
         program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
         for iface in &settings.ifaces {
             let mode = program.attach(iface, settings.xdp_mode)?;

@@ -119,6 +119,9 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
         let _ = writeln!(out, "dnsxdp_xdp_drop_total{{reason=\"spoofed_source\"}} {}", k[stat::DROP_SPOOFED_SOURCE as usize]);
     }
     render_rrl(&mut out, kernel.as_deref(), rrl);
+    if let Some(shadow) = state.shadow.get() {
+        shadow.render(&mut out, kernel.as_deref());
+    }
     out.push_str("# HELP dnsxdp_zone_serial SOA serial being served.\n# TYPE dnsxdp_zone_serial gauge\n");
     let zones = state.zones.load();
     let mut list: Vec<_> = zones.iter().map(|z| (z.origin.to_string(), z.serial)).collect();

@@ -79,6 +79,9 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
         let client = Client { ip: peer.ip(), cookies: &state.cookies };
         match handle_from(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos, Some(client)) {
             Some(mut reply) => {
+                if let Some(shadow) = state.shadow.get() {
+                    shadow.sample_answer(&buf[..len], &reply.bytes, Transport::Udp, peer);
+                }
                 if limiter.is_on() {
                     match limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), reply.server_cookie) {
                         Decision::Send => {}
@@ -160,6 +163,9 @@ async fn tcp_connection(mut conn: TcpStream, peer: std::net::SocketAddr, state: 
             state.metrics.queries_dropped.fetch_add(1, Relaxed);
             return Ok(());
         };
+        if let Some(shadow) = state.shadow.get() {
+            shadow.sample_answer(msg, &reply.bytes, Transport::Tcp, peer);
+        }
         state.metrics.count_response(reply.rcode);
         let mut out = Vec::with_capacity(reply.bytes.len() + 2);
         out.extend_from_slice(&(reply.bytes.len() as u16).to_be_bytes());

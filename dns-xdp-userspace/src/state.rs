@@ -13,6 +13,8 @@ pub struct State {
     pub edns_payload: u16,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
+    /// Shadow validation, when `--shadow-reference` is set (shadow.rs).
+    pub shadow: std::sync::OnceLock<std::sync::Arc<crate::shadow::Shadow>>,
     /// The DNS cookie secret (RFC 9018): server cookies issued and checked by the listeners.
     pub cookies: crate::cookie::Cookies,
     /// Zone transfers and NOTIFY, once set up (the listeners hand those messages over).

@@ -16,6 +16,7 @@ pub mod raw;
 pub mod reference;
 pub mod spoof;
 pub mod net;
+pub mod shadow;
 pub mod conformance;
 pub mod cluster;
 
