@@ -20,7 +20,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve zones: A/AAAA answers from XDP at the NIC, everything else from the daemon.
+    /// Serve zones: precompiled answers (every type, negatives, wildcards) from XDP at the NIC, the rest from the daemon.
     Serve(ServeArgs),
     /// Validate zone files: prints `file:line: message` for each problem; exit 1 if any is an error.
     Check {
