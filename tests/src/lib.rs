@@ -19,6 +19,7 @@ pub mod net;
 pub mod shadow;
 pub mod conformance;
 pub mod cluster;
+pub mod fleet;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
