@@ -6,3 +6,4 @@ pub mod corpus;
 pub mod deviations;
 pub mod message;
 pub mod servers;
+pub mod verdict;

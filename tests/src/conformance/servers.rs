@@ -1,13 +1,14 @@
-//! The three servers the conformance test compares, each on its own 127.0.0.1 port with its own
-//! temporary config, serving the same zone files; each stopped on Drop.
+//! The three servers the conformance test compares, each on its own port with its own temporary
+//! config, serving the same zone files; each stopped on Drop. By default on 127.0.0.1 of this
+//! namespace; a [`Site`] puts one on another address inside a test namespace.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{TempDir, daemon_bin, stop, wait_for, which};
+use crate::{Netns, TempDir, daemon_bin, stop, wait_for, which};
 
 /// How long to wait for an answer. Loopback answers take microseconds; a dropped query costs this.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
@@ -20,6 +21,30 @@ pub fn free_port() -> u16 {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
+    }
+}
+
+/// Where a server listens, and the namespace it is started in (`None`: the caller's). The client
+/// socket is opened in the calling thread's namespace, so the address must be reachable from there.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    pub addr: SocketAddr,
+    pub netns: Option<&'a Netns>,
+}
+
+impl Site<'_> {
+    /// A free port on 127.0.0.1 of this namespace.
+    pub fn loopback() -> Site<'static> {
+        Site { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())), netns: None }
+    }
+
+    fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let program = program.to_str().expect("UTF-8 program path");
+        self.netns.map_or_else(|| Command::new(program), |ns| ns.command(program))
     }
 }
 
@@ -41,7 +66,13 @@ pub struct Server {
 }
 
 impl Server {
-    fn spawn(name: &'static str, mut cmd: Command, dir: TempDir, port: u16, probe_zone: &str) -> Server {
+    /// A client for a server started elsewhere (e.g. a `Daemon`), probed until it answers SOA
+    /// `probe_zone`; nothing to stop on Drop.
+    pub fn remote(name: &'static str, addr: SocketAddr, probe_zone: &str) -> Server {
+        Self::connect(name, addr, None, TempDir::new(), probe_zone)
+    }
+
+    fn spawn(name: &'static str, mut cmd: Command, dir: TempDir, addr: SocketAddr, probe_zone: &str) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("creating server.log");
         let child = cmd
             .stdin(Stdio::null())
@@ -49,9 +80,14 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("client socket");
+        Self::connect(name, addr, Some(child), dir, probe_zone)
+    }
+
+    fn connect(name: &'static str, addr: SocketAddr, child: Option<Child>, dir: TempDir, probe_zone: &str) -> Server {
+        let any: IpAddr = if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+        let udp = UdpSocket::bind((any, 0)).expect("client socket");
         udp.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("timeout");
-        let mut s = Server { name, addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child), dir, udp, tcp: None };
+        let mut s = Server { name, addr, child, dir, udp, tcp: None };
         let probe = crate::conformance::corpus::query_bytes(0x4242, probe_zone, 6, 1, None);
         let up = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
             if let Some(status) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -65,25 +101,32 @@ impl Server {
 
     /// dns-xdp in daemon-only mode.
     pub fn dns_xdp(zones: &[ZoneFile], extra: &[&str]) -> Server {
+        Self::dns_xdp_at(zones, extra, Site::loopback())
+    }
+
+    pub fn dns_xdp_at(zones: &[ZoneFile], extra: &[&str], site: Site) -> Server {
         let dir = TempDir::new();
-        let port = free_port();
-        let mut cmd = Command::new(daemon_bin());
-        cmd.arg("serve").args(["--listen", &format!("127.0.0.1:{port}")]);
+        let mut cmd = site.command(&daemon_bin());
+        cmd.arg("serve").args(["--listen", &site.addr.to_string()]);
         cmd.args(["--metrics", &format!("127.0.0.1:{}", free_port()), "--xdp-mode", "off"]);
         for z in zones {
             cmd.arg("--zone").arg(&z.path);
         }
         cmd.args(extra);
-        Self::spawn("dns-xdp", cmd, dir, port, &zones[0].origin)
+        Self::spawn("dns-xdp", cmd, dir, site.addr, &zones[0].origin)
     }
 
     pub fn knotd(zones: &[ZoneFile]) -> Server {
+        Self::knotd_at(zones, Site::loopback())
+    }
+
+    pub fn knotd_at(zones: &[ZoneFile], site: Site) -> Server {
         let dir = TempDir::new();
-        let port = free_port();
+        let (ip, port) = (site.ip(), site.addr.port());
         let d = dir.path().display();
         // identity/version empty: CH queries are refused, as dns-xdp does by default.
         let mut conf = format!(
-            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  identity: \"\"\n  version: \"\"\n  nsid: \"\"\n\
+            "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n  identity: \"\"\n  version: \"\"\n  nsid: \"\"\n\
              database:\n  storage: \"{d}\"\nlog:\n  - target: stderr\n    any: warning\nzone:\n"
         );
         for z in zones {
@@ -95,18 +138,22 @@ impl Server {
         }
         let path = dir.path().join("knot.conf");
         std::fs::write(&path, conf).expect("writing knot.conf");
-        let mut cmd = Command::new(which("knotd").expect("knotd"));
+        let mut cmd = site.command(&which("knotd").expect("knotd"));
         cmd.arg("-c").arg(&path);
-        Self::spawn("knotd", cmd, dir, port, &zones[0].origin)
+        Self::spawn("knotd", cmd, dir, site.addr, &zones[0].origin)
     }
 
     pub fn nsd(zones: &[ZoneFile]) -> Server {
+        Self::nsd_at(zones, Site::loopback())
+    }
+
+    pub fn nsd_at(zones: &[ZoneFile], site: Site) -> Server {
         let dir = TempDir::new();
-        let port = free_port();
+        let (ip, port) = (site.ip(), site.addr.port());
         let d = dir.path().display();
         // Debian's NSD rate-limits (rrl); refuse-any off and minimal responses as shipped.
         let mut conf = format!(
-            "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n\
+            "server:\n  ip-address: {ip}\n  port: {port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n\
              zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n\
              database: \"\"\n  hide-version: yes\n  hide-identity: yes\n  rrl-ratelimit: 0\n  verbosity: 1\n  logfile: \"{d}/server.log\"\n\
              remote-control:\n  control-enable: no\n"
@@ -116,9 +163,9 @@ impl Server {
         }
         let path = dir.path().join("nsd.conf");
         std::fs::write(&path, conf).expect("writing nsd.conf");
-        let mut cmd = Command::new(which("nsd").expect("nsd"));
+        let mut cmd = site.command(&which("nsd").expect("nsd"));
         cmd.arg("-d").arg("-c").arg(&path);
-        Self::spawn("nsd", cmd, dir, port, &zones[0].origin)
+        Self::spawn("nsd", cmd, dir, site.addr, &zones[0].origin)
     }
 
     pub fn log(&self) -> String {
