@@ -268,7 +268,7 @@ mod tests {
         let m1 = sign(&mut first, &k, Some(&mac));
         let middle = Builder::new(42, 0x8400, None).buf;
         let mut last = Builder::new(42, 0x8400, None).buf;
-        let mut both = m1.clone();
+        let both: Vec<u8>;
         {
             let mut h = start(&k, &m1);
             h.update(&middle);
