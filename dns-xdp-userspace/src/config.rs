@@ -165,7 +165,8 @@ pub struct ReplicationArgs {
     #[arg(long, value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
     /// Directory of the zone journals (one file per zone): changes made through the API are
-    /// fsynced there before they are acknowledged, and replayed on start.
+    /// fsynced there before they are acknowledged, and replayed on start. A secondary keeps what
+    /// it transferred there (snapshot + IXFR journal), so after a restart it catches up by IXFR.
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
     /// Who may transfer our zones (AXFR/IXFR) and NOTIFY us, e.g. 192.0.2.0/24 (repeatable).

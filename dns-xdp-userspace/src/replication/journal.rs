@@ -157,13 +157,7 @@ impl Journal {
 
     /// Appends `change` and waits until it is on disk.
     pub fn append(&mut self, change: Changeset) -> std::io::Result<()> {
-        let payload = change.encode();
-        let mut rec = Vec::with_capacity(HEADER + payload.len());
-        rec.extend_from_slice(MAGIC);
-        rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        rec.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-        rec.extend_from_slice(&payload);
-        self.file.write_all(&rec)?;
+        self.file.write_all(&record_bytes(&change))?;
         self.file.sync_data()?;
         self.changes.push(change);
         Ok(())
@@ -171,6 +165,14 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Empties the journal (its changes are folded into a snapshot), on disk first.
+    pub fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.sync_all()?;
+        self.changes.clear();
+        Ok(())
     }
 
     /// Replays the journal over `zone` (from its zone file): every change that applies in turn.
@@ -205,8 +207,19 @@ pub fn chain_from(changes: &[Changeset], serial: u32, current: u32) -> Option<Ve
     (linked && chain.last()?.to_serial() == current).then_some(chain)
 }
 
+/// `change` as one journal record: header (magic, length, CRC-32) and payload.
+pub(crate) fn record_bytes(change: &Changeset) -> Vec<u8> {
+    let payload = change.encode();
+    let mut rec = Vec::with_capacity(HEADER + payload.len());
+    rec.extend_from_slice(MAGIC);
+    rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    rec.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    rec.extend_from_slice(&payload);
+    rec
+}
+
 /// One intact record at the start of `b` and its length.
-fn read_record(b: &[u8]) -> Option<(Changeset, usize)> {
+pub(crate) fn read_record(b: &[u8]) -> Option<(Changeset, usize)> {
     if b.len() < HEADER || &b[..4] != MAGIC {
         return None;
     }

@@ -6,6 +6,7 @@
 pub mod journal;
 pub mod message;
 pub mod notify;
+pub mod persist;
 pub mod quorum;
 pub mod secondary;
 pub mod tsig;
@@ -46,11 +47,13 @@ pub struct Config {
     pub allow_transfer: Vec<Cidr>,
 }
 
-/// A zone's change history: the journal on a primary, in memory on a secondary.
+/// A zone's change history: the journal on a primary, in memory on a secondary (which with
+/// `--journal` also persists what it transferred: `store`).
 #[derive(Default)]
 struct History {
     journal: Option<Journal>,
     mem: Vec<Changeset>,
+    store: Option<persist::Store>,
 }
 
 impl History {
@@ -101,7 +104,24 @@ impl Replication {
                     let replayed = Arc::new(replayed);
                     publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(replayed)))?;
                 }
-                history.insert(zone.origin.clone(), History { journal: Some(j), mem: Vec::new() });
+                history.insert(zone.origin.clone(), History { journal: Some(j), ..History::default() });
+            }
+            // Secondaries start from the serial they persisted and catch up by IXFR from there.
+            for (origin, primary) in &config.secondaries {
+                let (store, zone) = match persist::Store::open(dir, origin) {
+                    Ok(opened) => opened,
+                    Err(err) => {
+                        log::warn!("zone {origin}: {err}; starting without history (AXFR)");
+                        continue;
+                    }
+                };
+                if let Some(zone) = zone {
+                    log::info!("zone {origin}: persisted serial {} ({} journal changes), catching up from {primary}", zone.serial, store.journal.changes.len());
+                    let zone = Arc::new(zone);
+                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(zone)))?;
+                }
+                let mem = store.journal.changes.clone();
+                history.insert(origin.clone(), History { store: Some(store), mem, ..History::default() });
             }
         }
         let mut notify_tx = HashMap::new();
@@ -161,7 +181,12 @@ impl Replication {
         let new = match pulled {
             xfr::Pulled::UpToDate => return Ok(None),
             xfr::Pulled::Full(zone) => {
-                self.history.lock().expect("history lock").entry(origin.clone()).or_default().mem.clear();
+                let mut history = self.history.lock().expect("history lock");
+                let h = history.entry(origin.clone()).or_default();
+                h.mem.clear();
+                if let Some(Err(err)) = h.store.as_mut().map(|s| s.save_full(&zone)) {
+                    log::warn!("zone {origin}: persisting serial {}: {err} (serving it anyway)", zone.serial);
+                }
                 zone
             }
             xfr::Pulled::Incremental(changes) => {
@@ -170,7 +195,11 @@ impl Replication {
                     zone = cs.apply(&zone)?;
                 }
                 let mut history = self.history.lock().expect("history lock");
-                let mem = &mut history.entry(origin.clone()).or_default().mem;
+                let h = history.entry(origin.clone()).or_default();
+                if let Some(Err(err)) = h.store.as_mut().map(|s| s.append(&changes, &zone)) {
+                    log::warn!("zone {origin}: persisting serial {}: {err} (serving it anyway)", zone.serial);
+                }
+                let mem = &mut h.mem;
                 mem.extend(changes);
                 // A secondary serves IXFR to tiers below it from a bounded memory history.
                 let excess = mem.len().saturating_sub(secondary::MEMORY_HISTORY);

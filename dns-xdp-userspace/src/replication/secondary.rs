@@ -19,7 +19,8 @@ const INITIAL_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn run(repl: Arc<Replication>, zone: Name, primary: SocketAddr, mut notified: mpsc::Receiver<()>) {
     let mut wait = Duration::ZERO;
-    let mut last_contact: Option<Instant> = None;
+    // A version persisted before a restart (persist.rs) is served at once; EXPIRE counts from here.
+    let mut last_contact: Option<Instant> = repl.current(&zone).map(|_| Instant::now());
     let mut force_axfr = false;
     loop {
         tokio::select! {
