@@ -286,6 +286,16 @@ fn reload(publisher: &Publisher, settings: &Settings) {
                     log::warn!("zone {}: keeping serial {} (newer than the file's {})", zone.origin, zone.serial, file.serial);
                     next = next.with_zone(zone.clone());
                 }
+                // Same serial, different data: secondaries and caches will never notice.
+                Some(file) if file.serial == zone.serial && file.records() != zone.records() => {
+                    log::warn!(
+                        "{}: zone {} changed but its serial {} did not; secondaries will not transfer the change (bump the SOA serial)",
+                        file.file.display(),
+                        zone.origin,
+                        zone.serial
+                    );
+                    state.metrics.serial_unchanged.fetch_add(1, Relaxed);
+                }
                 Some(_) => {}
                 None => next = next.with_zone(zone.clone()),
             }

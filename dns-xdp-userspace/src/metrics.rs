@@ -33,6 +33,8 @@ pub struct Metrics {
     pub queries_dropped: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
+    /// Reloads that found a zone's data changed under an unchanged serial.
+    pub serial_unchanged: AtomicU64,
     pub map_entries: AtomicU64,
     pub tcp_connections: AtomicU64,
     pub ready: AtomicBool,
@@ -136,6 +138,7 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
     out.push_str("# HELP dnsxdp_hotset_evictions_total Names whose answers left the kernel's map for hotter ones.\n# TYPE dnsxdp_hotset_evictions_total counter\n");
     let _ = writeln!(out, "dnsxdp_hotset_evictions_total {}", crate::hotset::EVICTIONS.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_reloads_total counter\ndnsxdp_reloads_total{{result=\"ok\"}} {}\ndnsxdp_reloads_total{{result=\"failed\"}} {}", m.reloads_ok.load(Relaxed), m.reloads_failed.load(Relaxed));
+    let _ = writeln!(out, "# TYPE dnsxdp_zone_serial_unchanged_total counter\ndnsxdp_zone_serial_unchanged_total {}", m.serial_unchanged.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_queries_dropped_total counter\ndnsxdp_queries_dropped_total {}", m.queries_dropped.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_tcp_connections_total counter\ndnsxdp_tcp_connections_total {}", m.tcp_connections.load(Relaxed));
     out

@@ -67,6 +67,18 @@ fn reload(mode: &str) {
         assert_eq!(www_a(&net, family), want, "answers changed after a failed reload ({family:?})");
     }
     assert_eq!(serial(&daemon), Some(2026112102.0), "a failed reload changed the served serial");
+
+    // Changed data under the same serial: served, but the operator is warned that secondaries
+    // and caches will not see it.
+    let unbumped = changed.replacen("192.0.2.81", "192.0.2.82", 1);
+    std::fs::write(&zone, &unbumped).unwrap();
+    daemon.signal(libc::SIGHUP);
+    let warned = wait_for(RELOAD_DEADLINE, Duration::from_millis(200), || {
+        daemon.log().contains("changed but its serial 2026112102 did not").then_some(())
+    });
+    assert!(warned.is_some(), "no unchanged-serial warning after SIGHUP; log:\n{}", daemon.log_excerpt());
+    let unchanged = daemon.metrics().sum("dnsxdp_zone_serial_unchanged_total", &[]);
+    assert_eq!(unchanged, Some(1.0), "unchanged-serial reloads counted");
 }
 
 #[test]

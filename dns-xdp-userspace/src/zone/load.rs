@@ -17,6 +17,9 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 use super::{Node, RRset, Rdata, Zone, rtype};
 use crate::name::Name;
 
+/// Largest TTL a resolver honours (RFC 2181 section 8: the top bit must be zero).
+const MAX_TTL: u32 = 0x7fff_ffff;
+
 /// `$INCLUDE` nesting limit: guards against include cycles.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
@@ -284,6 +287,10 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             push(r, Severity::Error, format!("class {} is not served (only IN)", r.class));
             continue;
         }
+        if r.ttl > MAX_TTL {
+            push(r, Severity::Error, format!("TTL {} exceeds 2^31-1; resolvers treat it as 0 (RFC 2181 section 8)", r.ttl));
+            continue;
+        }
         if !r.owner.is_subdomain_of(&origin) {
             push(r, Severity::Error, format!("{} is outside the zone {origin}", r.owner));
             continue;
@@ -518,6 +525,14 @@ mod tests {
         let lines: Vec<String> = err.diagnostics.iter().map(|d| format!("{}:{}", d.line, d.message)).collect();
         assert!(lines.iter().any(|l| l.starts_with("5:CNAME at www.example.org. beside other data")), "{lines:?}");
         assert!(lines.iter().any(|l| l.starts_with("7:other.test. is outside")), "{lines:?}");
+    }
+
+    #[test]
+    fn ttl_over_2_31_is_an_error() {
+        let dir = tempdir("ttl");
+        let path = write(&dir, "z.zone", &GOOD.replace("www IN A", "www 2147483648 IN A"));
+        let text = load_zone_file(&path).unwrap_err().to_string();
+        assert!(text.contains(":8: TTL 2147483648 exceeds 2^31-1"), "{text}");
     }
 
     #[test]
