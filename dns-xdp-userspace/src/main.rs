@@ -155,7 +155,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut tasks = Vec::new();
     for addr in &settings.listen {
         for socket in slowpath::bind_udp(*addr, workers)? {
-            tasks.push(tokio::spawn(slowpath::serve_udp(socket, state.clone(), limiter.clone())));
+            slowpath::spawn_udp(socket, state.clone(), limiter.clone()).context("starting a UDP thread")?;
         }
         tasks.push(tokio::spawn(slowpath::serve_tcp(slowpath::bind_tcp(*addr)?, state.clone())));
         log::info!("answering DNS on {addr} (UDP, TCP)");

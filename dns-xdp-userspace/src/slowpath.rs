@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::answer::{Client, Transport, handle_from};
@@ -37,14 +37,28 @@ fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> anyhow::Result<
     Ok(socket)
 }
 
-/// Binds `count` UDP sockets sharing `addr` (SO_REUSEPORT spreads queries across them).
-pub fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<UdpSocket>> {
+/// Binds `count` blocking UDP sockets sharing `addr` (SO_REUSEPORT spreads queries across them).
+pub fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
     (0..count)
         .map(|_| {
             let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
-            Ok(UdpSocket::from_std(socket.into())?)
+            socket.set_nonblocking(false)?;
+            Ok(socket.into())
         })
         .collect()
+}
+
+/// Answers UDP queries on `socket` on a thread of its own, one per core: a query is answered
+/// start to finish without awaiting, so a blocking receive/send loop does less work per packet
+/// than an async task (no readiness polling, no waker traffic).
+pub fn spawn_udp(socket: std::net::UdpSocket, state: Arc<State>, limiter: Arc<Limiter>) -> std::io::Result<()> {
+    // Hooks called from here (NOTIFY handling, shadow sampling) may spawn tokio tasks.
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
+        let _runtime = runtime.enter();
+        serve_udp(&socket, &state, &limiter)
+    })?;
+    Ok(())
 }
 
 pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -55,10 +69,10 @@ pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Answers UDP queries, under the same rate limits as the XDP program (rrl.rs). TCP is not
 /// limited: its source address cannot be spoofed, and it is where slips send real clients.
-pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limiter>) {
+fn serve_udp(socket: &std::net::UdpSocket, state: &State, limiter: &Limiter) {
     let mut buf = vec![0u8; UDP_BUF];
     loop {
-        let (len, peer) = match socket.recv_from(&mut buf).await {
+        let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
             Err(err) => {
                 log::debug!("udp receive: {err}");
@@ -71,7 +85,7 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
         }
         if let Some(replies) = state.replication.get().and_then(|r| r.intercept(&buf[..len], peer, false)) {
             for reply in replies {
-                let _ = socket.send_to(&reply, peer).await;
+                let _ = socket.send_to(&reply, peer);
             }
             continue;
         }
@@ -99,7 +113,7 @@ pub async fn serve_udp(socket: UdpSocket, state: Arc<State>, limiter: Arc<Limite
                     }
                 }
                 state.metrics.count_response(reply.rcode);
-                if let Err(err) = socket.send_to(&reply.bytes, peer).await {
+                if let Err(err) = socket.send_to(&reply.bytes, peer) {
                     log::debug!("udp send to {peer}: {err}");
                 }
             }
