@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::net::Family;
-use crate::{TempDir, TestNet, daemon_bin, stop, wait_for, which};
+use crate::{TempDir, TestNet, daemon_bin, stop, wait_for};
 
 /// knotd serving one zone on 127.0.0.1@`port` inside the server namespace, where the daemon
 /// under test reaches it as its shadow reference; stopped on Drop.
@@ -20,30 +20,9 @@ pub struct LoopbackKnotd<'net> {
 
 impl<'net> LoopbackKnotd<'net> {
     pub fn start(net: &'net TestNet, origin: &str, zone_file: &Path, port: u16) -> Self {
-        let knotd = which("knotd").expect("knotd on PATH (apt-get install knot)");
-        let dir = TempDir::new();
-        let conf = dir.path().join("knot.conf");
-        let d = dir.path().display();
-        std::fs::write(
-            &conf,
-            format!(
-                "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  identity: \"\"\n  version: \"\"\n  nsid: \"\"\n\
-                 database:\n  storage: \"{d}\"\n\
-                 log:\n  - target: stderr\n    any: info\n\
-                 zone:\n  - domain: {origin}\n    file: \"{}\"\n    zonefile-sync: -1\n    journal-content: none\n",
-                zone_file.display()
-            ),
-        )
-        .expect("writing knot.conf");
-        let log = std::fs::File::create(dir.path().join("knotd.log")).expect("creating knotd.log");
-        let child = net
-            .srv
-            .command(knotd.to_str().expect("UTF-8 path"))
-            .args(["-c", conf.to_str().expect("UTF-8 path")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting knotd");
+        // No identity, version or NSID: the daemon under test sends none either.
+        let server = format!("listen: 127.0.0.1@{port}\n  identity: \"\"\n  version: \"\"\n  nsid: \"\"");
+        let (child, dir) = crate::reference::spawn_knotd(net, origin, zone_file, &server);
         let mut k = LoopbackKnotd { net, child: Some(child), dir, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
         let up = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
             if let Some(status) = k.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
