@@ -166,9 +166,13 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     if opt_off + OPT_LEN > frame.msg_len {
         return Err(Exit::Pass(stat::PASS_EDNS));
     }
-    let mut opt = [0u8; OPT_LEN];
-    cursor::load(ctx, frame.dns_off + opt_off, opt.as_mut_ptr(), OPT_LEN)
+    // Uninitialised: the helper fills all of it or fails, and zeroing an 11-byte array costs a
+    // byte-at-a-time memset call.
+    let mut opt = core::mem::MaybeUninit::<[u8; OPT_LEN]>::uninit();
+    cursor::load(ctx, frame.dns_off + opt_off, opt.as_mut_ptr().cast(), OPT_LEN)
         .ok_or(Exit::Pass(stat::PASS_EDNS))?;
+    // SAFETY: bpf_xdp_load_bytes returned 0, so it wrote all OPT_LEN bytes.
+    let opt = unsafe { opt.assume_init() };
     let rtype = be16([opt[1], opt[2]]);
     let payload = be16([opt[3], opt[4]]);
     let version = opt[6];
@@ -246,10 +250,11 @@ fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
         }
         let key = (*scratch).key.name.as_mut_ptr();
         if prev_len > qname_len {
-            // Branch-free 32 stores beat a loop over the stale tail.
+            // Branch-free 32 stores beat a loop over the stale tail. Volatile, or LLVM turns
+            // them into a call to a byte-at-a-time memset (1000+ instructions, ~200 ns).
             let key64 = key.cast::<u64>();
             for i in 0..KEY_NAME_LEN / 8 {
-                *key64.add(i) = 0;
+                core::ptr::write_volatile(key64.add(i), 0);
             }
         }
         let key = key.cast::<u32>();

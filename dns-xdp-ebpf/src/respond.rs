@@ -101,9 +101,12 @@ fn front_to_head(
     if hdrs_len == 0 || hdrs_len > HDRS_MAX {
         return false;
     }
-    let mut hdrs = [0u8; HDRS_MAX];
-    if cursor::load(ctx, shift, hdrs.as_mut_ptr(), hdrs_len).is_none()
-        || cursor::store(ctx, 0, hdrs.as_ptr(), hdrs_len).is_none()
+    // Uninitialised: zeroing it costs a byte-at-a-time memset call, and only the hdrs_len
+    // bytes the load fills are stored back (the verifier accepts uninit stack as the load's
+    // destination: ARG_PTR_TO_UNINIT_MEM).
+    let mut hdrs = core::mem::MaybeUninit::<[u8; HDRS_MAX]>::uninit();
+    let hdrs = hdrs.as_mut_ptr().cast::<u8>();
+    if cursor::load(ctx, shift, hdrs, hdrs_len).is_none() || cursor::store(ctx, 0, hdrs, hdrs_len).is_none()
     {
         return false;
     }
