@@ -53,6 +53,9 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// max(512, requestor's payload size) with EDNS, else 512 (RFC 6891 section 6.2.5).
     pub client_limit: usize,
+    /// Sum of the zero-padded qname in `scratch.raw` as native-order u32 words: congruent mod
+    /// 0xffff to its ones'-complement checksum, so the reply's checksum needs no helper call.
+    pub qname_sum: u64,
 }
 
 #[inline(always)]
@@ -86,14 +89,17 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
         return Err(Exit::Pass(stat::PASS_HEADER));
     }
 
-    let qname_len = fill_key(scratch, walk_qname(ctx, frame, scratch)?)?;
+    let (qname_len, qname_sum, mut qtail) = fill_key(scratch, walk_qname(ctx, frame, scratch)?)?;
     let qtail_off = DNS_HLEN + qname_len;
     if qtail_off + QTAIL_LEN > msg_len {
         return Err(Exit::Pass(stat::PASS_QNAME));
     }
-    let mut qtail = [0u8; QTAIL_LEN];
-    cursor::load(ctx, frame.dns_off + qtail_off, qtail.as_mut_ptr(), QTAIL_LEN)
-        .ok_or(Exit::Pass(stat::PASS_QNAME))?;
+    // walk_qname copied min(msg_len - DNS_HLEN, KEY_NAME_LEN) bytes, so fill_key's QTYPE/QCLASS
+    // came from this packet unless the name is within 4 bytes of 256.
+    if qname_len + QTAIL_LEN > KEY_NAME_LEN {
+        cursor::load(ctx, frame.dns_off + qtail_off, qtail.as_mut_ptr(), QTAIL_LEN)
+            .ok_or(Exit::Pass(stat::PASS_QNAME))?;
+    }
     if be16([qtail[2], qtail[3]]) != CLASS_IN {
         return Err(Exit::Pass(stat::PASS_QCLASS));
     }
@@ -106,6 +112,7 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
         edns: false,
         dnssec_ok: false,
         client_limit: dns_xdp_common::MIN_UDP_PAYLOAD as usize,
+        qname_sum,
     };
     if ar == 0 {
         // Bytes after the question that no count accounts for: let the daemon judge them.
@@ -228,19 +235,22 @@ fn lower4(w: u32) -> u32 {
     w | (upper >> 2)
 }
 
-/// Builds the key name from `raw` a word at a time and returns the qname length.
+/// Builds the key name from `raw` a word at a time; returns the qname length, the sum of its
+/// zero-padded words (see `Query::qname_sum`) and the four bytes after it in `raw` (QTYPE and
+/// QCLASS when walk_qname copied that far; the caller decides).
 ///
-/// The last word is masked so both `raw` and the key are zero past the name (the checksum
-/// reads `raw` in 4-byte steps); if the previous packet's name was longer, the key is cleared
+/// The last word is masked so both `raw` and the key are zero past the name (the shadow record
+/// and the sum rely on it); if the previous packet's name was longer, the key is cleared
 /// first. The length goes through `scratch.prev_len` and comes back as a value the verifier
 /// cannot know: otherwise each of the walk's 128 exits would carry its own exact range through
 /// the rest of the program and verification would blow past its 1M-instruction budget.
 #[inline(always)]
-fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
+fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<(usize, u64, [u8; QTAIL_LEN]), Exit> {
     // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run. The kernel
     // allocates map values 8-byte aligned and key.name is at offset 0, so u64 accesses to it
     // are aligned; raw is at offset 260, so its u32 accesses are. Every index below is checked
-    // against the arrays' sizes (KEY_NAME_WORDS u32 words, KEY_NAME_LEN / 8 u64 words).
+    // against the arrays' sizes (KEY_NAME_WORDS u32 words, KEY_NAME_LEN / 8 u64 words; raw
+    // holds KEY_NAME_LEN + 4 bytes, so the 4 bytes at qname_len <= 255 are inside it).
     unsafe {
         let prev_len = (*scratch).prev_len as usize;
         (*scratch).prev_len = walked_len as u32;
@@ -257,25 +267,33 @@ fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
                 core::ptr::write_volatile(key64.add(i), 0);
             }
         }
+        // Before the masking below clears them. Saves a load helper call per packet.
+        let after = (*scratch).raw.as_ptr().add(qname_len);
+        let qtail = [*after, *after.add(1), *after.add(2), *after.add(3)];
         let key = key.cast::<u32>();
         let raw = (*scratch).raw.as_mut_ptr().cast::<u32>();
-        let words = (qname_len + 3) / 4;
-        // KEY_NAME_WORDS: a 255-byte name fills at most 64 words.
+        let full = qname_len / 4;
+        let mut sum: u64 = 0;
+        // KEY_NAME_WORDS: a 255-byte name has at most 63 whole words.
         for k in 0..KEY_NAME_WORDS {
-            if k >= words {
+            if k >= full {
                 break;
             }
-            let mut w = *raw.add(k);
-            let rest = qname_len - 4 * k;
-            if rest < 4 {
-                // Little-endian: the name's bytes are the low `rest` bytes of the word.
-                w &= (1u32 << (8 * rest)) - 1;
-                *raw.add(k) = w;
-            }
+            let w = *raw.add(k);
+            sum += w as u64;
             *key.add(k) = lower4(w);
+        }
+        let rest = qname_len % 4;
+        if rest != 0 {
+            // Little-endian: the name's bytes are the low `rest` bytes of the word. full <= 63.
+            let w = *raw.add(full) & ((1u32 << (8 * rest)) - 1);
+            *raw.add(full) = w;
+            sum += w as u64;
+            *key.add(full) = lower4(w);
         }
         // The ABI promises at least 4 zero bytes after the raw name: raw has KEY_NAME_WORDS + 1
         // words, so index `words` (<= KEY_NAME_WORDS) is inside it.
+        let words = (qname_len + 3) / 4;
         if words <= KEY_NAME_WORDS {
             *raw.add(words) = 0;
         }
@@ -284,6 +302,6 @@ fn fill_key(scratch: *mut Scratch, walked_len: usize) -> Result<usize, Exit> {
         if qname_len == 0 || qname_len > MAX_QNAME_LEN {
             return Err(Exit::Pass(stat::PASS_QNAME));
         }
-        Ok(qname_len)
+        Ok((qname_len, sum, qtail))
     }
 }

@@ -1,7 +1,7 @@
 //! Turns the query into the reply in place: resize, swap addresses, rewrite the DNS header,
 //! append the precompiled answer and our OPT, fix lengths and checksums.
 
-use aya_ebpf::{helpers::bpf_csum_diff, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
+use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, MAX_QNAME_LEN, ReplyBody, Scratch, XdpConfig, stat};
 
 use crate::{
@@ -13,8 +13,6 @@ use crate::{
 /// TTL / hop limit of our replies (the Linux default).
 const REPLY_TTL: u8 = 64;
 const IPPROTO_UDP: u8 = 17;
-/// Longest qname checksummed from scratch.raw, rounded to the 4-byte steps of bpf_csum_diff.
-const RAW_CSUM_MAX: usize = 256;
 const IPV4_ADDR_WORDS: usize = 2;
 const IPV6_ADDR_WORDS: usize = 8;
 /// Ethernet with two VLAN tags, IPv6, UDP and DNS headers: 14 + 8 + 40 + 8 + 12 = 82 bytes,
@@ -242,26 +240,10 @@ pub fn build(
     sum += ne16(body.ancount.to_be_bytes()) + ne16(body.nscount.to_be_bytes());
     sum += ne16(arcount.to_be_bytes());
 
-    // The question stays in the packet untouched; its checksum comes from the zero-padded copy
-    // in scratch.raw, which starts at an even offset (8 + 12) of the UDP datagram.
-    let raw_len = (query.qname_len + 3) & !3;
-    if raw_len > RAW_CSUM_MAX {
-        return Err(Exit::Aborted);
-    }
-    // SAFETY: raw holds KEY_NAME_LEN + 4 bytes >= raw_len, a multiple of 4 as the helper wants.
-    let raw_sum = unsafe {
-        bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            (*scratch).raw.as_mut_ptr().cast(),
-            raw_len as u32,
-            0,
-        )
-    };
-    if raw_sum < 0 {
-        return Err(Exit::Aborted);
-    }
-    sum += raw_sum as u64 & 0xffff_ffff;
+    // The question stays in the packet untouched; dns::parse summed it (zero-padded, in
+    // 4-byte words of scratch.raw) while lowercasing it; it starts at an even offset (8 + 12)
+    // of the UDP datagram. At most 64 words below 2^32: no overflow.
+    sum += query.qname_sum;
 
     // QTYPE/QCLASS, the answer and the OPT follow the qname: at odd offsets if its length is odd.
     let qt = query.qtail;
