@@ -19,7 +19,6 @@ pub const MAX_ANSWER_LEN: usize = 1008;
 pub const MIN_UDP_PAYLOAD: u16 = 512;
 
 /// Map names as they appear in the eBPF object.
-pub const MAP_ANSWERS: &str = "ANSWERS";
 pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_STATS: &str = "STATS";
 pub const MAP_SCRATCH: &str = "SCRATCH";
@@ -32,15 +31,104 @@ pub const MAP_SHADOW_RING: &str = "SHADOW_RING";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
-/// Capacity of the answers map (entries). Issue-4 work makes this configurable.
+/// Default capacity of the answer maps (`--answers-capacity`): name records per length class,
+/// and answers in the smallest size classes (larger classes hold a fraction, `ANSWER_CLASS_SHARE`).
 pub const ANSWERS_CAPACITY: u32 = 262_144;
 
-/// Key of the answers map: the question as the daemon compiled it.
+// ---------------------------------------------------------------------------------------------
+// The answer store: name records and the answers they point at.
+//
+// A query's name is looked up once, in the NAMES map of its length class; the record lists the
+// answers held for that name as (QTYPE, variant, answer id) slots. The id names an answer in
+// the ANSWERS map of its size class. Two levels instead of one (name, type) -> answer map: a
+// name costs one small key instead of one 260-byte key per type, answers shared by many names
+// (NODATA, NXDOMAIN, referrals) are stored once, and a change to such a shared answer (a new
+// SOA serial) rewrites one entry instead of every name's.
+// ---------------------------------------------------------------------------------------------
+
+/// Name bytes of the keys of each NAMES map (a key is the name plus a 4-byte part number, so
+/// keys are 32, 64, 128 and 260 bytes). A name is looked up in the smallest class it fits.
+pub const NAME_CLASSES: [usize; 4] = [28, 60, 124, 256];
+/// Longest name the kernel answers for.
+pub const MAX_KERNEL_NAME: usize = NAME_CLASSES[NAME_CLASSES.len() - 1];
+pub const MAP_NAMES: [&str; 4] = ["NAMES28", "NAMES60", "NAMES124", "NAMES256"];
+
+/// Key of a NAMES map: the lowercased wire name zero-padded to `N`, then which part of the
+/// name's record this is (0, then 1.. for names with more slots than one record holds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NameKey<const N: usize> {
+    pub name: [u8; N],
+    pub part: u32,
+}
+
+/// Slots in one record part; a name with more chains parts (`RECORD_MORE`), at most
+/// `MAX_RECORD_PARTS` of them.
+pub const RECORD_SLOTS: usize = 8;
+pub const MAX_RECORD_PARTS: usize = 4;
+
+/// One answer a name holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// QTYPE in host order, or `QTYPE_DEFAULT`.
+    pub qtype: u16,
+    /// `KEY_VARIANT_*` bits.
+    pub variant: u16,
+    /// The answer: `ANSWER_PASS`, or an id whose top bits are its size class.
+    pub answer: u32,
+}
+const _: () = assert!(core::mem::size_of::<Slot>() == 8);
+
+/// `Slot::variant` of the unused slots of a record (a record always holds `RECORD_SLOTS`):
+/// no lookup asks for it.
+pub const SLOT_UNUSED: u16 = 0xffff;
+
+/// `Slot::answer` of a slot that is no answer: queries that reach it pass to the daemon.
+pub const ANSWER_PASS: u32 = 0;
+/// `Slot::answer >> ANSWER_CLASS_SHIFT` is the index into `ANSWER_CLASSES`.
+pub const ANSWER_CLASS_SHIFT: u32 = 29;
+
+/// Value of a NAMES map: one part of a name's record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameRecord {
+    /// `RECORD_*` bits.
+    pub flags: u16,
+    /// Slots in use, at most `RECORD_SLOTS`.
+    pub count: u16,
+    pub _pad: u32,
+    pub slots: [Slot; RECORD_SLOTS],
+}
+const _: () = assert!(core::mem::size_of::<NameRecord>() == 72);
+
+/// `NameRecord::flags`: part `part + 1` exists and holds more slots.
+pub const RECORD_MORE: u16 = 1 << 0;
+/// `NameRecord::flags`: the name's zone is signed (its existence marker, the
+/// (`QTYPE_DEFAULT`, `KEY_VARIANT_CHILD`) slot, carries `VALUE_FLAG_SIGNED`): DO=1 queries for
+/// names below it look for `KEY_VARIANT_CHILD | KEY_VARIANT_DO` answers.
+pub const RECORD_SIGNED: u16 = 1 << 1;
+/// `NameRecord::flags`: the name's answers for missing names below it (`KEY_VARIANT_CHILD`
+/// slots) did not all fit in its record: a type not found passes instead of taking the
+/// default.
+pub const RECORD_CHILD_PARTIAL: u16 = 1 << 2;
+
+/// Data bytes of the answers of each ANSWERS map: an `Answer<N>` element (plus the kernel's
+/// per-element header and the 4-byte id key) fits a 128, 192, 256, 512 or 2048-byte slab.
+pub const ANSWER_CLASSES: [usize; 5] = [44, 108, 172, 428, MAX_ANSWER_LEN];
+pub const MAP_ANSWERS: [&str; 5] = ["ANSWERS44", "ANSWERS108", "ANSWERS172", "ANSWERS428", "ANSWERS1008"];
+/// Each ANSWERS map holds `capacity / ANSWER_CLASS_SHARE[i]` entries (at least 1024): most
+/// answers are small.
+pub const ANSWER_CLASS_SHARE: [u32; 5] = [1, 2, 4, 8, 16];
+
+/// Key of the answers map: the question as the daemon compiled it (one record per name, one
+/// slot per question type and variant; see `Slot`).
 ///
 /// `name` is the qname in wire format, ASCII-lowercased (length octets are always < 0x40, so
 /// lowercasing every byte in 'A'..='Z' never touches them), terminated by the root label and
 /// zero-padded to `KEY_NAME_LEN`. Wire names are self-delimiting, so two different names never
-/// share a key and a lookup can never return another name's answer.
+/// share a key and a lookup can never return another name's answer. The XDP program keeps the
+/// query's key in its scratch space; the NAMES maps are keyed by its name's first bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
@@ -75,10 +163,13 @@ pub const MAX_WALK_STEPS: usize = 8;
 pub const VALUE_FLAG_SIGNED: u16 = 1 << 0;
 /// `AnswerValue::value_flags`: not an answer but a marker (the name exists, or the answer below
 /// it depends on the exact qname, e.g. NSEC3 proofs or DNAME substitution): pass to the daemon.
+/// In the maps a marker is a slot whose answer is `ANSWER_PASS`; the flag is its userspace form.
 pub const VALUE_FLAG_PASS: u16 = 1 << 1;
 
-/// Value of the answers map: a response rendered by the daemon's encoder, minus the parts that
-/// depend on the query (ID, RD and CD bits, the question bytes, the OPT record).
+/// A response rendered by the daemon's encoder, minus the parts that depend on the query (ID,
+/// RD and CD bits, the question bytes, the OPT record), with room for `N` bytes of data. The
+/// ANSWERS maps hold `Answer<ANSWER_CLASSES[i]>`; the XDP program copies the one it serves into
+/// its scratch space as an `AnswerValue`, whose layout every class shares up to its data.
 ///
 /// The XDP program builds the reply as: header (ID from the query, `flags` | query's RD/CD,
 /// QDCOUNT=1, counts from here, ARCOUNT + 1 when the query had an OPT), the question exactly as
@@ -87,14 +178,14 @@ pub const VALUE_FLAG_PASS: u16 = 1 << 1;
 /// or into `data` itself, so they stay valid for any query whose qname has the same length.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct AnswerValue {
+pub struct Answer<const N: usize> {
     /// Header flags word (host order) with QR=1 and AA/RCODE as the daemon decided; RD=CD=0.
     pub flags: u16,
     /// ANCOUNT, NSCOUNT and ARCOUNT (ARCOUNT without the OPT record) of the rendered response.
     pub ancount: u16,
     pub nscount: u16,
     pub arcount: u16,
-    /// Valid bytes in `data`, at most `MAX_ANSWER_LEN`.
+    /// Valid bytes in `data`, at most `N`.
     pub data_len: u16,
     /// `VALUE_FLAG_*` bits.
     pub value_flags: u16,
@@ -103,14 +194,20 @@ pub struct AnswerValue {
     /// Lets the XDP program fix the UDP checksum without reading the answer bytes again.
     pub data_csum: u16,
     pub _pad: u16,
-    pub data: [u8; MAX_ANSWER_LEN],
     /// The response's rate-limiting key (`rrl_key`): its kind in the top 4 bits, a hash of the
     /// name it is limited under (qname, zone or delegation) in the rest. The daemon computes it
     /// with the same function its own limiter uses; 0 (unclassified) is safe: such answers share
     /// one budget per client prefix.
     pub rrl_key: u32,
+    pub data: [u8; N],
 }
-const _: () = assert!(core::mem::size_of::<AnswerValue>() == 1028);
+
+/// The largest answer, as the XDP program works on it.
+pub type AnswerValue = Answer<MAX_ANSWER_LEN>;
+/// Bytes of an `Answer<N>` before its data.
+pub const ANSWER_HEAD_LEN: usize = 20;
+const _: () = assert!(core::mem::size_of::<AnswerValue>() == ANSWER_HEAD_LEN + MAX_ANSWER_LEN);
+const _: () = assert!(core::mem::size_of::<Answer<44>>() == 64);
 
 /// Single entry (index 0) of the config array map, written by the daemon before attaching.
 #[repr(C)]
@@ -156,8 +253,15 @@ pub struct Scratch {
     /// The lowercased qname again, followed by at least 256 zero bytes that are never written:
     /// a suffix of the name copied out from any label offset comes out zero-padded, as keys are.
     pub walk_name: [u8; 2 * KEY_NAME_LEN],
+    /// The answer being served, copied out of its ANSWERS map (whatever its size class).
+    pub answer: AnswerValue,
+    /// The id of that answer, as the lookup found it in a name's record.
+    pub answer_id: u32,
+    /// The record part being searched, copied out of its NAMES map (one type for the
+    /// verifier, whichever length class it came from).
+    pub record: NameRecord,
 }
-const _: () = assert!(core::mem::size_of::<Scratch>() == 576 + 260 + 512);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 576 + 260 + 512 + 1028 + 4 + 72);
 
 /// A SHADOW_RING record: the first `SHADOW_RECORD_LEN` bytes of `Scratch`, everything up to and
 /// including `shadow` (the lookup's working space after it is not sent).
@@ -333,7 +437,7 @@ pub mod stat {
     pub const PASS_QCLASS: u32 = 15;
     /// Additional record that is not a well-formed OPT ending the message, or EDNS version > 0.
     pub const PASS_EDNS: u32 = 16;
-    /// No answer for (qname, qtype) in the map.
+    /// No answer for (qname, qtype) in the maps (or a qname longer than `MAX_KERNEL_NAME`).
     pub const PASS_MISS: u32 = 17;
     /// The answer would not fit the client's UDP payload size: the daemon truncates.
     pub const PASS_TOO_BIG: u32 = 18;
@@ -388,8 +492,12 @@ mod pod {
     // SAFETY: plain `#[repr(C)]` data with no padding holes (sizes asserted above), valid for any
     // bit pattern.
     unsafe impl aya::Pod for super::AnswerKey {}
+    // SAFETY: as above (every field is naturally aligned; sizes are multiples of 4).
+    unsafe impl<const N: usize> aya::Pod for super::Answer<N> {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::AnswerValue {}
+    unsafe impl<const N: usize> aya::Pod for super::NameKey<N> {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::NameRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::XdpConfig {}
     // SAFETY: as above.

@@ -17,7 +17,7 @@ mod shadow;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use dns_xdp_common::{MAX_ANSWER_LEN, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat};
+use dns_xdp_common::{ANSWER_PASS, MAX_ANSWER_LEN, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat};
 
 /// How a packet leaves the program when it is not answered.
 #[derive(Clone, Copy)]
@@ -99,26 +99,26 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     let scratch = maps::scratch().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
     let query = dns::parse(ctx, &frame, scratch)?;
 
-    // Finds the key: the query's own, its name's type-independent answer, or its closest
-    // encloser's answer for missing names below it. The daemon chose what each key holds.
-    // Most queries hit their own key (variant 0): one lookup, no key copy. DO=1 queries look
-    // for their DO variant first, so they always go through resolve.
-    // SAFETY: `scratch` is the per-CPU SCRATCH value; dns::parse left a complete key in it.
-    let exact = if query.dnssec_ok { None } else { maps::answer(unsafe { &(*scratch).key }) };
-    let value = match exact {
-        Some(value) => value,
-        None => {
-            match resolve::resolve(scratch, query.dnssec_ok as u32) {
-                resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
-                resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
-                resolve::FOUND_EXACT => {}
-                reason => return Err(Exit::Pass(reason)),
-            }
-            // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the key it found in it.
-            maps::answer(unsafe { &(*scratch).found }).ok_or(Exit::Pass(stat::PASS_MISS))?
-        }
-    };
+    // Finds the answer: the query's own, its name's type-independent one, or its closest
+    // encloser's answer for missing names below it. The daemon chose what each name holds.
+    match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
+        resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+        resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+        resolve::FOUND_EXACT => {}
+        reason => return Err(Exit::Pass(reason)),
+    }
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the answer's id in it.
+    let (answer_id, answer) = unsafe { ((*scratch).answer_id, &raw mut (*scratch).answer) };
     // Markers are not answers: the daemon decides (exists but not installed, qname-dependent).
+    if answer_id == ANSWER_PASS {
+        return Err(Exit::Pass(stat::PASS_MARKER));
+    }
+    // Gone meanwhile (a refresh freed it after the record was read): the daemon answers.
+    if !maps::load_answer(answer_id, answer) {
+        return Err(Exit::Pass(stat::PASS_MISS));
+    }
+    // SAFETY: as above; load_answer filled it.
+    let value = unsafe { &*answer };
     if value.value_flags & VALUE_FLAG_PASS != 0 {
         return Err(Exit::Pass(stat::PASS_MARKER));
     }

@@ -1,19 +1,50 @@
-//! The maps named in the ABI (`dns_xdp_common::MAP_*`). Userspace fills ANSWERS and CONFIG.
+//! The maps named in the ABI (`dns_xdp_common::MAP_*`). Userspace fills the NAMES and ANSWERS
+//! maps and CONFIG.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
+    helpers::generated::bpf_probe_read_kernel,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_xdp_common::{
-    ANSWERS_CAPACITY, AnswerKey, AnswerValue, RRL_ALLOW_CAPACITY, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket,
-    RrlConfig, RrlKey, SHADOW_RING_BYTES, Scratch, XdpConfig, stat,
+    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, NAME_CLASSES, NameKey, NameRecord, RRL_ALLOW_CAPACITY,
+    RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey, SHADOW_RING_BYTES, Scratch, XdpConfig, stat,
 };
 
-/// Precompiled answers. `BPF_F_NO_PREALLOC`: an update allocates a new element and frees the old
-/// one after an RCU grace period, so a reader never sees a value half-replaced by userspace.
+// Name records, one map per name length class (NAME_CLASSES), and answers, one map per size
+// class (ANSWER_CLASSES). Userspace sizes them at load time (`--answers-capacity`).
+//
+// `BPF_F_NO_PREALLOC`: an update allocates a new element and frees the old one after an RCU
+// grace period, so a reader never sees a value half-replaced by userspace. Answers are never
+// rewritten under the same id except the shared negative answers, which are replaced whole.
+
 #[map]
-pub static ANSWERS: HashMap<AnswerKey, AnswerValue> =
+pub static NAMES28: HashMap<NameKey<28>, NameRecord> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static NAMES60: HashMap<NameKey<60>, NameRecord> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static NAMES124: HashMap<NameKey<124>, NameRecord> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static NAMES256: HashMap<NameKey<256>, NameRecord> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+
+#[map]
+pub static ANSWERS44: HashMap<u32, Answer<44>> = HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static ANSWERS108: HashMap<u32, Answer<108>> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static ANSWERS172: HashMap<u32, Answer<172>> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static ANSWERS428: HashMap<u32, Answer<428>> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+#[map]
+pub static ANSWERS1008: HashMap<u32, AnswerValue> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 
 #[map]
@@ -58,10 +89,84 @@ pub fn scratch() -> Option<*mut Scratch> {
     SCRATCH.get_ptr_mut(0)
 }
 
-/// The answer for the key in `scratch`, if any.
+/// Copies the record part whose key starts at `key` (a name of `len` bytes zero-padded to its
+/// class size, followed by the part number) into `dst`; false if there is none. `key` must
+/// point into a map value (the per-CPU scratch) with at least 256 readable bytes. A copy,
+/// not a pointer: a pointer's type would be one of four maps, and the verifier would walk
+/// everything after once per map.
 #[inline(always)]
-pub fn answer(key: &AnswerKey) -> Option<&'static AnswerValue> {
-    // SAFETY: ANSWERS is BPF_F_NO_PREALLOC, so the element stays whole and alive for this RCU
-    // read section even if userspace replaces or deletes it meanwhile.
-    unsafe { ANSWERS.get(key) }
+pub fn record(key: *const u8, len: usize, dst: *mut NameRecord) -> bool {
+    // SAFETY: the maps are BPF_F_NO_PREALLOC, so an element stays whole and alive for this RCU
+    // read section even if userspace replaces or deletes it meanwhile. The key casts read the
+    // class's key size from `key`, within the 256 bytes the caller guarantees; `dst` holds a
+    // NameRecord.
+    unsafe {
+        let found = if len <= NAME_CLASSES[0] {
+            NAMES28.get(&*key.cast::<NameKey<28>>())
+        } else if len <= NAME_CLASSES[1] {
+            NAMES60.get(&*key.cast::<NameKey<60>>())
+        } else if len <= NAME_CLASSES[2] {
+            NAMES124.get(&*key.cast::<NameKey<124>>())
+        } else if len <= NAME_CLASSES[3] {
+            NAMES256.get(&*key.cast::<NameKey<256>>())
+        } else {
+            None
+        };
+        match found {
+            Some(r) => {
+                bpf_probe_read_kernel(
+                    dst.cast(),
+                    core::mem::size_of::<NameRecord>() as u32,
+                    (r as *const NameRecord).cast(),
+                ) == 0
+            }
+            None => false,
+        }
+    }
+}
+
+/// The byte offset of the part number in a key for a name of `len` bytes (its class size).
+#[inline(always)]
+pub fn part_offset(len: usize) -> usize {
+    if len <= NAME_CLASSES[0] {
+        NAME_CLASSES[0]
+    } else if len <= NAME_CLASSES[1] {
+        NAME_CLASSES[1]
+    } else if len <= NAME_CLASSES[2] {
+        NAME_CLASSES[2]
+    } else {
+        NAME_CLASSES[3]
+    }
+}
+
+/// Copies one answer of class `N` into `dst`; false if it is gone or claims more data than
+/// its class holds.
+#[inline(always)]
+fn copy<const N: usize>(found: Option<&Answer<N>>, dst: *mut AnswerValue) -> bool {
+    let Some(answer) = found else { return false };
+    if answer.data_len as usize > N {
+        return false;
+    }
+    // SAFETY: `dst` is the scratch answer (an Answer<MAX_ANSWER_LEN>, N <= MAX_ANSWER_LEN) and
+    // `answer` a live map element of size_of::<Answer<N>>() bytes; both layouts agree up to N.
+    unsafe {
+        bpf_probe_read_kernel(dst.cast(), core::mem::size_of::<Answer<N>>() as u32, (answer as *const Answer<N>).cast())
+            == 0
+    }
+}
+
+/// Copies the answer `id` names into `dst` (the scratch answer); false if there is none.
+#[inline(always)]
+pub fn load_answer(id: u32, dst: *mut AnswerValue) -> bool {
+    // SAFETY: as in `record`.
+    unsafe {
+        match id >> ANSWER_CLASS_SHIFT {
+            0 => copy(ANSWERS44.get(&id), dst),
+            1 => copy(ANSWERS108.get(&id), dst),
+            2 => copy(ANSWERS172.get(&id), dst),
+            3 => copy(ANSWERS428.get(&id), dst),
+            4 => copy(ANSWERS1008.get(&id), dst),
+            _ => false,
+        }
+    }
 }

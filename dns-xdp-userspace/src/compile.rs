@@ -20,8 +20,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_WALK_STEPS,
-    QTYPE_DEFAULT, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+    AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_KERNEL_NAME,
+    MAX_WALK_STEPS, QTYPE_DEFAULT, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
 };
 
 use crate::answer;
@@ -52,25 +52,121 @@ pub fn is_meta(qtype: u16) -> bool {
     (128..=255).contains(&qtype)
 }
 
-/// Compiles the kernel's view of `zones`.
+/// One name's compiled answers: (QTYPE, variant, answer) slots, markers as `pass_value`s.
+pub type NameSlots = Vec<(u16, u16, AnswerValue)>;
+
+/// Compiles the kernel's view of `zones` into one map (tests, small sets).
 pub fn compile(zones: &ZoneSet, our_payload: u16) -> Entries {
     let mut entries = Entries::new();
-    for zone in zones.iter() {
+    compile_each(zones, our_payload, |name, slots| {
+        for (qtype, variant, value) in slots {
+            entries.insert(key_variant(name.as_wire(), qtype, variant), value);
+        }
+    });
+    entries
+}
+
+/// What the compiler needs to know about a zone beyond one name.
+struct ZoneContext {
+    /// Names with at least one child node.
+    parents: HashSet<Name>,
+    /// Every type held somewhere in the zone.
+    zone_types: Vec<u16>,
+}
+
+impl ZoneContext {
+    fn new(zone: &Zone) -> Self {
         let parents: HashSet<Name> = zone.nodes.keys().filter_map(Name::parent).collect();
         let mut zone_types: Vec<u16> = zone.nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
         zone_types.sort_unstable();
         zone_types.dedup();
-        for (name, node) in &zone.nodes {
-            // A deeper zone of ours answers for its apex and everything below it.
-            if !zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone)) {
-                continue;
-            }
-            let c = Compiler { zones, zone, zone_types: &zone_types, our_payload };
-            c.name(name, node, &mut entries);
-            c.below(name, parents.contains(name), &mut entries);
-        }
+        ZoneContext { parents, zone_types }
     }
-    entries
+}
+
+/// Compiles every name of `zones` the kernel may hold, handing each name's slots to `each`
+/// (names a deeper zone of ours owns are compiled with that zone; names too long for the
+/// kernel's keys are left out, so their queries pass). Uses every core; `each` runs on the
+/// calling thread, in no particular order of names.
+pub fn compile_each(zones: &ZoneSet, our_payload: u16, mut each: impl FnMut(&Name, NameSlots)) {
+    const BATCH: usize = 512;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
+    for zone in zones.iter() {
+        let ctx = ZoneContext::new(zone);
+        let names: Vec<(&Name, &Node)> = zone
+            .nodes
+            .iter()
+            .filter(|(name, _)| name.as_wire().len() <= MAX_KERNEL_NAME)
+            .filter(|(name, _)| zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone)))
+            .collect();
+        let c = Compiler { zones, zone, zone_types: &ctx.zone_types, our_payload };
+        let compile_name = |name: &Name, node: &Node| {
+            let mut out = NameSlots::new();
+            c.name(name, node, &mut out);
+            c.below(name, ctx.parents.contains(name), &mut out);
+            out
+        };
+        if threads == 1 || names.len() < 4 * BATCH {
+            for (name, node) in names {
+                each(name, compile_name(name, node));
+            }
+            continue;
+        }
+        // Workers compile batches; this thread hands them to `each` as they come.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(&Name, NameSlots)>>(4 * threads);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (names, next, compile_name) = (&names, &next, &compile_name);
+                scope.spawn(move || {
+                    loop {
+                        let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if start >= names.len() {
+                            break;
+                        }
+                        let batch = names[start..(start + BATCH).min(names.len())]
+                            .iter()
+                            .map(|&(name, node)| (name, compile_name(name, node)))
+                            .collect();
+                        if tx.send(batch).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for batch in rx {
+                for (name, slots) in batch {
+                    each(name, slots);
+                }
+            }
+        });
+    }
+}
+
+/// Compiles only `names` (a change touching them): each name's slots, or no slots for a name
+/// that is gone, too long for the kernel, or owned by no zone of ours (the caller removes it).
+pub fn compile_names<'n>(
+    zones: &ZoneSet,
+    our_payload: u16,
+    names: impl IntoIterator<Item = &'n Name>,
+    mut each: impl FnMut(&Name, NameSlots),
+) {
+    let mut contexts: HashMap<Name, ZoneContext> = HashMap::new();
+    for name in names {
+        let found = zones.find(name).and_then(|zone| Some((zone, zone.nodes.get(name)?)));
+        let Some((zone, node)) = found.filter(|_| name.as_wire().len() <= MAX_KERNEL_NAME) else {
+            each(name, NameSlots::new());
+            continue;
+        };
+        let ctx = contexts.entry(zone.origin.clone()).or_insert_with(|| ZoneContext::new(zone));
+        let c = Compiler { zones, zone, zone_types: &ctx.zone_types, our_payload };
+        let mut out = NameSlots::new();
+        c.name(name, node, &mut out);
+        c.below(name, ctx.parents.contains(name), &mut out);
+        each(name, out);
+    }
 }
 
 struct Compiler<'a> {
@@ -111,7 +207,7 @@ impl Compiler<'_> {
     }
 
     /// The name's own answers.
-    fn name(&self, name: &Name, node: &Node, entries: &mut Entries) {
+    fn name(&self, name: &Name, node: &Node, out: &mut NameSlots) {
         let qtypes = self.qtypes(node);
         let mut explicit: HashSet<u16> = HashSet::new();
         for &dnssec in self.variants() {
@@ -133,10 +229,10 @@ impl Compiler<'_> {
                 explicit.insert(qtype);
                 // Not servable while the default would be: a marker keeps the kernel off it.
                 let value = value.unwrap_or_else(|| self.marker(dnssec));
-                entries.insert(key_variant(wire, qtype, variant), value);
+                out.push((qtype, variant, value));
             }
             if let Some(d) = default {
-                entries.insert(key_variant(wire, QTYPE_DEFAULT, variant), d);
+                out.push((QTYPE_DEFAULT, variant, d));
             }
         }
     }
@@ -144,8 +240,7 @@ impl Compiler<'_> {
     /// The answers for missing names below `name` (which exists): its CHILD keys. The plain
     /// default CHILD key is always written (as a pass marker if need be): it is the existence
     /// mark the kernel's walk stops at.
-    fn below(&self, name: &Name, has_children: bool, entries: &mut Entries) {
-        let wire = name.as_wire();
+    fn below(&self, name: &Name, has_children: bool, out: &mut NameSlots) {
         let samples: Vec<Name> = SAMPLE_LABELS.iter().filter_map(|l| name.prepend(&l[1..])).collect();
         // A qname the walk reaches here is at most MAX_WALK_STEPS labels below; no sample may
         // exist (it would be answered as itself), and both must fit in a name.
@@ -168,7 +263,7 @@ impl Compiler<'_> {
                 if qtype == QTYPE_DEFAULT {
                     let v = value.unwrap_or_else(|| self.marker(dnssec));
                     default = Some(v);
-                    entries.insert(key_variant(wire, qtype, variant), v);
+                    out.push((qtype, variant, v));
                     continue;
                 }
                 let needed = is_meta(qtype) || match (&value, &default) {
@@ -176,7 +271,7 @@ impl Compiler<'_> {
                     _ => true,
                 };
                 if needed {
-                    entries.insert(key_variant(wire, qtype, variant), value.unwrap_or_else(|| self.marker(dnssec)));
+                    out.push((qtype, variant, value.unwrap_or_else(|| self.marker(dnssec))));
                 }
             }
         }
@@ -257,6 +352,10 @@ pub fn compile_one(zones: &ZoneSet, qname: &[u8], qtype: u16, dnssec: bool, valu
 /// installed value the kernel serves for this query, if any (before its size and DO checks).
 /// `qname` is lowercase wire format.
 pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool) -> Option<&'e AnswerValue> {
+    // The kernel's name keys stop there; longer names always pass.
+    if qname.len() > MAX_KERNEL_NAME {
+        return None;
+    }
     let get = |name: &[u8], t: u16, v: u16| entries.get(&key_variant(name, t, v));
     let d = if dnssec { KEY_VARIANT_DO } else { 0 };
     let meta = is_meta(qtype);

@@ -7,13 +7,14 @@
 //! are installed all together or not at all. A name without its own answers then meets its
 //! own marker in the kernel's walk and passes to the daemon, never an ancestor's NXDOMAIN.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use dns_xdp_common::{KEY_NAME_LEN, KEY_VARIANT_CHILD};
+use dns_xdp_common::KEY_NAME_LEN;
 
-use crate::compile::Entries;
+use crate::name::Name;
+use crate::zone::ZoneSet;
 
 type KeyName = [u8; KEY_NAME_LEN];
 
@@ -56,97 +57,77 @@ pub fn take_demand() -> HashMap<KeyName, u64> {
     now
 }
 
-/// What `select` chose.
-pub struct Selection {
-    pub entries: Entries,
-    /// Names whose answers are left out.
-    pub left_out: usize,
-}
-
-/// Chooses at most `capacity` entries of `all`: every CHILD key, then whole names by demand
-/// (names installed now keep their place on ties, so the set does not churn), shortest names
-/// first when nothing is known. `None` when the CHILD keys alone do not fit: then nothing can
-/// be served safely and the caller installs nothing.
-pub fn select(all: &Entries, capacity: usize, demand: &HashMap<KeyName, u64>, installed: &Entries) -> Option<Selection> {
-    if all.len() <= capacity {
-        return Some(Selection { entries: all.clone(), left_out: 0 });
-    }
-    let mut entries = Entries::new();
-    let mut names: HashMap<KeyName, usize> = HashMap::new();
-    for (key, value) in all {
-        if key.variant & KEY_VARIANT_CHILD != 0 {
-            entries.insert(*key, *value);
-        } else {
-            *names.entry(key.name).or_default() += 1;
-        }
-    }
-    if entries.len() > capacity {
-        return None;
-    }
-    let is_installed: std::collections::HashSet<KeyName> = installed.keys().map(|k| k.name).collect();
-    let mut ranked: Vec<(KeyName, usize)> = names.into_iter().collect();
-    ranked.sort_by_key(|(name, _)| {
-        let len = name.iter().rposition(|&b| b != 0).unwrap_or(0);
-        (std::cmp::Reverse(demand.get(name).copied().unwrap_or(0)), !is_installed.contains(name), len, *name)
+/// The names left out of the kernel when `zones` have more than `capacity`: the hottest
+/// `capacity` names keep their own answers (names installed now keep their place on ties, so
+/// the set does not churn; shortest names first when nothing is known), the rest are returned.
+pub fn select_cold(
+    zones: &ZoneSet,
+    capacity: usize,
+    demand: &HashMap<KeyName, u64>,
+    hot_now: &dyn Fn(&Name) -> bool,
+) -> HashSet<Name> {
+    let mut ranked: Vec<(&Name, u64, bool)> = zones
+        .iter()
+        .flat_map(|z| z.nodes.keys())
+        .map(|name| {
+            let mut key = [0u8; KEY_NAME_LEN];
+            let wire = name.as_wire();
+            key[..wire.len()].copy_from_slice(wire);
+            (name, demand.get(&key).copied().unwrap_or(0), hot_now(name))
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.as_wire().len().cmp(&b.0.as_wire().len())).then(a.0.cmp(b.0))
     });
-    let mut chosen = std::collections::HashSet::new();
-    let mut room = capacity - entries.len();
-    let mut left_out = 0;
-    for (name, count) in ranked {
-        if count <= room {
-            room -= count;
-            chosen.insert(name);
-        } else {
-            left_out += 1;
-        }
-    }
-    for (key, value) in all {
-        if key.variant & KEY_VARIANT_CHILD == 0 && chosen.contains(&key.name) {
-            entries.insert(*key, *value);
-        }
-    }
-    Some(Selection { entries, left_out })
+    ranked.into_iter().skip(capacity).map(|(name, _, _)| name.clone()).collect()
 }
 
-/// Counts names that entered and left the map between two installed sets.
-pub fn count_moves(before: &Entries, after: &Entries) {
-    let names = |e: &Entries| -> std::collections::HashSet<KeyName> {
-        e.keys().filter(|k| k.variant & KEY_VARIANT_CHILD == 0).map(|k| k.name).collect()
-    };
-    let (b, a) = (names(before), names(after));
-    PROMOTIONS.fetch_add(a.difference(&b).count() as u64, Relaxed);
-    EVICTIONS.fetch_add(b.difference(&a).count() as u64, Relaxed);
+/// Counts names that entered and left the kernel's hot set.
+pub fn count_moves(promoted: usize, evicted: usize) {
+    PROMOTIONS.fetch_add(promoted as u64, Relaxed);
+    EVICTIONS.fetch_add(evicted as u64, Relaxed);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::compile::{compile, resolve};
-    use crate::name::Name;
+    use dns_xdp_common::KEY_VARIANT_CHILD;
 
     #[test]
     fn hot_names_win_and_cold_names_pass_instead_of_nxdomain() {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let (zones, _) = crate::load_zones(&[root.join("testdata/zones/xdp.test.zone")]).expect("zone loads");
         let all = compile(&zones, 1232);
-        let child = all.keys().filter(|k| k.variant & KEY_VARIANT_CHILD != 0).count();
         let hot = Name::from_text("v6.xdp.test").unwrap();
-        let cold = Name::from_text("mixed.xdp.test").unwrap();
+        let cold_name = Name::from_text("mixed.xdp.test").unwrap();
         let mut demand = HashMap::new();
         let mut key = [0u8; KEY_NAME_LEN];
         key[..hot.as_wire().len()].copy_from_slice(hot.as_wire());
         demand.insert(key, 100);
-        let picked = select(&all, child + 4, &demand, &Entries::new()).expect("CHILD keys fit");
-        assert!(picked.entries.len() <= child + 4);
-        assert!(picked.left_out > 0);
-        assert!(resolve(&picked.entries, hot.as_wire(), 28, false).is_some(), "the hot name is served");
+        let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
+        let cold = select_cold(&zones, 4, &demand, &|_| false);
+        assert_eq!(cold.len(), names - 4);
+        assert!(!cold.contains(&hot), "the hot name keeps its answers");
+        // What the store installs for cold names: their CHILD slots only.
+        let picked: crate::compile::Entries = all
+            .iter()
+            .filter(|(k, _)| {
+                let name = Name::from_wire(&k.name[..crate::name::wire_name_len(&k.name).unwrap()]).unwrap();
+                !cold.contains(&name) || k.variant & KEY_VARIANT_CHILD != 0
+            })
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        assert!(resolve(&picked, hot.as_wire(), 28, false).is_some(), "the hot name is served");
         // The cold name is not installed: the walk stops at its own marker (pass), not at the
         // apex's NXDOMAIN.
-        assert!(resolve(&picked.entries, cold.as_wire(), 1, false).is_none(), "a cold name passes");
-        assert!(resolve(&all, cold.as_wire(), 1, false).is_some());
+        assert!(resolve(&picked, cold_name.as_wire(), 1, false).is_none(), "a cold name passes");
+        assert!(resolve(&all, cold_name.as_wire(), 1, false).is_some());
         // Missing names are still answered from the kernel.
         let missing = Name::from_text("nothing-here.xdp.test").unwrap();
-        assert!(resolve(&picked.entries, missing.as_wire(), 1, false).is_some());
-        assert!(select(&all, child - 1, &demand, &Entries::new()).is_none(), "CHILD keys must fit");
+        assert!(resolve(&picked, missing.as_wire(), 1, false).is_some());
+        // Installed names win ties.
+        let sticky = select_cold(&zones, 1, &HashMap::new(), &|n| *n == cold_name);
+        assert!(!sticky.contains(&cold_name));
     }
 }

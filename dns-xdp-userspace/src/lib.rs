@@ -23,6 +23,7 @@ pub mod rrl;
 pub mod shadow;
 pub mod slowpath;
 pub mod state;
+pub mod store;
 pub mod wire;
 pub mod zone;
 

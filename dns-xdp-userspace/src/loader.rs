@@ -9,13 +9,18 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{Xdp, XdpMode};
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, MAP_ANSWERS, MAP_CONFIG, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG, MAP_SHADOW_RING,
-    MAP_STATS, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch, XdpConfig, stat,
+    ANSWER_CLASS_SHARE, MAP_ANSWERS, MAP_CONFIG, MAP_NAMES, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG,
+    MAP_SHADOW_RING, MAP_STATS, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch,
+    XdpConfig, stat,
 };
 
-use crate::compile::{Entries, same_value};
+use crate::compile::Entries;
 use crate::config::XdpModeChoice;
+use crate::name::Name;
 use crate::rrl::RrlSettings;
+pub use crate::store::Diff;
+use crate::store::{Maps, Store};
+use crate::zone::ZoneSet;
 
 /// Name of the do-nothing program in the object (test beds attach it to veth peers).
 pub const PASS_PROG_NAME: &str = "xdp_pass";
@@ -23,7 +28,8 @@ pub const PASS_PROG_NAME: &str = "xdp_pass";
 /// The loaded program and the maps the daemon writes.
 pub struct XdpProgram {
     ebpf: Ebpf,
-    answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
+    /// The answer store; `None` once handed to a writer (`answers_writer`).
+    store: Option<Store>,
     config: Array<MapData, XdpConfig>,
     /// What CONFIG holds, so one setting changes without touching the others.
     config_value: XdpConfig,
@@ -34,21 +40,12 @@ pub struct XdpProgram {
     allow_installed: HashSet<(u32, [u8; RRL_ALLOW_KEY_LEN])>,
     /// Each bucket's limited count at the last scan, to tell which limited since.
     limited_seen: HashMap<RrlKey, u64>,
-    /// What the answers map holds now, so a recompile writes only the difference.
-    installed: Entries,
-    /// Most entries the answers map holds (`--answers-capacity`).
+    /// Most names whose own answers the kernel holds (`--answers-capacity`); the others keep
+    /// only their existence marker (hot set).
     capacity: usize,
-    /// Everything compiled, kept only while it exceeds `capacity` (for rebalancing).
-    compiled: Option<Entries>,
+    /// Names left to the daemon now, for the hot set.
+    cold: std::collections::HashSet<Name>,
     attached: Vec<String>,
-}
-
-/// How many entries an update wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Diff {
-    pub added: usize,
-    pub changed: usize,
-    pub removed: usize,
 }
 
 /// The program's counters: the per-CPU STATS map, and the kernel's own run-time accounting.
@@ -99,17 +96,22 @@ impl XdpProgram {
     /// compiled, `apply` installs the hot set (see hotset.rs).
     pub fn load_with_capacity(dns_port: u16, edns_payload: u16, capacity: u32) -> anyhow::Result<(Self, Stats)> {
         raise_memlock_limit();
-        let mut ebpf = aya::EbpfLoader::new()
-            .map_max_entries(MAP_ANSWERS, capacity.max(1))
-            .load(crate::EBPF_OBJECT)
-            .context("loading the eBPF object (needs root or CAP_BPF)")?;
+        let capacity = capacity.max(1);
+        let mut loader = aya::EbpfLoader::new();
+        for name in MAP_NAMES {
+            loader.map_max_entries(name, capacity);
+        }
+        for (name, share) in MAP_ANSWERS.iter().zip(ANSWER_CLASS_SHARE) {
+            loader.map_max_entries(name, (capacity / share).max(1024));
+        }
+        let mut ebpf = loader.load(crate::EBPF_OBJECT).context("loading the eBPF object (needs root or CAP_BPF)")?;
         let program: &mut Xdp = ebpf
             .program_mut(PROG_NAME)
             .context("eBPF object has no dns_xdp program")?
             .try_into()
             .context("dns_xdp is not an XDP program")?;
         program.load().context("the kernel verifier rejected the XDP program")?;
-        let answers = BpfHashMap::try_from(ebpf.take_map(MAP_ANSWERS).context("no ANSWERS map")?)?;
+        let store = Store::new(Maps::take(|name| ebpf.take_map(name))?);
         let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
         let counters = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
         let rrl_config = Array::try_from(ebpf.take_map(MAP_RRL_CONFIG).context("no RRL_CONFIG map")?)?;
@@ -121,7 +123,7 @@ impl XdpProgram {
         config.set(0, config_value, 0).context("writing CONFIG")?;
         let program = XdpProgram {
             ebpf,
-            answers,
+            store: Some(store),
             config,
             config_value,
             rrl_config,
@@ -129,9 +131,8 @@ impl XdpProgram {
             rrl_buckets,
             allow_installed: HashSet::new(),
             limited_seen: HashMap::new(),
-            installed: Entries::new(),
-            capacity: capacity.max(1) as usize,
-            compiled: None,
+            capacity: capacity as usize,
+            cold: Default::default(),
             attached: Vec::new(),
         };
         Ok((program, Stats { counters, program_id }))
@@ -220,65 +221,70 @@ impl XdpProgram {
         limiting
     }
 
-    /// Makes the answers map equal to `entries`, writing only what differs. Each write replaces
-    /// a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element under
-    /// RCU): a concurrent reader sees the old answer or the new one, never a mix.
-    ///
-    /// When `entries` exceed the map's capacity, installs the hot set (hotset::select): every
-    /// CHILD key, and whole names by demand; if even the CHILD keys do not fit, nothing (the
-    /// daemon answers everything).
+    fn store(&mut self) -> anyhow::Result<&mut Store> {
+        self.store.as_mut().context("the answer store was handed to a writer")
+    }
+
+    /// Makes the maps hold exactly `entries` (precompiled; tests and benchmarks), writing only
+    /// what differs.
     pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
-        if entries.len() <= self.capacity {
-            self.compiled = None;
-            return apply_entries(&mut self.answers, &mut self.installed, entries);
+        self.store()?.install_entries(&entries)
+    }
+
+    /// Compiles `zones` into the maps, writing only what differs from what they hold. When
+    /// the zones have more names than `--answers-capacity`, the hot set (hotset.rs) decides
+    /// which names keep their own answers in the kernel; every name keeps its existence
+    /// marker and the answers for missing names below it.
+    pub fn install(&mut self, zones: &ZoneSet, payload: u16) -> anyhow::Result<Diff> {
+        self.choose_cold(zones);
+        let cold = std::mem::take(&mut self.cold);
+        let result = self.store()?.install_all(zones, payload, &|n| cold.contains(n));
+        self.cold = cold;
+        result
+    }
+
+    /// Recompiles only `names` (the owners a change touched, their ancestors and the names
+    /// whose answers mention them) against `zones`, which must differ from the installed
+    /// version in those names alone.
+    pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name]) -> anyhow::Result<Diff> {
+        let cold = std::mem::take(&mut self.cold);
+        let result = self.store()?.install_names(zones, payload, names, &|n| cold.contains(n));
+        self.cold = cold;
+        result
+    }
+
+    fn choose_cold(&mut self, zones: &ZoneSet) {
+        let total: usize = zones.iter().map(|z| z.nodes.len()).sum();
+        if total <= self.capacity {
+            self.cold.clear();
+            return;
         }
-        self.compiled = Some(entries);
-        self.rebalance()
+        let demand = crate::hotset::take_demand();
+        let hot_now = |n: &Name| self.store.as_ref().is_some_and(|s| s.is_hot(n));
+        let cold = crate::hotset::select_cold(zones, self.capacity, &demand, &hot_now);
+        log::info!("XDP answers: {total} names, capacity {}: {} names left to the daemon", self.capacity, cold.len());
+        self.cold = cold;
     }
 
     /// Re-chooses the hot set from the demand sampled since the last call (promotions and
-    /// evictions); nothing to do while everything compiled fits.
-    pub fn rebalance(&mut self) -> anyhow::Result<Diff> {
-        let Some(all) = &self.compiled else { return Ok(Diff::default()) };
-        let demand = crate::hotset::take_demand();
-        let chosen = match crate::hotset::select(all, self.capacity, &demand, &self.installed) {
-            Some(sel) => {
-                log::info!(
-                    "XDP answers: {} compiled, capacity {}: {} names left to the daemon",
-                    all.len(),
-                    self.capacity,
-                    sel.left_out
-                );
-                sel.entries
-            }
-            None => {
-                log::error!(
-                    "XDP answers: {} compiled; capacity {} does not even hold every name's marker: the daemon answers everything",
-                    all.len(),
-                    self.capacity
-                );
-                Entries::new()
-            }
-        };
-        let before = self.installed.clone();
-        let diff = apply_entries(&mut self.answers, &mut self.installed, chosen);
-        crate::hotset::count_moves(&before, &self.installed);
-        diff
+    /// evictions) and recompiles the names that moved; nothing to do while every name fits.
+    pub fn rebalance(&mut self, zones: &ZoneSet, payload: u16) -> anyhow::Result<Diff> {
+        let total: usize = zones.iter().map(|z| z.nodes.len()).sum();
+        if total <= self.capacity && self.cold.is_empty() {
+            return Ok(Diff::default());
+        }
+        let before = std::mem::take(&mut self.cold);
+        self.choose_cold(zones);
+        let moved: Vec<Name> = before.symmetric_difference(&self.cold).cloned().collect();
+        let promoted = before.difference(&self.cold).count();
+        crate::hotset::count_moves(promoted, moved.len() - promoted);
+        self.install_names(zones, payload, &moved)
     }
 
-    /// A second handle on the ANSWERS map, holding what is installed now: for a writer on
-    /// another thread while this one keeps running the program (the refresh tests).
-    pub fn answers_writer(&self) -> anyhow::Result<AnswersWriter> {
-        let program: &Xdp = self.ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
-        let ids = program.info().context("reading the program's info")?.map_ids().context("reading its map ids")?;
-        for id in ids.unwrap_or_default() {
-            let data = MapData::from_id(id).context("opening a map of the program")?;
-            if data.info().ok().and_then(|i| i.name_as_str().map(|n| n == MAP_ANSWERS)) == Some(true) {
-                let map = BpfHashMap::try_from(aya::maps::Map::from_map_data(data)?)?;
-                return Ok(AnswersWriter { answers: map, installed: self.installed.clone() });
-            }
-        }
-        bail!("the program uses no ANSWERS map")
+    /// The answer store, taken out for a writer on another thread while this one keeps
+    /// running the program (the refresh tests).
+    pub fn answers_writer(&mut self) -> anyhow::Result<Store> {
+        self.store.take().context("the answer store was handed out already")
     }
 
     /// Runs the (loaded, not necessarily attached) program once on `frame` through
@@ -295,8 +301,15 @@ impl XdpProgram {
         Ok((result.return_value, out))
     }
 
-    pub fn entries(&self) -> usize {
-        self.installed.len()
+    /// Whether the kernel answers this query from its maps (before its size, DNSSEC and
+    /// rate-limit checks), as the installed records say; see `Store::lookup`.
+    pub fn kernel_answers(&self, qname: &[u8], qtype: u16, dnssec: bool) -> bool {
+        self.store.as_ref().and_then(|s| s.lookup(qname, qtype, dnssec)).is_some_and(|id| id != dns_xdp_common::ANSWER_PASS)
+    }
+
+    /// Entries in the answer maps: name records and distinct answers.
+    pub fn entries(&self) -> (usize, usize) {
+        self.store.as_ref().map_or((0, 0), |s| (s.names(), s.answers()))
     }
 
     pub fn attached(&self) -> &[String] {
@@ -330,89 +343,6 @@ impl ShadowRing {
         guard.clear_ready();
         Ok(())
     }
-}
-
-/// Writes the ANSWERS map of a loaded program (see `XdpProgram::answers_writer`).
-pub struct AnswersWriter {
-    answers: BpfHashMap<MapData, AnswerKey, AnswerValue>,
-    installed: Entries,
-}
-
-impl AnswersWriter {
-    /// As `XdpProgram::apply`, without a capacity limit.
-    pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
-        apply_entries(&mut self.answers, &mut self.installed, entries)
-    }
-}
-
-/// Makes `map` (holding `installed`) equal to `entries`, writing only what differs. Each write
-/// replaces a whole value (the map is `BPF_F_NO_PREALLOC`, so the kernel swaps in a new element
-/// under RCU): a concurrent reader sees the old answer or the new one, never a mix.
-///
-/// A query may read several keys (resolve.rs), so the writes are phased to keep every answer
-/// one version's answer while the diff is half applied:
-/// 1. every name with any changed key gets a pass marker as its existence mark (CHILD
-///    default key): queries walking through it pass, new names pass until they are complete;
-/// 2. changed and new answers, a type's own before a name's type-independent one (a query
-///    must not reach a new default while its type's new key is not in yet);
-/// 3. stale answers, type-independent first (the name's queries then pass at its marker);
-/// 4. the markers' real values, and the markers of names that are gone.
-fn apply_entries(
-    map: &mut BpfHashMap<MapData, AnswerKey, AnswerValue>,
-    installed: &mut Entries,
-    entries: Entries,
-) -> anyhow::Result<Diff> {
-    use dns_xdp_common::{KEY_VARIANT_CHILD, QTYPE_DEFAULT, VALUE_FLAG_PASS};
-    let is_marker = |k: &AnswerKey| k.variant == KEY_VARIANT_CHILD && k.qtype == QTYPE_DEFAULT;
-    let mut diff = Diff::default();
-    let mut writes: Vec<(&AnswerKey, &AnswerValue)> = Vec::new();
-    for (key, value) in &entries {
-        match installed.get(key) {
-            Some(old) if same_value(old, value) => continue,
-            Some(_) => diff.changed += 1,
-            None => diff.added += 1,
-        }
-        writes.push((key, value));
-    }
-    let stale: Vec<AnswerKey> = installed.keys().filter(|k| !entries.contains_key(*k)).copied().collect();
-    diff.removed = stale.len();
-    let dirty: HashSet<[u8; dns_xdp_common::KEY_NAME_LEN]> =
-        writes.iter().map(|(k, _)| k.name).chain(stale.iter().map(|k| k.name)).collect();
-
-    // 1. Pass markers.
-    for name in &dirty {
-        let marker = AnswerKey { name: *name, qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD };
-        let base = entries.get(&marker).or_else(|| installed.get(&marker));
-        let mut pass = base.copied().unwrap_or_else(|| crate::compile::pass_value(0));
-        pass.value_flags |= VALUE_FLAG_PASS;
-        pass.data_len = 0;
-        map.insert(marker, pass, 0).context("writing the ANSWERS map (is it full?)")?;
-    }
-    // 2. New and changed answers, types before defaults.
-    let mut answers: Vec<_> = writes.iter().filter(|(k, _)| !is_marker(k)).collect();
-    answers.sort_by_key(|(k, _)| k.qtype == QTYPE_DEFAULT);
-    for (key, value) in answers {
-        map.insert(*key, *value, 0).context("writing the ANSWERS map (is it full?)")?;
-    }
-    // 3. Stale answers, defaults first.
-    let mut gone: Vec<_> = stale.iter().filter(|k| !is_marker(k)).collect();
-    gone.sort_by_key(|k| k.qtype != QTYPE_DEFAULT);
-    for key in gone {
-        map.remove(key).context("removing from the ANSWERS map")?;
-    }
-    // 4. Markers: real values, or gone with their names.
-    for name in &dirty {
-        let marker = AnswerKey { name: *name, qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD };
-        match entries.get(&marker) {
-            Some(value) => map.insert(marker, value, 0).context("writing the ANSWERS map (is it full?)")?,
-            None => map.remove(&marker).or_else(|e| match e {
-                aya::maps::MapError::KeyNotFound => Ok(()),
-                e => Err(e),
-            }).context("removing from the ANSWERS map")?,
-        }
-    }
-    *installed = entries;
-    Ok(diff)
 }
 
 /// Attaches the do-nothing program to `iface` in native mode; detached when the value drops.

@@ -199,7 +199,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
                     limiting.extend(more);
                 }
                 // Promote the names the daemon answered most since the last tick (hot set).
-                if let Some(Err(err)) = publisher.with_xdp(|program| program.rebalance()) {
+                if let Some(Err(err)) = publisher.with_xdp(|program| program.rebalance(&state.zones.load(), state.edns_payload)) {
                     log::warn!("hot set: {err:#}");
                 }
                 limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);

@@ -35,7 +35,10 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     /// Reloads that found a zone's data changed under an unchanged serial.
     pub serial_unchanged: AtomicU64,
+    /// Name records in the kernel's NAMES maps.
     pub map_entries: AtomicU64,
+    /// Distinct answers in the kernel's ANSWERS maps.
+    pub answer_entries: AtomicU64,
     pub tcp_connections: AtomicU64,
     pub ready: AtomicBool,
 }
@@ -132,7 +135,8 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
         let _ = writeln!(out, "dnsxdp_zone_serial{{zone=\"{origin}\"}} {serial}");
     }
     out.push_str("# HELP dnsxdp_bpf_map_entries Entries installed in each BPF map.\n# TYPE dnsxdp_bpf_map_entries gauge\n");
-    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"answers\"}} {}", m.map_entries.load(Relaxed));
+    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"names\"}} {}", m.map_entries.load(Relaxed));
+    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"answers\"}} {}", m.answer_entries.load(Relaxed));
     out.push_str("# HELP dnsxdp_hotset_promotions_total Names whose answers entered the kernel's map because of demand (--answers-capacity).\n# TYPE dnsxdp_hotset_promotions_total counter\n");
     let _ = writeln!(out, "dnsxdp_hotset_promotions_total {}", crate::hotset::PROMOTIONS.load(Relaxed));
     out.push_str("# HELP dnsxdp_hotset_evictions_total Names whose answers left the kernel's map for hotter ones.\n# TYPE dnsxdp_hotset_evictions_total counter\n");

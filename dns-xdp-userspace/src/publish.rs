@@ -6,7 +6,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use crate::compile::compile;
 use crate::loader::XdpProgram;
 use crate::state::State;
 use crate::zone::ZoneSet;
@@ -50,17 +49,21 @@ impl Publisher {
     }
 }
 
-/// Compiles `zones` into the answers map.
+/// Compiles `zones` into the answer maps.
 pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
-    let entries = compile(zones, state.edns_payload);
-    let diff = program.apply(entries)?;
-    state.metrics.map_entries.store(program.entries() as u64, Relaxed);
+    let started = std::time::Instant::now();
+    let diff = program.install(zones, state.edns_payload)?;
+    let (names, answers) = program.entries();
+    state.metrics.map_entries.store(names as u64, Relaxed);
+    state.metrics.answer_entries.store(answers as u64, Relaxed);
     log::debug!(
-        "XDP answers map: {} entries ({} added, {} changed, {} removed)",
-        program.entries(),
+        "XDP answers: {names} names, {answers} answers ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
         diff.added,
         diff.changed,
-        diff.removed
+        diff.removed,
+        diff.answers_written,
+        diff.answers_freed,
+        started.elapsed()
     );
     Ok(())
 }

@@ -7,13 +7,16 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
+use dns_xdp::compile::Entries;
+use dns_xdp::store::{Maps, Store};
+
 use aya::{
     Ebpf, TestRun as _, TestRunOptions,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, MapData, PerCpuArray},
     programs::Xdp,
 };
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, KEY_NAME_LEN, MAP_ANSWERS, MAP_CONFIG, MAP_STATS, MAX_ANSWER_LEN,
+    AnswerKey, AnswerValue, KEY_NAME_LEN, MAP_CONFIG, MAP_STATS, MAX_ANSWER_LEN,
     PROG_NAME, XdpConfig, stat,
 };
 
@@ -27,7 +30,6 @@ const XDP_TX: u32 = 3;
 const VERIFIER_BUDGET: u32 = 500_000;
 
 struct Answer {
-    owner: String,
     key: AnswerKey,
     value: AnswerValue,
 }
@@ -142,9 +144,8 @@ fn parse_fixtures(text: &str) -> (Vec<Answer>, Vec<Case>) {
                     rrl_key: fields.get("rrl_key").map_or(0, |k| num(k) as u32),
                 };
                 value.data[..data.len()].copy_from_slice(&data);
-                let owner = get("owner").to_string();
-                let key = AnswerKey { name: key_name(&owner), qtype: num(get("qtype")) as u16, variant: 0 };
-                answers.push(Answer { owner, key, value });
+                let key = AnswerKey { name: key_name(get("owner")), qtype: num(get("qtype")) as u16, variant: 0 };
+                answers.push(Answer { key, value });
             }
             "[case]" => {
                 let action = action_by_name(get("action"));
@@ -214,6 +215,7 @@ fn pin_to_one_cpu() {
 
 struct Runner {
     ebpf: Ebpf,
+    store: Option<Store>,
 }
 
 impl Runner {
@@ -241,14 +243,15 @@ impl Runner {
             .expect("xdp_pass is not an XDP program");
         pass.load().unwrap_or_else(|e| panic!("verifier rejected xdp_pass: {e:?}"));
 
-        let mut runner = Runner { ebpf };
+        let mut runner = Runner { ebpf, store: None };
         runner.set_config(1);
-        let mut map: HashMap<_, AnswerKey, AnswerValue> =
-            HashMap::try_from(runner.ebpf.map_mut(MAP_ANSWERS).expect("no ANSWERS map")).expect("ANSWERS type");
-        for a in answers {
-            map.insert(a.key, a.value, 0)
-                .unwrap_or_else(|e| panic!("inserting the answer for {} {}: {e}", a.owner, a.key.qtype));
-        }
+        // The answers go in through the daemon's own store (name records, interned answers).
+        let maps = Maps::take(|name| runner.ebpf.take_map(name)).expect("the answer maps");
+        let mut store = Store::new(maps);
+        let entries: Entries = answers.iter().map(|a| (a.key, a.value)).collect();
+        assert_eq!(entries.len(), answers.len(), "two fixtures share a key");
+        store.install_entries(&entries).unwrap_or_else(|e| panic!("installing the fixtures' answers: {e:#}"));
+        runner.store = Some(store);
         runner
     }
 

@@ -1,0 +1,691 @@
+//! The kernel's answer store: name records in the NAMES maps, answers in the ANSWERS maps
+//! (dns-xdp-common explains the layout), and what the daemon remembers of them so an update
+//! writes only the difference.
+//!
+//! Answers are interned: one id per distinct answer, shared by every name that serves it.
+//! Positive answers are keyed by their bytes and never change under an id. Negative answers
+//! (NODATA and NXDOMAIN: no answer records, the zone's SOA alone in the authority section) are
+//! keyed by their bytes *without the SOA serial*, so a new serial rewrites the few shared
+//! negative answers of a zone in place instead of every name's record.
+//!
+//! Updates are phased so that every answer a query gets belongs to one version (see `commit`).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher as _, Hasher as _};
+
+use anyhow::Context as _;
+use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
+use dns_xdp_common::{
+    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES,
+    MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
+    RECORD_SLOTS,
+    SLOT_UNUSED, Slot, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+};
+
+use crate::compile::{self, Entries, NameSlots};
+use crate::name::Name;
+use crate::zone::ZoneSet;
+
+/// How many entries an update wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Diff {
+    /// Names whose record was added, changed or removed.
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    /// Answers written (new ones and rewritten shared negatives) and freed.
+    pub answers_written: usize,
+    pub answers_freed: usize,
+}
+
+/// A name's record as installed: its slots (ids resolved) and flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Installed {
+    slots: Box<[Slot]>,
+    flags: u16,
+    /// Generation of the full compile that last saw the name.
+    seen: u32,
+}
+
+impl Installed {
+    fn parts(&self) -> usize {
+        self.slots.len().div_ceil(RECORD_SLOTS).max(1)
+    }
+}
+
+/// One interned answer.
+#[derive(Clone, Debug)]
+struct Meta {
+    key: u128,
+    refs: u32,
+}
+
+/// A shared negative answer: its zone and its current bytes, to rewrite the serial.
+#[derive(Clone, Debug)]
+struct Negative {
+    zone: Name,
+    value: AnswerValue,
+    /// Offset in `value.data` of the SOA SERIAL.
+    serial_at: usize,
+}
+
+/// The NAMES and ANSWERS maps of one loaded program.
+pub struct Maps {
+    n28: BpfHashMap<MapData, NameKey<28>, NameRecord>,
+    n60: BpfHashMap<MapData, NameKey<60>, NameRecord>,
+    n124: BpfHashMap<MapData, NameKey<124>, NameRecord>,
+    n256: BpfHashMap<MapData, NameKey<256>, NameRecord>,
+    a44: BpfHashMap<MapData, u32, Answer<44>>,
+    a108: BpfHashMap<MapData, u32, Answer<108>>,
+    a172: BpfHashMap<MapData, u32, Answer<172>>,
+    a428: BpfHashMap<MapData, u32, Answer<428>>,
+    a1008: BpfHashMap<MapData, u32, AnswerValue>,
+}
+
+fn key<const N: usize>(name: &[u8], part: u32) -> NameKey<N> {
+    let mut k = NameKey { name: [0; N], part };
+    k.name[..name.len()].copy_from_slice(name);
+    k
+}
+
+fn sized<const N: usize>(v: &AnswerValue) -> Answer<N> {
+    let len = usize::from(v.data_len);
+    let mut a = Answer {
+        flags: v.flags,
+        ancount: v.ancount,
+        nscount: v.nscount,
+        arcount: v.arcount,
+        data_len: v.data_len,
+        value_flags: v.value_flags,
+        data_csum: v.data_csum,
+        _pad: 0,
+        rrl_key: v.rrl_key,
+        data: [0; N],
+    };
+    a.data[..len].copy_from_slice(&v.data[..len]);
+    a
+}
+
+fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
+    match r {
+        Err(MapError::KeyNotFound) => Ok(()),
+        r => r,
+    }
+}
+
+impl Maps {
+    /// Takes the maps out of `take` (by name), e.g. `|n| ebpf.take_map(n)`.
+    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
+        let mut get = |n: &str| take(n).with_context(|| format!("no {n} map in the eBPF object"));
+        Ok(Maps {
+            n28: BpfHashMap::try_from(get(MAP_NAMES[0])?)?,
+            n60: BpfHashMap::try_from(get(MAP_NAMES[1])?)?,
+            n124: BpfHashMap::try_from(get(MAP_NAMES[2])?)?,
+            n256: BpfHashMap::try_from(get(MAP_NAMES[3])?)?,
+            a44: BpfHashMap::try_from(get(MAP_ANSWERS[0])?)?,
+            a108: BpfHashMap::try_from(get(MAP_ANSWERS[1])?)?,
+            a172: BpfHashMap::try_from(get(MAP_ANSWERS[2])?)?,
+            a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
+            a1008: BpfHashMap::try_from(get(MAP_ANSWERS[4])?)?,
+        })
+    }
+
+    fn put_record(&mut self, name: &[u8], part: u32, rec: NameRecord) -> Result<(), MapError> {
+        match name.len() {
+            n if n <= NAME_CLASSES[0] => self.n28.insert(key(name, part), rec, 0),
+            n if n <= NAME_CLASSES[1] => self.n60.insert(key(name, part), rec, 0),
+            n if n <= NAME_CLASSES[2] => self.n124.insert(key(name, part), rec, 0),
+            _ => self.n256.insert(key(name, part), rec, 0),
+        }
+    }
+
+    fn del_record(&mut self, name: &[u8], part: u32) -> Result<(), MapError> {
+        ignore_missing(match name.len() {
+            n if n <= NAME_CLASSES[0] => self.n28.remove(&key(name, part)),
+            n if n <= NAME_CLASSES[1] => self.n60.remove(&key(name, part)),
+            n if n <= NAME_CLASSES[2] => self.n124.remove(&key(name, part)),
+            _ => self.n256.remove(&key(name, part)),
+        })
+    }
+
+    fn put_answer(&mut self, id: u32, v: &AnswerValue) -> Result<(), MapError> {
+        match id >> ANSWER_CLASS_SHIFT {
+            0 => self.a44.insert(id, sized::<44>(v), 0),
+            1 => self.a108.insert(id, sized::<108>(v), 0),
+            2 => self.a172.insert(id, sized::<172>(v), 0),
+            3 => self.a428.insert(id, sized::<428>(v), 0),
+            _ => self.a1008.insert(id, *v, 0),
+        }
+    }
+
+    fn del_answer(&mut self, id: u32) -> Result<(), MapError> {
+        ignore_missing(match id >> ANSWER_CLASS_SHIFT {
+            0 => self.a44.remove(&id),
+            1 => self.a108.remove(&id),
+            2 => self.a172.remove(&id),
+            3 => self.a428.remove(&id),
+            _ => self.a1008.remove(&id),
+        })
+    }
+}
+
+/// The size class of an answer with `len` data bytes.
+fn class_of(len: usize) -> u32 {
+    ANSWER_CLASSES.iter().position(|&n| len <= n).unwrap_or(ANSWER_CLASSES.len() - 1) as u32
+}
+
+/// Where the SOA SERIAL sits in a negative answer's data: the answer has no answer or
+/// additional records and one authority record, a SOA. `None` for every other answer.
+fn negative_serial_at(v: &AnswerValue) -> Option<usize> {
+    let rcode = v.flags & 0xf;
+    if v.ancount != 0 || v.nscount != 1 || v.arcount != 0 || !(rcode == 0 || rcode == 3) {
+        return None;
+    }
+    let data = &v.data[..usize::from(v.data_len)];
+    // The owner: labels, ending with the root or a compression pointer.
+    let mut at = 0;
+    loop {
+        let len = *data.get(at)? as usize;
+        if len & 0xc0 == 0xc0 {
+            at += 2;
+            break;
+        }
+        at += len + 1;
+        if len == 0 {
+            break;
+        }
+    }
+    let field = |o: usize| Some(u16::from_be_bytes([*data.get(at + o)?, *data.get(at + o + 1)?]));
+    if field(0)? != crate::zone::rtype::SOA {
+        return None;
+    }
+    let rdata_end = at + 10 + usize::from(field(8)?);
+    (rdata_end == data.len() && rdata_end >= at + 10 + 22).then(|| rdata_end - 20)
+}
+
+/// The store and its kernel maps.
+pub struct Store {
+    maps: Maps,
+    records: HashMap<Name, Installed>,
+    answers: HashMap<u32, Meta>,
+    index: HashMap<u128, u32>,
+    negatives: HashMap<u32, Negative>,
+    /// Each zone's serial as its negatives hold it.
+    serials: HashMap<Name, u32>,
+    next_seq: [u32; ANSWER_CLASSES.len()],
+    /// Bumped by every full compile (`Installed::seen`).
+    generation: u32,
+    hash_key: (u64, u64),
+}
+
+/// What one update will write, gathered before anything is written.
+#[derive(Default)]
+struct Plan {
+    /// Names with a new record (`Some`) or none any more (`None`).
+    changes: Vec<(Name, Option<Installed>)>,
+    /// Shared negatives whose bytes change (a new serial).
+    rewrites: Vec<(u32, AnswerValue)>,
+    /// Answers this update created (freed again if nothing references them).
+    created: Vec<u32>,
+}
+
+impl Store {
+    pub fn new(maps: Maps) -> Self {
+        let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+        Store {
+            maps,
+            records: HashMap::new(),
+            answers: HashMap::new(),
+            index: HashMap::new(),
+            negatives: HashMap::new(),
+            serials: HashMap::new(),
+            next_seq: [1; ANSWER_CLASSES.len()],
+            generation: 0,
+            hash_key: (random(), random()),
+        }
+    }
+
+    /// Names with a record installed.
+    pub fn names(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Distinct answers installed.
+    pub fn answers(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Whether `name` has its own answers installed (not only its existence marker).
+    pub fn is_hot(&self, name: &Name) -> bool {
+        self.records.get(name).is_some_and(|r| r.slots.iter().any(|s| s.variant & KEY_VARIANT_CHILD == 0))
+    }
+
+    fn hash(&self, kind: &[u8], zone: &[u8], v: &AnswerValue, serial_at: Option<usize>) -> u128 {
+        use siphasher::sip128::Hasher128 as _;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.hash_key.0, self.hash_key.1);
+        h.write(kind);
+        h.write(zone);
+        for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags] {
+            h.write_u16(word);
+        }
+        h.write_u32(v.rrl_key);
+        let data = &v.data[..usize::from(v.data_len)];
+        match serial_at {
+            Some(at) => {
+                h.write(&data[..at]);
+                h.write(&data[at + 4..]);
+            }
+            None => h.write(data),
+        }
+        h.finish128().as_u128()
+    }
+
+    /// The id serving `value` (a rendered answer of a name in `zone`), creating it (and writing
+    /// it to the kernel: nothing refers to a new id yet) if need be.
+    fn intern(&mut self, zone: &Name, value: &AnswerValue, plan: &mut Plan) -> anyhow::Result<u32> {
+        if value.value_flags & VALUE_FLAG_PASS != 0 {
+            return Ok(ANSWER_PASS);
+        }
+        let serial_at = negative_serial_at(value);
+        let key = match serial_at {
+            Some(_) => self.hash(b"neg", zone.as_wire(), value, serial_at),
+            None => self.hash(b"pos", &[], value, None),
+        };
+        if let Some(&id) = self.index.get(&key) {
+            if let Some(neg) = self.negatives.get_mut(&id) {
+                let (old, new) = (&neg.value.data[..usize::from(neg.value.data_len)], &value.data[..usize::from(value.data_len)]);
+                if old != new && !plan.rewrites.iter().any(|(i, _)| *i == id) {
+                    plan.rewrites.push((id, *value));
+                }
+            }
+            return Ok(id);
+        }
+        let class = class_of(usize::from(value.data_len));
+        let seq = self.next_seq[class as usize];
+        anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
+        self.next_seq[class as usize] = seq + 1;
+        let id = (class << ANSWER_CLASS_SHIFT) | seq;
+        self.maps.put_answer(id, value).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+        self.index.insert(key, id);
+        self.answers.insert(id, Meta { key, refs: 0 });
+        if let Some(serial_at) = serial_at {
+            self.negatives.insert(id, Negative { zone: zone.clone(), value: *value, serial_at });
+        }
+        plan.created.push(id);
+        Ok(id)
+    }
+
+    /// A name's record from its compiled slots.
+    fn prepare(&mut self, zone: &Name, slots: NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
+        let mut flags = 0;
+        let mut out = Vec::with_capacity(slots.len());
+        for (qtype, variant, value) in &slots {
+            if *qtype == QTYPE_DEFAULT && *variant == KEY_VARIANT_CHILD && value.value_flags & VALUE_FLAG_SIGNED != 0 {
+                flags |= RECORD_SIGNED;
+            }
+            out.push(Slot { qtype: *qtype, variant: *variant, answer: self.intern(zone, value, plan)? });
+        }
+        // The existence marker leads (the kernel's walk looks for it in part 0 only), then the
+        // answers for names below and the type-independent ones: most queries end in part 0.
+        out.sort_by_key(|s| {
+            let marker = s.qtype == QTYPE_DEFAULT && s.variant == KEY_VARIANT_CHILD;
+            (!marker, s.variant & KEY_VARIANT_CHILD == 0, s.qtype != QTYPE_DEFAULT, s.variant, s.qtype)
+        });
+        // What does not fit is left to the daemon. A type without a slot would fall back to the
+        // name's default, so such a name keeps none of its own answers (its queries pass at its
+        // marker), and if even the answers below it overflow, RECORD_CHILD_PARTIAL makes a type
+        // without a slot there pass too.
+        // The kernel's walk reads the answers for names below from part 0 only.
+        let below = out.iter().filter(|s| s.variant & KEY_VARIANT_CHILD != 0).count();
+        if below > RECORD_SLOTS {
+            flags |= RECORD_CHILD_PARTIAL;
+        }
+        let room = RECORD_SLOTS * MAX_RECORD_PARTS;
+        if out.len() > room {
+            out.retain(|s| s.variant & KEY_VARIANT_CHILD != 0);
+            out.truncate(room);
+        }
+        Ok(Installed { slots: out.into_boxed_slice(), flags, seen: self.generation })
+    }
+
+    /// Makes the maps hold exactly `zones` (every name compiled; names in `cold` keep only
+    /// their existence marker and the answers below them, so their own queries pass).
+    pub fn install_all(&mut self, zones: &ZoneSet, payload: u16, cold: &dyn Fn(&Name) -> bool) -> anyhow::Result<Diff> {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let mut plan = Plan::default();
+        let mut failed = None;
+        let serials_changed = self.serial_changes(zones);
+        compile::compile_each(zones, payload, |name, slots| {
+            if failed.is_some() {
+                return;
+            }
+            if let Err(e) = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            self.abandon(plan);
+            return Err(e);
+        }
+        self.plan_removals(&mut plan, generation);
+        self.commit(plan, zones)
+    }
+
+    /// Names a full compile did not see go.
+    fn plan_removals(&self, plan: &mut Plan, generation: u32) {
+        let changed: HashSet<&Name> = plan.changes.iter().map(|(n, _)| n).collect();
+        let gone: Vec<Name> = self
+            .records
+            .iter()
+            .filter(|(name, rec)| rec.seen != generation && !changed.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        plan.changes.extend(gone.into_iter().map(|n| (n, None)));
+    }
+
+    /// Recompiles only `names` (those a change touched) against `zones`.
+    pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name], cold: &dyn Fn(&Name) -> bool) -> anyhow::Result<Diff> {
+        let mut plan = Plan::default();
+        let mut failed = None;
+        let serials_changed = self.serial_changes(zones);
+        compile::compile_names(zones, payload, names, |name, slots| {
+            if failed.is_some() {
+                return;
+            }
+            if slots.is_empty() {
+                if self.records.contains_key(name) {
+                    plan.changes.push((name.clone(), None));
+                }
+                return;
+            }
+            if let Err(e) = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            self.abandon(plan);
+            return Err(e);
+        }
+        self.commit(plan, zones)
+    }
+
+    /// Zones whose serial differs from the one their negatives hold.
+    fn serial_changes(&self, zones: &ZoneSet) -> HashSet<Name> {
+        zones
+            .iter()
+            .filter(|z| self.serials.get(&z.origin).is_some_and(|&s| s != z.serial))
+            .map(|z| z.origin.clone())
+            .collect()
+    }
+
+    /// Plans one name's new record. A name new to the store whose zone keeps its negatives
+    /// goes in at once (nothing can read a mix), anything else waits for `commit`'s phases.
+    fn stage(
+        &mut self,
+        zones: &ZoneSet,
+        name: &Name,
+        slots: NameSlots,
+        cold: bool,
+        serials_changed: &HashSet<Name>,
+        plan: &mut Plan,
+    ) -> anyhow::Result<()> {
+        let zone = zones.find(name).map(|z| z.origin.clone()).unwrap_or_else(Name::root);
+        let slots: NameSlots = if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
+        let mut rec = self.prepare(&zone, slots, plan)?;
+        match self.records.get_mut(name) {
+            Some(old) if old.slots == rec.slots && old.flags == rec.flags => old.seen = rec.seen,
+            Some(_) => plan.changes.push((name.clone(), Some(rec))),
+            // Pointing at a shared negative whose bytes this update changes: wait for them.
+            None if !serials_changed.contains(&zone)
+                && !rec.slots.iter().any(|s| plan.rewrites.iter().any(|(id, _)| *id == s.answer)) =>
+            {
+                self.write_record(name, &rec)?;
+                self.reference(&rec, 1);
+                rec.seen = self.generation;
+                self.records.insert(name.clone(), rec);
+            }
+            None => plan.changes.push((name.clone(), Some(rec))),
+        }
+        Ok(())
+    }
+
+    fn reference(&mut self, rec: &Installed, delta: i64) {
+        for s in rec.slots.iter().filter(|s| s.answer != ANSWER_PASS) {
+            if let Some(meta) = self.answers.get_mut(&s.answer) {
+                meta.refs = (i64::from(meta.refs) + delta).max(0) as u32;
+            }
+        }
+    }
+
+    /// Writes a record's parts, the last first, so part 0 (which readers start from) links
+    /// only to parts already written.
+    fn write_record(&mut self, name: &Name, rec: &Installed) -> anyhow::Result<()> {
+        let parts: Vec<&[Slot]> = if rec.slots.is_empty() { vec![&[]] } else { rec.slots.chunks(RECORD_SLOTS).collect() };
+        for (i, chunk) in parts.iter().enumerate().rev() {
+            let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
+            let mut r = NameRecord { flags: rec.flags, count: chunk.len() as u16, _pad: 0, slots: [unused; RECORD_SLOTS] };
+            if i + 1 < parts.len() {
+                r.flags |= RECORD_MORE;
+            }
+            r.slots[..chunk.len()].copy_from_slice(chunk);
+            self.maps
+                .put_record(name.as_wire(), i as u32, r)
+                .context("writing a NAMES map (is it full? see --answers-capacity)")?;
+        }
+        Ok(())
+    }
+
+    fn delete_record(&mut self, name: &Name, from_part: usize, parts: usize) -> anyhow::Result<()> {
+        for part in from_part..parts {
+            self.maps.del_record(name.as_wire(), part as u32).context("removing from a NAMES map")?;
+        }
+        Ok(())
+    }
+
+    /// Applies a plan in phases, so a query reading a record and then an answer always gets
+    /// one version's answer:
+    /// 1. every changed, new or removed name gets a pass marker (its queries, and those of
+    ///    missing names below it, go to the daemon);
+    /// 2. shared negatives take their new bytes (the new serial): the names still pointing at
+    ///    them did not change, so they serve the new version's answer;
+    /// 3. new records (last part first), then removed names' records and stale parts;
+    /// 4. answers nothing references any more are freed (a reader that still holds an old id
+    ///    finds nothing and passes).
+    fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
+        let Plan { changes, mut rewrites, created } = plan;
+        let mut diff = Diff { answers_written: created.len(), ..Diff::default() };
+        // Negatives of a zone whose serial changed and that no recompiled name mentioned.
+        for zone in zones.iter() {
+            if self.serials.get(&zone.origin).is_some_and(|&s| s != zone.serial) {
+                for (&id, neg) in &self.negatives {
+                    if neg.zone == zone.origin && !rewrites.iter().any(|(i, _)| *i == id) {
+                        let mut v = neg.value;
+                        v.data[neg.serial_at..neg.serial_at + 4].copy_from_slice(&zone.serial.to_be_bytes());
+                        v.data_csum = compile::csum(&v.data[..usize::from(v.data_len)]);
+                        rewrites.push((id, v));
+                    }
+                }
+            }
+        }
+        // 1. Markers, for new names too: once the negatives change, a query for a name that
+        //    exists only in the new version must not reach its ancestor's new NXDOMAIN.
+        for (name, _) in &changes {
+            let flags = self.records.get(name).map_or(0, |old| old.flags & RECORD_SIGNED);
+            let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
+            let mut marker = NameRecord { flags, count: 1, _pad: 0, slots: [unused; RECORD_SLOTS] };
+            marker.slots[0] = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
+            self.maps.put_record(name.as_wire(), 0, marker).context("writing a NAMES map (is it full? see --answers-capacity)")?;
+        }
+        // 2. Shared negatives.
+        for (id, v) in &rewrites {
+            self.maps.put_answer(*id, v).context("rewriting a shared negative answer")?;
+            if let Some(neg) = self.negatives.get_mut(id) {
+                neg.value = *v;
+            }
+        }
+        diff.answers_written += rewrites.len();
+        // 3. Records.
+        for (name, new) in changes {
+            let old = self.records.remove(&name);
+            let old_parts = old.as_ref().map_or(0, Installed::parts);
+            match new {
+                Some(mut rec) => {
+                    self.write_record(&name, &rec)?;
+                    self.delete_record(&name, rec.parts(), old_parts)?;
+                    self.reference(&rec, 1);
+                    if old.is_some() { diff.changed += 1 } else { diff.added += 1 }
+                    rec.seen = self.generation;
+                    self.records.insert(name, rec);
+                }
+                None => {
+                    self.delete_record(&name, 0, old_parts)?;
+                    diff.removed += 1;
+                }
+            }
+            if let Some(old) = old {
+                self.reference(&old, -1);
+            }
+        }
+        for zone in zones.iter() {
+            self.serials.insert(zone.origin.clone(), zone.serial);
+        }
+        self.serials.retain(|origin, _| zones.get(origin).is_some());
+        // 4. Unreferenced answers.
+        let unused: Vec<u32> = self.answers.iter().filter(|(_, m)| m.refs == 0).map(|(&id, _)| id).collect();
+        for id in unused {
+            self.free(id)?;
+            diff.answers_freed += 1;
+        }
+        Ok(diff)
+    }
+
+    fn free(&mut self, id: u32) -> anyhow::Result<()> {
+        self.maps.del_answer(id).context("removing from an ANSWERS map")?;
+        if let Some(meta) = self.answers.remove(&id) {
+            self.index.remove(&meta.key);
+        }
+        self.negatives.remove(&id);
+        Ok(())
+    }
+
+    /// A failed update: frees the answers it created (nothing references them yet).
+    fn abandon(&mut self, plan: Plan) {
+        for id in plan.created {
+            if self.answers.get(&id).is_some_and(|m| m.refs == 0) {
+                let _ = self.free(id);
+            }
+        }
+    }
+
+    /// What the kernel's lookup (dns-xdp-ebpf/src/resolve.rs) finds for a query, from the
+    /// records as installed: the answer id, `Some(ANSWER_PASS)` for a marker, `None` for a
+    /// miss. `qname` is lowercase wire format. For tests: which queries the kernel answers.
+    pub fn lookup(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
+        use dns_xdp_common::{KEY_VARIANT_DO, MAX_WALK_STEPS};
+        let find = |rec: &Installed, qt: u16, v: u16, part0_only: bool| {
+            let slots = if part0_only { &rec.slots[..rec.slots.len().min(RECORD_SLOTS)] } else { &rec.slots[..] };
+            slots.iter().find(|s| s.qtype == qt && s.variant == v).map(|s| s.answer)
+        };
+        let meta = compile::is_meta(qtype);
+        let d = if dnssec { KEY_VARIANT_DO } else { 0 };
+        if let Some(rec) = Name::from_wire(qname).and_then(|n| self.records.get(&n)) {
+            let own = find(rec, qtype, d, false)
+                .or_else(|| if dnssec { find(rec, qtype, 0, false) } else { None })
+                .or_else(|| if meta { None } else { find(rec, QTYPE_DEFAULT, d, false) })
+                .or_else(|| if meta || !dnssec { None } else { find(rec, QTYPE_DEFAULT, 0, false) });
+            if own.is_some() {
+                return own;
+            }
+            if find(rec, QTYPE_DEFAULT, KEY_VARIANT_CHILD, false).is_some() {
+                return Some(ANSWER_PASS);
+            }
+        }
+        let mut off = 0;
+        for _ in 0..MAX_WALK_STEPS {
+            if qname[off] == 0 {
+                return None;
+            }
+            off += qname[off] as usize + 1;
+            let Some(rec) = Name::from_wire(&qname[off..]).and_then(|n| self.records.get(&n)) else { continue };
+            let Some(marker) = find(rec, QTYPE_DEFAULT, KEY_VARIANT_CHILD, true) else { continue };
+            if marker == ANSWER_PASS {
+                return Some(ANSWER_PASS);
+            }
+            let v = if dnssec && rec.flags & RECORD_SIGNED != 0 { KEY_VARIANT_CHILD | KEY_VARIANT_DO } else { KEY_VARIANT_CHILD };
+            let answer = find(rec, qtype, v, true);
+            if answer.is_none() && rec.flags & RECORD_CHILD_PARTIAL != 0 {
+                return Some(ANSWER_PASS);
+            }
+            return Some(answer.or_else(|| if meta { None } else { find(rec, QTYPE_DEFAULT, v, true) }).unwrap_or(ANSWER_PASS));
+        }
+        None
+    }
+
+    /// As `install_entries` (the writer handle of the refresh tests).
+    pub fn apply(&mut self, entries: Entries) -> anyhow::Result<Diff> {
+        self.install_entries(&entries)
+    }
+
+    /// Installs a precompiled logical map (tests): every name of `entries`, nothing else.
+    pub fn install_entries(&mut self, entries: &Entries) -> anyhow::Result<Diff> {
+        self.generation = self.generation.wrapping_add(1);
+        let mut by_name: HashMap<Vec<u8>, NameSlots> = HashMap::new();
+        for (k, v) in entries {
+            let len = k.name.iter().position(|&b| b == 0).map_or(k.name.len(), |p| p + 1);
+            // Names are wire format: the first zero byte is the root label only when every
+            // label length before it was followed; walk the labels instead.
+            let len = crate::name::wire_name_len(&k.name).unwrap_or(len);
+            by_name.entry(k.name[..len].to_vec()).or_default().push((k.qtype, k.variant, *v));
+        }
+        let mut plan = Plan::default();
+        let zones = ZoneSet::default();
+        let none = HashSet::new();
+        for (wire, slots) in by_name {
+            let name = Name::from_wire(&wire).context("an entry's name is not a wire-format name")?;
+            if name.as_wire().len() > dns_xdp_common::MAX_KERNEL_NAME {
+                continue;
+            }
+            if let Err(e) = self.stage(&zones, &name, slots, false, &none, &mut plan) {
+                self.abandon(plan);
+                return Err(e);
+            }
+        }
+        self.plan_removals(&mut plan, self.generation);
+        self.commit(plan, &zones)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_serial_of_negative_answers_only() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let (zones, _) = crate::load_zones(&[root.join("testdata/zones/xdp.test.zone")]).expect("zone loads");
+        let zone = zones.iter().next().unwrap();
+        let serial = zone.serial.to_be_bytes();
+        let entries = compile::compile(&zones, 1232);
+        let mut negatives = 0;
+        for v in entries.values().filter(|v| v.value_flags & VALUE_FLAG_PASS == 0) {
+            match negative_serial_at(v) {
+                Some(at) => {
+                    negatives += 1;
+                    assert_eq!(v.data[at..at + 4], serial, "the serial sits where we look");
+                    assert_eq!(v.ancount, 0);
+                }
+                None => {}
+            }
+        }
+        assert!(negatives > 2, "the test zone compiles NODATA and NXDOMAIN answers");
+    }
+
+    #[test]
+    fn classes_fit_their_answers() {
+        assert_eq!(class_of(0), 0);
+        assert_eq!(class_of(44), 0);
+        assert_eq!(class_of(45), 1);
+        assert_eq!(class_of(1008), 4);
+    }
+}
