@@ -7,6 +7,7 @@
 //! (report.rs) and PNG plots (plot.rs) are drawn from that file, and a full run publishes them to
 //! BENCHMARKS.md and benchmarks/*.png. Later suites (propagation, large zones) add loads and servers here.
 
+pub mod large_zone;
 mod load;
 mod netbed;
 mod plot;

@@ -519,6 +519,8 @@ results.json (`derived`).
 For dns-xdp also: the share of replies sent by the XDP program (/metrics deltas) and its mean run time per
 packet (kernel bpf_stats of the program attached to the server veth).
 
+One large zone (start time, memory per name, one-record change latency) has its own command and page:
+`cargo xtask bench-zone [--names N] [--repeat R]` writes [BENCHMARKS-zone.md](BENCHMARKS-zone.md).
 
 `cargo xtask test` runs the suite once in miniature (every server, two loads, 1 s each, namespaces of its own)
 and checks that it runs and that its output parses; no figure is asserted.
