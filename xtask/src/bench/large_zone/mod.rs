@@ -41,8 +41,6 @@ const METRICS_PORT: u16 = 9153;
 const TOKEN: &str = "bench-zone-token";
 /// The change poller's query spacing (the issue: every 100 µs).
 const CHANGE_POLL: Duration = Duration::from_micros(100);
-/// How long one change may take to show before the sample counts as failed.
-const CHANGE_DEADLINE: Duration = Duration::from_secs(60);
 /// The start poller: one round (scrape, query, scrape) per this, each query waiting this long.
 const START_POLL: Duration = Duration::from_millis(20);
 /// The map-entries gauge counts as settled after this many equal readings in a row, this far apart.
@@ -61,6 +59,9 @@ pub struct Options {
     /// Give up on the start after this many seconds.
     #[arg(long, default_value_t = 900)]
     start_timeout: u64,
+    /// Give up on one change after this many seconds (the sample then counts as failed).
+    #[arg(long, default_value_t = 300)]
+    change_timeout: u64,
     /// Stop the daemon when its RSS plus BPF map memory passes this many MiB (the machine is shared).
     #[arg(long, default_value_t = 12_288)]
     max_mem_mib: u64,
@@ -81,6 +82,9 @@ pub struct Options {
     /// Results directory (default target/bench-zone).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Measure nothing: print and publish the summary of an earlier run's DIR/results.json.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -88,6 +92,9 @@ pub struct ZoneResults {
     pub meta: Meta,
     pub start: Option<Start>,
     pub memory: Option<PerName>,
+    /// The same after the changes: VmHWM then includes what each recompile needed.
+    #[serde(default)]
+    pub memory_after_changes: Option<PerName>,
     pub changes: Vec<Change>,
     pub change_summary: Option<ChangeSummary>,
     /// The daemon's log lines up to the end of the start, each with seconds since the spawn.
@@ -176,7 +183,16 @@ pub fn run(opts: &Options) -> Result<()> {
     // Names of its own, so it never deletes the namespaces of a `cargo xtask bench` beside it.
     netbed::use_namespace_suffix("-zone");
     let out = opts.out.clone().unwrap_or_else(|| cmd::repo_root().join("target/bench-zone"));
-    let r = measure(opts, &out)?;
+    // The daemon gets paths inside it on its command line: make them mean the same from anywhere.
+    let out = std::path::absolute(&out).with_context(|| format!("resolving {}", out.display()))?;
+    let (r, out) = match &opts.report {
+        Some(dir) => {
+            let json = dir.join("results.json");
+            let text = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+            (serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?, dir.clone())
+        }
+        None => (measure(opts, &out)?, out),
+    };
     let json = out.join("results.json");
     write_json(&r, &json)?;
     std::fs::write(out.join("summary.md"), report::markdown(&r))?;
@@ -331,15 +347,7 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
         eprintln!("bench-zone: all answers installed {:.2} s after the spawn", start.installed_s);
         r.start = Some(start.clone());
         r.log = log.lock().expect("log lock").iter().filter(|(t, _)| *t <= start.installed_s + 1.0).cloned().collect();
-        let m = probe::memory(pid);
-        let n = opts.names as f64;
-        r.memory = Some(PerName {
-            at_s: spawned.elapsed().as_secs_f64(),
-            rss_per_name: m.rss_bytes as f64 / n,
-            bpf_per_name: m.bpf_memlock_bytes as f64 / n,
-            total_per_name: (m.rss_bytes + m.bpf_memlock_bytes) as f64 / n,
-            memory: m,
-        });
+        r.memory = Some(per_name(pid, spawned, opts.names));
         let targets = zonegen::spread_a_names(opts.names, opts.repeat);
         for (k, &i) in targets.iter().enumerate() {
             proc::check_stop()?;
@@ -348,7 +356,8 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
             }
             // TEST-NET-2: never one of the zone's 10/8 addresses, so the new answer is unmistakable.
             let new_a = Ipv4Addr::new(198, 51, 100, (k % 254 + 1) as u8);
-            let change = in_netns_client(|| Ok(one_change(&zonegen::name(i), new_a)))?;
+            let deadline = Duration::from_secs(opts.change_timeout);
+            let change = in_netns_client(|| Ok(one_change(&zonegen::name(i), new_a, deadline)))?;
             eprintln!(
                 "bench-zone: change {}/{}: {} -> {new_a}: API {} in {} ms, new answer from XDP after {} ms{}",
                 k + 1,
@@ -363,27 +372,32 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
             proc::sleep(Duration::from_millis(50));
         }
         r.change_summary = summarise(&r.changes);
+        r.memory_after_changes = Some(per_name(pid, spawned, opts.names));
         Ok(())
     })();
     if result.is_err() {
         // What the daemon said is the best clue to what went wrong.
         r.log = log.lock().expect("log lock").clone();
         if r.memory.is_none() && probe::alive(pid) {
-            let m = probe::memory(pid);
-            let n = opts.names as f64;
-            r.memory = Some(PerName {
-                at_s: spawned.elapsed().as_secs_f64(),
-                rss_per_name: m.rss_bytes as f64 / n,
-                bpf_per_name: m.bpf_memlock_bytes as f64 / n,
-                total_per_name: (m.rss_bytes + m.bpf_memlock_bytes) as f64 / n,
-                memory: m,
-            });
+            r.memory = Some(per_name(pid, spawned, opts.names));
         }
     }
     daemon.stop(STOP_DEADLINE);
     let _ = reader.join();
     netbed::detach_xdp(srv_ns(), SRV_IF);
     result
+}
+
+fn per_name(pid: u32, spawned: Instant, names: usize) -> PerName {
+    let m = probe::memory(pid);
+    let n = names as f64;
+    PerName {
+        at_s: spawned.elapsed().as_secs_f64(),
+        rss_per_name: m.rss_bytes as f64 / n,
+        bpf_per_name: m.bpf_memlock_bytes as f64 / n,
+        total_per_name: (m.rss_bytes + m.bpf_memlock_bytes) as f64 / n,
+        memory: m,
+    }
 }
 
 fn in_netns_client<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
@@ -492,15 +506,15 @@ fn from_xdp(before: Counters, after: Counters) -> bool {
 }
 
 /// One timed change; runs inside the client namespace. Failures land in the sample's `error`.
-fn one_change(name: &str, new_a: Ipv4Addr) -> Change {
+fn one_change(name: &str, new_a: Ipv4Addr, deadline: Duration) -> Change {
     let mut ch = Change { name: name.to_owned(), new_a: new_a.to_string(), ..Change::default() };
-    if let Err(e) = timed_change(&mut ch, name, new_a) {
+    if let Err(e) = timed_change(&mut ch, name, new_a, deadline) {
         ch.error = Some(format!("{e:#}"));
     }
     ch
 }
 
-fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr) -> Result<()> {
+fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration) -> Result<()> {
     let metrics = srv(METRICS_PORT);
     let mut prober = Prober::new(cli_v4(), srv(53))?;
     // The name answers from XDP before the change: the sample starts from the served state.
@@ -526,7 +540,7 @@ fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr) -> Result<()> {
         // Open loop: a query every CHANGE_POLL whatever came back; replies are matched by content.
         let mut next = t0;
         let mut first_new = None;
-        while t0.elapsed() < CHANGE_DEADLINE && !proc::stopping() {
+        while t0.elapsed() < deadline && !proc::stopping() {
             if !matches!(put_status.load(Ordering::SeqCst), 0 | 200) {
                 break;
             }
@@ -555,7 +569,7 @@ fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr) -> Result<()> {
     if status != 200 {
         bail!("PUT {path}: {status} {}", ch.api_body);
     }
-    let first_new = first_new.with_context(|| format!("no reply with {new_a} within {CHANGE_DEADLINE:?}"))?;
+    let first_new = first_new.with_context(|| format!("no reply with {new_a} within {deadline:?}"))?;
     ch.first_new_ms = Some(first_new.as_secs_f64() * 1e3);
     // Drain the replies still in flight so the counters below see every poll.
     while prober.recv(Duration::from_millis(20)).is_some() {
@@ -629,12 +643,14 @@ mod tests {
             names: 10_000,
             repeat: 3,
             start_timeout: 60,
+            change_timeout: 60,
             max_mem_mib: 4096,
             answers_capacity: "auto".into(),
             journal: false,
             no_build: true,
             no_publish: true,
             out: Some(out.clone()),
+            report: None,
         };
         run(&opts).unwrap_or_else(|e| panic!("cargo xtask bench-zone failed: {e:#}"));
         let text = std::fs::read_to_string(out.join("results.json")).unwrap();

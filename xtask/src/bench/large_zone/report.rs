@@ -25,8 +25,13 @@ fn rows(r: &ZoneResults) -> Vec<[String; 4]> {
         ]);
     }
     if let Some(m) = &r.memory {
+        let label = if r.start.is_some() {
+            "memory per name: daemon RSS + BPF map memlock"
+        } else {
+            "memory per name when the run stopped, before the start completed (a lower bound)"
+        };
         out.push([
-            "memory per name: daemon RSS + BPF map memlock".into(),
+            label.into(),
             format!("{:.0} B ({:.0} + {:.0})", m.total_per_name, m.rss_per_name, m.bpf_per_name),
             format!("< {AIM_BYTES_PER_NAME:.0} B"),
             verdict(m.total_per_name < AIM_BYTES_PER_NAME).into(),
@@ -154,13 +159,30 @@ fn section(r: &ZoneResults) -> String {
     if let Some(pm) = &r.memory {
         let mm = &pm.memory;
         let _ = writeln!(s, "\n### Memory\n");
-        let _ = writeln!(s, "Read {:.1} s after the spawn, divided by {} names.\n", pm.at_s, m.names);
+        let _ = writeln!(
+            s,
+            "Read {:.1} s after the spawn{}, divided by {} names.\n",
+            pm.at_s,
+            if r.start.is_none() { ", when the run stopped before the start completed" } else { "" },
+            m.names
+        );
         let _ = writeln!(s, "| part | total | per name |");
         let _ = writeln!(s, "|---|---:|---:|");
         let _ = writeln!(s, "| daemon VmRSS | {} | {:.0} B |", mib(mm.rss_bytes), pm.rss_per_name);
         let _ = writeln!(s, "| daemon VmHWM (peak RSS) | {} | {:.0} B |", mib(mm.rss_peak_bytes), mm.rss_peak_bytes as f64 / m.names as f64);
         let _ = writeln!(s, "| BPF maps, memlock ({} maps) | {} | {:.0} B |", mm.bpf_maps, mib(mm.bpf_memlock_bytes), pm.bpf_per_name);
         let _ = writeln!(s, "| **RSS + BPF** | **{}** | **{:.0} B** |", mib(mm.rss_bytes + mm.bpf_memlock_bytes), pm.total_per_name);
+        if let Some(after) = &r.memory_after_changes {
+            let am = &after.memory;
+            let _ = writeln!(
+                s,
+                "\nAfter the changes ({:.1} s): VmRSS {}, VmHWM {} (the peak includes the changes' recompiles), BPF maps {}.",
+                after.at_s,
+                mib(am.rss_bytes),
+                mib(am.rss_peak_bytes),
+                mib(am.bpf_memlock_bytes)
+            );
+        }
     }
     if !r.changes.is_empty() {
         let _ = writeln!(s, "\n### One-record changes\n");
@@ -236,7 +258,8 @@ cargo xtask bench-zone --names 100000 --repeat 20
 cargo xtask bench-zone --names 10000 --repeat 3 --no-publish   # quick look; target/bench-zone only
 ```
 
-Needs root (namespaces, XDP). Builds first unless `--no-build`. `--start-timeout SECS` (default 900) and
+Needs root (namespaces, XDP). Builds first unless `--no-build`. `--start-timeout SECS` (default 900),
+`--change-timeout SECS` (default 300, per change) and
 `--max-mem-mib N` (default 12288: daemon RSS + BPF maps) stop a start that takes too long or too much of a
 shared machine; the run then records what it saw and how it ended. `--answers-capacity auto|none|N` (auto: 8
 entries per name, passed only while `dns-xdp serve --help` lists the flag) keeps every answer in the map rather
