@@ -79,23 +79,15 @@ fn try_bounce(ctx: &XdpContext) -> Option<()> {
     // only needs the flags word's change.
     // SAFETY: every pointer was bounds checked by ptr_at above and no helper moved the packet.
     unsafe {
-        let mac = (*eth).dst;
-        (*eth).dst = (*eth).src;
-        (*eth).src = mac;
+        core::mem::swap(&mut (*eth).dst, &mut (*eth).src);
         if proto == ETH_P_IP {
             let ip: *mut Ipv4Hdr = cursor::ptr_at(ctx, ETH_HLEN)?;
-            let a = (*ip).saddr;
-            (*ip).saddr = (*ip).daddr;
-            (*ip).daddr = a;
+            core::mem::swap(&mut (*ip).saddr, &mut (*ip).daddr);
         } else {
             let ip: *mut Ipv6Hdr = cursor::ptr_at(ctx, ETH_HLEN)?;
-            let a = (*ip).saddr;
-            (*ip).saddr = (*ip).daddr;
-            (*ip).daddr = a;
+            core::mem::swap(&mut (*ip).saddr, &mut (*ip).daddr);
         }
-        let port = (*udp).source;
-        (*udp).source = (*udp).dest;
-        (*udp).dest = port;
+        core::mem::swap(&mut (*udp).source, &mut (*udp).dest);
         (*dns).flags = new_flags.to_be_bytes();
         // 0 on IPv4 means "no checksum" and stays so; IPv6 always carries one (RFC 8200 8.1).
         if !(check == 0 && proto == ETH_P_IP) {

@@ -438,7 +438,7 @@ fn start_figures(pid: u32, spawned: Instant, opts: &Options) -> Result<Start> {
             bail!("no XDP answer for {qname} within {timeout:?} of the spawn");
         }
         rounds += 1;
-        if rounds % 10 == 0 {
+        if rounds.is_multiple_of(10) {
             let m = probe::memory(pid);
             if m.rss_bytes + m.bpf_memlock_bytes > cap {
                 bail!(
