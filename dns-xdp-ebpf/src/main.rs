@@ -6,6 +6,7 @@
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "core::intrinsics atomics, see rrl.rs")]
 
+mod bounce;
 mod cursor;
 mod dns;
 mod l2l3;

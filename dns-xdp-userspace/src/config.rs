@@ -33,6 +33,10 @@ pub enum Command {
         #[arg(long)]
         iface: String,
     },
+    /// Benchmark helper: attach `xdp_bounce`, which sends every DNS query straight back (XDP_TX,
+    /// no lookup), to IF until SIGTERM/SIGINT; the test bed's ceiling for `cargo xtask bench`.
+    #[command(hide = true)]
+    Bounce(crate::bounce::BounceArgs),
     /// Ask two servers every query of a file and compare their answers as shadow validation
     /// does; prints each mismatch and a summary; exit 1 if any answer differs.
     Diff(DiffArgs),

@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod bounce;
 pub mod compare;
 pub mod compile;
 pub mod cookie;

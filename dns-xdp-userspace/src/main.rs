@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { zone_files } => check(&zone_files),
         Command::XdpPass { iface } => xdp_pass(&iface),
+        Command::Bounce(args) => bounce(&args),
         Command::Diff(args) => dns_xdp::diff::main(args),
         Command::Serve(args) => {
             let settings = match Settings::from_args(args) {
@@ -85,6 +86,22 @@ fn xdp_pass(iface: &str) -> ExitCode {
             }
         };
         log::info!("xdp_pass attached to {iface}; waiting for SIGTERM");
+        wait_for_stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn bounce(args: &dns_xdp::bounce::BounceArgs) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let _attached = match dns_xdp::bounce::attach(args) {
+            Ok(e) => e,
+            Err(err) => {
+                log::error!("{err:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        log::info!("xdp_bounce attached to {}; waiting for SIGTERM", args.iface);
         wait_for_stop().await;
         ExitCode::SUCCESS
     })

@@ -37,6 +37,8 @@ enum Task {
     },
     /// The benchmark suite: dns-xdp beside knotd and NSD in a netns pair (see BENCHMARKS.md).
     Bench(bench::Options),
+    /// One large zone served by dns-xdp: start time, memory per name, one-record change latency.
+    BenchZone(bench::large_zone::Options),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +51,7 @@ fn main() -> Result<()> {
         }
         Task::Test { args } => test::run(&args),
         Task::Bench(opts) => bench::run(&opts),
+        Task::BenchZone(opts) => bench::large_zone::run(&opts),
     }
 }
 

@@ -7,6 +7,7 @@
 //! (report.rs) and PNG plots (plot.rs) are drawn from that file, and a full run publishes them to
 //! BENCHMARKS.md and benchmarks/*.png. Later suites (propagation, large zones) add loads and servers here.
 
+pub mod large_zone;
 mod load;
 mod netbed;
 mod plot;
@@ -88,7 +89,12 @@ pub fn run(opts: &Options) -> Result<()> {
             .map(|id| load::load_by_id(id).with_context(|| format!("unknown load `{id}`; known: {}", load_ids())))
             .collect::<Result<_>>()?
     };
-    let servers = if opts.servers.is_empty() { Server::ALL.to_vec() } else { opts.servers.clone() };
+    let mut servers = if opts.servers.is_empty() { Server::ALL.to_vec() } else { opts.servers.clone() };
+    // The ceiling has nothing to run without a kxdpgun load.
+    servers.retain(|s| loads.iter().any(|l| s.runs(l)));
+    if servers.is_empty() {
+        bail!("none of the chosen servers runs any of the chosen loads");
+    }
     let reps = opts.reps.unwrap_or(if opts.quick { 1 } else { 3 }).max(1);
     let params = Params {
         duration_s: opts.duration.unwrap_or(if opts.quick { 1 } else { 4 }).max(1),
@@ -128,6 +134,7 @@ pub fn run(opts: &Options) -> Result<()> {
             notes: notes(),
         },
         runs: Vec::new(),
+        derived: Vec::new(),
     };
     let json = out.join("results.json");
     eprintln!("bench: writing {}", json.display());
@@ -144,6 +151,7 @@ pub fn run(opts: &Options) -> Result<()> {
         // bed, then stats, drop here: namespaces (and every XDP program on them) go, bpf_stats is restored.
     };
 
+    r.derived = report::derived_ratios(&r);
     r.meta.loadavg_end = Some(results::loadavg());
     r.meta.wall_time_s = Some(clock.elapsed().as_secs_f64());
     r.write(&json)?;
@@ -195,7 +203,7 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
                 let dir = servers::run_dir(out, rep, server);
                 let mut running = servers::start(server, dns_xdp, &files.zone, &dir)?;
                 proc::sleep(SETTLE);
-                for &l in loads {
+                for &l in loads.iter().filter(|l| server.runs(l)) {
                     proc::check_stop()?;
                     let run = one_load(rep, server, l, &params, files, bed);
                     // A load cut short by Ctrl-C is no result.
@@ -284,7 +292,7 @@ fn one_load(
         if l.tool != Tool::Kxdpgun {
             f.client_xdp_pass_ns_per_packet = xdpstats::ns_per_packet(client0, client1);
         }
-        if server == Server::DnsXdp {
+        if matches!(server, Server::DnsXdp | Server::XdpTxCeiling) {
             f.xdp_ns_per_packet = xdpstats::ns_per_packet(prog0, xdpstats::prog_stats());
         }
         if let Some(c0) = counters0 {
@@ -397,8 +405,10 @@ mod tests {
     fn synthetic() -> Results {
         let mut runs = Vec::new();
         for rep in 0..2 {
-            for (server, base) in [(Server::DnsXdp, 400_000.0), (Server::Knot, 100_000.0)] {
-                for l in LOADS {
+            for (server, base) in
+                [(Server::DnsXdp, 400_000.0), (Server::Knot, 100_000.0), (Server::XdpTxCeiling, 500_000.0)]
+            {
+                for l in LOADS.iter().filter(|l| server.runs(l)) {
                     let scale = if rep == 0 { 1.0 } else { 1.1 };
                     let mut f = Figures {
                         sent: Some(1000),
@@ -448,12 +458,16 @@ mod tests {
                 notes: notes(),
             },
             runs,
+            derived: Vec::new(),
         }
     }
 
     /// The suite itself, tiny: every server, two loads, 1 s each, in namespaces of its own. Runs under
     /// `cargo xtask test` (root, DNS_XDP_BIN set); elsewhere it says why it skipped. It checks that the suite
     /// runs and its output parses, never how fast anything is.
+    /// The smoke runs share one pair of namespaces (`-smoke`): one at a time.
+    pub(crate) static SMOKE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn quick_smoke_run_writes_results_that_parse() {
         // SAFETY: geteuid has no preconditions.
@@ -462,6 +476,7 @@ mod tests {
             eprintln!("skipped: needs root and DNS_XDP_BIN (run it through `cargo xtask test`)");
             return;
         }
+        let _serial = SMOKE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         netbed::use_namespace_suffix("-smoke");
         let out = std::env::temp_dir().join(format!("dnsxdp-bench-smoke-{}", std::process::id()));
         let opts = Options {
@@ -483,14 +498,18 @@ mod tests {
         let r = Results::read(&out.join("results.json")).unwrap();
         for server in Server::ALL {
             let runs: Vec<&Run> = r.runs.iter().filter(|x| x.server == server.name()).collect();
-            assert_eq!(runs.len(), 2, "{}: one run per load: {runs:?}", server.name());
+            let expected = opts.loads.iter().filter(|id| server.runs(&load::load_by_id(id).unwrap())).count();
+            assert_eq!(runs.len(), expected, "{}: one run per load it runs: {runs:?}", server.name());
             for run in runs {
                 assert!(run.error.is_none(), "{} {}: {:?}", run.server, run.load, run.error);
                 let f = run.figures.as_ref().unwrap();
                 assert!(f.replies.is_some_and(|n| n > 0), "{} {}: no replies", run.server, run.load);
             }
         }
-        assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## At a glance"));
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("## At a glance"));
+        assert!(md.contains("XDP_TX ceiling, kxdpgun-v6:"), "{md}");
+        assert!(r.derived.iter().any(|d| d.numerator == "dns-xdp" && d.denominator == "xdp-tx-ceiling"));
         let _: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         assert!(!Path::new("/run/netns").join(netbed::srv_ns()).exists(), "namespaces removed");
@@ -515,6 +534,11 @@ mod tests {
             .expect("summary.json has dns-xdp kxdpgun-v4 replies_per_s");
         assert_eq!(kx["median"], 420_000.0);
         assert_eq!(kx["ratio_to_knotd"]["median"], 4.0);
+        // dns-xdp reached 400k of the ceiling's 500k in each repetition.
+        assert!(md.contains("- XDP_TX ceiling, kxdpgun-v4: 525k replies/s"), "{md}");
+        assert!(md.contains("dns-xdp with XDP reaches 80% of it (0.80, min-max 0.80-0.80; aim >= 90%: not met)"), "{md}");
+        let d = report::derived_ratios(&r);
+        assert!(d.iter().any(|d| d.numerator == "dns-xdp" && d.load == "kxdpgun-v6" && (d.median - 0.8).abs() < 1e-9));
         // Ratios are taken within a repetition: 4.00 in both, not a ratio of medians.
         assert!(md.contains("| kxdpgun-v4 | dns-xdp | 420k | 400k-440k | 4.00 (4.00-4.00) | 1.0% | server |"), "{md}");
         assert!(md.contains("| dnsperf-max-v4 | dns-xdp | 90.9% | 80 (80-80) |"), "{md}");

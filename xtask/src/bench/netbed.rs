@@ -25,9 +25,8 @@ pub const SRV_V6: &str = "fd00:b:e4c4::1";
 pub const CLI_V6: &str = "fd00:b:e4c4::2";
 const XDP_PASS_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Give this process's namespaces their own names (before first use), so a smoke test never deletes the
-/// namespaces of a benchmark running beside it.
-#[cfg(test)]
+/// Give this process's namespaces their own names (before first use; later calls change nothing), so a
+/// smoke test or `bench-zone` never deletes the namespaces of a benchmark running beside it.
 pub fn use_namespace_suffix(suffix: &str) {
     let _ = NAMESPACES.set((format!("dnsxdp-bench-srv{suffix}"), format!("dnsxdp-bench-cli{suffix}")));
 }

@@ -26,6 +26,7 @@ fn colour(s: Server) -> RGBColor {
         Server::Knot => RGBColor(0x1f, 0x77, 0xb4),
         Server::KnotXdp => RGBColor(0x9e, 0xda, 0xe5),
         Server::Nsd => RGBColor(0x2c, 0xa0, 0x2c),
+        Server::XdpTxCeiling => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
 

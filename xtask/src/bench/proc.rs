@@ -94,6 +94,16 @@ impl Guard {
         &self.what
     }
 
+    /// The child's pid (`ip netns exec` execs the program, so it is the program's own).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The child's stderr pipe, when it was spawned with `Stdio::piped()`.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut()?.stderr.take()
+    }
+
     /// SIGTERM, wait up to `deadline`, then SIGKILL; returns the exit status.
     pub fn stop(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;

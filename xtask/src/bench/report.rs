@@ -10,6 +10,82 @@ use super::servers::Server;
 pub const BASELINE: Server = Server::Knot;
 /// Below this loss (percent) kxdpgun's rate, not the server, set the figure.
 const GENERATOR_BOUND_LOSS_PCT: f64 = 1.0;
+/// The issue's aim: dns-xdp with XDP reaches this share of the XDP_TX ceiling under kxdpgun.
+const CEILING_AIM: f64 = 0.9;
+/// The loads the ceiling runs under.
+const CEILING_LOADS: [&str; 2] = ["kxdpgun-v4", "kxdpgun-v6"];
+/// (numerator, denominator) server pairs reported as ratios of kxdpgun replies/s.
+const DERIVED_PAIRS: [(Server, Server); 2] = [(Server::DnsXdp, Server::XdpTxCeiling), (Server::XdpTxCeiling, Server::KnotXdp)];
+
+/// A ratio of replies/s between two servers under one load, taken within each repetition.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Derived {
+    pub load: String,
+    pub numerator: String,
+    pub denominator: String,
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// dns-xdp / ceiling and ceiling / knotd-xdp for each kxdpgun load both servers ran.
+pub fn derived_ratios(r: &Results) -> Vec<Derived> {
+    let mut out = Vec::new();
+    for load in CEILING_LOADS {
+        for (num, den) in DERIVED_PAIRS {
+            if let Some(st) = ratio_to(r, num, den, load, |f| f.replies_per_s) {
+                out.push(Derived {
+                    load: load.into(),
+                    numerator: num.name().into(),
+                    denominator: den.name().into(),
+                    n: st.n,
+                    median: st.median,
+                    min: st.min,
+                    max: st.max,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Markdown lines about the ceiling, empty when it was not measured.
+fn ceiling_lines(r: &Results) -> Vec<String> {
+    let mut lines = Vec::new();
+    for load in CEILING_LOADS {
+        let rps = |f: &Figures| f.replies_per_s;
+        let Some(ceiling) = over_reps(r, Server::XdpTxCeiling, load, rps) else { continue };
+        let loss = over_reps(r, Server::XdpTxCeiling, load, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0));
+        let share = ratio_to(r, Server::DnsXdp, Server::XdpTxCeiling, load, rps).map(|x| {
+            format!(
+                "dns-xdp with XDP reaches {:.0}% of it ({:.2}, min-max {:.2}-{:.2}; aim >= {:.0}%: {})",
+                x.median * 100.0,
+                x.median,
+                x.min,
+                x.max,
+                CEILING_AIM * 100.0,
+                if x.median >= CEILING_AIM { "met" } else { "not met" }
+            )
+        });
+        let knot = ratio_to(r, Server::XdpTxCeiling, Server::KnotXdp, load, rps)
+            .map(|x| format!("the ceiling is {:.2}x knotd-xdp (AF_XDP)", x.median));
+        let parts: Vec<String> = [share, knot].into_iter().flatten().collect();
+        lines.push(format!(
+            "- XDP_TX ceiling, {load}: {} replies/s{}{}{}.",
+            fmt_rate(ceiling.median),
+            loss.map(|l| if l.median < GENERATOR_BOUND_LOSS_PCT {
+                format!(" ({:.1}% unanswered: kxdpgun's own limit, the bed carries more)", l.median)
+            } else {
+                format!(" ({:.1}% of kxdpgun's queries unanswered)", l.median)
+            })
+            .unwrap_or_default(),
+            if parts.is_empty() { "" } else { "; " },
+            parts.join("; ")
+        ));
+    }
+    lines
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Stat {
@@ -164,6 +240,18 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             vs(BASELINE),
         );
     }
+    let ceiling = ceiling_lines(r);
+    if !ceiling.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nThe test bed's ceiling (`xdp-tx-ceiling`): an XDP program that sends each query straight back with \
+             XDP_TX (MACs, addresses and ports swapped, QR set, no lookup), under the same kxdpgun loads in the same \
+             repetitions. Ratios are taken within each repetition.\n"
+        );
+        for l in ceiling {
+            let _ = writeln!(s, "{l}");
+        }
+    }
     let _ = writeln!(s);
     let glance = ["kxdpgun-v4", "kxdpgun-v6", "dnsperf-max-v4", "dnsperf-max-v6"];
     let _ = writeln!(s, "| server | {} | p50 ms | p99 ms |", glance.join(" | "));
@@ -255,7 +343,8 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let _ = writeln!(
         s,
         "XDP share: XDP_TX replies / (XDP_TX + daemon replies), from /metrics deltas over each load. ns/packet: \
-         bpf_stats run_time_ns / run_cnt of the program on the server veth (every packet it saw, passed or not).\n"
+         bpf_stats run_time_ns / run_cnt of the program on the server veth (every packet it saw, passed or not); \
+         for xdp-tx-ceiling, the bounce program's.\n"
     );
     let floor = stat(r.runs.iter().filter_map(|x| x.figures.as_ref()?.client_xdp_pass_ns_per_packet).collect());
     if let Some(fl) = floor {
@@ -269,7 +358,7 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let _ = writeln!(s, "| load | server | XDP share | XDP ns/packet |");
     let _ = writeln!(s, "|---|---|---:|---:|");
     for load in LOADS {
-        for server in servers.iter().copied().filter(|s| s.is_dns_xdp()) {
+        for server in servers.iter().copied().filter(|s| s.is_dns_xdp() || *s == Server::XdpTxCeiling) {
             let share = over_reps(r, server, load.id, |f| {
                 let tx = f.xdp_tx? as f64;
                 let total = tx + f.userspace_responses? as f64;
@@ -383,6 +472,13 @@ pub fn terminal(r: &Results) -> String {
             p99
         );
     }
+    for d in derived_ratios(r) {
+        let _ = writeln!(
+            s,
+            "{} / {} under {}: {:.2} (min-max {:.2}-{:.2}, {} rep(s))",
+            d.numerator, d.denominator, d.load, d.median, d.min, d.max, d.n
+        );
+    }
     debug_assert!(load_by_id("dnsperf-max-v4").is_some() && load_by_id("kxdpgun-v4").is_some());
     s
 }
@@ -413,8 +509,18 @@ Loads, all from the client namespace against one server at a time:
 - `kxdpgun-v4/-v6`: kxdpgun (AF_XDP, one thread) offering more than the veth path carries; replies/s is the
   server's ceiling unless the limit column says `generator`.
 
+`xdp-tx-ceiling` is not a server: `dns-xdp bounce` attaches `xdp_bounce` (dns-xdp-ebpf/src/bounce.rs) in native
+mode, which turns every query around with XDP_TX (MACs, addresses and ports swapped, QR set, UDP checksum updated
+for the flag, nothing looked up). It runs under the kxdpgun loads only, in the same repetitions and rotation as the
+servers: what this bed carries with no server work. dns-xdp / ceiling is the share of it dns-xdp reaches (the
+issue's aim: at least 0.9); ceiling / knotd-xdp compares it with an AF_XDP server. Both ratios are also in
+results.json (`derived`).
+
 For dns-xdp also: the share of replies sent by the XDP program (/metrics deltas) and its mean run time per
 packet (kernel bpf_stats of the program attached to the server veth).
+
+One large zone (start time, memory per name, one-record change latency) has its own command and page:
+`cargo xtask bench-zone [--names N] [--repeat R]` writes [BENCHMARKS-zone.md](BENCHMARKS-zone.md).
 
 `cargo xtask test` runs the suite once in miniature (every server, two loads, 1 s each, namespaces of its own)
 and checks that it runs and that its output parses; no figure is asserted.

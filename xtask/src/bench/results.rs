@@ -11,6 +11,10 @@ use super::load::{Figures, Params};
 pub struct Results {
     pub meta: Meta,
     pub runs: Vec<Run>,
+    /// Ratios between servers that the issue asks for (dns-xdp / XDP_TX ceiling, ceiling / knotd-xdp),
+    /// each taken within a repetition; written at the end of a run (report::derived_ratios).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<super::report::Derived>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

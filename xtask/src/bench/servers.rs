@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
+use super::load::{Load, Tool};
 use super::netbed::{self, SRV_IF, SRV_V4, SRV_V6, cli_ns, srv_ns};
 use super::proc::{self, Guard};
 use super::zone;
@@ -34,10 +35,14 @@ pub enum Server {
     KnotXdp,
     /// NSD with response rate limiting off.
     Nsd,
+    /// Not a server: `dns-xdp bounce`, an XDP program that sends every query straight back (XDP_TX,
+    /// QR set, no lookup). What the bed carries with no server work; kxdpgun loads only.
+    XdpTxCeiling,
 }
 
 impl Server {
-    pub const ALL: [Server; 5] = [Server::DnsXdp, Server::DnsXdpOff, Server::Knot, Server::KnotXdp, Server::Nsd];
+    pub const ALL: [Server; 6] =
+        [Server::DnsXdp, Server::DnsXdpOff, Server::Knot, Server::KnotXdp, Server::Nsd, Server::XdpTxCeiling];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,7 +51,14 @@ impl Server {
             Server::Knot => "knotd",
             Server::KnotXdp => "knotd-xdp",
             Server::Nsd => "nsd",
+            Server::XdpTxCeiling => "xdp-tx-ceiling",
         }
+    }
+
+    /// Whether `load` means anything for this server: the ceiling echoes queries without answers,
+    /// which only kxdpgun (counting replies, not checking them) measures.
+    pub fn runs(self, load: &Load) -> bool {
+        self != Server::XdpTxCeiling || load.tool == Tool::Kxdpgun
     }
 
     pub fn is_dns_xdp(self) -> bool {
@@ -104,6 +116,11 @@ pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Re
             c.arg("-c").arg(&conf);
             c
         }
+        Server::XdpTxCeiling => {
+            let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
+            c.args(["bounce", "--iface", SRV_IF, "--xdp-mode", "native"]);
+            c
+        }
         Server::Nsd => {
             let conf = dir.join("nsd.conf");
             std::fs::write(&conf, nsd_conf(zone_file, dir))?;
@@ -133,8 +150,14 @@ fn wait_ready(r: &mut Running, dir: &Path) -> Result<()> {
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
-        let healthy = !r.server.is_dns_xdp() || http_get(&format!("http://{METRICS}/healthz")).is_ok();
-        if healthy && answers(&probe) {
+        let ready = match r.server {
+            // Echoes come back over both families with checksums the client's kernel accepts.
+            Server::XdpTxCeiling => {
+                netbed::xdp_attached(srv_ns(), SRV_IF) && echoes(&probe, SRV_V4) && echoes(&probe, SRV_V6)
+            }
+            s => (!s.is_dns_xdp() || http_get(&format!("http://{METRICS}/healthz")).is_ok()) && answers(&probe),
+        };
+        if ready {
             return Ok(());
         }
         if start.elapsed() > READY_DEADLINE {
@@ -149,6 +172,16 @@ fn answers(name: &str) -> bool {
     c.args([&format!("@{SRV_V4}"), name, "A", "+timeout=1", "+retry=0", "+short"]);
     match proc::run_captured(c, Duration::from_secs(5)) {
         Ok((status, out, _)) => status.success() && out.trim().starts_with("198.19."),
+        Err(_) => false,
+    }
+}
+
+/// Whether a query to `addr` comes back as a reply (QR set, NOERROR, no answer): the bounce at work.
+fn echoes(name: &str, addr: &str) -> bool {
+    let mut c = proc::in_netns(cli_ns(), "kdig");
+    c.args([&format!("@{addr}"), name, "A", "+timeout=1", "+retry=0", "+noedns"]);
+    match proc::run_captured(c, Duration::from_secs(5)) {
+        Ok((status, out, _)) => status.success() && out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
         Err(_) => false,
     }
 }

@@ -1,0 +1,278 @@
+//! What the large-zone benchmark sees of the daemon, black-box: DNS answers over UDP, the control
+//! API and /metrics over HTTP, all from a thread inside the client namespace, and the daemon's
+//! memory from /proc.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Run `f` on a new thread that has entered network namespace `ns` (setns is per thread; threads
+/// it spawns start in the namespace too).
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a valid namespace fd; it changes only this thread's network namespace.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                bail!("setns({path}): {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// One HTTP/1.1 request with `Connection: close`; `(status, body)`.
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> Result<(u16, String)> {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+        .with_context(|| format!("connecting to {addr}"))?;
+    // An API write may recompile a large zone: give it time, but not forever.
+    conn.set_read_timeout(Some(Duration::from_secs(120)))?;
+    conn.set_nodelay(true)?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).with_context(|| format!("{method} http://{addr}{path}: reading the response"))?;
+    let out = String::from_utf8_lossy(&out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("{method} http://{addr}{path}: no status line"))?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The daemon counters the benchmark reads, by their ARCHITECTURE.md names.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counters {
+    /// `dnsxdp_xdp_packets_total{action="tx"}`.
+    pub xdp_tx: u64,
+    /// `dnsxdp_responses_total{path="userspace"}`, every rcode.
+    pub daemon_responses: u64,
+    /// `dnsxdp_bpf_map_entries`, summed over maps; None when the daemon does not export it.
+    pub map_entries: Option<u64>,
+}
+
+pub fn scrape(metrics: SocketAddr) -> Result<Counters> {
+    let (status, body) = http(metrics, "GET", "/metrics", None, "")?;
+    if status != 200 {
+        bail!("GET /metrics: {status}");
+    }
+    Ok(parse_metrics(&body))
+}
+
+pub fn parse_metrics(body: &str) -> Counters {
+    let mut c = Counters::default();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(v) = value.parse::<f64>() else { continue };
+        let v = v as u64;
+        if series.starts_with("dnsxdp_xdp_packets_total{") && series.contains("action=\"tx\"") {
+            c.xdp_tx += v;
+        } else if series.starts_with("dnsxdp_responses_total{") && series.contains("path=\"userspace\"") {
+            c.daemon_responses += v;
+        } else if series.starts_with("dnsxdp_bpf_map_entries") {
+            c.map_entries = Some(c.map_entries.unwrap_or(0) + v);
+        }
+    }
+    c
+}
+
+/// A plain UDP DNS client (no EDNS) bound in the client namespace.
+pub struct Prober {
+    sock: UdpSocket,
+    server: SocketAddr,
+    next_id: u16,
+}
+
+/// What came back for one of our queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub id: u16,
+    pub rcode: u8,
+    /// Every A record of the answer section.
+    pub a: Vec<Ipv4Addr>,
+}
+
+impl Prober {
+    /// Must be called on a thread inside the client namespace.
+    pub fn new(bind: Ipv4Addr, server: SocketAddr) -> Result<Self> {
+        let sock = UdpSocket::bind((bind, 0)).context("binding the probe socket")?;
+        Ok(Prober { sock, server, next_id: 0 })
+    }
+
+    /// Sends an A query for `name`; returns its ID.
+    pub fn send_a(&mut self, name: &str) -> Result<u16> {
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        self.sock.send_to(&query(id, name, 1), self.server).context("sending a probe")?;
+        Ok(id)
+    }
+
+    /// The next reply, waiting at most `timeout`; None when nothing came.
+    pub fn recv(&mut self, timeout: Duration) -> Option<Reply> {
+        // A zero timeout means "block forever" to the kernel.
+        self.sock.set_read_timeout(Some(timeout.max(Duration::from_micros(10)))).ok()?;
+        let mut buf = [0u8; 1500];
+        let n = self.sock.recv(&mut buf).ok()?;
+        parse_reply(&buf[..n])
+    }
+
+    /// One query, waiting up to `timeout` for the reply with its ID.
+    pub fn ask_a(&mut self, name: &str, timeout: Duration) -> Result<Option<Reply>> {
+        let id = self.send_a(name)?;
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(r) if r.id == id => return Ok(Some(r)),
+                Some(_) => continue, // a late reply to an earlier query
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    // RD clear: an authoritative server's client.
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    q
+}
+
+/// ID, RCODE and the A records of a response; None for anything that is not one.
+fn parse_reply(r: &[u8]) -> Option<Reply> {
+    if r.len() < 12 || r[2] & 0x80 == 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([r[0], r[1]]);
+    let (qd, an) = (u16::from_be_bytes([r[4], r[5]]), u16::from_be_bytes([r[6], r[7]]));
+    let skip_name = |mut pos: usize| -> Option<usize> {
+        // At most 128 labels in a 255-byte name; a pointer ends it.
+        for _ in 0..128 {
+            let len = *r.get(pos)?;
+            if len & 0xc0 == 0xc0 {
+                return Some(pos + 2);
+            }
+            pos += 1 + len as usize;
+            if len == 0 {
+                return Some(pos);
+            }
+        }
+        None
+    };
+    let mut pos = 12;
+    for _ in 0..qd {
+        pos = skip_name(pos)? + 4;
+    }
+    let mut a = Vec::new();
+    for _ in 0..an {
+        pos = skip_name(pos)?;
+        let rtype = u16::from_be_bytes([*r.get(pos)?, *r.get(pos + 1)?]);
+        let rdlen = u16::from_be_bytes([*r.get(pos + 8)?, *r.get(pos + 9)?]) as usize;
+        let rdata = r.get(pos + 10..pos + 10 + rdlen)?;
+        if rtype == 1 && rdlen == 4 {
+            a.push(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
+        }
+        pos += 10 + rdlen;
+    }
+    Some(Reply { id, rcode: r[3] & 0xf, a })
+}
+
+/// Whether `pid` is still running (not gone, not a zombie waiting to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| !s.lines().any(|l| l.starts_with("State:") && (l.contains("Z (") || l.contains("X ("))))
+        .unwrap_or(false)
+}
+
+/// The daemon's memory: resident set now and at its peak, and the BPF maps it holds.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    pub rss_bytes: u64,
+    pub rss_peak_bytes: u64,
+    /// Sum of `memlock` over the process's BPF map fds (/proc/PID/fdinfo): the kernel's own
+    /// account of each map's memory.
+    pub bpf_memlock_bytes: u64,
+    pub bpf_maps: usize,
+}
+
+pub fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut m = Memory { rss_bytes: kib("VmRSS:") * 1024, rss_peak_bytes: kib("VmHWM:") * 1024, ..Memory::default() };
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+        let is_map = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-map");
+        if !is_map {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
+            .unwrap_or_default();
+        m.bpf_memlock_bytes +=
+            info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+        m.bpf_maps += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_records_from_a_response() {
+        let mut r = query(7, "h1.big.test.", 1);
+        r[2] |= 0x84; // QR, AA
+        r[7] = 2; // ANCOUNT
+        for last in [5u8, 6] {
+            r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 10, 0, 0, last]);
+        }
+        let reply = parse_reply(&r).unwrap();
+        assert_eq!(reply, Reply { id: 7, rcode: 0, a: vec![Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)] });
+        assert!(parse_reply(&query(7, "h1.big.test.", 1)).is_none(), "a query is no reply");
+    }
+
+    #[test]
+    fn sums_the_counters_it_reads() {
+        let body = "dnsxdp_xdp_packets_total{action=\"tx\"} 10\n\
+                    dnsxdp_xdp_packets_total{action=\"pass\"} 3\n\
+                    dnsxdp_responses_total{path=\"userspace\",rcode=\"NOERROR\"} 2\n\
+                    dnsxdp_responses_total{path=\"xdp\",rcode=\"NOERROR\"} 10\n\
+                    dnsxdp_bpf_map_entries{map=\"answers\"} 40000\n";
+        let c = parse_metrics(body);
+        assert_eq!(c, Counters { xdp_tx: 10, daemon_responses: 2, map_entries: Some(40_000) });
+        assert_eq!(parse_metrics("").map_entries, None);
+    }
+
+    #[test]
+    fn reads_this_process_memory() {
+        let m = memory(std::process::id());
+        assert!(m.rss_bytes > 0 && m.rss_peak_bytes >= m.rss_bytes);
+        assert!(alive(std::process::id()));
+    }
+}
