@@ -52,6 +52,86 @@ pub fn is_meta(qtype: u16) -> bool {
     (128..=255).contains(&qtype)
 }
 
+/// The names whose compiled answers may differ between `old` and `new`, when a narrow
+/// recompile is safe: every owner whose data changed, its ancestors up to the apex (existence,
+/// wildcards and the answers below them), and every name whose records point at a changed
+/// name or below it (CNAME chains, additional-section targets), to a fixpoint. `None` when the
+/// whole set must be recompiled: zones added or removed, a signed zone changed, or a change
+/// to a wildcard, a zone cut or a DNAME, or to the set of types a zone holds.
+pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
+    if old.len() != new.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for zone in new.iter() {
+        let before = old.get(&zone.origin)?;
+        if Arc::ptr_eq(before, zone) {
+            continue;
+        }
+        if zone.signed || before.signed {
+            return None;
+        }
+        let mut changed: HashSet<Name> = HashSet::new();
+        for (name, node) in &zone.nodes {
+            if before.nodes.get(name) != Some(node) {
+                changed.insert(name.clone());
+            }
+        }
+        for name in before.nodes.keys() {
+            if !zone.nodes.contains_key(name) {
+                changed.insert(name.clone());
+            }
+        }
+        let risky = |z: &Zone, n: &Name| {
+            n.as_wire().starts_with(b"\x01*")
+                || z.nodes.get(n).is_some_and(|node| {
+                    node.get(rtype::DNAME).is_some() || (node.get(rtype::NS).is_some() && *n != z.origin)
+                })
+        };
+        if changed.iter().any(|n| risky(zone, n) || risky(before, n)) {
+            return None;
+        }
+        if ZoneContext::new(zone).zone_types != ZoneContext::new(before).zone_types {
+            return None;
+        }
+        // Ancestors, then referrers until nothing new comes in.
+        let mut all: HashSet<Name> = HashSet::new();
+        for name in &changed {
+            let mut n = Some(name.clone());
+            while let Some(cur) = n {
+                if !all.insert(cur.clone()) || cur == zone.origin {
+                    break;
+                }
+                n = cur.parent();
+            }
+        }
+        loop {
+            let before_len = all.len();
+            let touches = |target: &Name| target.suffix_offsets().any(|o| {
+                // A change at or above the target (not the apex: its SOA changes every time)
+                // may change what the target resolves to.
+                Name::from_wire(&target.as_wire()[o..]).is_some_and(|s| (s != zone.origin && changed.contains(&s)) || all.contains(target))
+            });
+            let mut found = Vec::new();
+            for (name, node) in &zone.nodes {
+                if all.contains(name) {
+                    continue;
+                }
+                let points = node.rrsets.iter().any(|set| set.rdatas.iter().any(|rd| rd.target(set.rtype).is_some_and(|t| touches(&t))));
+                if points {
+                    found.push(name.clone());
+                }
+            }
+            all.extend(found);
+            if all.len() == before_len {
+                break;
+            }
+        }
+        out.extend(all);
+    }
+    Some(out)
+}
+
 /// One name's compiled answers: (QTYPE, variant, answer) slots, markers as `pass_value`s.
 pub type NameSlots = Vec<(u16, u16, AnswerValue)>;
 
@@ -76,7 +156,9 @@ struct ZoneContext {
 
 impl ZoneContext {
     fn new(zone: &Zone) -> Self {
-        let parents: HashSet<Name> = zone.nodes.keys().filter_map(Name::parent).collect();
+        // Only signed zones ask (DO=1 denial proofs).
+        let parents: HashSet<Name> =
+            if zone.signed { zone.nodes.keys().filter_map(Name::parent).collect() } else { HashSet::new() };
         let mut zone_types: Vec<u16> = zone.nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
         zone_types.sort_unstable();
         zone_types.dedup();

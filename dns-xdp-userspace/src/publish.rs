@@ -28,7 +28,7 @@ impl Publisher {
         let old = self.state.zones.load_full();
         let new = change(&old)?;
         if let Some(program) = xdp.as_mut() {
-            if let Err(err) = install(program, &self.state, &new) {
+            if let Err(err) = install_change(program, &self.state, &old, &new) {
                 log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
                 let _ = install(program, &self.state, &old);
                 return Err(err.into());
@@ -47,6 +47,30 @@ impl Publisher {
     pub fn take_xdp(&self) -> Option<XdpProgram> {
         self.xdp.lock().expect("publisher lock").take()
     }
+}
+
+/// Compiles what changed from `old` to `new` into the answer maps: only the names the change
+/// touched when that is safe (`compile::affected`), else everything.
+fn install_change(program: &mut XdpProgram, state: &State, old: &ZoneSet, new: &ZoneSet) -> anyhow::Result<()> {
+    let Some(names) = crate::compile::affected(old, new) else {
+        return install(program, state, new);
+    };
+    let started = std::time::Instant::now();
+    let diff = program.install_names(new, state.edns_payload, &names)?;
+    let (records, answers) = program.entries();
+    state.metrics.map_entries.store(records as u64, Relaxed);
+    state.metrics.answer_entries.store(answers as u64, Relaxed);
+    log::debug!(
+        "XDP answers: {} names recompiled ({} added, {} changed, {} removed; {} answers written, {} freed) in {:.1?}",
+        names.len(),
+        diff.added,
+        diff.changed,
+        diff.removed,
+        diff.answers_written,
+        diff.answers_freed,
+        started.elapsed()
+    );
+    Ok(())
 }
 
 /// Compiles `zones` into the answer maps.

@@ -78,7 +78,7 @@ impl Rdata {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RRset {
     pub rtype: u16,
     pub ttl: u32,
@@ -86,7 +86,7 @@ pub struct RRset {
 }
 
 /// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Node {
     /// Every RRset but the signatures, sorted by type.
     pub rrsets: Vec<RRset>,
