@@ -111,9 +111,10 @@ pub struct ServeArgs {
     /// EDNS(0) UDP payload size we advertise and cap UDP answers at. Default: 1232.
     #[arg(long)]
     pub edns_payload: Option<u16>,
-    /// Most precompiled answers the XDP map holds. When the zones compile to more, the kernel
-    /// keeps every name's negative answers and the most queried names' own answers; the rest
-    /// are answered by the daemon. Default: 262144.
+    /// Most names whose own answers the kernel holds, and the size of its record maps and of
+    /// its smallest answer map. When the zones hold more names, every name keeps its record
+    /// (existence, answers for missing names below it) and the most queried names their own
+    /// answers; the rest are answered by the daemon. Default: 262144.
     #[arg(long, value_name = "N")]
     pub answers_capacity: Option<u32>,
     /// Answer CH TXT version.bind/version.server with TEXT. Default: refuse.
@@ -277,7 +278,7 @@ pub struct Settings {
     pub xdp_mode: XdpModeChoice,
     pub metrics: SocketAddr,
     pub edns_payload: u16,
-    /// Entries the XDP answers map holds (`--answers-capacity`).
+    /// Names with their own answers in the kernel, and the answer maps' size (`--answers-capacity`).
     pub answers_capacity: u32,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,

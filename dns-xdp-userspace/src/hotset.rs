@@ -1,11 +1,11 @@
-//! The hot set: when the compiled answers outnumber `--answers-capacity`, which of them the
-//! kernel holds. Demand comes from the queries the daemon answers itself (XDP misses, sampled);
-//! the hottest names are promoted into the map, the coldest evicted.
+//! The hot set: when the zones hold more names than `--answers-capacity`, which names keep
+//! their own answers in the kernel. Demand comes from the queries the daemon answers itself
+//! (XDP misses, sampled); the hottest names are promoted, the coldest evicted.
 //!
-//! Correctness does not depend on the choice: every name's CHILD keys (its existence marker
-//! and the answers for missing names below it) are always installed, and a name's own answers
-//! are installed all together or not at all. A name without its own answers then meets its
-//! own marker in the kernel's walk and passes to the daemon, never an ancestor's NXDOMAIN.
+//! Correctness does not depend on the choice: every name keeps its record in the kernel, with
+//! its existence marker and the answers for missing names below it; a cold name's record
+//! holds nothing else, so its own queries meet the marker and pass to the daemon, never an
+//! ancestor's NXDOMAIN.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
