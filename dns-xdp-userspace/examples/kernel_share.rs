@@ -174,12 +174,17 @@ fn main() {
     let rss0 = rss_kib();
     let t = Instant::now();
     let (zones, _) = load_zones(std::slice::from_ref(&file)).expect("zone loads");
+    // SAFETY: as below.
+    unsafe { libc::malloc_trim(0) };
     let t_load = t.elapsed();
     let rss_zone = rss_kib().saturating_sub(rss0);
     let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
     let capacity = (names + names / 4).next_power_of_two() as u32;
     let (mut program, _stats) = XdpProgram::load_with_capacity(53, PAYLOAD, capacity).expect("load");
     let diff = program.install(&zones, PAYLOAD).expect("install");
+    // As the daemon does after a full compile (publish::install).
+    // SAFETY: malloc_trim only walks glibc's own heap.
+    unsafe { libc::malloc_trim(0) };
     let t_all = t.elapsed();
     let rss = rss_kib().saturating_sub(rss0);
     let (records, answers) = program.entries();

@@ -181,11 +181,11 @@ pub fn compile_each(zones: &ZoneSet, our_payload: u16, mut each: impl FnMut(&Nam
             .filter(|(name, _)| name.as_wire().len() <= MAX_KERNEL_NAME)
             .filter(|(name, _)| zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone)))
             .collect();
-        let c = Compiler { zones, zone, zone_types: &ctx.zone_types, our_payload };
+        let c = Compiler { zones, zone, nxdomain: Default::default(), zone_types: &ctx.zone_types, our_payload };
         let compile_name = |name: &Name, node: &Node| {
             let mut out = NameSlots::new();
             c.name(name, node, &mut out);
-            c.below(name, ctx.parents.contains(name), &mut out);
+            c.below(name, node, ctx.parents.contains(name), &mut out);
             out
         };
         if threads == 1 || names.len() < 4 * BATCH {
@@ -243,10 +243,10 @@ pub fn compile_names<'n>(
             continue;
         };
         let ctx = contexts.entry(zone.origin.clone()).or_insert_with(|| ZoneContext::new(zone));
-        let c = Compiler { zones, zone, zone_types: &ctx.zone_types, our_payload };
+        let c = Compiler { zones, zone, nxdomain: Default::default(), zone_types: &ctx.zone_types, our_payload };
         let mut out = NameSlots::new();
         c.name(name, node, &mut out);
-        c.below(name, ctx.parents.contains(name), &mut out);
+        c.below(name, node, ctx.parents.contains(name), &mut out);
         each(name, out);
     }
 }
@@ -254,6 +254,9 @@ pub fn compile_names<'n>(
 struct Compiler<'a> {
     zones: &'a ZoneSet,
     zone: &'a Zone,
+    /// The answer for missing names below a plain name (`plain`): the zone's NXDOMAIN, the same
+    /// for all of them, rendered (and cross-checked) once.
+    nxdomain: std::sync::OnceLock<Option<AnswerValue>>,
     /// Every type held somewhere in the zone.
     zone_types: &'a [u16],
     our_payload: u16,
@@ -288,9 +291,45 @@ impl Compiler<'_> {
         types
     }
 
+    /// Whether the answers at and below `name` follow from its own records alone: an unsigned
+    /// zone, no CNAME, DNAME or zone cut at the name or between it and the apex, no wildcard
+    /// child. Then RRSIG, NSEC, DS and CNAME queries get the name's NODATA (DS too, except at
+    /// the apex, which a parent zone of ours may answer), and every missing name below gets the
+    /// zone's NXDOMAIN: neither needs rendering per name. (xdp_matches_daemon checks these
+    /// shortcuts against the daemon for every name of the test zones.)
+    fn plain(&self, name: &Name, node: &Node) -> bool {
+        if self.zone.signed || node.get(rtype::CNAME).is_some() || node.get(rtype::DNAME).is_some() {
+            return false;
+        }
+        if *name != self.zone.origin && node.get(rtype::NS).is_some() {
+            return false;
+        }
+        if name.prepend(b"*").is_some_and(|star| self.zone.nodes.contains_key(&star)) {
+            return false;
+        }
+        let mut up = name.parent();
+        while let Some(p) = up.filter(|p| p.as_wire().len() >= self.zone.origin.as_wire().len()) {
+            if p == self.zone.origin {
+                break;
+            }
+            if self.zone.nodes.get(&p).is_some_and(|n| n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some()) {
+                return false;
+            }
+            up = p.parent();
+        }
+        true
+    }
+
     /// The name's own answers.
     fn name(&self, name: &Name, node: &Node, out: &mut NameSlots) {
-        let qtypes = self.qtypes(node);
+        let mut qtypes = self.qtypes(node);
+        if self.plain(name, node) {
+            let apex = *name == self.zone.origin;
+            qtypes.retain(|&t| {
+                let same_as_default = matches!(t, rtype::RRSIG | rtype::NSEC | rtype::CNAME) || (t == rtype::DS && !apex);
+                !same_as_default || node.get(t).is_some()
+            });
+        }
         let mut explicit: HashSet<u16> = HashSet::new();
         for &dnssec in self.variants() {
             let variant = if dnssec { KEY_VARIANT_DO } else { 0 };
@@ -322,11 +361,17 @@ impl Compiler<'_> {
     /// The answers for missing names below `name` (which exists): its CHILD keys. The plain
     /// default CHILD key is always written (as a pass marker if need be): it is the existence
     /// mark the kernel's walk stops at.
-    fn below(&self, name: &Name, has_children: bool, out: &mut NameSlots) {
+    fn below(&self, name: &Name, node: &Node, has_children: bool, out: &mut NameSlots) {
         let samples: Vec<Name> = SAMPLE_LABELS.iter().filter_map(|l| name.prepend(&l[1..])).collect();
         // A qname the walk reaches here is at most MAX_WALK_STEPS labels below; no sample may
         // exist (it would be answered as itself), and both must fit in a name.
         let usable = samples.len() == SAMPLE_LABELS.len() && samples.iter().all(|s| !self.zone.nodes.contains_key(s));
+        if usable && self.plain(name, node) {
+            // The zone's NXDOMAIN (ANY gets the same, so no slot of its own).
+            let nx = *self.nxdomain.get_or_init(|| self.render_below(&samples, QTYPE_DEFAULT, false));
+            out.push((QTYPE_DEFAULT, KEY_VARIANT_CHILD, nx.unwrap_or_else(|| self.marker(false))));
+            return;
+        }
         let wildcard = name.prepend(b"*").and_then(|star| self.zone.nodes.get(&star));
         let mut qtypes = vec![QTYPE_DEFAULT, rtype::ANY];
         if let Some(star) = wildcard {

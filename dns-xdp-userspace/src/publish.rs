@@ -77,6 +77,10 @@ fn install_change(program: &mut XdpProgram, state: &State, old: &ZoneSet, new: &
 pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let diff = program.install(zones, state.edns_payload)?;
+    // A full compile (start, reload) frees far more than it keeps (the parser's records, the
+    // rendered answers): give it back to the system rather than keep it as resident heap.
+    // SAFETY: malloc_trim only walks glibc's own heap.
+    unsafe { libc::malloc_trim(0) };
     let (names, answers) = program.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);

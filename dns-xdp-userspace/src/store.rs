@@ -60,13 +60,43 @@ struct Meta {
     refs: u32,
 }
 
-/// A shared negative answer: its zone and its current bytes, to rewrite the serial.
+/// An answer carrying its zone's SOA serial: its zone and its current bytes (`pack`), to
+/// rewrite the serial.
 #[derive(Clone, Debug)]
 struct Negative {
-    zone: Name,
-    value: AnswerValue,
-    /// Offset in `value.data` of the SOA SERIAL.
-    serial_at: usize,
+    /// Index into `Store::zones`.
+    zone: u32,
+    bytes: Box<[u8]>,
+    /// Offset in the answer's data of the SOA SERIAL.
+    serial_at: u16,
+}
+
+impl Negative {
+    fn serial(&self) -> u32 {
+        let at = dns_xdp_common::ANSWER_HEAD_LEN + usize::from(self.serial_at);
+        u32::from_be_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"))
+    }
+}
+
+/// An answer as the store keeps it: the head fields, then the data.
+fn pack(v: &AnswerValue) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(dns_xdp_common::ANSWER_HEAD_LEN + usize::from(v.data_len));
+    for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, 0] {
+        out.extend_from_slice(&word.to_ne_bytes());
+    }
+    out.extend_from_slice(&v.rrl_key.to_ne_bytes());
+    out.extend_from_slice(&v.data[..usize::from(v.data_len)]);
+    out.into_boxed_slice()
+}
+
+fn unpack(b: &[u8]) -> AnswerValue {
+    let w = |i: usize| u16::from_ne_bytes([b[2 * i], b[2 * i + 1]]);
+    let mut v = compile::pass_value(0);
+    (v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+    v.rrl_key = u32::from_ne_bytes(b[16..20].try_into().expect("4 bytes"));
+    let data = &b[dns_xdp_common::ANSWER_HEAD_LEN..];
+    v.data[..data.len()].copy_from_slice(data);
+    v
 }
 
 /// The NAMES and ANSWERS maps of one loaded program.
@@ -216,8 +246,9 @@ pub struct Store {
     answers: HashMap<u32, Meta>,
     index: HashMap<u128, u32>,
     negatives: HashMap<u32, Negative>,
-    /// Each zone's serial as its negatives hold it.
-    serials: HashMap<Name, u32>,
+    /// Zones by index (`Negative::zone`), and each one's serial as its negatives hold it.
+    zones: Vec<(Name, Option<u32>)>,
+    zone_ids: HashMap<Name, u32>,
     next_seq: [u32; ANSWER_CLASSES.len()],
     /// Bumped by every full compile (`Installed::seen`).
     generation: u32,
@@ -229,8 +260,8 @@ pub struct Store {
 struct Plan {
     /// Names with a new record (`Some`) or none any more (`None`).
     changes: Vec<(Name, Option<Installed>)>,
-    /// Shared negatives whose bytes change (a new serial).
-    rewrites: Vec<(u32, AnswerValue)>,
+    /// Zones (`Store::zones` index) whose answers carry a new serial, and that serial.
+    new_serials: HashMap<u32, u32>,
     /// Answers this update created (freed again if nothing references them).
     created: Vec<u32>,
 }
@@ -244,7 +275,8 @@ impl Store {
             answers: HashMap::new(),
             index: HashMap::new(),
             negatives: HashMap::new(),
-            serials: HashMap::new(),
+            zones: Vec::new(),
+            zone_ids: HashMap::new(),
             next_seq: [1; ANSWER_CLASSES.len()],
             generation: 0,
             hash_key: (random(), random()),
@@ -298,10 +330,10 @@ impl Store {
             None => self.hash(b"pos", &[], value, None),
         };
         if let Some(&id) = self.index.get(&key) {
-            if let Some(neg) = self.negatives.get_mut(&id) {
-                let (old, new) = (&neg.value.data[..usize::from(neg.value.data_len)], &value.data[..usize::from(value.data_len)]);
-                if old != new && !plan.rewrites.iter().any(|(i, _)| *i == id) {
-                    plan.rewrites.push((id, *value));
+            if let (Some(neg), Some(at)) = (self.negatives.get(&id), serial_at) {
+                let serial = u32::from_be_bytes(value.data[at..at + 4].try_into().expect("4 bytes"));
+                if serial != neg.serial() {
+                    plan.new_serials.insert(neg.zone, serial);
                 }
             }
             return Ok(id);
@@ -315,10 +347,23 @@ impl Store {
         self.index.insert(key, id);
         self.answers.insert(id, Meta { key, refs: 0 });
         if let Some(serial_at) = serial_at {
-            self.negatives.insert(id, Negative { zone: zone.clone(), value: *value, serial_at });
+            let zone_id = self.zone_id(zone);
+            let neg = Negative { zone: zone_id, bytes: pack(value), serial_at: serial_at as u16 };
+            self.zones[zone_id as usize].1.get_or_insert(neg.serial());
+            self.negatives.insert(id, neg);
         }
         plan.created.push(id);
         Ok(id)
+    }
+
+    fn zone_id(&mut self, zone: &Name) -> u32 {
+        if let Some(&id) = self.zone_ids.get(zone) {
+            return id;
+        }
+        let id = self.zones.len() as u32;
+        self.zones.push((zone.clone(), None));
+        self.zone_ids.insert(zone.clone(), id);
+        id
     }
 
     /// A name's record from its compiled slots.
@@ -420,7 +465,7 @@ impl Store {
     fn serial_changes(&self, zones: &ZoneSet) -> HashSet<Name> {
         zones
             .iter()
-            .filter(|z| self.serials.get(&z.origin).is_some_and(|&s| s != z.serial))
+            .filter(|z| self.zone_ids.get(&z.origin).is_some_and(|&id| self.zones[id as usize].1.is_some_and(|s| s != z.serial)))
             .map(|z| z.origin.clone())
             .collect()
     }
@@ -442,9 +487,9 @@ impl Store {
         match self.records.get_mut(name) {
             Some(old) if old.slots == rec.slots && old.flags == rec.flags => old.seen = rec.seen,
             Some(_) => plan.changes.push((name.clone(), Some(rec))),
-            // Pointing at a shared negative whose bytes this update changes: wait for them.
+            // In a zone whose serial this update changes: wait for its negatives.
             None if !serials_changed.contains(&zone)
-                && !rec.slots.iter().any(|s| plan.rewrites.iter().any(|(id, _)| *id == s.answer)) =>
+                && !self.zone_ids.get(&zone).is_some_and(|id| plan.new_serials.contains_key(id)) =>
             {
                 self.write_record(name, &rec)?;
                 self.reference(&rec, 1);
@@ -499,18 +544,12 @@ impl Store {
     /// 4. answers nothing references any more are freed (a reader that still holds an old id
     ///    finds nothing and passes).
     fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
-        let Plan { changes, mut rewrites, created } = plan;
+        let Plan { changes, mut new_serials, created } = plan;
         let mut diff = Diff { answers_written: created.len(), ..Diff::default() };
-        // Negatives of a zone whose serial changed and that no recompiled name mentioned.
         for zone in zones.iter() {
-            if self.serials.get(&zone.origin).is_some_and(|&s| s != zone.serial) {
-                for (&id, neg) in &self.negatives {
-                    if neg.zone == zone.origin && !rewrites.iter().any(|(i, _)| *i == id) {
-                        let mut v = neg.value;
-                        v.data[neg.serial_at..neg.serial_at + 4].copy_from_slice(&zone.serial.to_be_bytes());
-                        v.data_csum = compile::csum(&v.data[..usize::from(v.data_len)]);
-                        rewrites.push((id, v));
-                    }
+            if let Some(&id) = self.zone_ids.get(&zone.origin) {
+                if self.zones[id as usize].1.is_some_and(|s| s != zone.serial) {
+                    new_serials.insert(id, zone.serial);
                 }
             }
         }
@@ -523,14 +562,25 @@ impl Store {
             marker.slots[0] = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
             self.maps.put_record(name.as_wire(), 0, marker).context("writing a NAMES map (is it full? see --answers-capacity)")?;
         }
-        // 2. Shared negatives.
-        for (id, v) in &rewrites {
-            self.maps.put_answer(*id, v).context("rewriting a shared negative answer")?;
-            if let Some(neg) = self.negatives.get_mut(id) {
-                neg.value = *v;
+        // 2. Answers carrying the serial, in place.
+        if !new_serials.is_empty() {
+            let ids: Vec<u32> =
+                self.negatives.iter().filter(|(_, n)| new_serials.contains_key(&n.zone)).map(|(&id, _)| id).collect();
+            for id in ids {
+                let neg = self.negatives.get_mut(&id).expect("listed above");
+                let serial = new_serials[&neg.zone];
+                let mut v = unpack(&neg.bytes);
+                let at = usize::from(neg.serial_at);
+                v.data[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+                v.data_csum = compile::csum(&v.data[..usize::from(v.data_len)]);
+                neg.bytes = pack(&v);
+                self.maps.put_answer(id, &v).context("rewriting an answer's serial")?;
+                diff.answers_written += 1;
+            }
+            for (&zone, &serial) in &new_serials {
+                self.zones[zone as usize].1 = Some(serial);
             }
         }
-        diff.answers_written += rewrites.len();
         // 3. Records.
         for (name, new) in changes {
             let old = self.records.remove(&name);
@@ -554,9 +604,10 @@ impl Store {
             }
         }
         for zone in zones.iter() {
-            self.serials.insert(zone.origin.clone(), zone.serial);
+            if let Some(&id) = self.zone_ids.get(&zone.origin) {
+                self.zones[id as usize].1 = Some(zone.serial);
+            }
         }
-        self.serials.retain(|origin, _| zones.get(origin).is_some());
         // 4. Unreferenced answers.
         let unused: Vec<u32> = self.answers.iter().filter(|(_, m)| m.refs == 0).map(|(&id, _)| id).collect();
         for id in unused {

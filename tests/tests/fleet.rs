@@ -214,6 +214,8 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
     // SIGKILL the primary in the middle of a stream of writes: every acknowledged one survives.
     const STREAM: usize = 40;
     let (client, members) = (&fleet.client, &mut fleet.members);
+    // Writes acknowledged so far: the kill waits for a third of them, however fast writes are.
+    let progress = std::sync::atomic::AtomicUsize::new(0);
     let ((acked, retries), down_for) = std::thread::scope(|sc| {
         let writer = sc.spawn(|| {
             client.run_inside(|| {
@@ -225,6 +227,7 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
                         Some((200, body)) | Some((503, body)) => {
                             acked.push((i, json_u64(&body, "serial").expect("serial in a write answer")));
                             i += 1;
+                            progress.store(i, std::sync::atomic::Ordering::SeqCst);
                         }
                         // The primary is down (or died mid-call, unacknowledged): retry the same write.
                         _ => {
@@ -237,7 +240,10 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
             })
         });
         // Let a third of the stream through, then kill.
-        std::thread::sleep(Duration::from_millis(400));
+        let third = dns_xdp_tests::wait_for(Duration::from_secs(30), Duration::from_millis(1), || {
+            (progress.load(std::sync::atomic::Ordering::SeqCst) >= STREAM / 3).then_some(())
+        });
+        assert!(third.is_some(), "the write stream did not get a third through in 30 s");
         let t = Instant::now();
         members[0].kill9();
         members[0].spawn();
