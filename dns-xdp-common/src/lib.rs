@@ -31,8 +31,8 @@ pub const MAP_SHADOW_RING: &str = "SHADOW_RING";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
-/// Default capacity of the answer maps (`--answers-capacity`): name records per length class,
-/// and answers in the smallest size classes (larger classes hold a fraction, `ANSWER_CLASS_SHARE`).
+/// Default capacity of the answer maps (`--answers-capacity`): the names the kernel holds.
+/// Each map is sized from it (`NAME_CLASS_SIZE`, `ANSWER_CLASS_SIZE`).
 pub const ANSWERS_CAPACITY: u32 = 262_144;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,9 +117,12 @@ pub const RECORD_CHILD_PARTIAL: u16 = 1 << 2;
 /// per-element header and the 4-byte id key) fits a 128, 192, 256, 512 or 2048-byte slab.
 pub const ANSWER_CLASSES: [usize; 5] = [44, 108, 172, 428, MAX_ANSWER_LEN];
 pub const MAP_ANSWERS: [&str; 5] = ["ANSWERS44", "ANSWERS108", "ANSWERS172", "ANSWERS428", "ANSWERS1008"];
-/// Each ANSWERS map holds `capacity / ANSWER_CLASS_SHARE[i]` entries (at least 1024): most
-/// answers are small.
-pub const ANSWER_CLASS_SHARE: [u32; 5] = [1, 2, 4, 8, 16];
+/// Each ANSWERS map holds `capacity * ANSWER_CLASS_SIZE[i] / 16` entries (at least 1024): most
+/// answers are small, and a name has about two of its own (A and AAAA, a CNAME chain per type).
+pub const ANSWER_CLASS_SIZE: [u64; 5] = [32, 8, 4, 2, 1];
+/// Each NAMES map holds `capacity * NAME_CLASS_SIZE[i] / 16` entries (at least 1024): names
+/// longer than 60 bytes are rare.
+pub const NAME_CLASS_SIZE: [u64; 4] = [16, 16, 4, 1];
 
 /// Key of the answers map: the question as the daemon compiled it (one record per name, one
 /// slot per question type and variant; see `Slot`).

@@ -179,7 +179,7 @@ fn main() {
     let t_load = t.elapsed();
     let rss_zone = rss_kib().saturating_sub(rss0);
     let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
-    let capacity = (names + names / 4).next_power_of_two() as u32;
+    let capacity = (names + names / 4) as u32;
     let (mut program, _stats) = XdpProgram::load_with_capacity(53, PAYLOAD, capacity).expect("load");
     let diff = program.install(&zones, PAYLOAD).expect("install");
     // As the daemon does after a full compile (publish::install).

@@ -9,8 +9,8 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{Xdp, XdpMode};
 use dns_xdp_common::{
-    ANSWER_CLASS_SHARE, MAP_ANSWERS, MAP_CONFIG, MAP_NAMES, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG,
-    MAP_SHADOW_RING, MAP_STATS, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch,
+    ANSWER_CLASS_SIZE, MAP_ANSWERS, MAP_CONFIG, MAP_NAMES, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG,
+    MAP_SHADOW_RING, MAP_STATS, NAME_CLASS_SIZE, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch,
     XdpConfig, stat,
 };
 
@@ -98,11 +98,12 @@ impl XdpProgram {
         raise_memlock_limit();
         let capacity = capacity.max(1);
         let mut loader = aya::EbpfLoader::new();
-        for name in MAP_NAMES {
-            loader.map_max_entries(name, capacity);
+        let size = |share: u64| (u64::from(capacity) * share / 16).clamp(1024, u64::from(u32::MAX)) as u32;
+        for (name, share) in MAP_NAMES.iter().zip(NAME_CLASS_SIZE) {
+            loader.map_max_entries(name, size(share));
         }
-        for (name, share) in MAP_ANSWERS.iter().zip(ANSWER_CLASS_SHARE) {
-            loader.map_max_entries(name, (capacity / share).max(1024));
+        for (name, share) in MAP_ANSWERS.iter().zip(ANSWER_CLASS_SIZE) {
+            loader.map_max_entries(name, size(share));
         }
         let mut ebpf = loader.load(crate::EBPF_OBJECT).context("loading the eBPF object (needs root or CAP_BPF)")?;
         let program: &mut Xdp = ebpf

@@ -10,8 +10,11 @@
 //!
 //! Updates are phased so that every answer a query gets belongs to one version (see `commit`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasher as _, Hasher as _};
+
+/// The store's maps hold an entry per name and per answer: a fast hash, seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
@@ -271,12 +274,12 @@ impl Store {
         let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
         Store {
             maps,
-            records: HashMap::new(),
-            answers: HashMap::new(),
-            index: HashMap::new(),
-            negatives: HashMap::new(),
+            records: HashMap::default(),
+            answers: HashMap::default(),
+            index: HashMap::default(),
+            negatives: HashMap::default(),
             zones: Vec::new(),
-            zone_ids: HashMap::new(),
+            zone_ids: HashMap::default(),
             next_seq: [1; ANSWER_CLASSES.len()],
             generation: 0,
             hash_key: (random(), random()),
@@ -687,7 +690,7 @@ impl Store {
     /// Installs a precompiled logical map (tests): every name of `entries`, nothing else.
     pub fn install_entries(&mut self, entries: &Entries) -> anyhow::Result<Diff> {
         self.generation = self.generation.wrapping_add(1);
-        let mut by_name: HashMap<Vec<u8>, NameSlots> = HashMap::new();
+        let mut by_name: HashMap<Vec<u8>, NameSlots> = HashMap::default();
         for (k, v) in entries {
             let len = k.name.iter().position(|&b| b == 0).map_or(k.name.len(), |p| p + 1);
             // Names are wire format: the first zero byte is the root label only when every

@@ -65,8 +65,8 @@ pub struct Options {
     /// Stop the daemon when its RSS plus BPF map memory passes this many MiB (the machine is shared).
     #[arg(long, default_value_t = 12_288)]
     max_mem_mib: u64,
-    /// `--answers-capacity` for the daemon: `auto` (2 per name, at least the daemon's default:
-    /// every name's record and its distinct answers fit, none is left to the hot set), `none` (the daemon's default) or a number.
+    /// `--answers-capacity` for the daemon: `auto` (the zone's names plus a quarter, at least the
+    /// daemon's default: every name's record and its answers fit, none is left to the hot set), `none` (the daemon's default) or a number.
     /// Passed only while `dns-xdp serve --help` lists the flag.
     #[arg(long, default_value = "auto")]
     answers_capacity: String,
@@ -280,7 +280,7 @@ fn daemon_args(opts: &Options, dns_xdp: &Path, zone: &Path, token: &Path, out: &
     }
     let capacity = match opts.answers_capacity.as_str() {
         "none" => None,
-        "auto" => Some((opts.names as u64 * 2).max(262_144)),
+        "auto" => Some((opts.names as u64 * 5 / 4).max(262_144)),
         n => Some(n.parse().with_context(|| format!("--answers-capacity {n:?}: auto, none or a number"))?),
     };
     if let Some(c) = capacity {
