@@ -306,7 +306,8 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
             }
         };
         let soa = new.soa_record();
-        match repl.commit(new) {
+        let touched: Vec<(Name, u16)> = parsed.iter().map(|c| (c.owner.clone(), c.rtype)).collect();
+        match repl.commit_touching(new, Some(&touched)) {
             Ok(serial) => (serial, soa),
             Err(err) => {
                 log::error!("API write to {origin} failed: {err}");

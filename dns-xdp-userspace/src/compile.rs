@@ -59,6 +59,12 @@ pub fn is_meta(qtype: u16) -> bool {
 /// whole set must be recompiled: zones added or removed, a signed zone changed, or a change
 /// to a wildcard, a zone cut or a DNAME, or to the set of types a zone holds.
 pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
+    affected_with(old, new, None)
+}
+
+/// `affected`, told which owners the change touched (`touched`, the API's and IXFR's own
+/// list), so the zones are not compared node by node.
+pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>) -> Option<Vec<Name>> {
     if old.len() != new.len() {
         return None;
     }
@@ -72,14 +78,22 @@ pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
             return None;
         }
         let mut changed: HashSet<Name> = HashSet::new();
-        for (name, node) in &zone.nodes {
-            if before.nodes.get(name) != Some(node) {
-                changed.insert(name.clone());
+        match touched {
+            Some(owners) => {
+                changed.extend(owners.iter().filter(|n| zones_find_is(new, n, zone) || zones_find_is(old, n, before)).cloned());
+                changed.insert(zone.origin.clone());
             }
-        }
-        for name in before.nodes.keys() {
-            if !zone.nodes.contains_key(name) {
-                changed.insert(name.clone());
+            None => {
+                for (name, node) in &zone.nodes {
+                    if before.nodes.get(name) != Some(node) {
+                        changed.insert(name.clone());
+                    }
+                }
+                for name in before.nodes.keys() {
+                    if !zone.nodes.contains_key(name) {
+                        changed.insert(name.clone());
+                    }
+                }
             }
         }
         let risky = |z: &Zone, n: &Name| {
@@ -91,7 +105,7 @@ pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
         if changed.iter().any(|n| risky(zone, n) || risky(before, n)) {
             return None;
         }
-        if ZoneContext::new(zone).zone_types != ZoneContext::new(before).zone_types {
+        if zone.types != before.types {
             return None;
         }
         // Ancestors, then referrers until nothing new comes in.
@@ -132,6 +146,11 @@ pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
     Some(out)
 }
 
+/// Whether `name` belongs to `zone` within `zones`.
+fn zones_find_is(zones: &ZoneSet, name: &Name, zone: &Arc<Zone>) -> bool {
+    zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone))
+}
+
 /// One name's compiled answers: (QTYPE, variant, answer) slots, markers as `pass_value`s.
 pub type NameSlots = Vec<(u16, u16, AnswerValue)>;
 
@@ -159,10 +178,7 @@ impl ZoneContext {
         // Only signed zones ask (DO=1 denial proofs).
         let parents: HashSet<Name> =
             if zone.signed { zone.nodes.keys().filter_map(Name::parent).collect() } else { HashSet::new() };
-        let mut zone_types: Vec<u16> = zone.nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
-        zone_types.sort_unstable();
-        zone_types.dedup();
-        ZoneContext { parents, zone_types }
+        ZoneContext { parents, zone_types: zone.types.clone() }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Loading, attaching and detaching the XDP program, and typed access to its maps.
-//! The only userspace module that talks to the kernel's BPF interfaces.
+//! Loading, attaching and detaching the XDP program, and typed access to its maps (the answer
+//! maps through store.rs). Besides these two, only bounce.rs (the benchmark's XDP_TX ceiling)
+//! talks to the kernel's BPF interfaces.
 
 use std::collections::{HashMap, HashSet};
 

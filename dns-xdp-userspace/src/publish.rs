@@ -24,11 +24,20 @@ impl Publisher {
     /// Publishes the set `change` derives from the one being served. On a map failure the
     /// previous version stays (maps restored, snapshot untouched).
     pub fn update<E: From<anyhow::Error>>(&self, change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>) -> Result<(), E> {
+        self.update_touching(change, None)
+    }
+
+    /// `update`, told which owners the change touched (`None`: find out by comparing).
+    pub fn update_touching<E: From<anyhow::Error>>(
+        &self,
+        change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>,
+        touched: Option<&[crate::name::Name]>,
+    ) -> Result<(), E> {
         let mut xdp = self.xdp.lock().expect("publisher lock");
         let old = self.state.zones.load_full();
         let new = change(&old)?;
         if let Some(program) = xdp.as_mut() {
-            if let Err(err) = install_change(program, &self.state, &old, &new) {
+            if let Err(err) = install_change(program, &self.state, &old, &new, touched) {
                 log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
                 let _ = install(program, &self.state, &old);
                 return Err(err.into());
@@ -51,8 +60,14 @@ impl Publisher {
 
 /// Compiles what changed from `old` to `new` into the answer maps: only the names the change
 /// touched when that is safe (`compile::affected`), else everything.
-fn install_change(program: &mut XdpProgram, state: &State, old: &ZoneSet, new: &ZoneSet) -> anyhow::Result<()> {
-    let Some(names) = crate::compile::affected(old, new) else {
+fn install_change(
+    program: &mut XdpProgram,
+    state: &State,
+    old: &ZoneSet,
+    new: &ZoneSet,
+    touched: Option<&[crate::name::Name]>,
+) -> anyhow::Result<()> {
+    let Some(names) = crate::compile::affected_with(old, new, touched) else {
         return install(program, state, new);
     };
     let started = std::time::Instant::now();

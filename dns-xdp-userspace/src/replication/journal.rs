@@ -48,6 +48,25 @@ impl Changeset {
         }
     }
 
+    /// The change between two versions that differ only in the RRsets `pairs` (owner, type)
+    /// and the SOA: `between` restricted to those, without walking either zone.
+    pub fn of_rrsets(old: &Zone, new: &Zone, pairs: &[(Name, u16)]) -> Changeset {
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for (owner, rtype) in pairs {
+            if *rtype == rtype::SOA || !seen.insert((owner.clone(), *rtype)) {
+                continue;
+            }
+            let a = old.rrset_records(owner, *rtype);
+            let b = new.rrset_records(owner, *rtype);
+            removed.extend(a.iter().filter(|r| !b.contains(r)).cloned());
+            added.extend(b.iter().filter(|r| !a.contains(r)).cloned());
+        }
+        removed.sort();
+        added.sort();
+        Changeset { old_soa: old.soa_record(), removed, new_soa: new.soa_record(), added }
+    }
+
     /// Applies this change to `zone`, validating the result like a zone file.
     pub fn apply(&self, zone: &Zone) -> Result<Zone, String> {
         if zone.serial != self.from_serial() {
@@ -244,6 +263,19 @@ mod tests {
         let origin = Name::from_text("example.org").unwrap();
         let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
         zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rrset_changes_equal_the_whole_zone_diff() {
+        let old = zone(1, "www 60 IN A 192.0.2.2\nwww 60 IN A 192.0.2.3\nmx 60 IN MX 10 ns1\n");
+        let new = zone(2, "www 60 IN A 192.0.2.2\nwww 60 IN A 192.0.2.4\nnew 90 IN TXT \"x\"\nmx 60 IN MX 10 ns1\n");
+        let name = |t: &str| Name::from_text(t).unwrap();
+        let pairs = [(name("www.example.org"), rtype::A), (name("new.example.org"), rtype::TXT), (name("gone.example.org"), rtype::A)];
+        let narrow = Changeset::of_rrsets(&old, &new, &pairs);
+        let full = Changeset::between(&old, &new);
+        assert_eq!((narrow.removed.len(), narrow.added.len()), (1, 2));
+        assert_eq!((narrow.removed, narrow.added), (full.removed, full.added));
+        assert_eq!((narrow.old_soa, narrow.new_soa), (full.old_soa, full.new_soa));
     }
 
     #[test]

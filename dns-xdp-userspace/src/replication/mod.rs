@@ -151,11 +151,20 @@ impl Replication {
     /// Makes `new` the served version of its zone: journal first (fsync), then publish, then
     /// NOTIFY the fleet. The caller holds `write`.
     pub fn commit(&self, new: Zone) -> Result<u32, CommitError> {
+        self.commit_touching(new, None)
+    }
+
+    /// `commit` for a change to the RRsets `touched` (owner, type) alone: the journal entry
+    /// and the kernel's update come from those, not from comparing the whole zone.
+    pub fn commit_touching(&self, new: Zone, touched: Option<&[(Name, u16)]>) -> Result<u32, CommitError> {
         let origin = new.origin.clone();
         let serial = new.serial;
         let old = self.current(&origin);
         if let Some(old) = &old {
-            let change = Changeset::between(old, &new);
+            let change = match touched {
+                Some(pairs) if !old.signed && !new.signed => Changeset::of_rrsets(old, &new, pairs),
+                _ => Changeset::between(old, &new),
+            };
             let mut history = self.history.lock().expect("history lock");
             let h = history.entry(origin.clone()).or_default();
             match &mut h.journal {
@@ -164,7 +173,8 @@ impl Replication {
             }
         }
         let new = Arc::new(new);
-        self.publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())))?;
+        let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
+        self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref())?;
         self.notify_fleet(&new);
         Ok(serial)
     }

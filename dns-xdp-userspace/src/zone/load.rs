@@ -413,7 +413,10 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     let serial_at = mname_len + rname_len;
     let serial = u32::from_be_bytes(soa_wire.get(serial_at..serial_at + 4)?.try_into().ok()?);
     let signed = nodes[&origin].get(rtype::DNSKEY).is_some();
-    Some(Zone { origin, file, nodes, serial, signed, nsec_chain, nsec3 })
+    let mut types: Vec<u16> = nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
+    types.sort_unstable();
+    types.dedup();
+    Some(Zone { origin, file, nodes, serial, signed, nsec_chain, nsec3, types })
 }
 
 /// Parses zone-file text (no `$INCLUDE`) relative to `origin` into wire records: the API feeds

@@ -128,6 +128,8 @@ pub struct Zone {
     pub nsec_chain: Vec<(Vec<Vec<u8>>, Name)>,
     /// The NSEC3 chain, when the zone is signed with NSEC3 (its owners are not in `nodes`).
     pub nsec3: Option<nsec3::Chain>,
+    /// Every type held somewhere in the zone, sorted.
+    pub types: Vec<u16>,
 }
 
 impl Zone {
@@ -193,6 +195,12 @@ impl Zone {
         out.retain(|r| r.rtype != rtype::SOA);
         out.sort();
         out
+    }
+
+    /// The records of one RRset (none when the name or type is not there).
+    pub fn rrset_records(&self, owner: &Name, rtype: u16) -> Vec<Record> {
+        let Some(set) = self.nodes.get(owner).and_then(|n| n.get(rtype)) else { return Vec::new() };
+        set.rdatas.iter().map(|rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.clone() }).collect()
     }
 
     /// The SOA record.
