@@ -282,7 +282,9 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
     let (serial, soa) = {
         let _guard = repl.write.lock().await;
         let Some(current) = repl.current(&origin) else { return (404, json!({"error": "zone went away"})) };
-        let mut records = current.records();
+        // As served, not sorted: the RRsets this write leaves alone must come out identical,
+        // since only the touched ones are recompiled for the kernel.
+        let mut records = current.records_as_served();
         for (i, c) in parsed.iter().enumerate() {
             let before = records.len();
             records.retain(|r| !(r.owner == c.owner && r.rtype == c.rtype));

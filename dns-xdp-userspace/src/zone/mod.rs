@@ -171,6 +171,15 @@ pub struct Record {
 impl Zone {
     /// Every record of the zone but the SOA, in a stable order (owner, type, RDATA).
     pub fn records(&self) -> Vec<Record> {
+        let mut out = self.records_as_served();
+        out.sort();
+        out
+    }
+
+    /// Every record of the zone but the SOA, each RRset's records in the order they are
+    /// served: rebuilding the zone from these (with some RRsets replaced) leaves every other
+    /// RRset's answers byte for byte as they were.
+    pub fn records_as_served(&self) -> Vec<Record> {
         let mut out = Vec::new();
         let mut push_node = |owner: &Name, node: &Node| {
             for set in &node.rrsets {
@@ -193,7 +202,6 @@ impl Zone {
             }
         }
         out.retain(|r| r.rtype != rtype::SOA);
-        out.sort();
         out
     }
 
@@ -282,5 +290,26 @@ impl ZoneSet {
 
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilding_from_served_records_keeps_every_rrset_as_served() {
+        let origin = Name::from_text("order.test").unwrap();
+        // RDATA out of sorted order: a rebuild from sorted records would reorder them.
+        let text = "@ 300 IN SOA ns host 1 2 3 4 60\n@ 300 IN NS ns\nns 300 IN A 192.0.2.1\n\
+                    www 60 IN A 192.0.2.9\nwww 60 IN A 192.0.2.3\nwww 60 IN A 192.0.2.5\n";
+        let zone = zone_from_records("test", parse_records(text, &origin).unwrap()).unwrap();
+        let mut records = zone.records_as_served();
+        records.push(zone.soa_record());
+        let rebuilt = zone_from_records("rebuilt", records).unwrap();
+        assert_eq!(rebuilt.nodes, zone.nodes, "every RRset in the same order");
+        let www = Name::from_text("www.order.test").unwrap();
+        let order: Vec<u8> = zone.nodes[&www].get(rtype::A).unwrap().rdatas.iter().map(|r| r.wire[3]).collect();
+        assert_eq!(order, [9, 3, 5], "served in file order");
     }
 }
