@@ -102,8 +102,25 @@ fn unpack(b: &[u8]) -> AnswerValue {
     v
 }
 
+/// Writes queued for one map (`BPF_MAP_UPDATE_BATCH`): keys and values back to back.
+#[derive(Default)]
+struct Batch {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    count: u32,
+}
+
+/// Queued writes flushed together once this many are waiting.
+const BATCH_ENTRIES: usize = 8192;
+
 /// The NAMES and ANSWERS maps of one loaded program.
 pub struct Maps {
+    /// The maps' fds in batch order: the 5 ANSWERS maps, then the 4 NAMES maps.
+    fds: [std::os::fd::RawFd; 9],
+    /// While batching (`Store` stages an update), writes wait here; answers are flushed
+    /// before records, so a record never points at an answer not yet in the kernel.
+    batches: Option<Vec<Batch>>,
+    queued: usize,
     n28: BpfHashMap<MapData, NameKey<28>, NameRecord>,
     n60: BpfHashMap<MapData, NameKey<60>, NameRecord>,
     n124: BpfHashMap<MapData, NameKey<124>, NameRecord>,
@@ -149,8 +166,19 @@ fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
 impl Maps {
     /// Takes the maps out of `take` (by name), e.g. `|n| ebpf.take_map(n)`.
     pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
-        let mut get = |n: &str| take(n).with_context(|| format!("no {n} map in the eBPF object"));
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let mut fds = [0; 9];
+        let mut get = |n: &str| {
+            let map = take(n).with_context(|| format!("no {n} map in the eBPF object"))?;
+            let aya::maps::Map::HashMap(data) = &map else { anyhow::bail!("{n} is not a hash map") };
+            // The map's order in `fds`: answers first (the order of MAP_ANSWERS), then names.
+            let at = MAP_ANSWERS.iter().position(|m| *m == n).or_else(|| MAP_NAMES.iter().position(|m| *m == n).map(|i| 5 + i));
+            fds[at.expect("a map of ours")] = data.fd().as_fd().as_raw_fd();
+            Ok(map)
+        };
         Ok(Maps {
+            batches: None,
+            queued: 0,
             n28: BpfHashMap::try_from(get(MAP_NAMES[0])?)?,
             n60: BpfHashMap::try_from(get(MAP_NAMES[1])?)?,
             n124: BpfHashMap::try_from(get(MAP_NAMES[2])?)?,
@@ -160,10 +188,68 @@ impl Maps {
             a172: BpfHashMap::try_from(get(MAP_ANSWERS[2])?)?,
             a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
             a1008: BpfHashMap::try_from(get(MAP_ANSWERS[4])?)?,
+            fds,
         })
     }
 
+    /// Queues writes from now on, until `flush`.
+    fn start_batch(&mut self) {
+        if self.batches.is_none() {
+            self.batches = Some((0..9).map(|_| Batch::default()).collect());
+        }
+    }
+
+    /// Queues one write if batching; false if not (the caller writes it directly).
+    fn queue<K: aya::Pod, V: aya::Pod>(&mut self, at: usize, key: &K, value: &V) -> bool {
+        let Some(batches) = self.batches.as_mut() else { return false };
+        let b = &mut batches[at];
+        // SAFETY: Pod types are plain bytes without padding.
+        unsafe {
+            b.keys.extend_from_slice(std::slice::from_raw_parts((key as *const K).cast::<u8>(), size_of::<K>()));
+            b.values.extend_from_slice(std::slice::from_raw_parts((value as *const V).cast::<u8>(), size_of::<V>()));
+        }
+        b.count += 1;
+        self.queued += 1;
+        true
+    }
+
+    fn full(&self) -> bool {
+        self.queued >= BATCH_ENTRIES
+    }
+
+    /// Writes everything queued, answers before records, one BPF_MAP_UPDATE_BATCH call per
+    /// map, and keeps batching if `more`.
+    fn flush(&mut self, more: bool) -> anyhow::Result<()> {
+        let Some(mut batches) = self.batches.take() else { return Ok(()) };
+        self.queued = 0;
+        for (at, b) in batches.iter_mut().enumerate() {
+            if b.count == 0 {
+                continue;
+            }
+            update_batch(self.fds[at], &b.keys, &b.values, b.count).with_context(|| {
+                let name = if at < 5 { MAP_ANSWERS[at] } else { MAP_NAMES[at - 5] };
+                format!("writing the {name} map (is it full? see --answers-capacity)")
+            })?;
+            b.keys.clear();
+            b.values.clear();
+            b.count = 0;
+        }
+        if more {
+            self.batches = Some(batches);
+        }
+        Ok(())
+    }
+
     fn put_record(&mut self, name: &[u8], part: u32, rec: NameRecord) -> Result<(), MapError> {
+        let queued = match name.len() {
+            n if n <= NAME_CLASSES[0] => self.queue(5, &key::<28>(name, part), &rec),
+            n if n <= NAME_CLASSES[1] => self.queue(6, &key::<60>(name, part), &rec),
+            n if n <= NAME_CLASSES[2] => self.queue(7, &key::<124>(name, part), &rec),
+            _ => self.queue(8, &key::<256>(name, part), &rec),
+        };
+        if queued {
+            return Ok(());
+        }
         match name.len() {
             n if n <= NAME_CLASSES[0] => self.n28.insert(key(name, part), rec, 0),
             n if n <= NAME_CLASSES[1] => self.n60.insert(key(name, part), rec, 0),
@@ -182,6 +268,16 @@ impl Maps {
     }
 
     fn put_answer(&mut self, id: u32, v: &AnswerValue) -> Result<(), MapError> {
+        let queued = match id >> ANSWER_CLASS_SHIFT {
+            0 => self.queue(0, &id, &sized::<44>(v)),
+            1 => self.queue(1, &id, &sized::<108>(v)),
+            2 => self.queue(2, &id, &sized::<172>(v)),
+            3 => self.queue(3, &id, &sized::<428>(v)),
+            _ => self.queue(4, &id, v),
+        };
+        if queued {
+            return Ok(());
+        }
         match id >> ANSWER_CLASS_SHIFT {
             0 => self.a44.insert(id, sized::<44>(v), 0),
             1 => self.a108.insert(id, sized::<108>(v), 0),
@@ -200,6 +296,39 @@ impl Maps {
             _ => self.a1008.remove(&id),
         })
     }
+}
+
+/// BPF_MAP_UPDATE_BATCH (Linux 5.6): `count` keys and values, back to back, in one call.
+fn update_batch(fd: std::os::fd::RawFd, keys: &[u8], values: &[u8], count: u32) -> std::io::Result<()> {
+    /// `union bpf_attr`'s `batch` member.
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+    let attr = BatchAttr {
+        in_batch: 0,
+        out_batch: 0,
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count,
+        map_fd: fd as u32,
+        elem_flags: 0,
+        flags: 0,
+    };
+    // SAFETY: the attr points at `count` keys and values that outlive the call; the kernel
+    // reads them and writes back `count` (ignored: an error fails the whole update).
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_MAP_UPDATE_BATCH, &attr as *const BatchAttr, size_of::<BatchAttr>() as u32)
+    };
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The size class of an answer with `len` data bytes.
@@ -410,15 +539,17 @@ impl Store {
         let mut plan = Plan::default();
         let mut failed = None;
         let serials_changed = self.serial_changes(zones);
+        self.maps.start_batch();
         compile::compile_each(zones, payload, |name, slots| {
             if failed.is_some() {
                 return;
             }
-            if let Err(e) = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan) {
+            let staged = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan);
+            if let Err(e) = staged.and_then(|()| if self.maps.full() { self.maps.flush(true) } else { Ok(()) }) {
                 failed = Some(e);
             }
         });
-        if let Some(e) = failed {
+        if let Some(e) = failed.map_or_else(|| self.maps.flush(false).err(), Some) {
             self.abandon(plan);
             return Err(e);
         }
@@ -443,6 +574,7 @@ impl Store {
         let mut plan = Plan::default();
         let mut failed = None;
         let serials_changed = self.serial_changes(zones);
+        self.maps.start_batch();
         compile::compile_names(zones, payload, names, |name, slots| {
             if failed.is_some() {
                 return;
@@ -453,11 +585,12 @@ impl Store {
                 }
                 return;
             }
-            if let Err(e) = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan) {
+            let staged = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan);
+            if let Err(e) = staged.and_then(|()| if self.maps.full() { self.maps.flush(true) } else { Ok(()) }) {
                 failed = Some(e);
             }
         });
-        if let Some(e) = failed {
+        if let Some(e) = failed.map_or_else(|| self.maps.flush(false).err(), Some) {
             self.abandon(plan);
             return Err(e);
         }
@@ -631,6 +764,8 @@ impl Store {
 
     /// A failed update: frees the answers it created (nothing references them yet).
     fn abandon(&mut self, plan: Plan) {
+        self.maps.batches = None;
+        self.maps.queued = 0;
         for id in plan.created {
             if self.answers.get(&id).is_some_and(|m| m.refs == 0) {
                 let _ = self.free(id);
@@ -701,6 +836,7 @@ impl Store {
         let mut plan = Plan::default();
         let zones = ZoneSet::default();
         let none = HashSet::new();
+        self.maps.start_batch();
         for (wire, slots) in by_name {
             let name = Name::from_wire(&wire).context("an entry's name is not a wire-format name")?;
             if name.as_wire().len() > dns_xdp_common::MAX_KERNEL_NAME {
@@ -710,6 +846,10 @@ impl Store {
                 self.abandon(plan);
                 return Err(e);
             }
+        }
+        if let Err(e) = self.maps.flush(false) {
+            self.abandon(plan);
+            return Err(e);
         }
         self.plan_removals(&mut plan, self.generation);
         self.commit(plan, &zones)
