@@ -320,7 +320,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         set.rdatas.push(rdata);
     }
 
-    let mut nodes: HashMap<Name, Node> = HashMap::new();
+    let mut nodes = super::NodeMap::default();
     for ((owner, rt, covered), (set, _)) in &sets {
         let node = nodes.entry(owner.clone()).or_default();
         if *rt == rtype::RRSIG {

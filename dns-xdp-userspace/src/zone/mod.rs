@@ -8,6 +8,11 @@ pub mod nsec3;
 pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records};
 
 use std::collections::HashMap;
+
+/// A zone's names and their data. Hashed with foldhash (seeded per process): lookups run for
+/// every query the daemon answers and every answer the compiler renders, and the keys come
+/// from the zone, not from clients (a query only looks up, it cannot fill a bucket).
+pub type NodeMap = HashMap<Name, Node, foldhash::fast::RandomState>;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -120,7 +125,7 @@ pub fn canonical_key(name: &Name) -> Vec<Vec<u8>> {
 pub struct Zone {
     pub origin: Name,
     pub file: Arc<PathBuf>,
-    pub nodes: HashMap<Name, Node>,
+    pub nodes: NodeMap,
     pub serial: u32,
     /// The apex carries a DNSKEY: answers to DO=1 queries need signatures.
     pub signed: bool,
@@ -247,7 +252,7 @@ pub fn serial_newer(a: u32, b: u32) -> bool {
 /// The zones one server is authoritative for.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
-    zones: HashMap<Name, Arc<Zone>>,
+    zones: HashMap<Name, Arc<Zone>, foldhash::fast::RandomState>,
 }
 
 impl ZoneSet {
