@@ -117,6 +117,7 @@ async fn wait_for_stop() {
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Configure: zones first, so a bad zone fails before we touch the network.
+    let started = std::time::Instant::now();
     let (zones, warnings) = match load_zones(&settings.zones) {
         Ok(z) => z,
         Err(diags) => {
@@ -129,6 +130,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         log::warn!("{w}");
     }
+    let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
+    log::info!("loaded {} zone(s), {names} names, in {:.1?}", zones.len(), started.elapsed());
     let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), shadow: Default::default(), cookies: settings.cookies.clone(), replication: Default::default() });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     if let Some(shadow) = &settings.shadow {

@@ -99,7 +99,8 @@ pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyh
     let (names, answers) = program.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);
-    log::debug!(
+    // Full compiles are rare (start, reload) and slow for large zones: worth a line.
+    log::info!(
         "XDP answers: {names} names, {answers} answers ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
         diff.added,
         diff.changed,
