@@ -396,6 +396,8 @@ struct Plan {
     new_serials: HashMap<u32, u32>,
     /// Answers this update created (freed again if nothing references them).
     created: Vec<u32>,
+    /// New names written while staging (nothing to protect them from).
+    added_now: usize,
 }
 
 impl Store {
@@ -631,6 +633,7 @@ impl Store {
                 self.reference(&rec, 1);
                 rec.seen = self.generation;
                 self.records.insert(name.clone(), rec);
+                plan.added_now += 1;
             }
             None => plan.changes.push((name.clone(), Some(rec))),
         }
@@ -680,8 +683,8 @@ impl Store {
     /// 4. answers nothing references any more are freed (a reader that still holds an old id
     ///    finds nothing and passes).
     fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
-        let Plan { changes, mut new_serials, created } = plan;
-        let mut diff = Diff { answers_written: created.len(), ..Diff::default() };
+        let Plan { changes, mut new_serials, created, added_now } = plan;
+        let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
         for zone in zones.iter() {
             if let Some(&id) = self.zone_ids.get(&zone.origin) {
                 if self.zones[id as usize].1.is_some_and(|s| s != zone.serial) {
