@@ -116,8 +116,13 @@ async fn wait_for_stop() {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    // Configure: zones first, so a bad zone fails before we touch the network.
+    // Configure: zones first, so a bad zone fails before we touch the network. The kernel
+    // verifies the XDP program meanwhile, on another core (it attaches nothing).
     let started = std::time::Instant::now();
+    let preload = settings.xdp_enabled().then(|| {
+        let (port, payload, capacity) = (settings.dns_port(), settings.edns_payload, settings.answers_capacity);
+        std::thread::spawn(move || XdpProgram::load_with_capacity(port, payload, capacity))
+    });
     let (zones, warnings) = match load_zones(&settings.zones) {
         Ok(z) => z,
         Err(diags) => {
@@ -143,12 +148,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut xdp = None;
     let mut xdp_stats = None;
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
-    if settings.xdp_enabled() {
-        let (mut program, stats) = XdpProgram::load_with_capacity(
-            settings.dns_port(),
-            settings.edns_payload,
-            settings.answers_capacity,
-        )?;
+    if let Some(preload) = preload {
+        let (mut program, stats) = preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
         install(&mut program, &state, &state.zones.load())?;
         program.set_rrl(&settings.rrl)?;
         if let Some(shadow) = state.shadow.get() {
