@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::name::Name;
 use crate::replication::{Replication, quorum};
-use crate::zone::{Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records};
+use crate::zone::{Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records, zone_with_rrsets};
 
 /// Largest request (head and body) we read.
 const MAX_REQUEST: usize = 1 << 20;
@@ -282,25 +282,37 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
     let (serial, soa) = {
         let _guard = repl.write.lock().await;
         let Some(current) = repl.current(&origin) else { return (404, json!({"error": "zone went away"})) };
-        // As served, not sorted: the RRsets this write leaves alone must come out identical,
-        // since only the touched ones are recompiled for the kernel.
-        let mut records = current.records_as_served();
-        for (i, c) in parsed.iter().enumerate() {
-            let before = records.len();
-            records.retain(|r| !(r.owner == c.owner && r.rtype == c.rtype));
-            match &c.records {
-                Some(new) => records.extend(new.iter().cloned()),
-                None if before == records.len() => {
-                    let f = if batch { format!("changes[{i}].name") } else { "name".into() };
-                    return if batch { bad(&f, format!("no {} RRset at {}", type_name(c.rtype), c.owner)) } else { (404, json!({"error": format!("no {} RRset at {}", type_name(c.rtype), c.owner), "field": "name"})) };
-                }
-                None => {}
-            }
-        }
-        let soa = current.soa_record();
         let serial = current.serial.wrapping_add(1);
-        records.push(Record { rdata: soa_with_serial(&soa.rdata, serial), ..soa });
-        let new = match zone_from_records(&format!("API change to {origin}"), records) {
+        let source = format!("API change to {origin}");
+        // Puts of ordinary RRsets: copy only what they touch. Anything else (deletions, zone-wide
+        // types, signed zones, CNAME conflicts) goes through the whole rebuild below.
+        let puts: Option<Vec<(Name, u16, Vec<Record>)>> =
+            parsed.iter().map(|c| c.records.clone().filter(|r| !r.is_empty()).map(|r| (c.owner.clone(), c.rtype, r))).collect();
+        let narrow = puts.and_then(|puts| zone_with_rrsets(&source, &current, &puts, serial));
+        let rebuilt = match narrow {
+            Some(zone) => Ok(zone),
+            None => {
+                // As served, not sorted: the RRsets this write leaves alone must come out
+                // identical, since only the touched ones are recompiled for the kernel.
+                let mut records = current.records_as_served();
+                for (i, c) in parsed.iter().enumerate() {
+                    let before = records.len();
+                    records.retain(|r| !(r.owner == c.owner && r.rtype == c.rtype));
+                    match &c.records {
+                        Some(new) => records.extend(new.iter().cloned()),
+                        None if before == records.len() => {
+                            let f = if batch { format!("changes[{i}].name") } else { "name".into() };
+                            return if batch { bad(&f, format!("no {} RRset at {}", type_name(c.rtype), c.owner)) } else { (404, json!({"error": format!("no {} RRset at {}", type_name(c.rtype), c.owner), "field": "name"})) };
+                        }
+                        None => {}
+                    }
+                }
+                let soa = current.soa_record();
+                records.push(Record { rdata: soa_with_serial(&soa.rdata, serial), ..soa });
+                zone_from_records(&source, records)
+            }
+        };
+        let new = match rebuilt {
             Ok(z) => z,
             Err(diags) => {
                 let msg = diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");

@@ -320,7 +320,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         set.rdatas.push(rdata);
     }
 
-    let mut nodes = super::NodeMap::default();
+    let mut nodes: HashMap<Name, Node> = HashMap::new();
     for ((owner, rt, covered), (set, _)) in &sets {
         let node = nodes.entry(owner.clone()).or_default();
         if *rt == rtype::RRSIG {
@@ -413,6 +413,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     let serial_at = mname_len + rname_len;
     let serial = u32::from_be_bytes(soa_wire.get(serial_at..serial_at + 4)?.try_into().ok()?);
     let signed = nodes[&origin].get(rtype::DNSKEY).is_some();
+    let nodes: super::NodeMap = nodes.into_iter().collect();
     let mut types: Vec<u16> = nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
     types.sort_unstable();
     types.dedup();
@@ -465,6 +466,77 @@ pub fn zone_from_records(source: &str, records: Vec<super::Record>) -> Result<Zo
     }
 }
 
+/// `zone` with the RRsets `changes` (owner, type, its new records) put in and its SOA serial
+/// set to `serial`: what `zone_from_records` builds from the zone's records as served with
+/// those RRsets replaced, made by copying only the shards of the names it touches. `None` when
+/// the change needs the whole rebuild (which also reports any error precisely): a signed zone,
+/// an empty RRset (a deletion), a type with zone-wide rules (SOA, NS, DNAME, DNSSEC types), a
+/// TTL out of range, or a CNAME that would break its rules.
+pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<super::Record>)], serial: u32) -> Option<Zone> {
+    const ZONE_WIDE: [u16; 9] = [
+        rtype::SOA, rtype::NS, rtype::DNAME, rtype::DS, rtype::RRSIG, rtype::NSEC, rtype::DNSKEY, rtype::NSEC3,
+        rtype::NSEC3PARAM,
+    ];
+    if zone.signed || zone.nsec3.is_some() || !zone.nsec_chain.is_empty() {
+        return None;
+    }
+    let origin = &zone.origin;
+    let mut new = zone.clone();
+    new.file = Arc::new(PathBuf::from(source));
+    for (owner, rt, records) in changes {
+        let first = records.first()?;
+        if ZONE_WIDE.contains(rt) || !owner.is_subdomain_of(origin) {
+            return None;
+        }
+        // As build_zone groups them: duplicates dropped, the lowest TTL served.
+        let mut set = RRset { rtype: *rt, ttl: first.ttl, rdatas: Vec::new() };
+        for r in records {
+            if r.owner != *owner || r.rtype != *rt || r.ttl > MAX_TTL {
+                return None;
+            }
+            let rdata = Rdata::new(*rt, r.rdata.clone());
+            if set.rdatas.contains(&rdata) {
+                continue;
+            }
+            set.ttl = set.ttl.min(r.ttl);
+            set.rdatas.push(rdata);
+        }
+        let existed = new.nodes.contains_key(owner);
+        let mut node = new.nodes.get(owner).cloned().unwrap_or_default();
+        match node.rrsets.binary_search_by_key(rt, |s| s.rtype) {
+            Ok(i) => node.rrsets[i] = set,
+            Err(i) => node.rrsets.insert(i, set),
+        }
+        if let Some(cname) = node.get(rtype::CNAME) {
+            let beside = node.rrsets.iter().any(|r| !matches!(r.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+            if owner == origin || beside || cname.rdatas.len() > 1 {
+                return None;
+            }
+        }
+        new.nodes.insert(owner.clone(), node);
+        // Empty non-terminals up to the origin, as build_zone adds them.
+        if !existed {
+            let mut cur = owner.clone();
+            while cur != *origin {
+                let parent = cur.parent()?;
+                if !new.nodes.contains_key(&parent) {
+                    new.nodes.insert(parent.clone(), Node::default());
+                }
+                cur = parent;
+            }
+        }
+        if let Err(at) = new.types.binary_search(rt) {
+            new.types.insert(at, *rt);
+        }
+    }
+    let apex = new.nodes.get_mut(origin)?;
+    let soa = apex.rrsets.iter_mut().find(|s| s.rtype == rtype::SOA)?;
+    let wire = super::soa_with_serial(&soa.rdatas.first()?.wire, serial);
+    soa.rdatas[0] = Rdata::new(rtype::SOA, wire);
+    new.serial = serial;
+    Some(new)
+}
+
 /// The type an RRSIG covers (its first two RDATA bytes); 0 for every other type.
 fn covered_type(rt: u16, rdata: &[u8]) -> u16 {
     match (rt, rdata) {
@@ -476,6 +548,51 @@ fn covered_type(rt: u16, rdata: &[u8]) -> u16 {
 /// Mnemonic of a record type, for messages.
 pub fn type_name(rt: u16) -> String {
     domain::base::iana::Rtype::from_int(rt).to_string()
+}
+
+#[cfg(test)]
+mod incremental_tests {
+    use super::*;
+    use crate::zone::Record;
+
+    fn full(zone: &Zone, changes: &[(Name, u16, Vec<Record>)], serial: u32) -> Zone {
+        let mut records = zone.records_as_served();
+        for (owner, rt, new) in changes {
+            records.retain(|r| !(r.owner == *owner && r.rtype == *rt));
+            records.extend(new.iter().cloned());
+        }
+        let soa = zone.soa_record();
+        records.push(Record { rdata: crate::zone::soa_with_serial(&soa.rdata, serial), ..soa });
+        zone_from_records("API change", records).expect("valid change")
+    }
+
+    #[test]
+    fn narrow_rebuild_equals_the_whole_rebuild() {
+        let origin = Name::from_text("inc.test").unwrap();
+        let text = "@ 300 IN SOA ns host 7 2 3 4 60\n@ 300 IN NS ns\nns 300 IN A 192.0.2.1\n\
+                    www 60 IN A 192.0.2.9\nwww 60 IN A 192.0.2.3\nalias 60 IN CNAME www\nmail 60 IN MX 10 ns\n";
+        let zone = zone_from_records("API change", parse_records(text, &origin).unwrap()).unwrap();
+        let rr = |owner: &str, line: &str| -> (Name, u16, Vec<Record>) {
+            let recs = parse_records(line, &origin).unwrap();
+            (Name::from_text(owner).unwrap(), recs[0].rtype, recs)
+        };
+        let cases = vec![
+            vec![rr("www.inc.test", "www 60 IN A 192.0.2.7\nwww 30 IN A 192.0.2.8\nwww 60 IN A 192.0.2.7\n")],
+            vec![rr("a.b.new.inc.test", "a.b.new 120 IN TXT \"fresh\"\n")],
+            vec![rr("mail.inc.test", "mail 60 IN AAAA 2001:db8::1\n"), rr("www.inc.test", "www 60 IN A 192.0.2.1\n")],
+            vec![rr("alias.inc.test", "alias 60 IN CNAME mail\n")],
+        ];
+        for changes in cases {
+            let narrow = zone_with_rrsets("API change", &zone, &changes, 8).expect("the narrow path applies");
+            let whole = full(&zone, &changes, 8);
+            assert_eq!(narrow.nodes, whole.nodes, "{changes:?}");
+            assert_eq!((narrow.types.clone(), narrow.serial, narrow.soa_record()), (whole.types.clone(), whole.serial, whole.soa_record()));
+        }
+        // What the narrow path leaves to the whole rebuild.
+        assert!(zone_with_rrsets("x", &zone, &[rr("alias.inc.test", "alias 60 IN TXT \"beside\"\n")], 8).is_none(), "CNAME and other data");
+        assert!(zone_with_rrsets("x", &zone, &[rr("sub.inc.test", "sub 60 IN NS ns\n")], 8).is_none(), "a delegation");
+        assert!(zone_with_rrsets("x", &zone, &[(Name::from_text("www.inc.test").unwrap(), 1, vec![])], 8).is_none(), "a deletion");
+    }
 }
 
 #[cfg(test)]

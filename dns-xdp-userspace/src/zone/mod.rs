@@ -2,17 +2,15 @@
 //! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
 
 mod load;
+mod nodes;
 pub mod lookup;
 pub mod nsec3;
 
-pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records};
+pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records, zone_with_rrsets};
 
 use std::collections::HashMap;
 
-/// A zone's names and their data. Hashed with foldhash (seeded per process): lookups run for
-/// every query the daemon answers and every answer the compiler renders, and the keys come
-/// from the zone, not from clients (a query only looks up, it cannot fill a bucket).
-pub type NodeMap = HashMap<Name, Node, foldhash::fast::RandomState>;
+pub use nodes::NodeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
