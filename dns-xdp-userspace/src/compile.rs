@@ -59,12 +59,59 @@ pub fn is_meta(qtype: u16) -> bool {
 /// whole set must be recompiled: zones added or removed, a signed zone changed, or a change
 /// to a wildcard, a zone cut or a DNAME, or to the set of types a zone holds.
 pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
-    affected_with(old, new, None)
+    affected_with(old, new, None, None)
+}
+
+/// Which names point at which (CNAME, DNAME, NS, MX, SRV, PTR targets): target -> owners.
+/// Built once from a zone set, then kept up to date by adding the targets of names as they are
+/// recompiled (an owner that stopped pointing somewhere stays listed: it is only recompiled
+/// once too often).
+#[derive(Default)]
+pub struct Referrers {
+    by_target: HashMap<Name, Vec<Name>>,
+}
+
+impl Referrers {
+    pub fn build(zones: &ZoneSet) -> Self {
+        let mut r = Referrers::default();
+        for zone in zones.iter() {
+            for (name, node) in &zone.nodes {
+                r.add_node(name, node);
+            }
+        }
+        r
+    }
+
+    fn add_node(&mut self, name: &Name, node: &Node) {
+        for set in &node.rrsets {
+            for target in set.rdatas.iter().filter_map(|rd| rd.target(set.rtype)) {
+                let owners = self.by_target.entry(target).or_default();
+                if !owners.contains(name) {
+                    owners.push(name.clone());
+                }
+            }
+        }
+    }
+
+    /// Records what `names` point at in `zones` now.
+    pub fn add(&mut self, zones: &ZoneSet, names: &[Name]) {
+        for name in names {
+            if let Some(node) = zones.find(name).and_then(|z| z.nodes.get(name)) {
+                self.add_node(name, node);
+            }
+        }
+    }
+
+    fn of(&self, target: &Name) -> &[Name] {
+        self.by_target.get(target).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// `affected`, told which owners the change touched (`touched`, the API's and IXFR's own
 /// list), so the zones are not compared node by node.
-pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>) -> Option<Vec<Name>> {
+/// With `referrers` (an index of `old`), names pointing at changed ones are looked up instead of
+/// found by walking the zone.
+pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>, referrers: Option<&Referrers>) -> Option<Vec<Name>> {
     if old.len() != new.len() {
         return None;
     }
@@ -118,6 +165,21 @@ pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>) -> 
                 }
                 n = cur.parent();
             }
+        }
+        if let Some(index) = referrers {
+            // Names pointing at a recompiled name, and at those, and so on. (A change above a
+            // target, not at it, matters only for wildcards, cuts and DNAMEs, which take the
+            // whole recompile above.)
+            let mut queue: Vec<Name> = all.iter().cloned().collect();
+            while let Some(target) = queue.pop() {
+                for owner in index.of(&target) {
+                    if zones_find_is(new, owner, zone) && all.insert(owner.clone()) {
+                        queue.push(owner.clone());
+                    }
+                }
+            }
+            out.extend(all);
+            continue;
         }
         loop {
             let before_len = all.len();
@@ -555,4 +617,36 @@ pub fn same_value(a: &AnswerValue, b: &AnswerValue) -> bool {
         && a.value_flags == b.value_flags
         && a.data_csum == b.data_csum
         && a.data[..a.data_len as usize] == b.data[..b.data_len as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affected_names_follow_cname_chains_with_and_without_the_index() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-affected-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("testdata/zones/xdp.test.zone")).unwrap();
+        let target = text.lines().find(|l| l.to_ascii_lowercase().starts_with("mixed") && l.contains(" A ")).expect("an A record at mixed");
+        let changed = text.replace(target, "mixed IN A 192.0.2.99").replace(" 7 3600", " 8 3600");
+        let (a, b) = (dir.join("a.zone"), dir.join("b.zone"));
+        std::fs::write(&a, &text).unwrap();
+        std::fs::write(&b, &changed).unwrap();
+        let (old, _) = crate::load_zones(&[a]).unwrap();
+        let (new, _) = crate::load_zones(&[b]).unwrap();
+        let name = |t: &str| Name::from_text(t).unwrap();
+        let scan: HashSet<Name> = affected(&old, &new).expect("a narrow change").into_iter().collect();
+        let index = Referrers::build(&old);
+        let hinted: HashSet<Name> = affected_with(&old, &new, Some(&[name("mixed.xdp.test")]), Some(&index))
+            .expect("a narrow change")
+            .into_iter()
+            .collect();
+        for n in ["mixed.xdp.test", "alias.xdp.test", "chain.xdp.test", "xdp.test"] {
+            assert!(scan.contains(&name(n)) && hinted.contains(&name(n)), "{n} recompiled");
+        }
+        assert_eq!(scan, hinted, "the index finds what the walk finds");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -46,6 +46,9 @@ pub struct XdpProgram {
     capacity: usize,
     /// Names left to the daemon now, for the hot set.
     cold: std::collections::HashSet<Name>,
+    /// Who points at whom in the installed zones, built at the first narrow update after a
+    /// full install.
+    referrers: Option<crate::compile::Referrers>,
     attached: Vec<String>,
 }
 
@@ -135,6 +138,7 @@ impl XdpProgram {
             limited_seen: HashMap::new(),
             capacity: capacity as usize,
             cold: Default::default(),
+            referrers: None,
             attached: Vec::new(),
         };
         Ok((program, Stats { counters, program_id }))
@@ -238,6 +242,7 @@ impl XdpProgram {
     /// which names keep their own answers in the kernel; every name keeps its existence
     /// marker and the answers for missing names below it.
     pub fn install(&mut self, zones: &ZoneSet, payload: u16) -> anyhow::Result<Diff> {
+        self.referrers = None;
         self.choose_cold(zones);
         let cold = std::mem::take(&mut self.cold);
         let result = self.store()?.install_all(zones, payload, &|n| cold.contains(n));
@@ -253,6 +258,18 @@ impl XdpProgram {
         let result = self.store()?.install_names(zones, payload, names, &|n| cold.contains(n));
         self.cold = cold;
         result
+    }
+
+    /// The index of who points at whom in `installed` (the zones the maps hold now).
+    pub fn referrers(&mut self, installed: &ZoneSet) -> &crate::compile::Referrers {
+        self.referrers.get_or_insert_with(|| crate::compile::Referrers::build(installed))
+    }
+
+    /// After a narrow update: what the recompiled `names` point at now.
+    pub fn note_referrers(&mut self, zones: &ZoneSet, names: &[Name]) {
+        if let Some(r) = self.referrers.as_mut() {
+            r.add(zones, names);
+        }
     }
 
     fn choose_cold(&mut self, zones: &ZoneSet) {

@@ -202,6 +202,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
     }
     state.metrics.ready.store(true, Relaxed);
+    // The index of who points at whom, for narrow updates: built now rather than on the first
+    // write (a walk of every zone; XDP already answers meanwhile).
+    publisher.with_xdp(|program| {
+        program.referrers(&state.zones.load());
+    });
 
     // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
     let mut hup = signal(SignalKind::hangup())?;

@@ -67,11 +67,12 @@ fn install_change(
     new: &ZoneSet,
     touched: Option<&[crate::name::Name]>,
 ) -> anyhow::Result<()> {
-    let Some(names) = crate::compile::affected_with(old, new, touched) else {
+    let started = std::time::Instant::now();
+    let Some(names) = crate::compile::affected_with(old, new, touched, Some(program.referrers(old))) else {
         return install(program, state, new);
     };
-    let started = std::time::Instant::now();
     let diff = program.install_names(new, state.edns_payload, &names)?;
+    program.note_referrers(new, &names);
     let (records, answers) = program.entries();
     state.metrics.map_entries.store(records as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);
