@@ -73,12 +73,19 @@ fn install_change(
     };
     let diff = program.install_names(new, state.edns_payload, &names)?;
     program.note_referrers(new, &names);
-    let (records, answers) = program.entries();
-    state.metrics.map_entries.store(records as u64, Relaxed);
+    let what = format!("{} names recompiled", names.len());
+    report(program, state, &diff, &what, started, log::Level::Debug);
+    Ok(())
+}
+
+/// Publishes the maps' sizes in the metrics and logs what an update wrote.
+fn report(program: &XdpProgram, state: &State, diff: &crate::store::Diff, what: &str, started: std::time::Instant, level: log::Level) {
+    let (names, answers) = program.entries();
+    state.metrics.map_entries.store(names as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);
-    log::debug!(
-        "XDP answers: {} names recompiled ({} added, {} changed, {} removed; {} answers written, {} freed) in {:.1?}",
-        names.len(),
+    log::log!(
+        level,
+        "XDP answers: {what}; {names} names, {answers} answers installed ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
         diff.added,
         diff.changed,
         diff.removed,
@@ -86,7 +93,6 @@ fn install_change(
         diff.answers_freed,
         started.elapsed()
     );
-    Ok(())
 }
 
 /// Compiles `zones` into the answer maps.
@@ -97,18 +103,7 @@ pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyh
     // rendered answers): give it back to the system rather than keep it as resident heap.
     // SAFETY: malloc_trim only walks glibc's own heap.
     unsafe { libc::malloc_trim(0) };
-    let (names, answers) = program.entries();
-    state.metrics.map_entries.store(names as u64, Relaxed);
-    state.metrics.answer_entries.store(answers as u64, Relaxed);
     // Full compiles are rare (start, reload) and slow for large zones: worth a line.
-    log::info!(
-        "XDP answers: {names} names, {answers} answers ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
-        diff.added,
-        diff.changed,
-        diff.removed,
-        diff.answers_written,
-        diff.answers_freed,
-        started.elapsed()
-    );
+    report(program, state, &diff, "full compile", started, log::Level::Info);
     Ok(())
 }

@@ -538,23 +538,7 @@ impl Store {
     pub fn install_all(&mut self, zones: &ZoneSet, payload: u16, cold: &dyn Fn(&Name) -> bool) -> anyhow::Result<Diff> {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        let mut plan = Plan::default();
-        let mut failed = None;
-        let serials_changed = self.serial_changes(zones);
-        self.maps.start_batch();
-        compile::compile_each(zones, payload, |name, slots| {
-            if failed.is_some() {
-                return;
-            }
-            let staged = self.stage(zones, name, slots, cold(name), &serials_changed, &mut plan);
-            if let Err(e) = staged.and_then(|()| if self.maps.full() { self.maps.flush(true) } else { Ok(()) }) {
-                failed = Some(e);
-            }
-        });
-        if let Some(e) = failed.map_or_else(|| self.maps.flush(false).err(), Some) {
-            self.abandon(plan);
-            return Err(e);
-        }
+        let mut plan = self.stage_compiled(zones, cold, |each| compile::compile_each(zones, payload, each))?;
         self.plan_removals(&mut plan, generation);
         self.commit(plan, zones)
     }
@@ -573,11 +557,23 @@ impl Store {
 
     /// Recompiles only `names` (those a change touched) against `zones`.
     pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name], cold: &dyn Fn(&Name) -> bool) -> anyhow::Result<Diff> {
+        let plan = self.stage_compiled(zones, cold, |each| compile::compile_names(zones, payload, names, each))?;
+        self.commit(plan, zones)
+    }
+
+    /// Stages every name `compile` hands over (no slots: the name is gone), with the kernel
+    /// writes it needs now batched; on failure nothing new stays referenced.
+    fn stage_compiled(
+        &mut self,
+        zones: &ZoneSet,
+        cold: &dyn Fn(&Name) -> bool,
+        compile: impl FnOnce(&mut dyn FnMut(&Name, NameSlots)),
+    ) -> anyhow::Result<Plan> {
         let mut plan = Plan::default();
         let mut failed = None;
         let serials_changed = self.serial_changes(zones);
         self.maps.start_batch();
-        compile::compile_names(zones, payload, names, |name, slots| {
+        compile(&mut |name: &Name, slots: NameSlots| {
             if failed.is_some() {
                 return;
             }
@@ -596,7 +592,7 @@ impl Store {
             self.abandon(plan);
             return Err(e);
         }
-        self.commit(plan, zones)
+        Ok(plan)
     }
 
     /// Zones whose serial differs from the one their negatives hold.
