@@ -1,6 +1,6 @@
 //! A zone's names and their data, in shards shared between versions: a new version made by a
 //! few changes copies only the shards they touch (`Arc::make_mut`), so an API write to a zone of
-//! a million names copies a few thousand, not a million.
+//! a million names copies a few hundred names, not a million.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -10,18 +10,24 @@ use std::sync::{Arc, OnceLock};
 use super::Node;
 use crate::name::Name;
 
-/// Shards per map: a change copies about 1/SHARDS of the zone per touched name.
-const SHARDS: usize = 256;
+/// A map grows its shards (four times as many) once it holds more than this many names per
+/// shard: a change copies at most about this many per touched name, and a small zone is one
+/// shard (no memory spent on empty ones).
+const PER_SHARD: usize = 256;
+/// Shards of the largest maps (16M names and up keep more per shard).
+const MAX_SHARDS: usize = 1 << 16;
 
 /// Hashed with foldhash (seeded per process): lookups run for every query the daemon answers
 /// and every answer the compiler renders, and the keys come from the zone, not from clients
 /// (a query only looks up, it cannot fill a bucket).
 type Shard = HashMap<Name, Node, foldhash::fast::RandomState>;
 
-/// Picks the shard: one process-wide seed, so every map agrees (maps compare shard by shard).
-fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
+/// Picks the shard among `count` (a power of two): one process-wide seed, so maps with as many
+/// shards agree (they compare shard by shard).
+fn shard_of<Q: Hash + ?Sized>(key: &Q, count: usize) -> usize {
     static SEED: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
-    (SEED.get_or_init(Default::default).hash_one(key) as usize) % SHARDS
+    // The high bits: each shard's own table indexes by the low ones of its own hash.
+    (SEED.get_or_init(Default::default).hash_one(key).rotate_left(24) as usize) & (count - 1)
 }
 
 #[derive(Clone, Debug)]
@@ -32,7 +38,7 @@ pub struct NodeMap {
 
 impl Default for NodeMap {
     fn default() -> Self {
-        NodeMap { shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(), len: 0 }
+        NodeMap { shards: vec![Arc::new(Shard::default())], len: 0 }
     }
 }
 
@@ -42,7 +48,7 @@ impl NodeMap {
         Name: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key)].get(key)
+        self.shards[shard_of(key, self.shards.len())].get(key)
     }
 
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&Name, &Node)>
@@ -50,7 +56,7 @@ impl NodeMap {
         Name: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key)].get_key_value(key)
+        self.shards[shard_of(key, self.shards.len())].get_key_value(key)
     }
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -58,25 +64,43 @@ impl NodeMap {
         Name: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key)].contains_key(key)
+        self.shards[shard_of(key, self.shards.len())].contains_key(key)
     }
 
     /// The node at `key` to change in place: its shard is copied first if another version
     /// shares it.
     pub fn get_mut(&mut self, key: &Name) -> Option<&mut Node> {
-        Arc::make_mut(&mut self.shards[shard_of(key)]).get_mut(key)
+        let at = shard_of(key, self.shards.len());
+        Arc::make_mut(&mut self.shards[at]).get_mut(key)
     }
 
     pub fn insert(&mut self, key: Name, node: Node) -> Option<Node> {
-        let old = Arc::make_mut(&mut self.shards[shard_of(&key)]).insert(key, node);
+        let count = self.shards.len();
+        let old = Arc::make_mut(&mut self.shards[shard_of(&key, count)]).insert(key, node);
         if old.is_none() {
             self.len += 1;
+            if self.len > count * PER_SHARD && count < MAX_SHARDS {
+                self.reshard(count * 4);
+            }
         }
         old
     }
 
+    /// Spreads the names over `count` shards (a full copy: rare, as the map grows).
+    fn reshard(&mut self, count: usize) {
+        let mut shards: Vec<Shard> = (0..count).map(|_| Shard::default()).collect();
+        for shard in std::mem::take(&mut self.shards) {
+            let shard = Arc::try_unwrap(shard).unwrap_or_else(|shared| (*shared).clone());
+            for (k, v) in shard {
+                shards[shard_of(&k, count)].insert(k, v);
+            }
+        }
+        self.shards = shards.into_iter().map(Arc::new).collect();
+    }
+
     pub fn remove(&mut self, key: &Name) -> Option<Node> {
-        let old = Arc::make_mut(&mut self.shards[shard_of(key)]).remove(key);
+        let at = shard_of(key, self.shards.len());
+        let old = Arc::make_mut(&mut self.shards[at]).remove(key);
         if old.is_some() {
             self.len -= 1;
         }
@@ -113,7 +137,13 @@ impl std::ops::Index<&Name> for NodeMap {
 
 impl PartialEq for NodeMap {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.shards.iter().zip(&other.shards).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
+        if self.len != other.len {
+            return false;
+        }
+        if self.shards.len() != other.shards.len() {
+            return self.iter().all(|(k, v)| other.get(k) == Some(v));
+        }
+        self.shards.iter().zip(&other.shards).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
     }
 }
 
@@ -150,12 +180,23 @@ mod tests {
         b.remove(&names[0]);
         assert_eq!((a.len(), b.len()), (2000, 2000));
         let shared = a.shards.iter().zip(&b.shards).filter(|(x, y)| Arc::ptr_eq(x, y)).count();
-        assert!(shared >= SHARDS - 2, "only the touched shards are copied ({shared} shared)");
+        assert_eq!(a.shards.len(), 16, "2000 names: 1, 4, then 16 shards of at most {PER_SHARD}");
+        assert!(shared >= a.shards.len() - 2, "only the touched shards are copied ({shared} shared)");
         assert!(a.contains_key(&names[0]) && !b.contains_key(&names[0]));
         assert!(b.get(Name::from_text("new.test").unwrap().as_wire()).is_some(), "lookups by wire bytes");
         assert_ne!(a, b);
         b.remove(&Name::from_text("new.test").unwrap());
         b.insert(names[0].clone(), Node::default());
         assert_eq!(a, b);
+        // Maps sharded differently still compare by content.
+        let small: NodeMap = names[..100].iter().map(|n| (n.clone(), Node::default())).collect();
+        let mut grown = a.clone();
+        for n in &names[100..] {
+            grown.remove(n);
+        }
+        assert_eq!((small.shards.len(), grown.shards.len()), (1, 16));
+        assert_eq!(small, grown);
+        grown.remove(&names[0]);
+        assert_ne!(small, grown);
     }
 }
