@@ -28,6 +28,9 @@ pub const MAP_RRL_BUCKETS: &str = "RRL_BUCKETS";
 pub const MAP_RRL_ALLOW: &str = "RRL_ALLOW";
 /// Shadow validation (issue 8): the ring buffer of sampled XDP answers (`Scratch` records).
 pub const MAP_SHADOW_RING: &str = "SHADOW_RING";
+/// The zones' current SOA serials (`SERIAL_SLOTS` u32 in host order), which the XDP program
+/// writes into every answer that carries one (`Answer::serial_at`).
+pub const MAP_SERIALS: &str = "SERIALS";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
@@ -168,6 +171,12 @@ pub const VALUE_FLAG_SIGNED: u16 = 1 << 0;
 /// it depends on the exact qname, e.g. NSEC3 proofs or DNAME substitution): pass to the daemon.
 /// In the maps a marker is a slot whose answer is `ANSWER_PASS`; the flag is its userspace form.
 pub const VALUE_FLAG_PASS: u16 = 1 << 1;
+/// `AnswerValue::value_flags` above this shift: the answer's slot in the SERIALS map (its zone),
+/// meaningful only when `serial_at` is nonzero.
+pub const VALUE_SERIAL_SLOT_SHIFT: u16 = 4;
+/// Zones whose serial the kernel patches in (12 bits of `value_flags`); answers of further zones
+/// carry their serial in their own bytes and are rewritten when it changes.
+pub const SERIAL_SLOTS: u32 = 1 << (16 - VALUE_SERIAL_SLOT_SHIFT);
 
 /// A response rendered by the daemon's encoder, minus the parts that depend on the query (ID,
 /// RD and CD bits, the question bytes, the OPT record), with room for `N` bytes of data. The
@@ -196,7 +205,11 @@ pub struct Answer<const N: usize> {
     /// even offset (odd trailing byte padded with zero), folded to 16 bits, in host order.
     /// Lets the XDP program fix the UDP checksum without reading the answer bytes again.
     pub data_csum: u16,
-    pub _pad: u16,
+    /// Nonzero: `data[serial_at..serial_at + 4]` is the SOA SERIAL of a NODATA or NXDOMAIN
+    /// authority section. The XDP program replaces it with the current value of the zone's
+    /// SERIALS slot (`value_flags >> VALUE_SERIAL_SLOT_SHIFT`) and fixes `data_csum` to match,
+    /// so a new serial is one map write, not a rewrite of every answer carrying it.
+    pub serial_at: u16,
     /// The response's rate-limiting key (`rrl_key`): its kind in the top 4 bits, a hash of the
     /// name it is limited under (qname, zone or delegation) in the rest. The daemon computes it
     /// with the same function its own limiter uses; 0 (unclassified) is safe: such answers share

@@ -118,6 +118,10 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     if !maps::load_answer(answer_id, answer) {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
+    // Answers carrying a SOA serial get the zone's current one.
+    if !maps::patch_serial(answer) {
+        return Err(Exit::Pass(stat::PASS_MISS));
+    }
     // SAFETY: as above; load_answer filled it.
     let value = unsafe { &*answer };
     if value.value_flags & VALUE_FLAG_PASS != 0 {

@@ -9,7 +9,8 @@ use aya_ebpf::{
 };
 use dns_xdp_common::{
     ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, NAME_CLASSES, NameKey, NameRecord, RRL_ALLOW_CAPACITY,
-    RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey, SHADOW_RING_BYTES, Scratch, XdpConfig, stat,
+    MAX_ANSWER_LEN, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey, SERIAL_SLOTS, SHADOW_RING_BYTES,
+    Scratch, VALUE_SERIAL_SLOT_SHIFT, XdpConfig, stat,
 };
 
 // Name records, one map per name length class (NAME_CLASSES), and answers, one map per size
@@ -46,6 +47,10 @@ pub static ANSWERS428: HashMap<u32, Answer<428>> =
 #[map]
 pub static ANSWERS1008: HashMap<u32, AnswerValue> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+
+/// The zones' SOA serials, written into answers that carry one (`Answer::serial_at`).
+#[map]
+pub static SERIALS: Array<u32> = Array::with_max_entries(SERIAL_SLOTS, 0);
 
 #[map]
 pub static CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
@@ -168,5 +173,40 @@ pub fn load_answer(id: u32, dst: *mut AnswerValue) -> bool {
             4 => copy(ANSWERS1008.get(&id), dst),
             _ => false,
         }
+    }
+}
+
+/// Writes its zone's current SOA serial into an answer that carries one (`serial_at` nonzero) and
+/// fixes `data_csum` to match (RFC 1624: add the complement of the old words and the new ones).
+/// False if the answer claims a serial outside its data.
+#[inline(always)]
+pub fn patch_serial(answer: *mut AnswerValue) -> bool {
+    // SAFETY: `answer` is the scratch answer; `at + 4 <= MAX_ANSWER_LEN` bounds the accesses.
+    unsafe {
+        let at = (*answer).serial_at as usize;
+        if at == 0 {
+            return true;
+        }
+        if at > MAX_ANSWER_LEN - 4 || at + 4 > (*answer).data_len as usize {
+            return false;
+        }
+        let slot = u32::from((*answer).value_flags >> VALUE_SERIAL_SLOT_SHIFT);
+        let Some(serial) = SERIALS.get(slot) else { return false };
+        let new = serial.to_be_bytes();
+        let p = (*answer).data.as_mut_ptr().add(at);
+        let old = [*p, *p.add(1), *p.add(2), *p.add(3)];
+        *p = new[0];
+        *p.add(1) = new[1];
+        *p.add(2) = new[2];
+        *p.add(3) = new[3];
+        // The four bytes' share of the big-endian word sum; at an odd offset every byte sits in
+        // the other half of its word, which byte-swaps the share.
+        let share = |b: [u8; 4]| -> u64 {
+            let even = crate::respond::fold(u64::from(u16::from_be_bytes([b[0], b[1]])) + u64::from(u16::from_be_bytes([b[2], b[3]])));
+            u64::from(if at & 1 == 0 { even } else { even.swap_bytes() })
+        };
+        let sum = u64::from((*answer).data_csum) + (0xffff - share(old)) + share(new);
+        (*answer).data_csum = crate::respond::fold(sum);
+        true
     }
 }

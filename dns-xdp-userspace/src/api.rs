@@ -283,6 +283,7 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
         let _guard = repl.write.lock().await;
         let Some(current) = repl.current(&origin) else { return (404, json!({"error": "zone went away"})) };
         let serial = current.serial.wrapping_add(1);
+        let started = std::time::Instant::now();
         let source = format!("API change to {origin}");
         // Puts of ordinary RRsets: copy only what they touch. Anything else (deletions, zone-wide
         // types, signed zones, CNAME conflicts) goes through the whole rebuild below.
@@ -319,10 +320,14 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
                 return bad(if batch { "changes" } else { "rdata" }, msg);
             }
         };
+        log::debug!("API write to {origin}: new version built in {:?}", started.elapsed());
         let soa = new.soa_record();
         let touched: Vec<(Name, u16)> = parsed.iter().map(|c| (c.owner.clone(), c.rtype)).collect();
         match repl.commit_touching(new, Some(&touched)) {
-            Ok(serial) => (serial, soa),
+            Ok(serial) => {
+                log::debug!("API write to {origin}: serial {serial} committed after {:?}", started.elapsed());
+                (serial, soa)
+            }
             Err(err) => {
                 log::error!("API write to {origin} failed: {err}");
                 return (500, json!({"error": err.to_string()}));

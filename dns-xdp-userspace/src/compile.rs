@@ -506,7 +506,7 @@ pub fn pass_value(value_flags: u16) -> AnswerValue {
         data_len: 0,
         value_flags: VALUE_FLAG_PASS | value_flags,
         data_csum: 0,
-        _pad: 0,
+        serial_at: 0,
         data: [0; MAX_ANSWER_LEN],
         rrl_key: 0,
     }
@@ -545,7 +545,7 @@ pub fn compile_one(zones: &ZoneSet, qname: &[u8], qtype: u16, dnssec: bool, valu
         data_len: data.len() as u16,
         value_flags,
         data_csum: csum(data),
-        _pad: 0,
+        serial_at: 0,
         data: [0; MAX_ANSWER_LEN],
         rrl_key: crate::rrl::rrl_key(&bytes),
     };

@@ -71,6 +71,7 @@ fn install_change(
     let Some(names) = crate::compile::affected_with(old, new, touched, Some(program.referrers(old))) else {
         return install(program, state, new);
     };
+    log::debug!("XDP answers: {} names affected, found in {:?}", names.len(), started.elapsed());
     let diff = program.install_names(new, state.edns_payload, &names)?;
     program.note_referrers(new, &names);
     let what = format!("{} names recompiled", names.len());

@@ -3,10 +3,11 @@
 //! writes only the difference.
 //!
 //! Answers are interned: one id per distinct answer, shared by every name that serves it.
-//! Positive answers are keyed by their bytes and never change under an id. Negative answers
-//! (NODATA and NXDOMAIN: no answer records, the zone's SOA alone in the authority section) are
-//! keyed by their bytes *without the SOA serial*, so a new serial rewrites the few shared
-//! negative answers of a zone in place instead of every name's record.
+//! Positive answers are keyed by their bytes and never change under an id. Answers carrying the
+//! zone's SOA serial (NODATA and NXDOMAIN, and CNAME chains ending in either: the SOA alone in
+//! the authority section) are keyed by their bytes *without the serial*. The kernel writes the
+//! serial into them from the zone's SERIALS slot at reply time, so a new serial is one map
+//! write; zones beyond `SERIAL_SLOTS` get those answers rewritten in place instead.
 //!
 //! Updates are phased so that every answer a query gets belongs to one version (see `commit`).
 
@@ -19,10 +20,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES,
+    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES, MAP_SERIALS,
     MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
     RECORD_SLOTS,
-    SLOT_UNUSED, Slot, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+    SERIAL_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, VALUE_SERIAL_SLOT_SHIFT,
 };
 
 use crate::compile::{self, Entries, NameSlots};
@@ -63,8 +64,8 @@ struct Meta {
     refs: u32,
 }
 
-/// An answer carrying its zone's SOA serial: its zone and its current bytes (`pack`), to
-/// rewrite the serial.
+/// An answer carrying its zone's SOA serial: its zone and its bytes (`pack`), to rewrite the
+/// serial when its zone has no SERIALS slot.
 #[derive(Clone, Debug)]
 struct Negative {
     /// Index into `Store::zones`.
@@ -74,17 +75,10 @@ struct Negative {
     serial_at: u16,
 }
 
-impl Negative {
-    fn serial(&self) -> u32 {
-        let at = dns_xdp_common::ANSWER_HEAD_LEN + usize::from(self.serial_at);
-        u32::from_be_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"))
-    }
-}
-
 /// An answer as the store keeps it: the head fields, then the data.
 fn pack(v: &AnswerValue) -> Box<[u8]> {
     let mut out = Vec::with_capacity(dns_xdp_common::ANSWER_HEAD_LEN + usize::from(v.data_len));
-    for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, 0] {
+    for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, v.serial_at] {
         out.extend_from_slice(&word.to_ne_bytes());
     }
     out.extend_from_slice(&v.rrl_key.to_ne_bytes());
@@ -95,7 +89,8 @@ fn pack(v: &AnswerValue) -> Box<[u8]> {
 fn unpack(b: &[u8]) -> AnswerValue {
     let w = |i: usize| u16::from_ne_bytes([b[2 * i], b[2 * i + 1]]);
     let mut v = compile::pass_value(0);
-    (v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+    (v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, v.serial_at) =
+        (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
     v.rrl_key = u32::from_ne_bytes(b[16..20].try_into().expect("4 bytes"));
     let data = &b[dns_xdp_common::ANSWER_HEAD_LEN..];
     v.data[..data.len()].copy_from_slice(data);
@@ -130,6 +125,7 @@ pub struct Maps {
     a172: BpfHashMap<MapData, u32, Answer<172>>,
     a428: BpfHashMap<MapData, u32, Answer<428>>,
     a1008: BpfHashMap<MapData, u32, AnswerValue>,
+    serials: aya::maps::Array<MapData, u32>,
 }
 
 fn key<const N: usize>(name: &[u8], part: u32) -> NameKey<N> {
@@ -148,7 +144,7 @@ fn sized<const N: usize>(v: &AnswerValue) -> Answer<N> {
         data_len: v.data_len,
         value_flags: v.value_flags,
         data_csum: v.data_csum,
-        _pad: 0,
+        serial_at: v.serial_at,
         rrl_key: v.rrl_key,
         data: [0; N],
     };
@@ -168,6 +164,7 @@ impl Maps {
     pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let mut fds = [0; 9];
+        let serials = aya::maps::Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
         let mut get = |n: &str| {
             let map = take(n).with_context(|| format!("no {n} map in the eBPF object"))?;
             let aya::maps::Map::HashMap(data) = &map else { anyhow::bail!("{n} is not a hash map") };
@@ -188,6 +185,7 @@ impl Maps {
             a172: BpfHashMap::try_from(get(MAP_ANSWERS[2])?)?,
             a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
             a1008: BpfHashMap::try_from(get(MAP_ANSWERS[4])?)?,
+            serials,
             fds,
         })
     }
@@ -287,6 +285,11 @@ impl Maps {
         }
     }
 
+    /// Sets the serial the kernel writes into the answers of SERIALS slot `slot`.
+    fn put_serial(&mut self, slot: u32, serial: u32) -> Result<(), MapError> {
+        self.serials.set(slot, serial, 0)
+    }
+
     fn del_answer(&mut self, id: u32) -> Result<(), MapError> {
         ignore_missing(match id >> ANSWER_CLASS_SHIFT {
             0 => self.a44.remove(&id),
@@ -336,10 +339,10 @@ fn class_of(len: usize) -> u32 {
     ANSWER_CLASSES.iter().position(|&n| len <= n).unwrap_or(ANSWER_CLASSES.len() - 1) as u32
 }
 
-/// Where the SOA SERIAL sits in an answer whose authority section is the zone's SOA alone and
-/// last (NODATA, NXDOMAIN, and a CNAME chain ending in either): no additional records, one
-/// authority record, a SOA. `None` for every other answer.
-fn negative_serial_at(v: &AnswerValue) -> Option<usize> {
+/// Where the SOA's owner starts and where its SERIAL sits, in an answer whose authority section
+/// is the zone's SOA alone and last (NODATA, NXDOMAIN, and a CNAME chain ending in either): no
+/// additional records, one authority record, a SOA. `None` for every other answer.
+fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
     let rcode = v.flags & 0xf;
     if v.nscount != 1 || v.arcount != 0 || !(rcode == 0 || rcode == 3) {
         return None;
@@ -347,6 +350,7 @@ fn negative_serial_at(v: &AnswerValue) -> Option<usize> {
     let data = &v.data[..usize::from(v.data_len)];
     let mut at = 0;
     for rr in 0..=usize::from(v.ancount) {
+        let owner_at = at;
         // The owner: labels, ending with the root or a compression pointer.
         loop {
             let len = *data.get(at)? as usize;
@@ -364,9 +368,39 @@ fn negative_serial_at(v: &AnswerValue) -> Option<usize> {
         let rdata_end = at + 10 + rdlen;
         if rr == usize::from(v.ancount) {
             let soa = rtype == crate::zone::rtype::SOA && rdata_end == data.len() && rdlen >= 22;
-            return soa.then(|| rdata_end - 20);
+            return soa.then(|| (owner_at, rdata_end - 20));
         }
         at = rdata_end;
+    }
+    None
+}
+
+/// The name at `at` in an answer's data, compression resolved, lowercase. The answer follows
+/// the question of `qname` (the name it was rendered for; the kernel sends it after a question
+/// of the same length, so pointers into it stay valid).
+fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> {
+    let data = &v.data[..usize::from(v.data_len)];
+    let data_start = crate::wire::HEADER_LEN + qname.len() + 4;
+    let mut in_question = false;
+    let mut out = Vec::new();
+    // A pointer only goes backwards, but a broken one could loop: bounded.
+    for _ in 0..256 {
+        let buf = if in_question { qname } else { data };
+        let len = usize::from(*buf.get(at)?);
+        if len & 0xc0 == 0xc0 {
+            let to = ((len & 0x3f) << 8) | usize::from(*buf.get(at + 1)?);
+            (in_question, at) = match to {
+                t if (crate::wire::HEADER_LEN..crate::wire::HEADER_LEN + qname.len()).contains(&t) => (true, t - crate::wire::HEADER_LEN),
+                t if t >= data_start => (false, t - data_start),
+                _ => return None,
+            };
+            continue;
+        }
+        out.extend_from_slice(buf.get(at..at + len + 1)?);
+        if len == 0 {
+            return Name::from_wire(&crate::name::lowercase(&out));
+        }
+        at += len + 1;
     }
     None
 }
@@ -378,7 +412,10 @@ pub struct Store {
     answers: HashMap<u32, Meta>,
     index: HashMap<u128, u32>,
     negatives: HashMap<u32, Negative>,
-    /// Zones by index (`Negative::zone`), and each one's serial as its negatives hold it.
+    /// Answers whose last reference went since the last commit (freed there if still unused).
+    released: Vec<u32>,
+    /// Zones by index (`Negative::zone`, which is also the SERIALS slot below SERIAL_SLOTS), and
+    /// each one's serial as its negatives hold it (or its SERIALS slot).
     zones: Vec<(Name, Option<u32>)>,
     zone_ids: HashMap<Name, u32>,
     next_seq: [u32; ANSWER_CLASSES.len()],
@@ -409,6 +446,7 @@ impl Store {
             answers: HashMap::default(),
             index: HashMap::default(),
             negatives: HashMap::default(),
+            released: Vec::new(),
             zones: Vec::new(),
             zone_ids: HashMap::default(),
             next_seq: [1; ANSWER_CLASSES.len()],
@@ -454,19 +492,32 @@ impl Store {
 
     /// The id serving `value` (a rendered answer of a name in `zone`), creating it (and writing
     /// it to the kernel: nothing refers to a new id yet) if need be.
-    fn intern(&mut self, zone: &Name, value: &AnswerValue, plan: &mut Plan) -> anyhow::Result<u32> {
+    /// `name` is the name `value` was rendered for. An answer carrying a SOA serial belongs to
+    /// the zone that SOA heads (for a DS query at a zone's apex, the parent); one whose SOA heads
+    /// no zone of `zones` is left to the daemon. With no zones at all (precompiled test
+    /// entries), answers are kept exactly as rendered.
+    fn intern(&mut self, zones: &ZoneSet, name: &Name, value: &AnswerValue, plan: &mut Plan) -> anyhow::Result<u32> {
         if value.value_flags & VALUE_FLAG_PASS != 0 {
             return Ok(ANSWER_PASS);
         }
-        let serial_at = negative_serial_at(value);
-        let key = match serial_at {
-            Some(_) => self.hash(b"neg", zone.as_wire(), value, serial_at),
-            None => self.hash(b"pos", &[], value, None),
+        let soa = if zones.is_empty() { None } else { negative_soa(value) };
+        let zone = match soa {
+            Some((owner_at, _)) => match name_in_answer(value, name.as_wire(), owner_at).filter(|o| zones.get(o).is_some()) {
+                Some(origin) => Some(origin),
+                None => return Ok(ANSWER_PASS),
+            },
+            None => None,
         };
+        let zone = zone.as_ref();
+        let serial_at = soa.map(|(_, at)| at);
+        let key = match (zone, serial_at) {
+            (Some(zone), Some(at)) => self.hash(b"neg", zone.as_wire(), value, Some(at)),
+            _ => self.hash(b"pos", &[], value, None),
+        };
+        let serial = serial_at.map(|at| u32::from_be_bytes(value.data[at..at + 4].try_into().expect("4 bytes")));
         if let Some(&id) = self.index.get(&key) {
-            if let (Some(neg), Some(at)) = (self.negatives.get(&id), serial_at) {
-                let serial = u32::from_be_bytes(value.data[at..at + 4].try_into().expect("4 bytes"));
-                if serial != neg.serial() {
+            if let (Some(neg), Some(serial)) = (self.negatives.get(&id), serial) {
+                if self.zones[neg.zone as usize].1 != Some(serial) {
                     plan.new_serials.insert(neg.zone, serial);
                 }
             }
@@ -477,13 +528,29 @@ impl Store {
         anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
         self.next_seq[class as usize] = seq + 1;
         let id = (class << ANSWER_CLASS_SHIFT) | seq;
-        self.maps.put_answer(id, value).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+        let mut value = *value;
+        let negative = match (zone, serial_at, serial) {
+            (Some(zone), Some(at), Some(serial)) => {
+                let zone_id = self.zone_id(zone);
+                if self.zones[zone_id as usize].1.is_none() {
+                    // The zone's first answer with a serial: nothing reads its slot yet.
+                    if zone_id < SERIAL_SLOTS {
+                        self.maps.put_serial(zone_id, serial).context("writing the SERIALS map")?;
+                    }
+                    self.zones[zone_id as usize].1 = Some(serial);
+                }
+                if zone_id < SERIAL_SLOTS {
+                    value.serial_at = at as u16;
+                    value.value_flags |= (zone_id as u16) << VALUE_SERIAL_SLOT_SHIFT;
+                }
+                Some(Negative { zone: zone_id, bytes: pack(&value), serial_at: at as u16 })
+            }
+            _ => None,
+        };
+        self.maps.put_answer(id, &value).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
         self.index.insert(key, id);
         self.answers.insert(id, Meta { key, refs: 0 });
-        if let Some(serial_at) = serial_at {
-            let zone_id = self.zone_id(zone);
-            let neg = Negative { zone: zone_id, bytes: pack(value), serial_at: serial_at as u16 };
-            self.zones[zone_id as usize].1.get_or_insert(neg.serial());
+        if let Some(neg) = negative {
             self.negatives.insert(id, neg);
         }
         plan.created.push(id);
@@ -501,14 +568,14 @@ impl Store {
     }
 
     /// A name's record from its compiled slots.
-    fn prepare(&mut self, zone: &Name, slots: NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
+    fn prepare(&mut self, zones: &ZoneSet, name: &Name, slots: NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
         let mut flags = 0;
         let mut out = Vec::with_capacity(slots.len());
         for (qtype, variant, value) in &slots {
             if *qtype == QTYPE_DEFAULT && *variant == KEY_VARIANT_CHILD && value.value_flags & VALUE_FLAG_SIGNED != 0 {
                 flags |= RECORD_SIGNED;
             }
-            out.push(Slot { qtype: *qtype, variant: *variant, answer: self.intern(zone, value, plan)? });
+            out.push(Slot { qtype: *qtype, variant: *variant, answer: self.intern(zones, name, value, plan)? });
         }
         // The existence marker leads (the kernel's walk looks for it in part 0 only), then the
         // answers for names below and the type-independent ones: most queries end in part 0.
@@ -615,15 +682,14 @@ impl Store {
         serials_changed: &HashSet<Name>,
         plan: &mut Plan,
     ) -> anyhow::Result<()> {
-        let zone = zones.find(name).map(|z| z.origin.clone()).unwrap_or_else(Name::root);
         let slots: NameSlots = if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
-        let mut rec = self.prepare(&zone, slots, plan)?;
+        let mut rec = self.prepare(zones, name, slots, plan)?;
         match self.records.get_mut(name) {
             Some(old) if old.slots == rec.slots && old.flags == rec.flags => old.seen = rec.seen,
             Some(_) => plan.changes.push((name.clone(), Some(rec))),
-            // In a zone whose serial this update changes: wait for its negatives.
-            None if !serials_changed.contains(&zone)
-                && !self.zone_ids.get(&zone).is_some_and(|id| plan.new_serials.contains_key(id)) =>
+            // New, and no serial changes: nothing it serves can mix versions. Otherwise it may
+            // use answers whose serial changes (its zone's, or its parent's): wait for those.
+            None if serials_changed.is_empty() && plan.new_serials.is_empty() =>
             {
                 self.write_record(name, &rec)?;
                 self.reference(&rec, 1);
@@ -640,6 +706,9 @@ impl Store {
         for s in rec.slots.iter().filter(|s| s.answer != ANSWER_PASS) {
             if let Some(meta) = self.answers.get_mut(&s.answer) {
                 meta.refs = (i64::from(meta.refs) + delta).max(0) as u32;
+                if meta.refs == 0 {
+                    self.released.push(s.answer);
+                }
             }
         }
     }
@@ -673,12 +742,14 @@ impl Store {
     /// one version's answer:
     /// 1. every changed, new or removed name gets a pass marker (its queries, and those of
     ///    missing names below it, go to the daemon);
-    /// 2. shared negatives take their new bytes (the new serial): the names still pointing at
-    ///    them did not change, so they serve the new version's answer;
+    /// 2. zones with a new serial get it in their SERIALS slot (or, beyond the slots, in the
+    ///    bytes of their answers carrying it): the names still pointing at those answers did not
+    ///    change, so they serve the new version's answer;
     /// 3. new records (last part first), then removed names' records and stale parts;
     /// 4. answers nothing references any more are freed (a reader that still holds an old id
     ///    finds nothing and passes).
     fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
+        let t0 = std::time::Instant::now();
         let Plan { changes, mut new_serials, created, added_now } = plan;
         let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
         for zone in zones.iter() {
@@ -697,10 +768,20 @@ impl Store {
             marker.slots[0] = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
             self.maps.put_record(name.as_wire(), 0, marker).context("writing a NAMES map (is it full? see --answers-capacity)")?;
         }
-        // 2. Answers carrying the serial, in place.
-        if !new_serials.is_empty() {
-            let ids: Vec<u32> =
-                self.negatives.iter().filter(|(_, n)| new_serials.contains_key(&n.zone)).map(|(&id, _)| id).collect();
+        let t1 = t0.elapsed();
+        // 2. The serial: one slot per zone, or in place in the answers carrying it.
+        for (&zone, &serial) in &new_serials {
+            if zone < SERIAL_SLOTS {
+                self.maps.put_serial(zone, serial).context("writing the SERIALS map")?;
+            }
+        }
+        if new_serials.keys().any(|&z| z >= SERIAL_SLOTS) {
+            let ids: Vec<u32> = self
+                .negatives
+                .iter()
+                .filter(|(_, n)| n.zone >= SERIAL_SLOTS && new_serials.contains_key(&n.zone))
+                .map(|(&id, _)| id)
+                .collect();
             for id in ids {
                 let neg = self.negatives.get_mut(&id).expect("listed above");
                 let serial = new_serials[&neg.zone];
@@ -712,10 +793,11 @@ impl Store {
                 self.maps.put_answer(id, &v).context("rewriting an answer's serial")?;
                 diff.answers_written += 1;
             }
-            for (&zone, &serial) in &new_serials {
-                self.zones[zone as usize].1 = Some(serial);
-            }
         }
+        for (&zone, &serial) in &new_serials {
+            self.zones[zone as usize].1 = Some(serial);
+        }
+        let t2 = t0.elapsed();
         // 3. Records.
         for (name, new) in changes {
             let old = self.records.remove(&name);
@@ -743,12 +825,24 @@ impl Store {
                 self.zones[id as usize].1 = Some(zone.serial);
             }
         }
-        // 4. Unreferenced answers.
-        let unused: Vec<u32> = self.answers.iter().filter(|(_, m)| m.refs == 0).map(|(&id, _)| id).collect();
+        let t3 = t0.elapsed();
+        // 4. Unreferenced answers: those whose last reference went, and new ones never used.
+        //    A full compile creates about as many as there are: then a scan is cheaper.
+        let mut candidates = std::mem::take(&mut self.released);
+        candidates.extend(created);
+        let unused: Vec<u32> = if candidates.len() > self.answers.len() / 2 {
+            self.answers.iter().filter(|(_, m)| m.refs == 0).map(|(&id, _)| id).collect()
+        } else {
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates.retain(|id| self.answers.get(id).is_some_and(|m| m.refs == 0));
+            candidates
+        };
         for id in unused {
             self.free(id)?;
             diff.answers_freed += 1;
         }
+        log::debug!("commit phases: markers {t1:?}, serials {t2:?}, records {t3:?}, frees {:?}", t0.elapsed());
         Ok(diff)
     }
 
@@ -868,8 +962,8 @@ mod tests {
         let entries = compile::compile(&zones, 1232);
         let mut negatives = 0;
         for v in entries.values().filter(|v| v.value_flags & VALUE_FLAG_PASS == 0) {
-            match negative_serial_at(v) {
-                Some(at) => {
+            match negative_soa(v) {
+                Some((_, at)) => {
                     negatives += 1;
                     assert_eq!(v.data[at..at + 4], serial, "the serial sits where we look");
                 }
@@ -879,9 +973,38 @@ mod tests {
         assert!(negatives > 2, "the test zone compiles NODATA and NXDOMAIN answers");
         let cname_chains = entries
             .values()
-            .filter(|v| v.ancount > 0 && negative_serial_at(v).is_some())
+            .filter(|v| v.ancount > 0 && negative_soa(v).is_some())
             .count();
         assert!(cname_chains > 0, "a CNAME chain ending in NODATA carries the serial too");
+    }
+
+    #[test]
+    fn finds_the_zone_a_negative_answer_belongs_to() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let files = ["example.test.zone", "sub.example.test.zone"].map(|f| root.join("testdata/conformance").join(f));
+        let (zones, _) = crate::load_zones(&files).expect("zones load");
+        let entries = compile::compile(&zones, 1232);
+        let (mut parent, mut child, mut ds_at_apex) = (0, 0, 0);
+        for (k, v) in entries.iter().filter(|(_, v)| v.value_flags & VALUE_FLAG_PASS == 0) {
+            let Some((owner_at, _)) = negative_soa(v) else { continue };
+            let len = crate::name::wire_name_len(&k.name).expect("a wire name");
+            let name = Name::from_wire(&k.name[..len]).expect("a name");
+            let zone = name_in_answer(v, name.as_wire(), owner_at).expect("the SOA owner decodes");
+            let held_by = zones.find(&name).expect("a name of ours").origin.clone();
+            if zone.to_string() == "example.test." {
+                parent += 1;
+            } else {
+                assert_eq!(zone.to_string(), "sub.example.test.", "{name}");
+                child += 1;
+            }
+            if zone != held_by {
+                // Only the parent answers for the child's apex (DS), never the other way round.
+                assert_eq!((name.to_string().as_str(), k.qtype), ("sub.example.test.", 43), "{name} answered by {zone}");
+                ds_at_apex += 1;
+            }
+        }
+        assert!(parent > 0 && child > 0, "negatives of both zones ({parent}, {child})");
+        assert!(ds_at_apex > 0, "the child apex's DS is the parent's NODATA");
     }
 
     #[test]
