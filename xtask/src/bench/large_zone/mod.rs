@@ -5,7 +5,8 @@
 //!   `dnsxdp_bpf_map_entries` stopped moving;
 //! - memory per name: VmRSS, and the memlock of the BPF maps it holds, each divided by N;
 //! - one-record change: from just before an API PUT until a client polling every 100 µs gets the
-//!   new address, answered by XDP (the daemon's own reply counter did not move).
+//!   new address, answered by XDP: a reply whose DNS ID an AF_PACKET tap on the server veth did
+//!   not see leave through the kernel's stack (XDP_TX passes no tap; see tap.rs).
 //!
 //! Writes target/bench-zone/results.json and summary.md; a run that is not a smoke run also
 //! writes BENCHMARKS-zone.md at the repository root.
@@ -13,7 +14,9 @@
 mod zonegen;
 mod probe;
 mod report;
+mod tap;
 
+use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ use super::proc::{self, Guard};
 use super::results;
 use crate::cmd;
 use probe::{Counters, Memory, Prober};
+use tap::{Capture, PollKey};
 
 /// The issue's aims.
 pub const AIM_START_S: f64 = 10.0;
@@ -47,6 +51,10 @@ const START_POLL: Duration = Duration::from_millis(20);
 const SETTLED_READINGS: usize = 5;
 const SETTLE_POLL: Duration = Duration::from_millis(100);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
+/// After the first reply with the new address, how long to keep polling for one from XDP.
+const XDP_AFTER_FIRST_NEW: Duration = Duration::from_secs(5);
+/// The packet tap's thread stops by itself this long after the change's deadline at the latest.
+const TAP_SLACK: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
@@ -152,15 +160,25 @@ pub struct Change {
     pub new_a: String,
     pub api_status: Option<u16>,
     pub api_body: String,
+    /// The moment just before the request, in seconds since the daemon was spawned (daemon.log's clock).
+    #[serde(default)]
+    pub put_at_s: Option<f64>,
     /// From just before the request until its response was read.
     pub api_ms: Option<f64>,
-    /// From just before the request until the first reply with the new address.
+    /// From just before the request until the first reply with the new address (any path).
     pub first_new_ms: Option<f64>,
-    /// From just before the request until a reply with the new address known to come from XDP:
-    /// first_new_ms when the daemon answered none of the polls, else a later confirmed probe.
+    /// From just before the request until the first reply with the new address that the packet
+    /// tap on the server veth did not see leave through the stack: XDP's.
     pub xdp_ms: Option<f64>,
-    /// Polls the daemon (not XDP) answered during the sample.
+    /// Polls the daemon (not XDP) answered during the sample: distinct replies the tap saw leave.
     pub daemon_answered: u64,
+    /// The same by the daemon's reply counter (/metrics before the PUT and after the last reply):
+    /// a cross-check of the tap.
+    #[serde(default)]
+    pub daemon_answered_metrics: u64,
+    /// Replies with the new address the daemon sent before XDP sent one.
+    #[serde(default)]
+    pub new_from_daemon: u64,
     pub polls_sent: u64,
     pub polls_answered: u64,
     pub error: Option<String>,
@@ -309,9 +327,15 @@ fn notes(opts: &Options) -> Vec<String> {
             .into(),
         format!(
             "Change: PUT /v1/zones/{}/rrsets/<name>/A with a new address (no other nodes, so 200 once served \
-             locally{}); a client thread asks for the name every 100 µs, open loop. Time to the first reply with the \
-             new address; it counts as from XDP when the daemon's reply counter did not move over the sample, \
-             otherwise a later probe with the counter unmoved confirms it.",
+             locally{}); a client thread asks for the name every 100 µs, open loop, each query with its own DNS ID. \
+             Times are taken when the client reads a reply. First new: the first reply with the new address, any path. \
+             From XDP: the first reply with the new address whose ID an AF_PACKET tap on the server veth did not see \
+             leave: the daemon's replies pass the kernel's packet taps on their way out (and reach the tap's queue \
+             before the client), XDP_TX replies do not; a reply counts only once the tap has read every frame queued \
+             before the client got it. Polls answered by the daemon: the replies the tap saw, checked against the \
+             daemon's reply counter in /metrics (a sample fails if the tap saw fewer or dropped frames). Before the \
+             changes the tap must see the reply to a query with a DNS COOKIE option (XDP passes all of those to the \
+             daemon) and must not see XDP's reply to a plain query.",
             zonegen::ORIGIN.trim_end_matches('.'),
             if opts.journal { ", after the journal fsync" } else { "; no journal" }
         ),
@@ -324,7 +348,9 @@ type Log = Arc<Mutex<Vec<(f64, String)>>>;
 fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: &Path, opts: &Options) -> Result<()> {
     netbed::detach_xdp(srv_ns(), SRV_IF);
     let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
-    c.args(args).env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
+    // changes' put_at_s in daemon.log.
+    c.args(args).env("RUST_LOG", "info,dns_xdp::publish=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     eprintln!("bench-zone: starting {}", cmd::render(&c));
     let spawned = Instant::now();
     let mut daemon = Guard::spawn(c)?;
@@ -348,6 +374,9 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
         r.start = Some(start.clone());
         r.log = log.lock().expect("log lock").iter().filter(|(t, _)| *t <= start.installed_s + 1.0).cloned().collect();
         r.memory = Some(per_name(pid, spawned, opts.names));
+        let probe_name = zonegen::name(zonegen::last_a(opts.names));
+        in_netns_client(|| tap_self_check(&probe_name))?;
+        eprintln!("bench-zone: packet tap self-check passed (it sees the daemon's replies, not XDP's)");
         let targets = zonegen::spread_a_names(opts.names, opts.repeat);
         for (k, &i) in targets.iter().enumerate() {
             proc::check_stop()?;
@@ -357,15 +386,22 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
             // TEST-NET-2: never one of the zone's 10/8 addresses, so the new answer is unmistakable.
             let new_a = Ipv4Addr::new(198, 51, 100, (k % 254 + 1) as u8);
             let deadline = Duration::from_secs(opts.change_timeout);
-            let change = in_netns_client(|| Ok(one_change(&zonegen::name(i), new_a, deadline)))?;
+            let change = in_netns_client(|| Ok(one_change(&zonegen::name(i), new_a, deadline, spawned)))?;
             eprintln!(
-                "bench-zone: change {}/{}: {} -> {new_a}: API {} in {} ms, new answer from XDP after {} ms{}",
+                "bench-zone: change {}/{}: {} -> {new_a}: PUT at +{:.3} s, API {} in {} ms, first new answer after {} ms, from XDP \
+                 after {} ms; daemon answered {} of {} polls ({} by its counter, {} with the new address){}",
                 k + 1,
                 targets.len(),
                 zonegen::name(i),
+                change.put_at_s.unwrap_or(f64::NAN),
                 change.api_status.map(|s| s.to_string()).unwrap_or("-".into()),
                 fmt_ms(change.api_ms),
+                fmt_ms(change.first_new_ms),
                 fmt_ms(change.xdp_ms),
+                change.daemon_answered,
+                change.polls_sent,
+                change.daemon_answered_metrics,
+                change.new_from_daemon,
                 change.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
             );
             r.changes.push(change);
@@ -506,15 +542,15 @@ fn from_xdp(before: Counters, after: Counters) -> bool {
 }
 
 /// One timed change; runs inside the client namespace. Failures land in the sample's `error`.
-fn one_change(name: &str, new_a: Ipv4Addr, deadline: Duration) -> Change {
+fn one_change(name: &str, new_a: Ipv4Addr, deadline: Duration, spawned: Instant) -> Change {
     let mut ch = Change { name: name.to_owned(), new_a: new_a.to_string(), ..Change::default() };
-    if let Err(e) = timed_change(&mut ch, name, new_a, deadline) {
+    if let Err(e) = timed_change(&mut ch, name, new_a, deadline, spawned) {
         ch.error = Some(format!("{e:#}"));
     }
     ch
 }
 
-fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration) -> Result<()> {
+fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration, spawned: Instant) -> Result<()> {
     let metrics = srv(METRICS_PORT);
     let mut prober = Prober::new(cli_v4(), srv(53))?;
     // The name answers from XDP before the change: the sample starts from the served state.
@@ -522,15 +558,20 @@ fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration
     if before.a.contains(&new_a) {
         bail!("{name} already holds {new_a}");
     }
+    // The tap is bound before the first scrape, so it covers every reply the counters below count.
+    let tap = Capture::start(srv_ns(), SRV_IF, deadline + TAP_SLACK)?;
     let c0 = probe::scrape(metrics)?;
     let zone = zonegen::ORIGIN.trim_end_matches('.');
     let relative = name.strip_suffix(zonegen::ORIGIN).unwrap_or(name).trim_end_matches('.');
     let path = format!("/v1/zones/{zone}/rrsets/{relative}/A");
     let body = format!("{{\"ttl\": 300, \"rdata\": [\"{new_a}\"]}}");
+    // The prober's ports during the sample (a new one each 65,535 IDs): the tap's replies to count.
+    let mut ports = vec![prober.local_port()];
     // The PUT's status once it is back (1: no response), so a rejected write ends the polling.
     let put_status = AtomicU16::new(0);
     let t0 = Instant::now();
-    let (api, first_new) = std::thread::scope(|s| {
+    ch.put_at_s = Some(t0.duration_since(spawned).as_secs_f64());
+    let (api, first_new, xdp_at) = std::thread::scope(|s| {
         let put = s.spawn(|| {
             let res = probe::http(srv(API_PORT), "PUT", &path, Some(TOKEN), &body);
             let took = t0.elapsed();
@@ -539,27 +580,54 @@ fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration
         });
         // Open loop: a query every CHANGE_POLL whatever came back; replies are matched by content.
         let mut next = t0;
-        let mut first_new = None;
+        let mut first_new: Option<Duration> = None;
+        let mut xdp_at: Option<Duration> = None;
+        // Replies with the new address, in arrival order, whose path the tap cannot tell yet.
+        let mut pending: VecDeque<(PollKey, Instant)> = VecDeque::new();
         while t0.elapsed() < deadline && !proc::stopping() {
             if !matches!(put_status.load(Ordering::SeqCst), 0 | 200) {
+                break;
+            }
+            if first_new.is_some_and(|f| t0.elapsed() > f + XDP_AFTER_FIRST_NEW) {
                 break;
             }
             if Instant::now() >= next {
                 if prober.send_a(name).is_ok() {
                     ch.polls_sent += 1;
+                    let port = prober.local_port();
+                    if !ports.contains(&port) {
+                        ports.push(port);
+                    }
                 }
                 next += CHANGE_POLL;
             }
             let wait = next.saturating_duration_since(Instant::now());
             if let Some(r) = prober.recv(wait) {
+                let at = Instant::now();
                 ch.polls_answered += 1;
                 if r.a.contains(&new_a) {
-                    first_new = Some(t0.elapsed());
-                    break;
+                    first_new.get_or_insert(at - t0);
+                    pending.push_back(((prober.local_port(), r.id), at));
                 }
             }
+            while let Some(&(key, at)) = pending.front() {
+                match tap.verdict(key, at) {
+                    Some(true) => {
+                        ch.new_from_daemon += 1;
+                        pending.pop_front();
+                    }
+                    Some(false) => {
+                        xdp_at = Some(at - t0);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if xdp_at.is_some() {
+                break;
+            }
         }
-        (put.join().expect("PUT thread"), first_new)
+        (put.join().expect("PUT thread"), first_new, xdp_at)
     });
     let (res, api_took) = api;
     let (status, resp) = res.context("PUT")?;
@@ -571,29 +639,98 @@ fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration
     }
     let first_new = first_new.with_context(|| format!("no reply with {new_a} within {deadline:?}"))?;
     ch.first_new_ms = Some(first_new.as_secs_f64() * 1e3);
-    // Drain the replies still in flight so the counters below see every poll.
+    // The replies still in flight, so both counts below cover every poll (the figures are taken).
     while prober.recv(Duration::from_millis(20)).is_some() {
         ch.polls_answered += 1;
     }
     let c1 = probe::scrape(metrics)?;
-    ch.daemon_answered = c1.daemon_responses.saturating_sub(c0.daemon_responses);
-    if from_xdp(c0, c1) {
-        ch.xdp_ms = ch.first_new_ms;
-        return Ok(());
+    let seen = tap.finish()?;
+    ch.daemon_answered = seen.replies.iter().filter(|(port, _)| ports.contains(port)).count() as u64;
+    ch.daemon_answered_metrics = c1.daemon_responses.saturating_sub(c0.daemon_responses);
+    if seen.frames == 0 {
+        bail!(
+            "the packet tap on {SRV_IF} saw no frame at all (not even the /metrics responses) while the daemon's reply \
+             counter moved by {}: the tap is broken, the sample cannot be attributed",
+            ch.daemon_answered_metrics
+        );
     }
-    // Some poll went to the daemon: maybe the first new answer too. Confirm with single probes.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let b = probe::scrape(metrics)?;
-        let r = prober.ask_a(name, Duration::from_millis(100))?;
-        let done = t0.elapsed();
-        let a = probe::scrape(metrics)?;
-        if r.is_some_and(|r| r.a.contains(&new_a)) && from_xdp(b, a) {
-            ch.xdp_ms = Some(done.as_secs_f64() * 1e3);
-            return Ok(());
+    if seen.dropped > 0 || seen.timed_out {
+        bail!(
+            "the packet tap on {SRV_IF} dropped {} frames{}: an unseen reply is no proof of XDP",
+            seen.dropped,
+            if seen.timed_out { " and stopped at its time limit" } else { "" }
+        );
+    }
+    if ch.daemon_answered < ch.daemon_answered_metrics {
+        bail!(
+            "the daemon's counter says it sent {} replies, the packet tap on {SRV_IF} saw {} of ours leave ({} frames in \
+             all): the tap misses replies, so an unseen one is no proof of XDP",
+            ch.daemon_answered_metrics,
+            ch.daemon_answered,
+            seen.frames
+        );
+    }
+    let xdp_at = xdp_at.with_context(|| {
+        format!(
+            "the new address never came from XDP within {XDP_AFTER_FIRST_NEW:?} of the first new answer ({} replies with \
+             it left through the daemon)",
+            ch.new_from_daemon
+        )
+    })?;
+    ch.xdp_ms = Some(xdp_at.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// Once before the changes: the tap on the server veth must see the daemon's reply to a query with
+/// a COOKIE option (the XDP program passes every such query to the daemon), and must not see XDP's
+/// reply to a plain query for the same name. Runs inside the client namespace.
+fn tap_self_check(name: &str) -> Result<()> {
+    let metrics = srv(METRICS_PORT);
+    let mut prober = Prober::new(cli_v4(), srv(53))?;
+    let tap = Capture::start(srv_ns(), SRV_IF, Duration::from_secs(60))?;
+    let wait = Duration::from_secs(1);
+    let verdict = |tap: &Capture, key: PollKey, at: Instant| {
+        let end = Instant::now() + wait;
+        loop {
+            match tap.verdict(key, at) {
+                Some(v) => return Some(v),
+                None if Instant::now() > end => return None,
+                None => std::thread::sleep(Duration::from_micros(200)),
+            }
         }
+    };
+    let c0 = probe::scrape(metrics)?;
+    let id = prober.send_a_with_cookie(name)?;
+    prober.reply_to(id, wait).with_context(|| format!("tap self-check: no reply to a query for {name} with a COOKIE"))?;
+    let cookie_seen = verdict(&tap, (prober.local_port(), id), Instant::now());
+    let c1 = probe::scrape(metrics)?;
+    let id = prober.send_a(name)?;
+    prober.reply_to(id, wait).with_context(|| format!("tap self-check: no reply to a plain query for {name}"))?;
+    let plain_seen = verdict(&tap, (prober.local_port(), id), Instant::now());
+    let c2 = probe::scrape(metrics)?;
+    let seen = tap.finish()?;
+    if c1.daemon_responses == c0.daemon_responses {
+        bail!("tap self-check: the daemon's reply counter did not move for a query with a COOKIE option (XDP answered it?)");
     }
-    bail!("the new address never came from XDP within 5 s of the first new answer")
+    if cookie_seen != Some(true) {
+        bail!(
+            "tap self-check: the daemon answered a query with a DNS COOKIE option (XDP passes all of those to it), but an \
+             AF_PACKET tap on {SRV_IF} in {} did not see the reply leave ({} frames seen): it cannot tell the daemon's \
+             replies from XDP's",
+            srv_ns(),
+            seen.frames
+        );
+    }
+    if from_xdp(c1, c2) && plain_seen != Some(false) {
+        bail!(
+            "tap self-check: XDP answered a plain query for {name} (the daemon's reply counter did not move), yet the tap \
+             on {SRV_IF} saw the reply leave: XDP_TX replies are visible to it here, so it cannot tell the paths apart"
+        );
+    }
+    if seen.dropped > 0 {
+        bail!("tap self-check: the tap dropped {} frames", seen.dropped);
+    }
+    Ok(())
 }
 
 fn summarise(changes: &[Change]) -> Option<ChangeSummary> {

@@ -12,20 +12,26 @@ use anyhow::{Context as _, Result, bail};
 /// Run `f` on a new thread that has entered network namespace `ns` (setns is per thread; threads
 /// it spawns start in the namespace too).
 pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let path = format!("/run/netns/{ns}");
-    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: setns on a valid namespace fd; it changes only this thread's network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                bail!("setns({path}): {}", std::io::Error::last_os_error());
-            }
+            enter_netns(ns)?;
             f()
         })
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// Moves the calling thread into network namespace `ns` (for good: call it on a thread of its own).
+pub fn enter_netns(ns: &str) -> Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    // SAFETY: setns on a valid namespace fd; it changes only this thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("setns({path}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One HTTP/1.1 request with `Connection: close`; `(status, body)`.
@@ -90,9 +96,11 @@ pub fn parse_metrics(body: &str) -> Counters {
     c
 }
 
-/// A plain UDP DNS client (no EDNS) bound in the client namespace.
+/// A plain UDP DNS client (no EDNS unless asked) bound in the client namespace. Its queries'
+/// (local port, DNS ID) pairs never repeat: after 65,535 IDs it moves to a new socket.
 pub struct Prober {
     sock: UdpSocket,
+    bind: Ipv4Addr,
     server: SocketAddr,
     next_id: u16,
 }
@@ -110,14 +118,38 @@ impl Prober {
     /// Must be called on a thread inside the client namespace.
     pub fn new(bind: Ipv4Addr, server: SocketAddr) -> Result<Self> {
         let sock = UdpSocket::bind((bind, 0)).context("binding the probe socket")?;
-        Ok(Prober { sock, server, next_id: 0 })
+        Ok(Prober { sock, bind, server, next_id: 0 })
     }
 
-    /// Sends an A query for `name`; returns its ID.
+    /// The UDP port the replies come back to (it changes when the IDs run out).
+    pub fn local_port(&self) -> u16 {
+        self.sock.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The next ID, on a new socket (so a new port) once this one's IDs are all used; replies
+    /// still in flight to the old socket are lost.
+    fn next_id(&mut self) -> Result<u16> {
+        if self.next_id == u16::MAX {
+            // Bound before the old one closes: a different port.
+            self.sock = UdpSocket::bind((self.bind, 0)).context("binding a new probe socket")?;
+            self.next_id = 0;
+        }
+        self.next_id += 1;
+        Ok(self.next_id)
+    }
+
+    /// Sends an A query for `name`; returns its ID (unique for the socket, see [`Prober::local_port`]).
     pub fn send_a(&mut self, name: &str) -> Result<u16> {
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
+        let id = self.next_id()?;
         self.sock.send_to(&query(id, name, 1), self.server).context("sending a probe")?;
+        Ok(id)
+    }
+
+    /// Sends an A query for `name` with an EDNS OPT record carrying a client COOKIE option (which
+    /// the XDP program always passes to the daemon); returns its ID.
+    pub fn send_a_with_cookie(&mut self, name: &str) -> Result<u16> {
+        let id = self.next_id()?;
+        self.sock.send_to(&query_with_cookie(id, name), self.server).context("sending a probe")?;
         Ok(id)
     }
 
@@ -133,15 +165,20 @@ impl Prober {
     /// One query, waiting up to `timeout` for the reply with its ID.
     pub fn ask_a(&mut self, name: &str, timeout: Duration) -> Result<Option<Reply>> {
         let id = self.send_a(name)?;
+        Ok(self.reply_to(id, timeout))
+    }
+
+    /// Waits up to `timeout` for the reply with ID `id`, skipping others.
+    pub fn reply_to(&mut self, id: u16, timeout: Duration) -> Option<Reply> {
         let end = Instant::now() + timeout;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match self.recv(left) {
-                Some(r) if r.id == id => return Ok(Some(r)),
+                Some(r) if r.id == id => return Some(r),
                 Some(_) => continue, // a late reply to an earlier query
                 None => break,
             }
         }
-        Ok(None)
+        None
     }
 }
 
@@ -156,6 +193,18 @@ fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     q.push(0);
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&[0, 1]);
+    q
+}
+
+/// An A query with an OPT record (payload 1232, version 0, no flags) holding one 8-byte client COOKIE.
+fn query_with_cookie(id: u16, name: &str) -> Vec<u8> {
+    let mut q = query(id, name, 1);
+    q[11] = 1; // ARCOUNT
+    // Root name, type 41, class = payload size, TTL = extended RCODE/version/flags, RDLENGTH 12.
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12]);
+    // Option 10 (COOKIE), 8 bytes: a client cookie.
+    q.extend_from_slice(&[0, 10, 0, 8]);
+    q.extend_from_slice(&(u64::from(id) | 0xb0b0_0000_0000_0000).to_be_bytes());
     q
 }
 
@@ -255,6 +304,19 @@ mod tests {
         let reply = parse_reply(&r).unwrap();
         assert_eq!(reply, Reply { id: 7, rcode: 0, a: vec![Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)] });
         assert!(parse_reply(&query(7, "h1.big.test.", 1)).is_none(), "a query is no reply");
+    }
+
+    #[test]
+    fn a_cookie_query_ends_with_one_opt_record_holding_a_client_cookie() {
+        let plain = query(9, "h1.big.test.", 1);
+        let q = query_with_cookie(9, "h1.big.test.");
+        assert_eq!(&q[..10], &plain[..10]);
+        assert_eq!(&q[10..12], &[0, 1], "ARCOUNT 1");
+        let opt = &q[plain.len()..];
+        assert_eq!(opt.len(), 11 + 12);
+        assert_eq!(&opt[..3], &[0, 0, 41], "root name, type OPT");
+        assert_eq!(usize::from(u16::from_be_bytes([opt[9], opt[10]])), opt.len() - 11, "RDLENGTH");
+        assert_eq!(&opt[11..15], &[0, 10, 0, 8], "COOKIE, 8 bytes");
     }
 
     #[test]

@@ -204,12 +204,21 @@ fn section(r: &ZoneResults) -> String {
             );
         }
         let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(s, "| name | API status | API ms | first new ms | from XDP ms | polls sent / answered / by daemon | error |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            s,
+            "Polls by the daemon: the polls whose replies the packet tap saw leave through the stack / the daemon's \
+             reply counter over the same window; of them, the replies that already carried the new address.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| name | API status | API ms | first new ms | from XDP ms | polls sent / answered | polls by the daemon: tap / \
+             counter / with new address | error |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|");
         for c in &r.changes {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} / {} / {} | {} |",
+                "| {} | {} | {} | {} | {} | {} / {} | {} / {} / {} | {} |",
                 c.name,
                 c.api_status.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 ms(c.api_ms),
@@ -218,6 +227,8 @@ fn section(r: &ZoneResults) -> String {
                 c.polls_sent,
                 c.polls_answered,
                 c.daemon_answered,
+                c.daemon_answered_metrics,
+                c.new_from_daemon,
                 c.error.as_deref().unwrap_or("").replace('|', "/")
             );
         }
