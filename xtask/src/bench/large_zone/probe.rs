@@ -155,10 +155,24 @@ impl Prober {
 
     /// The next reply, waiting at most `timeout`; None when nothing came.
     pub fn recv(&mut self, timeout: Duration) -> Option<Reply> {
-        // A zero timeout means "block forever" to the kernel.
-        self.sock.set_read_timeout(Some(timeout.max(Duration::from_micros(10)))).ok()?;
+        use std::os::fd::AsRawFd as _;
+        // Not SO_RCVTIMEO: the kernel rounds it up to a scheduler tick (4 ms at HZ=250), which
+        // stalled the 100 µs poller into bursts a tick apart. ppoll sleeps on a hrtimer.
+        self.sock.set_nonblocking(true).ok()?;
         let mut buf = [0u8; 1500];
-        let n = self.sock.recv(&mut buf).ok()?;
+        let n = match self.sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut pfd = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+                // SAFETY: one valid pollfd and a timespec, both outliving the call.
+                if unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) } <= 0 {
+                    return None;
+                }
+                self.sock.recv(&mut buf).ok()?
+            }
+            Err(_) => return None,
+        };
         parse_reply(&buf[..n])
     }
 
