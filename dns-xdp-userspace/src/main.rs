@@ -27,6 +27,11 @@ const EX_DATAERR: u8 = 65;
 /// How often the rate limiter reports prefixes that start or stop being limited.
 const RRL_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Small allocations packed tighter than glibc's 32-byte chunks, and freed memory returned to
+/// the system without malloc_trim.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();

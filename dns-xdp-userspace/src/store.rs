@@ -528,7 +528,8 @@ impl Store {
         anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
         self.next_seq[class as usize] = seq + 1;
         let id = (class << ANSWER_CLASS_SHIFT) | seq;
-        let mut value = *value;
+        // Copied (an AnswerValue is 1 KiB) only to be given its serial slot.
+        let mut slotted = None;
         let negative = match (zone, serial_at, serial) {
             (Some(zone), Some(at), Some(serial)) => {
                 let zone_id = self.zone_id(zone);
@@ -539,15 +540,16 @@ impl Store {
                     }
                     self.zones[zone_id as usize].1 = Some(serial);
                 }
+                let value = slotted.insert(*value);
                 if zone_id < SERIAL_SLOTS {
                     value.serial_at = at as u16;
                     value.value_flags |= (zone_id as u16) << VALUE_SERIAL_SLOT_SHIFT;
                 }
-                Some(Negative { zone: zone_id, bytes: pack(&value), serial_at: at as u16 })
+                Some(Negative { zone: zone_id, bytes: pack(value), serial_at: at as u16 })
             }
             _ => None,
         };
-        self.maps.put_answer(id, &value).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+        self.maps.put_answer(id, slotted.as_ref().unwrap_or(value)).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
         self.index.insert(key, id);
         self.answers.insert(id, Meta { key, refs: 0 });
         if let Some(neg) = negative {
