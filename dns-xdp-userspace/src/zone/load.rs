@@ -4,7 +4,7 @@
 //! `$INCLUDE`d files (confined to the zone's folder), mapping records to source lines, and the
 //! checks an operator expects before a zone goes live.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -279,9 +279,12 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         push(extra, Severity::Error, format!("second SOA record (the zone's SOA is at {origin})"));
     }
 
-    // Group into RRsets, remembering the first line of each for diagnostics.
-    // RRSIGs are grouped by the type they cover: each such set has its own TTL.
-    let mut sets: BTreeMap<(Name, u16, u16), (RRset, &Scanned)> = BTreeMap::new();
+    // Group into RRsets at their nodes, straight from the records. RRSIGs are grouped by the
+    // type they cover: each such set has its own TTL. The first record of the RRsets the node
+    // rules below check is remembered for their diagnostics.
+    const CHECKED: [u16; 4] = [rtype::CNAME, rtype::DNAME, rtype::SOA, rtype::NS];
+    let mut nodes: HashMap<Name, Node, foldhash::fast::RandomState> = HashMap::default();
+    let mut firsts: Vec<(Name, u16, &Scanned)> = Vec::new();
     for r in &records {
         if r.class != Class::IN {
             push(r, Severity::Error, format!("class {} is not served (only IN)", r.class));
@@ -295,10 +298,26 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             push(r, Severity::Error, format!("{} is outside the zone {origin}", r.owner));
             continue;
         }
+        let node = match nodes.get_mut(&r.owner) {
+            Some(node) => node,
+            None => nodes.entry(r.owner.clone()).or_default(),
+        };
+        let (sets, key) = if r.rtype == rtype::RRSIG {
+            (&mut node.sigs, covered_type(r.rtype, &r.rdata))
+        } else {
+            (&mut node.rrsets, r.rtype)
+        };
+        let set = match sets.iter().position(|s| s.rtype == key) {
+            Some(i) => &mut sets[i],
+            None => {
+                if CHECKED.contains(&r.rtype) {
+                    firsts.push((r.owner.clone(), r.rtype, r));
+                }
+                sets.push(RRset { rtype: key, ttl: r.ttl, rdatas: Vec::new() });
+                sets.last_mut().expect("just pushed")
+            }
+        };
         let rdata = Rdata::new(r.rtype, r.rdata.clone());
-        let (set, _) = sets
-            .entry((r.owner.clone(), r.rtype, covered_type(r.rtype, &r.rdata)))
-            .or_insert_with(|| (RRset { rtype: r.rtype, ttl: r.ttl, rdatas: Vec::new() }, r));
         if set.rdatas.contains(&rdata) {
             push(r, Severity::Warning, format!("duplicate {} record at {} ignored", type_name(r.rtype), r.owner));
             continue;
@@ -319,19 +338,16 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
         set.rdatas.push(rdata);
     }
-
-    let mut nodes: HashMap<Name, Node> = HashMap::new();
-    for ((owner, rt, covered), (set, _)) in &sets {
-        let node = nodes.entry(owner.clone()).or_default();
-        if *rt == rtype::RRSIG {
-            node.sigs.push(RRset { rtype: *covered, ..set.clone() });
-        } else {
-            node.rrsets.push(set.clone());
-        }
+    // RRsets by type, signatures by the type they cover.
+    for node in nodes.values_mut() {
+        node.rrsets.sort_by_key(|s| s.rtype);
+        node.sigs.sort_by_key(|s| s.rtype);
     }
-    // Node-level rules.
-    for ((owner, rt, _), (set, first)) in &sets {
+    // Node-level rules, in the order of the records they are about.
+    firsts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (owner, rt, first) in &firsts {
         let node = &nodes[owner];
+        let set = node.get(*rt).expect("grouped above");
         match *rt {
             rtype::CNAME => {
                 if *owner == origin {
@@ -359,10 +375,11 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         push(first_soa, Severity::Error, format!("missing NS records at the zone apex {origin}"));
     }
     // In-bailiwick NS targets need addresses in this zone (glue for delegations).
-    for ((owner, rt, _), (set, first)) in &sets {
+    for (owner, rt, first) in &firsts {
         if *rt != rtype::NS {
             continue;
         }
+        let set = nodes[owner].get(rtype::NS).expect("grouped above");
         for rdata in &set.rdatas {
             let Some(target) = rdata.target(rtype::NS) else { continue };
             if !target.is_subdomain_of(&origin) {
@@ -380,7 +397,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     // one gets NXDOMAIN. Keep them apart.
     let hashed: Vec<Name> =
         nodes.iter().filter(|(_, n)| n.get(rtype::NSEC3).is_some()).map(|(o, _)| o.clone()).collect();
-    let nsec3_nodes: HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
+    let nsec3_nodes: std::collections::HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
     let nsec3 = match nodes.get(&origin).and_then(|n| n.get(rtype::NSEC3PARAM)) {
         Some(param) => {
             let chain = super::nsec3::Chain::new(&param.rdatas[0].wire, nsec3_nodes);
