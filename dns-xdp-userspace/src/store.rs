@@ -57,11 +57,74 @@ impl Installed {
     }
 }
 
-/// One interned answer.
-#[derive(Clone, Debug)]
+/// One interned answer: its content key (`Store::hash`; two words rather than a u128, whose
+/// 16-byte alignment would pad every entry) and how many record slots point at it.
+#[derive(Clone, Copy, Debug, Default)]
 struct Meta {
-    key: u128,
+    key: [u64; 2],
     refs: u32,
+    live: bool,
+}
+
+/// The interned answers by id: one vector per size class, indexed by the id's sequence number
+/// (ids are handed out in order and never reused), so a lookup is an index, not a hash.
+#[derive(Default)]
+struct Answers {
+    classes: [Vec<Meta>; ANSWER_CLASSES.len()],
+    live: usize,
+}
+
+impl Answers {
+    fn at(id: u32) -> (usize, usize) {
+        ((id >> ANSWER_CLASS_SHIFT) as usize, (id & ((1 << ANSWER_CLASS_SHIFT) - 1)) as usize)
+    }
+
+    fn get(&self, id: &u32) -> Option<&Meta> {
+        let (class, seq) = Self::at(*id);
+        self.classes.get(class)?.get(seq).filter(|m| m.live)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut Meta> {
+        let (class, seq) = Self::at(*id);
+        self.classes.get_mut(class)?.get_mut(seq).filter(|m| m.live)
+    }
+
+    fn insert(&mut self, id: u32, key: [u64; 2]) {
+        let (class, seq) = Self::at(id);
+        let v = &mut self.classes[class];
+        if v.len() <= seq {
+            v.resize(seq + 1, Meta::default());
+        }
+        if !v[seq].live {
+            self.live += 1;
+        }
+        v[seq] = Meta { key, refs: 0, live: true };
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Meta> {
+        let meta = self.get_mut(id)?;
+        meta.live = false;
+        let meta = *meta;
+        self.live -= 1;
+        Some(meta)
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Ids of the live answers nothing points at.
+    fn unused(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (class, v) in self.classes.iter().enumerate() {
+            for (seq, m) in v.iter().enumerate() {
+                if m.live && m.refs == 0 {
+                    out.push(((class as u32) << ANSWER_CLASS_SHIFT) | seq as u32);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// An answer carrying its zone's SOA serial: its zone and its bytes (`pack`), to rewrite the
@@ -409,8 +472,8 @@ fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> 
 pub struct Store {
     maps: Maps,
     records: HashMap<Name, Installed>,
-    answers: HashMap<u32, Meta>,
-    index: HashMap<u128, u32>,
+    answers: Answers,
+    index: HashMap<[u64; 2], u32>,
     negatives: HashMap<u32, Negative>,
     /// Answers whose last reference went since the last commit (freed there if still unused).
     released: Vec<u32>,
@@ -443,7 +506,7 @@ impl Store {
         Store {
             maps,
             records: HashMap::default(),
-            answers: HashMap::default(),
+            answers: Answers::default(),
             index: HashMap::default(),
             negatives: HashMap::default(),
             released: Vec::new(),
@@ -470,7 +533,7 @@ impl Store {
         self.records.get(name).is_some_and(|r| r.slots.iter().any(|s| s.variant & KEY_VARIANT_CHILD == 0))
     }
 
-    fn hash(&self, kind: &[u8], zone: &[u8], v: &AnswerValue, serial_at: Option<usize>) -> u128 {
+    fn hash(&self, kind: &[u8], zone: &[u8], v: &AnswerValue, serial_at: Option<usize>) -> [u64; 2] {
         use siphasher::sip128::Hasher128 as _;
         let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.hash_key.0, self.hash_key.1);
         h.write(kind);
@@ -487,7 +550,8 @@ impl Store {
             }
             None => h.write(data),
         }
-        h.finish128().as_u128()
+        let h = h.finish128();
+        [h.h1, h.h2]
     }
 
     /// The id serving `value` (a rendered answer of a name in `zone`), creating it (and writing
@@ -551,7 +615,7 @@ impl Store {
         };
         self.maps.put_answer(id, slotted.as_ref().unwrap_or(value)).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
         self.index.insert(key, id);
-        self.answers.insert(id, Meta { key, refs: 0 });
+        self.answers.insert(id, key);
         if let Some(neg) = negative {
             self.negatives.insert(id, neg);
         }
@@ -833,7 +897,7 @@ impl Store {
         let mut candidates = std::mem::take(&mut self.released);
         candidates.extend(created);
         let unused: Vec<u32> = if candidates.len() > self.answers.len() / 2 {
-            self.answers.iter().filter(|(_, m)| m.refs == 0).map(|(&id, _)| id).collect()
+            self.answers.unused()
         } else {
             candidates.sort_unstable();
             candidates.dedup();
