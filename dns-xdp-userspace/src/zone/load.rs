@@ -338,10 +338,16 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
         set.rdatas.push(rdata);
     }
-    // RRsets by type, signatures by the type they cover.
+    // RRsets by type, signatures by the type they cover; no room left from growing them (a
+    // first push reserves four: 150 bytes a name on a zone of single A records).
     for node in nodes.values_mut() {
         node.rrsets.sort_by_key(|s| s.rtype);
         node.sigs.sort_by_key(|s| s.rtype);
+        for set in node.rrsets.iter_mut().chain(node.sigs.iter_mut()) {
+            set.rdatas.shrink_to_fit();
+        }
+        node.rrsets.shrink_to_fit();
+        node.sigs.shrink_to_fit();
     }
     // Node-level rules, in the order of the records they are about.
     firsts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
