@@ -320,13 +320,19 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         set.rdatas.push(rdata);
     }
 
+    // `sets` is ordered by owner: each node's sets are one run of it.
     let mut nodes: HashMap<Name, Node> = HashMap::new();
-    for ((owner, rt, covered), (set, _)) in &sets {
-        let node = nodes.entry(owner.clone()).or_default();
+    let (mut rrsets, mut sigs) = (Vec::new(), Vec::new());
+    let mut runs = sets.iter().peekable();
+    while let Some(((owner, rt, covered), (set, _))) = runs.next() {
         if *rt == rtype::RRSIG {
-            node.sigs.push(RRset { rtype: *covered, ..set.clone() });
+            sigs.push(RRset { rtype: *covered, ..set.clone() });
         } else {
-            node.rrsets.push(set.clone());
+            rrsets.push(set.clone());
+        }
+        if runs.peek().is_none_or(|((next, ..), _)| next != owner) {
+            let node = Node { rrsets: std::mem::take(&mut rrsets).into(), sigs: std::mem::take(&mut sigs).into() };
+            nodes.insert(owner.clone(), node);
         }
     }
     // Node-level rules.
@@ -503,10 +509,12 @@ pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<su
         }
         let existed = new.nodes.contains_key(owner);
         let mut node = new.nodes.get(owner).cloned().unwrap_or_default();
-        match node.rrsets.binary_search_by_key(rt, |s| s.rtype) {
-            Ok(i) => node.rrsets[i] = set,
-            Err(i) => node.rrsets.insert(i, set),
+        let mut rrsets = std::mem::take(&mut node.rrsets).into_vec();
+        match rrsets.binary_search_by_key(rt, |s| s.rtype) {
+            Ok(i) => rrsets[i] = set,
+            Err(i) => rrsets.insert(i, set),
         }
+        node.rrsets = rrsets.into();
         if let Some(cname) = node.get(rtype::CNAME) {
             let beside = node.rrsets.iter().any(|r| !matches!(r.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
             if owner == origin || beside || cname.rdatas.len() > 1 {

@@ -123,13 +123,17 @@ pub struct RRset {
 }
 
 /// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
+///
+/// Boxed slices, not `Vec`s: a zone holds a node per name and changes one only by building it
+/// anew, so each list costs exactly its RRsets (no capacity word, no room for four), and the
+/// `sigs` of an unsigned zone's node nothing at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Node {
     /// Every RRset but the signatures, sorted by type.
-    pub rrsets: Vec<RRset>,
+    pub rrsets: Box<[RRset]>,
     /// RRSIGs, one set per covered type (`RRset::rtype` is the covered type): each keeps its own
     /// TTL, the TTL of the RRset it signs (RFC 4034 section 3).
-    pub sigs: Vec<RRset>,
+    pub sigs: Box<[RRset]>,
 }
 
 impl Node {
