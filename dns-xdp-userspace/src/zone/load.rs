@@ -68,6 +68,19 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// An RRset as its records come in, which `build` boxes for the zone.
+struct Growing {
+    rtype: u16,
+    ttl: u32,
+    rdatas: Vec<Rdata>,
+}
+
+impl Growing {
+    fn build(&self) -> RRset {
+        RRset { rtype: self.rtype, ttl: self.ttl, rdatas: self.rdatas.as_slice().into() }
+    }
+}
+
 /// A record as scanned, remembered with where it came from.
 struct Scanned {
     owner: Name,
@@ -281,7 +294,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
 
     // Group into RRsets, remembering the first line of each for diagnostics.
     // RRSIGs are grouped by the type they cover: each such set has its own TTL.
-    let mut sets: BTreeMap<(Name, u16, u16), (RRset, &Scanned)> = BTreeMap::new();
+    let mut sets: BTreeMap<(Name, u16, u16), (Growing, &Scanned)> = BTreeMap::new();
     for r in &records {
         if r.class != Class::IN {
             push(r, Severity::Error, format!("class {} is not served (only IN)", r.class));
@@ -298,7 +311,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         let rdata = Rdata::new(r.rtype, r.rdata.clone());
         let (set, _) = sets
             .entry((r.owner.clone(), r.rtype, covered_type(r.rtype, &r.rdata)))
-            .or_insert_with(|| (RRset { rtype: r.rtype, ttl: r.ttl, rdatas: Vec::new() }, r));
+            .or_insert_with(|| (Growing { rtype: r.rtype, ttl: r.ttl, rdatas: Vec::new() }, r));
         if set.rdatas.contains(&rdata) {
             push(r, Severity::Warning, format!("duplicate {} record at {} ignored", type_name(r.rtype), r.owner));
             continue;
@@ -326,9 +339,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     let mut runs = sets.iter().peekable();
     while let Some(((owner, rt, covered), (set, _))) = runs.next() {
         if *rt == rtype::RRSIG {
-            sigs.push(RRset { rtype: *covered, ..set.clone() });
+            sigs.push(RRset { rtype: *covered, ..set.build() });
         } else {
-            rrsets.push(set.clone());
+            rrsets.push(set.build());
         }
         if runs.peek().is_none_or(|((next, ..), _)| next != owner) {
             let node = Node { rrsets: std::mem::take(&mut rrsets).into(), sigs: std::mem::take(&mut sigs).into() };
@@ -495,7 +508,7 @@ pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<su
             return None;
         }
         // As build_zone groups them: duplicates dropped, the lowest TTL served.
-        let mut set = RRset { rtype: *rt, ttl: first.ttl, rdatas: Vec::new() };
+        let mut set = Growing { rtype: *rt, ttl: first.ttl, rdatas: Vec::new() };
         for r in records {
             if r.owner != *owner || r.rtype != *rt || r.ttl > MAX_TTL {
                 return None;
@@ -511,8 +524,8 @@ pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<su
         let mut node = new.nodes.get(owner).cloned().unwrap_or_default();
         let mut rrsets = std::mem::take(&mut node.rrsets).into_vec();
         match rrsets.binary_search_by_key(rt, |s| s.rtype) {
-            Ok(i) => rrsets[i] = set,
-            Err(i) => rrsets.insert(i, set),
+            Ok(i) => rrsets[i] = set.build(),
+            Err(i) => rrsets.insert(i, set.build()),
         }
         node.rrsets = rrsets.into();
         if let Some(cname) = node.get(rtype::CNAME) {

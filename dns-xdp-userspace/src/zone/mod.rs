@@ -115,11 +115,12 @@ impl Rdata {
     }
 }
 
+/// One RRset as served: 24 bytes and its records' block, exactly as long as they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RRset {
     pub rtype: u16,
     pub ttl: u32,
-    pub rdatas: Vec<Rdata>,
+    pub rdatas: Box<[Rdata]>,
 }
 
 /// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
