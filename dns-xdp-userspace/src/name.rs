@@ -7,18 +7,22 @@ use std::borrow::Borrow;
 use std::fmt;
 
 /// A wire-format domain name (labels with length octets, ending with the root label), lowercased.
+///
+/// A boxed slice, not a `Vec`: a zone keeps one per name (millions), and a name never grows in
+/// place, so the capacity word and any slack would be memory spent for nothing. Hash, Eq and Ord
+/// are those of the wire bytes (`Box<[u8]>` forwards to `[u8]`), which `Borrow<[u8]>` relies on.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Vec<u8>);
+pub struct Name(Box<[u8]>);
 
 impl Name {
     pub fn root() -> Self {
-        Name(vec![0])
+        Name(Box::new([0]))
     }
 
     /// Builds a name from uncompressed wire bytes; `None` unless it is exactly one valid name.
     pub fn from_wire(wire: &[u8]) -> Option<Self> {
         let len = wire_name_len(wire)?;
-        (len == wire.len()).then(|| Name(lowercase(wire)))
+        (len == wire.len()).then(|| Name(lowercase(wire).into_boxed_slice()))
     }
 
     /// Parses presentation format ("www.example.com." or relative to nothing: a trailing dot is
@@ -36,7 +40,7 @@ impl Name {
             }
         }
         wire.push(0);
-        (wire.len() <= 255).then(|| Name(lowercase(&wire)))
+        (wire.len() <= 255).then(|| Name(lowercase(&wire).into_boxed_slice()))
     }
 
     pub fn as_wire(&self) -> &[u8] {
@@ -66,7 +70,7 @@ impl Name {
     /// The name with its first label removed; `None` for the root.
     pub fn parent(&self) -> Option<Name> {
         let len = self.0[0] as usize;
-        (len != 0).then(|| Name(self.0[1 + len..].to_vec()))
+        (len != 0).then(|| Name(self.0[1 + len..].into()))
     }
 
     pub fn first_label(&self) -> &[u8] {
@@ -92,18 +96,22 @@ impl Name {
         }
         let mut wire = Vec::with_capacity(self.0.len() + label.len() + 1);
         wire.push(label.len() as u8);
-        wire.extend_from_slice(&lowercase(label));
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
         wire.extend_from_slice(&self.0);
-        Some(Name(wire))
+        Some(Name(wire.into_boxed_slice()))
     }
 
     /// Replaces the suffix `old` (which `self` must be below) by `new` (DNAME substitution,
     /// RFC 6672 section 2.2); `None` if the result would exceed 255 bytes.
     pub fn replace_suffix(&self, old: &Name, new: &Name) -> Option<Name> {
         let keep = self.0.len() - old.0.len();
-        let mut wire = self.0[..keep].to_vec();
+        if keep + new.0.len() > 255 {
+            return None;
+        }
+        let mut wire = Vec::with_capacity(keep + new.0.len());
+        wire.extend_from_slice(&self.0[..keep]);
         wire.extend_from_slice(&new.0);
-        (wire.len() <= 255).then_some(Name(wire))
+        Some(Name(wire.into_boxed_slice()))
     }
 }
 
@@ -199,6 +207,19 @@ mod tests {
         }
         long.push(0);
         assert_eq!(wire_name_len(&long), None);
+    }
+
+    #[test]
+    fn hashes_and_compares_as_its_wire_bytes() {
+        // Maps keyed by Name are probed with &[u8] (Borrow): both must hash alike.
+        use std::hash::BuildHasher;
+        let n = Name::from_text("www.example.com").unwrap();
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&n), state.hash_one(n.as_wire()));
+        let m = Name::from_text("example.com").unwrap();
+        assert_eq!(n.cmp(&m), n.as_wire().cmp(m.as_wire()));
+        assert_eq!(n.parent().unwrap().parent(), Some(Name::from_text("com").unwrap()));
+        assert_eq!(m.prepend(b"WWW"), Some(n));
     }
 
     #[test]

@@ -68,6 +68,23 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// An RRset as its records come in, which `build` boxes for the zone.
+struct Growing {
+    rtype: u16,
+    ttl: u32,
+    rdatas: Vec<Rdata>,
+}
+
+impl Growing {
+    fn into_rrset(self) -> RRset {
+        RRset { rtype: self.rtype, ttl: self.ttl, rdatas: self.rdatas.into_boxed_slice() }
+    }
+
+    fn build(&self) -> RRset {
+        RRset { rtype: self.rtype, ttl: self.ttl, rdatas: self.rdatas.as_slice().into() }
+    }
+}
+
 /// A record as scanned, remembered with where it came from.
 struct Scanned {
     owner: Name,
@@ -283,7 +300,8 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     // type they cover: each such set has its own TTL. The first record of the RRsets the node
     // rules below check is remembered for their diagnostics.
     const CHECKED: [u16; 4] = [rtype::CNAME, rtype::DNAME, rtype::SOA, rtype::NS];
-    let mut nodes: HashMap<Name, Node, foldhash::fast::RandomState> = HashMap::default();
+    type Growing2 = (Vec<Growing>, Vec<Growing>);
+    let mut growing: HashMap<Name, Growing2, foldhash::fast::RandomState> = HashMap::default();
     let mut firsts: Vec<(Name, u16, &Scanned)> = Vec::new();
     for r in &records {
         if r.class != Class::IN {
@@ -298,14 +316,14 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             push(r, Severity::Error, format!("{} is outside the zone {origin}", r.owner));
             continue;
         }
-        let node = match nodes.get_mut(&r.owner) {
+        let node = match growing.get_mut(&r.owner) {
             Some(node) => node,
-            None => nodes.entry(r.owner.clone()).or_default(),
+            None => growing.entry(r.owner.clone()).or_default(),
         };
         let (sets, key) = if r.rtype == rtype::RRSIG {
-            (&mut node.sigs, covered_type(r.rtype, &r.rdata))
+            (&mut node.1, covered_type(r.rtype, &r.rdata))
         } else {
-            (&mut node.rrsets, r.rtype)
+            (&mut node.0, r.rtype)
         };
         let set = match sets.iter().position(|s| s.rtype == key) {
             Some(i) => &mut sets[i],
@@ -313,7 +331,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
                 if CHECKED.contains(&r.rtype) {
                     firsts.push((r.owner.clone(), r.rtype, r));
                 }
-                sets.push(RRset { rtype: key, ttl: r.ttl, rdatas: Vec::new() });
+                sets.push(Growing { rtype: key, ttl: r.ttl, rdatas: Vec::new() });
                 sets.last_mut().expect("just pushed")
             }
         };
@@ -338,16 +356,15 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
         set.rdatas.push(rdata);
     }
-    // RRsets by type, signatures by the type they cover; no room left from growing them (a
-    // first push reserves four: 150 bytes a name on a zone of single A records).
-    for node in nodes.values_mut() {
-        node.rrsets.sort_by_key(|s| s.rtype);
-        node.sigs.sort_by_key(|s| s.rtype);
-        for set in node.rrsets.iter_mut().chain(node.sigs.iter_mut()) {
-            set.rdatas.shrink_to_fit();
-        }
-        node.rrsets.shrink_to_fit();
-        node.sigs.shrink_to_fit();
+    // The nodes: RRsets by type, signatures by the type they cover, each list exactly as long
+    // as it needs to be.
+    let mut nodes: HashMap<Name, Node, foldhash::fast::RandomState> = HashMap::default();
+    nodes.reserve(growing.len());
+    for (owner, (mut rrsets, mut sigs)) in growing {
+        rrsets.sort_by_key(|s| s.rtype);
+        sigs.sort_by_key(|s| s.rtype);
+        let node = Node { rrsets: rrsets.into_iter().map(Growing::into_rrset).collect(), sigs: sigs.into_iter().map(Growing::into_rrset).collect() };
+        nodes.insert(owner, node);
     }
     // Node-level rules, in the order of the records they are about.
     firsts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -512,7 +529,7 @@ pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<su
             return None;
         }
         // As build_zone groups them: duplicates dropped, the lowest TTL served.
-        let mut set = RRset { rtype: *rt, ttl: first.ttl, rdatas: Vec::new() };
+        let mut set = Growing { rtype: *rt, ttl: first.ttl, rdatas: Vec::new() };
         for r in records {
             if r.owner != *owner || r.rtype != *rt || r.ttl > MAX_TTL {
                 return None;
@@ -526,10 +543,12 @@ pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<su
         }
         let existed = new.nodes.contains_key(owner);
         let mut node = new.nodes.get(owner).cloned().unwrap_or_default();
-        match node.rrsets.binary_search_by_key(rt, |s| s.rtype) {
-            Ok(i) => node.rrsets[i] = set,
-            Err(i) => node.rrsets.insert(i, set),
+        let mut rrsets = std::mem::take(&mut node.rrsets).into_vec();
+        match rrsets.binary_search_by_key(rt, |s| s.rtype) {
+            Ok(i) => rrsets[i] = set.build(),
+            Err(i) => rrsets.insert(i, set.build()),
         }
+        node.rrsets = rrsets.into();
         if let Some(cname) = node.get(rtype::CNAME) {
             let beside = node.rrsets.iter().any(|r| !matches!(r.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
             if owner == origin || beside || cname.rdatas.len() > 1 {

@@ -42,17 +42,51 @@ pub mod rtype {
 }
 
 /// One record's data in uncompressed wire format.
+///
+/// 24 bytes and one allocation (the wire bytes, exactly as long as they are): a zone holds one
+/// per record, millions of them, most an address of 4 or 16 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rdata {
-    pub wire: Vec<u8>,
+    pub wire: Box<[u8]>,
     /// Offsets of embedded names the encoder may compress. Only the RFC 1035 types allow it
     /// (RFC 3597 section 4); every other type is written verbatim.
-    pub compressible: Vec<u16>,
+    pub compressible: Compressible,
+}
+
+/// The offsets of an RDATA's compressible names, kept inline: there are at most two (SOA's
+/// MNAME and RNAME). Reads as a `&[u16]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compressible {
+    len: u8,
+    /// Unused slots stay 0, so the derived comparisons are those of the slices.
+    at: [u16; 2],
+}
+
+impl Compressible {
+    fn push(&mut self, at: u16) {
+        self.at[self.len as usize] = at;
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Compressible {
+    type Target = [u16];
+    fn deref(&self) -> &[u16] {
+        &self.at[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Compressible {
+    type Item = &'a u16;
+    type IntoIter = std::slice::Iter<'a, u16>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 impl Rdata {
     pub fn new(rtype: u16, wire: Vec<u8>) -> Self {
-        let mut compressible = Vec::new();
+        let mut compressible = Compressible::default();
         match rtype {
             rtype::NS | rtype::CNAME | rtype::PTR => compressible.push(0),
             rtype::MX => compressible.push(2),
@@ -64,7 +98,7 @@ impl Rdata {
             }
             _ => {}
         }
-        Rdata { wire, compressible }
+        Rdata { wire: wire.into_boxed_slice(), compressible }
     }
 
     /// The name a record of `rtype` points at, for CNAME/DNAME chasing and additional-section
@@ -81,21 +115,26 @@ impl Rdata {
     }
 }
 
+/// One RRset as served: 24 bytes and its records' block, exactly as long as they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RRset {
     pub rtype: u16,
     pub ttl: u32,
-    pub rdatas: Vec<Rdata>,
+    pub rdatas: Box<[Rdata]>,
 }
 
 /// Everything stored at one owner name. An empty `rrsets` marks an empty non-terminal.
+///
+/// Boxed slices, not `Vec`s: a zone holds a node per name and changes one only by building it
+/// anew, so each list costs exactly its RRsets (no capacity word, no room for four), and the
+/// `sigs` of an unsigned zone's node nothing at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Node {
     /// Every RRset but the signatures, sorted by type.
-    pub rrsets: Vec<RRset>,
+    pub rrsets: Box<[RRset]>,
     /// RRSIGs, one set per covered type (`RRset::rtype` is the covered type): each keeps its own
     /// TTL, the TTL of the RRset it signs (RFC 4034 section 3).
-    pub sigs: Vec<RRset>,
+    pub sigs: Box<[RRset]>,
 }
 
 impl Node {
@@ -187,12 +226,12 @@ impl Zone {
         let mut push_node = |owner: &Name, node: &Node| {
             for set in &node.rrsets {
                 for rd in &set.rdatas {
-                    out.push(Record { owner: owner.clone(), rtype: set.rtype, ttl: set.ttl, rdata: rd.wire.clone() });
+                    out.push(Record { owner: owner.clone(), rtype: set.rtype, ttl: set.ttl, rdata: rd.wire.to_vec() });
                 }
             }
             for set in &node.sigs {
                 for rd in &set.rdatas {
-                    out.push(Record { owner: owner.clone(), rtype: rtype::RRSIG, ttl: set.ttl, rdata: rd.wire.clone() });
+                    out.push(Record { owner: owner.clone(), rtype: rtype::RRSIG, ttl: set.ttl, rdata: rd.wire.to_vec() });
                 }
             }
         };
@@ -211,13 +250,13 @@ impl Zone {
     /// The records of one RRset (none when the name or type is not there).
     pub fn rrset_records(&self, owner: &Name, rtype: u16) -> Vec<Record> {
         let Some(set) = self.nodes.get(owner).and_then(|n| n.get(rtype)) else { return Vec::new() };
-        set.rdatas.iter().map(|rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.clone() }).collect()
+        set.rdatas.iter().map(|rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.to_vec() }).collect()
     }
 
     /// The SOA record.
     pub fn soa_record(&self) -> Record {
         let soa = self.soa();
-        Record { owner: self.origin.clone(), rtype: rtype::SOA, ttl: soa.ttl, rdata: soa.rdatas[0].wire.clone() }
+        Record { owner: self.origin.clone(), rtype: rtype::SOA, ttl: soa.ttl, rdata: soa.rdatas[0].wire.to_vec() }
     }
 
     /// The SOA's REFRESH, RETRY and EXPIRE timers in seconds (RFC 1035 section 3.3.13).
@@ -299,6 +338,15 @@ impl ZoneSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rdata_keeps_its_compressible_offsets_inline() {
+        assert_eq!(std::mem::size_of::<Rdata>(), 24);
+        let soa = Rdata::new(rtype::SOA, b"\x02ns\x00\x04host\x00\0\0\0\x01\0\0\0\x02\0\0\0\x03\0\0\0\x04\0\0\0\x05".to_vec());
+        assert_eq!(*soa.compressible, [0, 4]);
+        assert_eq!(*Rdata::new(rtype::MX, b"\0\x0a\x02mx\x00".to_vec()).compressible, [2]);
+        assert!(Rdata::new(rtype::A, vec![192, 0, 2, 1]).compressible.is_empty());
+    }
 
     #[test]
     fn rebuilding_from_served_records_keeps_every_rrset_as_served() {
