@@ -31,6 +31,11 @@ pub const MAP_SHADOW_RING: &str = "SHADOW_RING";
 /// The zones' current SOA serials (`SERIAL_SLOTS` u32 in host order), which the XDP program
 /// writes into every answer that carries one (`Answer::serial_at`).
 pub const MAP_SERIALS: &str = "SERIALS";
+/// One u32 the daemon makes odd while it changes SERIALS and even again after. The XDP program
+/// reads it before it looks up a record and after it reads the serial, and passes the query if
+/// the two differ or are odd: a query that saw a record of one version must not get the serial
+/// of the next (a seqlock; the daemon's phases keep every other pair of reads consistent).
+pub const MAP_SERIAL_GEN: &str = "SERIAL_GEN";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 

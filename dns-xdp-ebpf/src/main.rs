@@ -100,6 +100,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     let scratch = maps::scratch().ok_or(Exit::Pass(stat::PASS_DISABLED))?;
     let query = dns::parse(ctx, &frame, scratch)?;
 
+    // Read again after the serial: a change of SERIALS in between could mix versions.
+    let generation = maps::serial_gen();
     // Finds the answer: the query's own, its name's type-independent one, or its closest
     // encloser's answer for missing names below it. The daemon chose what each name holds.
     match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
@@ -120,6 +122,9 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     }
     // Answers carrying a SOA serial get the zone's current one.
     if !maps::patch_serial(answer) {
+        return Err(Exit::Pass(stat::PASS_MISS));
+    }
+    if generation & 1 != 0 || maps::serial_gen() != generation {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
     // SAFETY: as above; load_answer filled it.

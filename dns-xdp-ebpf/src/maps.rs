@@ -52,6 +52,21 @@ pub static ANSWERS1008: HashMap<u32, AnswerValue> =
 #[map]
 pub static SERIALS: Array<u32> = Array::with_max_entries(SERIAL_SLOTS, 0);
 
+/// Odd while the daemon changes SERIALS (dns_xdp_common::MAP_SERIAL_GEN).
+#[map]
+pub static SERIAL_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+/// SERIAL_GEN now; u32::MAX (odd: pass) if it cannot be read.
+#[inline(always)]
+pub fn serial_gen() -> u32 {
+    match SERIAL_GEN.get_ptr(0) {
+        // SAFETY: an array element, valid for the program's run; volatile so the compiler keeps
+        // both reads where they are.
+        Some(p) => unsafe { core::ptr::read_volatile(p) },
+        None => u32::MAX,
+    }
+}
+
 #[map]
 pub static CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
 

@@ -20,7 +20,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES, MAP_SERIALS,
+    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES, MAP_SERIAL_GEN, MAP_SERIALS,
     MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
     RECORD_SLOTS,
     SERIAL_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, VALUE_SERIAL_SLOT_SHIFT,
@@ -189,6 +189,9 @@ pub struct Maps {
     a428: BpfHashMap<MapData, u32, Answer<428>>,
     a1008: BpfHashMap<MapData, u32, AnswerValue>,
     serials: aya::maps::Array<MapData, u32>,
+    serial_gen: aya::maps::Array<MapData, u32>,
+    /// SERIAL_GEN as last written.
+    generation: u32,
 }
 
 fn key<const N: usize>(name: &[u8], part: u32) -> NameKey<N> {
@@ -228,6 +231,7 @@ impl Maps {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let mut fds = [0; 9];
         let serials = aya::maps::Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
+        let serial_gen = aya::maps::Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
         let mut get = |n: &str| {
             let map = take(n).with_context(|| format!("no {n} map in the eBPF object"))?;
             let aya::maps::Map::HashMap(data) = &map else { anyhow::bail!("{n} is not a hash map") };
@@ -249,6 +253,8 @@ impl Maps {
             a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
             a1008: BpfHashMap::try_from(get(MAP_ANSWERS[4])?)?,
             serials,
+            serial_gen,
+            generation: 0,
             fds,
         })
     }
@@ -351,6 +357,12 @@ impl Maps {
     /// Sets the serial the kernel writes into the answers of SERIALS slot `slot`.
     fn put_serial(&mut self, slot: u32, serial: u32) -> Result<(), MapError> {
         self.serials.set(slot, serial, 0)
+    }
+
+    /// Makes SERIAL_GEN odd (serials about to change) or even (done), moving it either way.
+    fn set_generation(&mut self, changing: bool) -> Result<(), MapError> {
+        self.generation = self.generation.wrapping_add(if (self.generation & 1 == 1) == changing { 2 } else { 1 });
+        self.serial_gen.set(0, self.generation, 0)
     }
 
     fn del_answer(&mut self, id: u32) -> Result<(), MapError> {
@@ -804,6 +816,40 @@ impl Store {
         Ok(())
     }
 
+    /// Writes new serials: zones with a SERIALS slot get it there, the others in the bytes of
+    /// their answers carrying it. Returns how many answers were rewritten.
+    fn write_serials(&mut self, new_serials: &HashMap<u32, u32>) -> anyhow::Result<usize> {
+        let mut rewritten = 0;
+        for (&zone, &serial) in new_serials {
+            if zone < SERIAL_SLOTS {
+                self.maps.put_serial(zone, serial).context("writing the SERIALS map")?;
+            }
+        }
+        if new_serials.keys().any(|&z| z >= SERIAL_SLOTS) {
+            let ids: Vec<u32> = self
+                .negatives
+                .iter()
+                .filter(|(_, n)| n.zone >= SERIAL_SLOTS && new_serials.contains_key(&n.zone))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in ids {
+                let neg = self.negatives.get_mut(&id).expect("listed above");
+                let serial = new_serials[&neg.zone];
+                let mut v = unpack(&neg.bytes);
+                let at = usize::from(neg.serial_at);
+                v.data[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+                v.data_csum = compile::csum(&v.data[..usize::from(v.data_len)]);
+                neg.bytes = pack(&v);
+                self.maps.put_answer(id, &v).context("rewriting an answer's serial")?;
+                rewritten += 1;
+            }
+        }
+        for (&zone, &serial) in new_serials {
+            self.zones[zone as usize].1 = Some(serial);
+        }
+        Ok(rewritten)
+    }
+
     /// Applies a plan in phases, so a query reading a record and then an answer always gets
     /// one version's answer:
     /// 1. every changed, new or removed name gets a pass marker (its queries, and those of
@@ -835,33 +881,14 @@ impl Store {
             self.maps.put_record(name.as_wire(), 0, marker).context("writing a NAMES map (is it full? see --answers-capacity)")?;
         }
         let t1 = t0.elapsed();
-        // 2. The serial: one slot per zone, or in place in the answers carrying it.
-        for (&zone, &serial) in &new_serials {
-            if zone < SERIAL_SLOTS {
-                self.maps.put_serial(zone, serial).context("writing the SERIALS map")?;
-            }
-        }
-        if new_serials.keys().any(|&z| z >= SERIAL_SLOTS) {
-            let ids: Vec<u32> = self
-                .negatives
-                .iter()
-                .filter(|(_, n)| n.zone >= SERIAL_SLOTS && new_serials.contains_key(&n.zone))
-                .map(|(&id, _)| id)
-                .collect();
-            for id in ids {
-                let neg = self.negatives.get_mut(&id).expect("listed above");
-                let serial = new_serials[&neg.zone];
-                let mut v = unpack(&neg.bytes);
-                let at = usize::from(neg.serial_at);
-                v.data[at..at + 4].copy_from_slice(&serial.to_be_bytes());
-                v.data_csum = compile::csum(&v.data[..usize::from(v.data_len)]);
-                neg.bytes = pack(&v);
-                self.maps.put_answer(id, &v).context("rewriting an answer's serial")?;
-                diff.answers_written += 1;
-            }
-        }
-        for (&zone, &serial) in &new_serials {
-            self.zones[zone as usize].1 = Some(serial);
+        // 2. The serial: one slot per zone, or in place in the answers carrying it. Readers
+        //    that overlap this see SERIAL_GEN move and pass; it is even again even if a write
+        //    fails (the caller then restores the previous version).
+        if !new_serials.is_empty() {
+            self.maps.set_generation(true).context("writing the SERIAL_GEN map")?;
+            let written = self.write_serials(&new_serials);
+            self.maps.set_generation(false).context("writing the SERIAL_GEN map")?;
+            diff.answers_written += written?;
         }
         let t2 = t0.elapsed();
         // 3. Records.
