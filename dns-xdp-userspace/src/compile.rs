@@ -234,13 +234,14 @@ struct ZoneContext {
     /// Every type held somewhere in the zone.
     zone_types: Vec<u16>,
     /// Names with a wildcard child, and names with a child named like a sample label: found in
-    /// one pass, rather than by two or three lookups of made-up names per name compiled.
-    wild_parents: HashSet<Name>,
-    sample_parents: HashSet<Name>,
+    /// one pass when the whole zone is compiled, rather than by two or three lookups of made-up
+    /// names per name; `None` when only a few names are (the lookups are cheaper then).
+    wild_parents: Option<HashSet<Name>>,
+    sample_parents: Option<HashSet<Name>>,
 }
 
 impl ZoneContext {
-    fn new(zone: &Zone) -> Self {
+    fn new(zone: &Zone, whole: bool) -> Self {
         // Only signed zones ask (DO=1 denial proofs).
         let parents: HashSet<Name> =
             if zone.signed { zone.nodes.keys().filter_map(Name::parent).collect() } else { HashSet::new() };
@@ -249,13 +250,14 @@ impl ZoneContext {
             wire.get(..=usize::from(*wire.first()?))
         }
         let (mut wild_parents, mut sample_parents) = (HashSet::new(), HashSet::new());
-        for name in zone.nodes.keys() {
+        for name in zone.nodes.keys().filter(|_| whole) {
             match first_label(name) {
                 Some(b"\x01*") => wild_parents.extend(name.parent()),
                 Some(l) if SAMPLE_LABELS.contains(&l) => sample_parents.extend(name.parent()),
                 _ => {}
             }
         }
+        let (wild_parents, sample_parents) = if whole { (Some(wild_parents), Some(sample_parents)) } else { (None, None) };
         ZoneContext { parents, zone_types: zone.types.clone(), wild_parents, sample_parents }
     }
 
@@ -265,8 +267,8 @@ impl ZoneContext {
             zone,
             nxdomain: Default::default(),
             zone_types: &self.zone_types,
-            wild_parents: &self.wild_parents,
-            sample_parents: &self.sample_parents,
+            wild_parents: self.wild_parents.as_ref(),
+            sample_parents: self.sample_parents.as_ref(),
             our_payload,
         }
     }
@@ -280,7 +282,7 @@ pub fn compile_each(zones: &ZoneSet, our_payload: u16, mut each: impl FnMut(&Nam
     const BATCH: usize = 512;
     let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
     for zone in zones.iter() {
-        let ctx = ZoneContext::new(zone);
+        let ctx = ZoneContext::new(zone, true);
         let names: Vec<(&Name, &Node)> = zone
             .nodes
             .iter()
@@ -348,7 +350,7 @@ pub fn compile_names<'n>(
             each(name, NameSlots::new());
             continue;
         };
-        let ctx = contexts.entry(zone.origin.clone()).or_insert_with(|| ZoneContext::new(zone));
+        let ctx = contexts.entry(zone.origin.clone()).or_insert_with(|| ZoneContext::new(zone, false));
         let c = ctx.compiler(zones, zone, our_payload);
         let mut out = NameSlots::new();
         c.name(name, node, &mut out);
@@ -365,8 +367,8 @@ struct Compiler<'a> {
     nxdomain: std::sync::OnceLock<Option<AnswerValue>>,
     /// Every type held somewhere in the zone.
     zone_types: &'a [u16],
-    wild_parents: &'a HashSet<Name>,
-    sample_parents: &'a HashSet<Name>,
+    wild_parents: Option<&'a HashSet<Name>>,
+    sample_parents: Option<&'a HashSet<Name>>,
     our_payload: u16,
 }
 
@@ -412,7 +414,11 @@ impl Compiler<'_> {
         if *name != self.zone.origin && node.get(rtype::NS).is_some() {
             return false;
         }
-        if self.wild_parents.contains(name) {
+        let wildcard_below = match self.wild_parents {
+            Some(parents) => parents.contains(name),
+            None => name.prepend(b"*").is_some_and(|star| self.zone.nodes.contains_key(&star)),
+        };
+        if wildcard_below {
             return false;
         }
         let mut up = name.parent();
@@ -474,7 +480,11 @@ impl Compiler<'_> {
         // A qname the walk reaches here is at most MAX_WALK_STEPS labels below; no sample may
         // exist (it would be answered as itself), and both must fit in a name.
         let fits = SAMPLE_LABELS.iter().all(|l| name.as_wire().len() + l.len() <= 255);
-        let usable = fits && !self.sample_parents.contains(name);
+        let sample_exists = match self.sample_parents {
+            Some(parents) => parents.contains(name),
+            None => samples().iter().any(|s| self.zone.nodes.contains_key(s)),
+        };
+        let usable = fits && !sample_exists;
         if usable && self.plain(name, node) {
             // The zone's NXDOMAIN (ANY gets the same, so no slot of its own).
             let nx = *self.nxdomain.get_or_init(|| self.render_below(&samples(), QTYPE_DEFAULT, false));
