@@ -250,7 +250,8 @@ impl ZoneContext {
             wire.get(..=usize::from(*wire.first()?))
         }
         let (mut wild_parents, mut sample_parents) = (HashSet::new(), HashSet::new());
-        for name in zone.nodes.keys().filter(|_| whole) {
+        let all: Box<dyn Iterator<Item = &Name>> = if whole { Box::new(zone.nodes.keys()) } else { Box::new(std::iter::empty()) };
+        for name in all {
             match first_label(name) {
                 Some(b"\x01*") => wild_parents.extend(name.parent()),
                 Some(l) if SAMPLE_LABELS.contains(&l) => sample_parents.extend(name.parent()),
