@@ -102,9 +102,19 @@ pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyh
     let diff = program.install(zones, state.edns_payload)?;
     // A full compile (start, reload) frees far more than it keeps (the parser's records, the
     // rendered answers): give it back to the system rather than keep it as resident heap.
-    // SAFETY: malloc_trim only walks glibc's own heap.
-    unsafe { libc::malloc_trim(0) };
+    release_free_memory();
     // Full compiles are rare (start, reload) and slow for large zones: worth a line.
     report(program, state, &diff, "full compile", started, log::Level::Info);
     Ok(())
+}
+
+/// Returns freed heap pages to the system: mimalloc's (the daemon's allocator) keeps freed pages
+/// resident for reuse, glibc's (C libraries) likewise.
+pub fn release_free_memory() {
+    // SAFETY: both only walk their allocator's own free lists; mi_collect(true) also frees
+    // this thread's abandoned pages, which is always allowed.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+        libc::malloc_trim(0);
+    }
 }
