@@ -2,6 +2,7 @@
 //! maps through store.rs). Besides these two, only bounce.rs (the benchmark's XDP_TX ceiling)
 //! talks to the kernel's BPF interfaces.
 
+use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context as _, bail};
@@ -263,6 +264,14 @@ impl XdpProgram {
     /// The index of who points at whom in `installed` (the zones the maps hold now).
     pub fn referrers(&mut self, installed: &ZoneSet) -> &crate::compile::Referrers {
         self.referrers.get_or_insert_with(|| crate::compile::Referrers::build(installed))
+    }
+
+    /// Takes `index`, built for `built_for`, if those are still the installed zones (no update
+    /// went live since) and no index was built meanwhile.
+    pub fn offer_referrers(&mut self, installed: &Arc<ZoneSet>, built_for: &Arc<ZoneSet>, index: crate::compile::Referrers) {
+        if Arc::ptr_eq(installed, built_for) && self.referrers.is_none() {
+            self.referrers = Some(index);
+        }
     }
 
     /// After a narrow update: what the recompiled `names` point at now.

@@ -208,10 +208,16 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     state.metrics.ready.store(true, Relaxed);
     // The index of who points at whom, for narrow updates: built now rather than on the first
-    // write (a walk of every zone; XDP already answers meanwhile).
-    publisher.with_xdp(|program| {
-        program.referrers(&state.zones.load());
-    });
+    // write (a walk of every zone; XDP already answers meanwhile), and without holding the
+    // publisher, so a write arriving meanwhile is not kept waiting (it builds its own).
+    {
+        let (state, publisher) = (state.clone(), publisher.clone());
+        tokio::task::spawn_blocking(move || {
+            let zones = state.zones.load_full();
+            let index = dns_xdp::compile::Referrers::build(&zones);
+            publisher.with_xdp(|program| program.offer_referrers(&state.zones.load_full(), &zones, index));
+        });
+    }
 
     // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
     let mut hup = signal(SignalKind::hangup())?;
