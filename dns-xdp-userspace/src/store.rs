@@ -496,6 +496,8 @@ pub struct Store {
     next_seq: [u32; ANSWER_CLASSES.len()],
     /// Bumped by every full compile (`Installed::seen`).
     generation: u32,
+    /// Zones with a SERIALS slot: `SERIAL_SLOTS`, fewer in tests of the other path.
+    serial_slots: u32,
     hash_key: (u64, u64),
 }
 
@@ -526,8 +528,17 @@ impl Store {
             zone_ids: HashMap::default(),
             next_seq: [1; ANSWER_CLASSES.len()],
             generation: 0,
+            serial_slots: SERIAL_SLOTS,
             hash_key: (random(), random()),
         }
+    }
+
+    /// Gives only the first `n` zones a SERIALS slot (at most `SERIAL_SLOTS`): the rest get
+    /// their answers' serials rewritten in place. Before anything is installed; for tests of
+    /// that path, which otherwise needs 4,097 zones.
+    pub fn limit_serial_slots(&mut self, n: u32) {
+        assert!(self.zones.is_empty(), "limit_serial_slots before the first install");
+        self.serial_slots = n.min(SERIAL_SLOTS);
     }
 
     /// Names with a record installed.
@@ -611,13 +622,13 @@ impl Store {
                 let zone_id = self.zone_id(zone);
                 if self.zones[zone_id as usize].1.is_none() {
                     // The zone's first answer with a serial: nothing reads its slot yet.
-                    if zone_id < SERIAL_SLOTS {
+                    if zone_id < self.serial_slots {
                         self.maps.put_serial(zone_id, serial).context("writing the SERIALS map")?;
                     }
                     self.zones[zone_id as usize].1 = Some(serial);
                 }
                 let value = slotted.insert(*value);
-                if zone_id < SERIAL_SLOTS {
+                if zone_id < self.serial_slots {
                     value.serial_at = at as u16;
                     value.value_flags |= (zone_id as u16) << VALUE_SERIAL_SLOT_SHIFT;
                 }
@@ -821,15 +832,15 @@ impl Store {
     fn write_serials(&mut self, new_serials: &HashMap<u32, u32>) -> anyhow::Result<usize> {
         let mut rewritten = 0;
         for (&zone, &serial) in new_serials {
-            if zone < SERIAL_SLOTS {
+            if zone < self.serial_slots {
                 self.maps.put_serial(zone, serial).context("writing the SERIALS map")?;
             }
         }
-        if new_serials.keys().any(|&z| z >= SERIAL_SLOTS) {
+        if new_serials.keys().any(|&z| z >= self.serial_slots) {
             let ids: Vec<u32> = self
                 .negatives
                 .iter()
-                .filter(|(_, n)| n.zone >= SERIAL_SLOTS && new_serials.contains_key(&n.zone))
+                .filter(|(_, n)| n.zone >= self.serial_slots && new_serials.contains_key(&n.zone))
                 .map(|(&id, _)| id)
                 .collect();
             for id in ids {

@@ -82,13 +82,25 @@ fn frame(dns: &[u8]) -> Vec<u8> {
 
 #[test]
 fn answers_stay_whole_and_fresh_while_the_zone_changes() {
+    refresh(None);
+}
+
+/// The same through the path zones beyond the kernel's SERIALS slots take: their negative
+/// answers carry the serial in their own bytes, rewritten in place when it changes.
+#[test]
+fn answers_stay_whole_and_fresh_when_serials_are_rewritten_in_place() {
+    refresh(Some(0));
+}
+
+/// Applies VERSIONS versions while querying; `serial_slots` limits the zones with a SERIALS slot.
+fn refresh(serial_slots: Option<u32>) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         assert!(std::env::var_os("CI").is_none(), "CI must run these tests as root");
         eprintln!("skipping: loading BPF programs needs root");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("dns-xdp-refresh-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("dns-xdp-refresh-{}-{serial_slots:?}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let queries: Vec<Vec<u8>> = [
         ("www.refresh.test", 1, false),
@@ -118,9 +130,12 @@ fn answers_stay_whole_and_fresh_while_the_zone_changes() {
         .collect();
 
     let (mut program, _stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
-    program.install(&versions[0], PAYLOAD).expect("install version 0");
-    program.set_enabled(53, PAYLOAD, true).unwrap();
     let mut writer = program.answers_writer().expect("second handle on ANSWERS");
+    if let Some(n) = serial_slots {
+        writer.limit_serial_slots(n);
+    }
+    writer.install_all(&versions[0], PAYLOAD, &|_| false).expect("install version 0");
+    program.set_enabled(53, PAYLOAD, true).unwrap();
     let committed = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
     let frames: Vec<Vec<u8>> = queries.iter().map(|q| frame(q)).collect();
