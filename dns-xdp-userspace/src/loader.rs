@@ -45,6 +45,8 @@ pub struct XdpProgram {
     /// Most names whose own answers the kernel holds (`--answers-capacity`); the others keep
     /// only their existence marker (hot set).
     capacity: usize,
+    /// Entries of each NAMES map.
+    record_room: [usize; MAP_NAMES.len()],
     /// Names left to the daemon now, for the hot set.
     cold: std::collections::HashSet<Name>,
     /// Who points at whom in the installed zones, built at the first narrow update after a
@@ -100,12 +102,21 @@ impl XdpProgram {
     /// `load`, with room for `capacity` answers (`--answers-capacity`); when more are
     /// compiled, `apply` installs the hot set (see hotset.rs).
     pub fn load_with_capacity(dns_port: u16, edns_payload: u16, capacity: u32) -> anyhow::Result<(Self, Stats)> {
+        Self::load_sized(dns_port, edns_payload, capacity, [0; MAP_NAMES.len()])
+    }
+
+    /// `load_with_capacity`, with at least `records[i]` entries in NAMES map `i` (every name
+    /// needs its record, hot or not: `records_needed`).
+    pub fn load_sized(dns_port: u16, edns_payload: u16, capacity: u32, records: [u32; MAP_NAMES.len()]) -> anyhow::Result<(Self, Stats)> {
         raise_memlock_limit();
         let capacity = capacity.max(1);
         let mut loader = aya::EbpfLoader::new();
         let size = |share: u64| (u64::from(capacity) * share / 16).clamp(1024, u64::from(u32::MAX)) as u32;
-        for (name, share) in MAP_NAMES.iter().zip(NAME_CLASS_SIZE) {
-            loader.map_max_entries(name, size(share));
+        let mut record_room = [0usize; MAP_NAMES.len()];
+        for (i, (name, share)) in MAP_NAMES.iter().zip(NAME_CLASS_SIZE).enumerate() {
+            let entries = size(share).max(records[i]);
+            record_room[i] = entries as usize;
+            loader.map_max_entries(name, entries);
         }
         for (name, share) in MAP_ANSWERS.iter().zip(ANSWER_CLASS_SIZE) {
             loader.map_max_entries(name, size(share));
@@ -138,6 +149,7 @@ impl XdpProgram {
             allow_installed: HashSet::new(),
             limited_seen: HashMap::new(),
             capacity: capacity as usize,
+            record_room,
             cold: Default::default(),
             referrers: None,
             attached: Vec::new(),
@@ -264,6 +276,25 @@ impl XdpProgram {
     /// The index of who points at whom in `installed` (the zones the maps hold now).
     pub fn referrers(&mut self, installed: &ZoneSet) -> &crate::compile::Referrers {
         self.referrers.get_or_insert_with(|| crate::compile::Referrers::build(installed))
+    }
+
+    /// NAMES map sizes that would hold a record for every name of `zones` (with a quarter to
+    /// spare), when this program's do not: every name keeps its record even when the hot set
+    /// leaves it without answers, so `--answers-capacity` alone may leave too little room.
+    pub fn records_needed(&self, zones: &ZoneSet) -> Option<[u32; MAP_NAMES.len()]> {
+        let mut count = [0usize; MAP_NAMES.len()];
+        for zone in zones.iter() {
+            for name in zone.nodes.keys() {
+                let len = name.as_wire().len();
+                if let Some(class) = dns_xdp_common::NAME_CLASSES.iter().position(|&c| len <= c) {
+                    count[class] += 1;
+                }
+            }
+        }
+        if count.iter().zip(&self.record_room).all(|(n, room)| n <= room) {
+            return None;
+        }
+        Some(std::array::from_fn(|i| (count[i].max(self.record_room[i]) as u64 * 5 / 4).min(u64::from(u32::MAX)) as u32))
     }
 
     /// Takes `index`, built for `built_for`, if those are still the installed zones (no update

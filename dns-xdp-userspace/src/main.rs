@@ -154,7 +154,14 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut xdp_stats = None;
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if let Some(preload) = preload {
-        let (mut program, stats) = preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
+        let (mut program, mut stats) = preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
+        // Loaded before the zones were known: too small for every name's record (more names
+        // than --answers-capacity in one length class), load it again with room for them.
+        if let Some(records) = program.records_needed(&state.zones.load()) {
+            log::warn!("XDP name records: the zones need {records:?} entries (NAMES maps by name length), more than --answers-capacity {} gives; loading the XDP program with room for them", settings.answers_capacity);
+            drop(program);
+            (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
+        }
         install(&mut program, &state, &state.zones.load())?;
         program.set_rrl(&settings.rrl)?;
         if let Some(shadow) = state.shadow.get() {

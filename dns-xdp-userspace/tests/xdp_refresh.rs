@@ -2,6 +2,7 @@
 //! no network) answers queries continuously from another thread's point of view. Every kernel
 //! answer must be byte-for-byte the daemon's answer of a committed version, and never of a
 //! version older than the one reported installed when the query started (no stale answers).
+//! Also: a zone with more names than the answer capacity (the hot set) on real maps.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
@@ -193,4 +194,63 @@ fn refresh(serial_slots: Option<u32>) {
     std::fs::remove_dir_all(&dir).ok();
     eprintln!("{VERSIONS} versions applied while {rounds} rounds of {} queries ran: {tx} answered by XDP, {pass} passed", frames.len());
     assert!(tx > pass, "XDP answered only {tx} of {} queries", tx + pass);
+}
+
+/// More names than `--answers-capacity`, all of one length class: the hot set leaves some
+/// without their own answers, but every name keeps its record (it marks that the name exists),
+/// so a program sized from the capacity alone has too few; the daemon loads one sized for the
+/// records (`records_needed`). Then hot names are answered exactly as the daemon answers them,
+/// cold ones passed, never answered as missing, and missing names still get NXDOMAIN from XDP.
+#[test]
+fn more_names_than_capacity_keep_their_records() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI must run these tests as root");
+        eprintln!("skipping: loading BPF programs needs root");
+        return;
+    }
+    const NAMES: usize = 1500;
+    const CAPACITY: u32 = 1000;
+    let dir = std::env::temp_dir().join(format!("dns-xdp-hotset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hot.test.zone");
+    let mut text = String::from("$ORIGIN hot.test.\n$TTL 300\n@ IN SOA ns admin 1 3600 600 86400 60\n  IN NS ns\nns IN A 192.0.2.1\n");
+    for i in 0..NAMES {
+        text.push_str(&format!("h{i} IN A 10.0.{}.{}\n", i / 256, i % 256));
+    }
+    std::fs::write(&path, text).unwrap();
+    let (zones, _) = load_zones(&[path]).unwrap_or_else(|d| panic!("zone does not load: {d:?}"));
+    std::fs::remove_dir_all(&dir).ok();
+
+    let (mut small, _) = XdpProgram::load_with_capacity(53, PAYLOAD, CAPACITY).expect("load XDP program");
+    let records = small.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
+    assert!(small.install(&zones, PAYLOAD).is_err(), "the records cannot fit the small program's NAMES map");
+    drop(small);
+    let (mut program, _) = XdpProgram::load_sized(53, PAYLOAD, CAPACITY, records).expect("load XDP program");
+    assert!(program.records_needed(&zones).is_none(), "sized for every record");
+    program.install(&zones, PAYLOAD).expect("every name's record fits");
+    program.set_enabled(53, PAYLOAD, true).unwrap();
+
+    let (mut hot, mut cold) = (0, 0);
+    for i in 0..NAMES {
+        let q = query(&format!("h{i}.hot.test"), 1, false);
+        let (action, out) = program.test_run(&frame(&q)).expect("test_run");
+        match action {
+            XDP_TX => {
+                hot += 1;
+                let daemon = handle(&zones, &q, Transport::Udp, PAYLOAD).expect("answer").bytes;
+                assert_eq!(&out[HDRS..], &daemon[..], "h{i}: kernel answer differs from the daemon's");
+            }
+            XDP_PASS => cold += 1,
+            other => panic!("h{i}: unexpected XDP action {other}"),
+        }
+    }
+    assert!(hot > 0 && hot <= CAPACITY as usize, "{hot} names answered from XDP with capacity {CAPACITY}");
+    assert!(cold >= NAMES - CAPACITY as usize, "only {cold} names left to the daemon");
+    let q = query("missing.hot.test", 1, false);
+    let (action, out) = program.test_run(&frame(&q)).expect("test_run");
+    assert_eq!(action, XDP_TX, "a missing name is still answered from XDP");
+    assert_eq!(&out[HDRS..], &handle(&zones, &q, Transport::Udp, PAYLOAD).expect("answer").bytes[..]);
+    assert_eq!(out[HDRS + 3] & 0xf, 3, "NXDOMAIN");
+    eprintln!("{NAMES} names, capacity {CAPACITY}: {hot} answered from XDP, {cold} passed");
 }
