@@ -292,7 +292,7 @@ pub fn compile_each(zones: &ZoneSet, our_payload: u16, mut each: impl FnMut(&Nam
             .collect();
         let c = ctx.compiler(zones, zone, our_payload);
         let compile_name = |name: &Name, node: &Node| {
-            let mut out = NameSlots::new();
+            let mut out = NameSlots::with_capacity(4);
             c.name(name, node, &mut out);
             c.below(name, node, ctx.parents.contains(name), &mut out);
             out
@@ -353,7 +353,7 @@ pub fn compile_names<'n>(
         };
         let ctx = contexts.entry(zone.origin.clone()).or_insert_with(|| ZoneContext::new(zone, false));
         let c = ctx.compiler(zones, zone, our_payload);
-        let mut out = NameSlots::new();
+        let mut out = NameSlots::with_capacity(4);
         c.name(name, node, &mut out);
         c.below(name, node, ctx.parents.contains(name), &mut out);
         each(name, out);
