@@ -438,7 +438,12 @@ impl Compiler<'_> {
     /// The name's own answers.
     fn name(&self, name: &Name, node: &Node, out: &mut NameSlots) {
         let mut qtypes = self.qtypes(node);
-        if self.plain(name, node) {
+        let plain = self.plain(name, node);
+        // A plain name with one RRset answers ANY with it (RFC 8482, one RRset): the same
+        // answer as that type's, so it is not rendered twice.
+        let only = if plain && node.rrsets.len() == 1 { Some(node.rrsets[0].rtype) } else { None };
+        let mut only_value: Option<Option<AnswerValue>> = None;
+        if plain {
             let apex = *name == self.zone.origin;
             qtypes.retain(|&t| {
                 let same_as_default = matches!(t, rtype::RRSIG | rtype::NSEC | rtype::CNAME) || (t == rtype::DS && !apex);
@@ -452,7 +457,13 @@ impl Compiler<'_> {
             // A zone never holds type 0 (validated), so this is the answer to every absent type.
             let default = self.render(wire, QTYPE_DEFAULT, dnssec);
             for &qtype in &qtypes {
-                let value = self.render(wire, qtype, dnssec);
+                let value = match (only, &only_value) {
+                    (Some(_), Some(v)) if qtype == rtype::ANY && !dnssec => *v,
+                    _ => self.render(wire, qtype, dnssec),
+                };
+                if only == Some(qtype) && !dnssec {
+                    only_value = Some(value);
+                }
                 let needed = is_meta(qtype)
                     || explicit.contains(&qtype)
                     || match (&value, &default) {
