@@ -19,56 +19,16 @@ use aya::{Ebpf, TestRun as _, TestRunOptions, programs::Xdp};
 use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
 use dns_xdp::loader::{PASS_PROG_NAME, XdpProgram};
+use dns_xdp::testframe::{ipv4 as frame4, ipv6 as frame6};
 
 const PAYLOAD: u16 = 1232;
 const XDP_TX: u32 = 3;
 /// Test runs per batch: long enough that bpf_stats' nanosecond totals swamp rounding.
 const BATCH: usize = 4000;
 
+/// A query, with an OPT (our payload size, DO as given) when `edns` is set.
 fn query(qname: &str, qtype: u16, edns: Option<bool>) -> Vec<u8> {
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())];
-    for label in qname.split('.').filter(|l| !l.is_empty()) {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&[0, 1]);
-    if let Some(dnssec) = edns {
-        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, if dnssec { 0x80 } else { 0 }, 0, 0, 0]);
-    }
-    q
-}
-
-fn udp(dns: &[u8]) -> Vec<u8> {
-    let mut u = Vec::with_capacity(8 + dns.len());
-    u.extend_from_slice(&40000u16.to_be_bytes());
-    u.extend_from_slice(&53u16.to_be_bytes());
-    u.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(dns);
-    u
-}
-
-fn frame4(dns: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = (20 + 8 + dns.len()) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&udp(dns));
-    f
-}
-
-fn frame6(dns: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[17, 64]);
-    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&udp(dns));
-    f
+    dns_xdp::testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
 }
 
 /// The zone kernel_share.rs serves, smaller: hosts with A, half with AAAA.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::testframe::ipv4 as frame;
 use dns_xdp_common::stat;
 
 const PAYLOAD: u16 = 1232;
@@ -26,33 +27,9 @@ impl Rng {
     }
 }
 
+/// A query, with an OPT (our payload size, DO as given) when `edns` is set.
 fn query(qname: &str, qtype: u16, edns: Option<bool>) -> Vec<u8> {
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())];
-    for label in qname.split('.').filter(|l| !l.is_empty()) {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&[0, 1]);
-    if let Some(dnssec) = edns {
-        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, if dnssec { 0x80 } else { 0 }, 0, 0, 0]);
-    }
-    q
-}
-
-fn frame(dns: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = (20 + 8 + dns.len()) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&40000u16.to_be_bytes());
-    f.extend_from_slice(&53u16.to_be_bytes());
-    f.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(dns);
-    f
+    dns_xdp::testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
 }
 
 /// A zone of `names` hosts: A everywhere, AAAA on half, MX and TXT on a tenth, CNAMEs on a tenth.

@@ -249,16 +249,17 @@ impl ZoneContext {
             let wire = name.as_wire();
             wire.get(..=usize::from(*wire.first()?))
         }
-        let (mut wild_parents, mut sample_parents) = (HashSet::new(), HashSet::new());
-        let all: Box<dyn Iterator<Item = &Name>> = if whole { Box::new(zone.nodes.keys()) } else { Box::new(std::iter::empty()) };
-        for name in all {
-            match first_label(name) {
-                Some(b"\x01*") => wild_parents.extend(name.parent()),
-                Some(l) if SAMPLE_LABELS.contains(&l) => sample_parents.extend(name.parent()),
-                _ => {}
+        let (mut wild_parents, mut sample_parents) = (None, None);
+        if whole {
+            let (wild, sample) = (wild_parents.insert(HashSet::new()), sample_parents.insert(HashSet::new()));
+            for name in zone.nodes.keys() {
+                match first_label(name) {
+                    Some(b"\x01*") => wild.extend(name.parent()),
+                    Some(l) if SAMPLE_LABELS.contains(&l) => sample.extend(name.parent()),
+                    _ => {}
+                }
             }
         }
-        let (wild_parents, sample_parents) = if whole { (Some(wild_parents), Some(sample_parents)) } else { (None, None) };
         ZoneContext { parents, zone_types: zone.types.clone(), wild_parents, sample_parents }
     }
 

@@ -10,6 +10,7 @@ use dns_xdp::answer::{Transport, handle};
 use dns_xdp::compile::affected_with;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::testframe::ipv4 as frame;
 use dns_xdp::zone::ZoneSet;
 
 const XDP_PASS: u32 = 2;
@@ -46,39 +47,9 @@ fn zones(dir: &std::path::Path, k: usize) -> ZoneSet {
     zones
 }
 
+/// A query; with DO=1 an OPT (payload 4096) to carry it.
 fn query(qname: &str, qtype: u16, dnssec: bool) -> Vec<u8> {
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(dnssec)];
-    for label in qname.split('.').filter(|l| !l.is_empty()) {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&[0, 1]);
-    if dnssec {
-        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0]);
-    }
-    q
-}
-
-/// An IPv4 frame around `dns` (UDP checksum 0: the program never trusts the query's).
-fn frame(dns: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = (20 + 8 + dns.len()) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&40000u16.to_be_bytes());
-    f.extend_from_slice(&53u16.to_be_bytes());
-    f.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(dns);
-    f
+    dns_xdp::testframe::query(qname, qtype, dnssec.then_some((4096, true)))
 }
 
 #[test]
