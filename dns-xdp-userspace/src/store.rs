@@ -57,6 +57,75 @@ impl Installed {
     }
 }
 
+/// The installed records by name: the entries in a vector and a table of their indices (4
+/// bytes a slot where a map of `(Name, Installed)` spends 40 on every slot, used or not: at a
+/// million names the map's half-empty table alone was 80 MB).
+#[derive(Default)]
+struct Records {
+    entries: Vec<(Name, Installed)>,
+    by_name: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Records {
+    fn hash(hasher: &foldhash::fast::RandomState, name: &Name) -> u64 {
+        hasher.hash_one(name.as_wire())
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn position(&self, name: &Name) -> Option<usize> {
+        let hash = Self::hash(&self.hasher, name);
+        self.by_name.find(hash, |&i| self.entries[i as usize].0 == *name).map(|&i| i as usize)
+    }
+
+    fn get(&self, name: &Name) -> Option<&Installed> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    fn get_mut(&mut self, name: &Name) -> Option<&mut Installed> {
+        self.position(name).map(|i| &mut self.entries[i].1)
+    }
+
+    fn contains_key(&self, name: &Name) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets `name`'s record.
+    fn insert(&mut self, name: Name, rec: Installed) {
+        if let Some(i) = self.position(&name) {
+            self.entries[i].1 = rec;
+            return;
+        }
+        let Records { entries, by_name, hasher } = self;
+        let at = u32::try_from(entries.len()).expect("fewer than 2^32 names");
+        by_name.insert_unique(Self::hash(hasher, &name), at, |&i| Self::hash(hasher, &entries[i as usize].0));
+        entries.push((name, rec));
+    }
+
+    fn remove(&mut self, name: &Name) -> Option<Installed> {
+        let Records { entries, by_name, hasher } = self;
+        let entry = by_name.find_entry(Self::hash(hasher, name), |&i| entries[i as usize].0 == *name).ok()?;
+        let at = *entry.get() as usize;
+        entry.remove();
+        // The last entry moves into the hole: repoint its index.
+        let last = entries.len() - 1;
+        if at != last {
+            let moved = Self::hash(hasher, &entries[last].0);
+            if let Some(i) = by_name.find_mut(moved, |&i| i as usize == last) {
+                *i = at as u32;
+            }
+        }
+        Some(entries.swap_remove(at).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Name, &Installed)> {
+        self.entries.iter().map(|(n, r)| (n, r))
+    }
+}
+
 /// One interned answer: its content key (`Store::hash`; two words rather than a u128, whose
 /// 16-byte alignment would pad every entry) and how many record slots point at it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -66,11 +135,47 @@ struct Meta {
     live: bool,
 }
 
-/// The interned answers by id: one vector per size class, indexed by the id's sequence number
-/// (ids are handed out in order and never reused), so a lookup is an index, not a hash.
+/// Answers' metadata in fixed chunks: growing never copies what is there (a vector of a million
+/// would double into a new 48 MB block on the first answer past its capacity, stalling that
+/// update) and wastes at most one chunk.
+#[derive(Default)]
+struct Chunks {
+    chunks: Vec<Box<[Meta]>>,
+}
+
+impl Chunks {
+    const SHIFT: u32 = 12;
+
+    fn get(&self, i: usize) -> Option<&Meta> {
+        self.chunks.get(i >> Self::SHIFT).map(|c| &c[i & ((1 << Self::SHIFT) - 1)])
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Meta> {
+        self.chunks.get_mut(i >> Self::SHIFT).map(|c| &mut c[i & ((1 << Self::SHIFT) - 1)])
+    }
+
+    /// Entry `i`, adding chunks up to it.
+    fn make(&mut self, i: usize) -> &mut Meta {
+        while self.chunks.len() <= i >> Self::SHIFT {
+            self.chunks.push(vec![Meta::default(); 1 << Self::SHIFT].into_boxed_slice());
+        }
+        self.get_mut(i).expect("chunk just added")
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Meta> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+}
+
+/// The interned answers by id: one chunked vector per size class, indexed by the id's sequence
+/// number (ids are handed out in order and never reused), so a lookup is an index, not a hash.
+/// `by_key` finds a live answer's id from its content key: a table of bare ids whose hash and
+/// equality read the key from `classes` (4 bytes a slot rather than a map's 24: at a million
+/// answers that is 40 MB).
 #[derive(Default)]
 struct Answers {
-    classes: [Vec<Meta>; ANSWER_CLASSES.len()],
+    classes: [Chunks; ANSWER_CLASSES.len()],
+    by_key: hashbrown::HashTable<u32>,
     live: usize,
 }
 
@@ -89,19 +194,32 @@ impl Answers {
         self.classes.get_mut(class)?.get_mut(seq).filter(|m| m.live)
     }
 
+    /// The live answer with content key `key` (hashed by its first word: the key is already a
+    /// keyed 128-bit hash of the content).
+    fn find(&self, key: &[u64; 2]) -> Option<u32> {
+        self.by_key.find(key[0], |&id| self.get(&id).is_some_and(|m| m.key == *key)).copied()
+    }
+
+    /// Adds answer `id` (not live) with content key `key` (no live answer has it).
     fn insert(&mut self, id: u32, key: [u64; 2]) {
         let (class, seq) = Self::at(id);
-        let v = &mut self.classes[class];
-        if v.len() <= seq {
-            v.resize(seq + 1, Meta::default());
-        }
-        if !v[seq].live {
-            self.live += 1;
-        }
-        v[seq] = Meta { key, refs: 0, live: true };
+        let meta = self.classes[class].make(seq);
+        debug_assert!(!meta.live, "answer ids are not reused");
+        *meta = Meta { key, refs: 0, live: true };
+        self.live += 1;
+        let Answers { classes, by_key, .. } = self;
+        let hash = |&id: &u32| {
+            let (class, seq) = Self::at(id);
+            classes[class].get(seq).map_or(0, |m| m.key[0])
+        };
+        by_key.insert_unique(key[0], id, hash);
     }
 
     fn remove(&mut self, id: &u32) -> Option<Meta> {
+        let hash = self.get(id)?.key[0];
+        if let Ok(entry) = self.by_key.find_entry(hash, |other| other == id) {
+            entry.remove();
+        }
         let meta = self.get_mut(id)?;
         meta.live = false;
         let meta = *meta;
@@ -483,9 +601,8 @@ fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> 
 /// The store and its kernel maps.
 pub struct Store {
     maps: Maps,
-    records: HashMap<Name, Installed>,
+    records: Records,
     answers: Answers,
-    index: HashMap<[u64; 2], u32>,
     negatives: HashMap<u32, Negative>,
     /// Answers whose last reference went since the last commit (freed there if still unused).
     released: Vec<u32>,
@@ -519,9 +636,8 @@ impl Store {
         let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
         Store {
             maps,
-            records: HashMap::default(),
+            records: Records::default(),
             answers: Answers::default(),
-            index: HashMap::default(),
             negatives: HashMap::default(),
             released: Vec::new(),
             zones: Vec::new(),
@@ -602,7 +718,7 @@ impl Store {
             _ => self.hash(b"pos", &[], value, None),
         };
         let serial = serial_at.map(|at| u32::from_be_bytes(value.data[at..at + 4].try_into().expect("4 bytes")));
-        if let Some(&id) = self.index.get(&key) {
+        if let Some(id) = self.answers.find(&key) {
             if let (Some(neg), Some(serial)) = (self.negatives.get(&id), serial) {
                 if self.zones[neg.zone as usize].1 != Some(serial) {
                     plan.new_serials.insert(neg.zone, serial);
@@ -637,7 +753,6 @@ impl Store {
             _ => None,
         };
         self.maps.put_answer(id, slotted.as_ref().unwrap_or(value)).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
-        self.index.insert(key, id);
         self.answers.insert(id, key);
         if let Some(neg) = negative {
             self.negatives.insert(id, neg);
@@ -952,9 +1067,7 @@ impl Store {
 
     fn free(&mut self, id: u32) -> anyhow::Result<()> {
         self.maps.del_answer(id).context("removing from an ANSWERS map")?;
-        if let Some(meta) = self.answers.remove(&id) {
-            self.index.remove(&meta.key);
-        }
+        self.answers.remove(&id);
         self.negatives.remove(&id);
         Ok(())
     }
@@ -1056,6 +1169,50 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn installed(n: u32) -> Installed {
+        Installed { slots: Box::new([Slot { qtype: 1, variant: 0, answer: n }]), flags: 0, seen: n }
+    }
+
+    #[test]
+    fn records_find_every_name_after_removals_move_others() {
+        let name = |i: u32| Name::from_wire(&[&[format!("n{i}").len() as u8][..], format!("n{i}").as_bytes(), b"\x04test\x00"].concat()).unwrap();
+        let mut records = Records::default();
+        for i in 0..5000 {
+            records.insert(name(i), installed(i));
+        }
+        records.insert(name(7), installed(70_007));
+        // Removing from the middle moves the last entry into the hole.
+        for i in (0..5000).filter(|i| i % 3 == 0) {
+            assert_eq!(records.remove(&name(i)).map(|r| r.seen), Some(if i == 7 { 70_007 } else { i }));
+        }
+        assert!(records.remove(&name(3)).is_none());
+        assert_eq!(records.len(), 5000 - 1667);
+        for i in 0..5000 {
+            let want = (i % 3 != 0).then_some(if i == 7 { 70_007 } else { i });
+            assert_eq!(records.get(&name(i)).map(|r| r.seen), want, "name {i}");
+        }
+        assert_eq!(records.iter().count(), records.len());
+    }
+
+    #[test]
+    fn answers_are_found_by_key_until_removed() {
+        let mut answers = Answers::default();
+        let id = |class: u32, seq: u32| (class << ANSWER_CLASS_SHIFT) | seq;
+        for seq in 1..10_000u32 {
+            answers.insert(id(seq % 5, seq), [u64::from(seq) * 0x9e37_79b9, u64::from(seq)]);
+        }
+        for seq in (1..10_000u32).filter(|s| s % 4 == 0) {
+            assert!(answers.remove(&id(seq % 5, seq)).is_some());
+        }
+        assert!(answers.remove(&id(0, 4)).is_none(), "already gone");
+        for seq in 1..10_000u32 {
+            let found = answers.find(&[u64::from(seq) * 0x9e37_79b9, u64::from(seq)]);
+            assert_eq!(found, (seq % 4 != 0).then_some(id(seq % 5, seq)), "seq {seq}");
+        }
+        assert_eq!(answers.find(&[0x9e37_79b9, 2]), None, "the second word must match too");
+        assert_eq!(answers.len(), 9999 - 2499);
+    }
 
     #[test]
     fn finds_the_serial_of_negative_answers_only() {
