@@ -43,6 +43,20 @@ impl Default for NodeMap {
 }
 
 impl NodeMap {
+    /// Room for `names` names without resharding or growing a shard (short of bad luck in
+    /// how the names spread).
+    pub fn with_capacity(names: usize) -> Self {
+        let mut count = 1;
+        while names > count * PER_SHARD && count < MAX_SHARDS {
+            count *= 4;
+        }
+        // A shard's share, with room for the spread of a hash (a few standard deviations).
+        let share = names / count;
+        let room = share + 4 * share.isqrt() + 8;
+        let shards = (0..count).map(|_| Arc::new(Shard::with_capacity_and_hasher(room.min(names), Default::default()))).collect();
+        NodeMap { shards, len: 0 }
+    }
+
     pub fn get<Q>(&self, key: &Q) -> Option<&Node>
     where
         Name: Borrow<Q>,
@@ -150,8 +164,13 @@ impl PartialEq for NodeMap {
 impl Eq for NodeMap {}
 
 impl FromIterator<(Name, Node)> for NodeMap {
+    /// Sized up front from the iterator's length: as many shards as `insert` would grow to,
+    /// each with room for its share. Growing instead resharded six times on the way to a
+    /// million names and doubled every shard's table each time, and the tables it left behind
+    /// were freed among the ones it kept: the zone's pages stayed a third empty.
     fn from_iter<I: IntoIterator<Item = (Name, Node)>>(iter: I) -> Self {
-        let mut map = NodeMap::default();
+        let iter = iter.into_iter();
+        let mut map = NodeMap::with_capacity(iter.size_hint().0);
         for (k, v) in iter {
             map.insert(k, v);
         }
@@ -170,6 +189,23 @@ impl<'a> IntoIterator for &'a NodeMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collected_maps_are_sized_once_like_grown_ones() {
+        let names: Vec<Name> = (0..70_000).map(|i| Name::from_text(&format!("h{i}.test")).unwrap()).collect();
+        let collected: NodeMap = names.iter().map(|n| (n.clone(), Node::default())).collect();
+        let mut grown = NodeMap::default();
+        for n in &names {
+            grown.insert(n.clone(), Node::default());
+        }
+        // 70,000 > 256 shards * 256 names: both end with 1,024 shards.
+        assert_eq!((collected.shards.len(), grown.shards.len()), (1024, 1024));
+        // No shard of the collected map had to grow past the room it was given.
+        let room = collected.shards.iter().map(|s| s.capacity()).min().unwrap();
+        assert!(collected.shards.iter().all(|s| s.len() <= room), "a shard outgrew its room");
+        assert_eq!(collected, grown);
+        assert!(names.iter().all(|n| collected.contains_key(n)));
+    }
 
     #[test]
     fn versions_share_untouched_shards() {
