@@ -162,7 +162,16 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             drop(program);
             (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
         }
+        // The index of who points at whom, for narrow updates: built beside the compile (a
+        // walk of every zone), so the first write after the start finds it ready.
+        let (tx, referrers) = std::sync::mpsc::channel();
+        let zones = state.zones.load_full();
+        std::thread::spawn(move || {
+            let index = dns_xdp::compile::Referrers::build(&zones);
+            let _ = tx.send((zones, index));
+        });
         install(&mut program, &state, &state.zones.load())?;
+        program.expect_referrers(referrers);
         program.set_rrl(&settings.rrl)?;
         if let Some(shadow) = state.shadow.get() {
             program.set_shadow_sample(shadow.settings.sample)?;
@@ -214,18 +223,6 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
     }
     state.metrics.ready.store(true, Relaxed);
-    // The index of who points at whom, for narrow updates: built now rather than on the first
-    // write (a walk of every zone; XDP already answers meanwhile), and without holding the
-    // publisher, so a write arriving meanwhile is not kept waiting (it builds its own).
-    {
-        let (state, publisher) = (state.clone(), publisher.clone());
-        tokio::task::spawn_blocking(move || {
-            let zones = state.zones.load_full();
-            let index = dns_xdp::compile::Referrers::build(&zones);
-            publisher.with_xdp(|program| program.offer_referrers(&state.zones.load_full(), &zones, index));
-        });
-    }
-
     // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

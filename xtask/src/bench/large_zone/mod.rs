@@ -350,7 +350,7 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
     let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
     // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
     // changes' put_at_s in daemon.log.
-    c.args(args).env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args).env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::loader=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     eprintln!("bench-zone: starting {}", cmd::render(&c));
     let spawned = Instant::now();
     let mut daemon = Guard::spawn(c)?;
