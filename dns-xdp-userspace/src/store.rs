@@ -59,17 +59,51 @@ impl Installed {
 
 /// The installed records by name: the entries in a vector and a table of their indices (4
 /// bytes a slot where a map of `(Name, Installed)` spends 40 on every slot, used or not: at a
-/// million names the map's half-empty table alone was 80 MB).
+/// million names the map's half-empty table alone was 80 MB). The names' wire bytes sit in
+/// `NameArena` chunks, not a heap block each.
 #[derive(Default)]
 struct Records {
-    entries: Vec<(Name, Installed)>,
+    entries: Vec<(u32, Installed)>,
+    names: NameArena,
     by_name: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
 }
 
+/// Names' wire bytes, each behind its length byte, in chunks that never move (growing copies
+/// nothing). A removed name's bytes stay until `compact` writes the live ones out afresh.
+#[derive(Default)]
+struct NameArena {
+    chunks: Vec<Vec<u8>>,
+    /// Bytes of removed names.
+    garbage: usize,
+}
+
+impl NameArena {
+    const CHUNK: usize = 1 << 16;
+
+    fn get(&self, at: u32) -> &[u8] {
+        let chunk = &self.chunks[(at >> 16) as usize];
+        let pos = (at & 0xffff) as usize;
+        &chunk[pos + 1..pos + 1 + usize::from(chunk[pos])]
+    }
+
+    fn push(&mut self, wire: &[u8]) -> u32 {
+        let len = u8::try_from(wire.len()).expect("a name is at most 255 bytes");
+        if self.chunks.last().is_none_or(|c| c.len() + wire.len() + 1 > Self::CHUNK) {
+            assert!(self.chunks.len() < 1 << 16, "name arena full");
+            self.chunks.push(Vec::with_capacity(Self::CHUNK));
+        }
+        let at = ((self.chunks.len() - 1) << 16 | self.chunks.last().expect("just made").len()) as u32;
+        let chunk = self.chunks.last_mut().expect("just made");
+        chunk.push(len);
+        chunk.extend_from_slice(wire);
+        at
+    }
+}
+
 impl Records {
-    fn hash(hasher: &foldhash::fast::RandomState, name: &Name) -> u64 {
-        hasher.hash_one(name.as_wire())
+    fn hash(hasher: &foldhash::fast::RandomState, wire: &[u8]) -> u64 {
+        hasher.hash_one(wire)
     }
 
     fn len(&self) -> usize {
@@ -77,8 +111,9 @@ impl Records {
     }
 
     fn position(&self, name: &Name) -> Option<usize> {
-        let hash = Self::hash(&self.hasher, name);
-        self.by_name.find(hash, |&i| self.entries[i as usize].0 == *name).map(|&i| i as usize)
+        let wire = name.as_wire();
+        let hash = Self::hash(&self.hasher, wire);
+        self.by_name.find(hash, |&i| self.names.get(self.entries[i as usize].0) == wire).map(|&i| i as usize)
     }
 
     fn get(&self, name: &Name) -> Option<&Installed> {
@@ -94,35 +129,53 @@ impl Records {
     }
 
     /// Sets `name`'s record.
-    fn insert(&mut self, name: Name, rec: Installed) {
-        if let Some(i) = self.position(&name) {
+    fn insert(&mut self, name: &Name, rec: Installed) {
+        if let Some(i) = self.position(name) {
             self.entries[i].1 = rec;
             return;
         }
-        let Records { entries, by_name, hasher } = self;
-        let at = u32::try_from(entries.len()).expect("fewer than 2^32 names");
-        by_name.insert_unique(Self::hash(hasher, &name), at, |&i| Self::hash(hasher, &entries[i as usize].0));
-        entries.push((name, rec));
+        let at = self.names.push(name.as_wire());
+        let Records { entries, names, by_name, hasher } = self;
+        let index = u32::try_from(entries.len()).expect("fewer than 2^32 names");
+        by_name.insert_unique(Self::hash(hasher, name.as_wire()), index, |&i| Self::hash(hasher, names.get(entries[i as usize].0)));
+        entries.push((at, rec));
     }
 
     fn remove(&mut self, name: &Name) -> Option<Installed> {
-        let Records { entries, by_name, hasher } = self;
-        let entry = by_name.find_entry(Self::hash(hasher, name), |&i| entries[i as usize].0 == *name).ok()?;
-        let at = *entry.get() as usize;
+        let wire = name.as_wire();
+        let Records { entries, names, by_name, hasher } = self;
+        let entry = by_name.find_entry(Self::hash(hasher, wire), |&i| names.get(entries[i as usize].0) == wire).ok()?;
+        let index = *entry.get() as usize;
         entry.remove();
         // The last entry moves into the hole: repoint its index.
         let last = entries.len() - 1;
-        if at != last {
-            let moved = Self::hash(hasher, &entries[last].0);
+        if index != last {
+            let moved = Self::hash(hasher, names.get(entries[last].0));
             if let Some(i) = by_name.find_mut(moved, |&i| i as usize == last) {
-                *i = at as u32;
+                *i = index as u32;
             }
         }
-        Some(entries.swap_remove(at).1)
+        let (_, rec) = entries.swap_remove(index);
+        names.garbage += wire.len() + 1;
+        self.compact_if_wasteful();
+        Some(rec)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Name, &Installed)> {
-        self.entries.iter().map(|(n, r)| (n, r))
+    /// Writes the live names into a fresh arena once removed ones take more than half of it.
+    fn compact_if_wasteful(&mut self) {
+        let total: usize = self.names.chunks.iter().map(Vec::len).sum();
+        if self.names.garbage < (1 << 20) || self.names.garbage * 2 < total {
+            return;
+        }
+        let old = std::mem::take(&mut self.names);
+        for (at, _) in &mut self.entries {
+            *at = self.names.push(old.get(*at));
+        }
+    }
+
+    /// Every installed name's wire bytes and record.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Installed)> {
+        self.entries.iter().map(|(at, r)| (self.names.get(*at), r))
     }
 }
 
@@ -816,12 +869,12 @@ impl Store {
 
     /// Names a full compile did not see go.
     fn plan_removals(&self, plan: &mut Plan, generation: u32) {
-        let changed: HashSet<&Name> = plan.changes.iter().map(|(n, _)| n).collect();
+        let changed: HashSet<&[u8]> = plan.changes.iter().map(|(n, _)| n.as_wire()).collect();
         let gone: Vec<Name> = self
             .records
             .iter()
-            .filter(|(name, rec)| rec.seen != generation && !changed.contains(name))
-            .map(|(name, _)| name.clone())
+            .filter(|(wire, rec)| rec.seen != generation && !changed.contains(wire))
+            .filter_map(|(wire, _)| Name::from_wire(wire))
             .collect();
         plan.changes.extend(gone.into_iter().map(|n| (n, None)));
     }
@@ -898,7 +951,7 @@ impl Store {
                 self.write_record(name, &rec)?;
                 self.reference(&rec, 1);
                 rec.seen = self.generation;
-                self.records.insert(name.clone(), rec);
+                self.records.insert(name, rec);
                 plan.added_now += 1;
             }
             None => plan.changes.push((name.clone(), Some(rec))),
@@ -1028,7 +1081,7 @@ impl Store {
                     self.reference(&rec, 1);
                     if old.is_some() { diff.changed += 1 } else { diff.added += 1 }
                     rec.seen = self.generation;
-                    self.records.insert(name, rec);
+                    self.records.insert(&name, rec);
                 }
                 None => {
                     self.delete_record(&name, 0, old_parts)?;
@@ -1179,9 +1232,9 @@ mod tests {
         let name = |i: u32| Name::from_wire(&[&[format!("n{i}").len() as u8][..], format!("n{i}").as_bytes(), b"\x04test\x00"].concat()).unwrap();
         let mut records = Records::default();
         for i in 0..5000 {
-            records.insert(name(i), installed(i));
+            records.insert(&name(i), installed(i));
         }
-        records.insert(name(7), installed(70_007));
+        records.insert(&name(7), installed(70_007));
         // Removing from the middle moves the last entry into the hole.
         for i in (0..5000).filter(|i| i % 3 == 0) {
             assert_eq!(records.remove(&name(i)).map(|r| r.seen), Some(if i == 7 { 70_007 } else { i }));
@@ -1193,6 +1246,26 @@ mod tests {
             assert_eq!(records.get(&name(i)).map(|r| r.seen), want, "name {i}");
         }
         assert_eq!(records.iter().count(), records.len());
+        assert!(records.iter().all(|(wire, rec)| records.get(&Name::from_wire(wire).unwrap()).is_some_and(|r| r.seen == rec.seen)));
+    }
+
+    #[test]
+    fn records_survive_the_name_arena_being_compacted() {
+        let name = |i: u32| Name::from_text(&format!("host-{i}.example.test")).unwrap();
+        let mut records = Records::default();
+        for i in 0..200_000 {
+            records.insert(&name(i), installed(i));
+        }
+        let chunks = records.names.chunks.len();
+        for i in (0..200_000).filter(|i| i % 10 != 0) {
+            assert!(records.remove(&name(i)).is_some());
+        }
+        assert!(records.names.chunks.len() < chunks / 2, "the removed names' bytes were given back");
+        for i in 0..200_000 {
+            assert_eq!(records.get(&name(i)).map(|r| r.seen), (i % 10 == 0).then_some(i), "name {i}");
+        }
+        records.insert(&name(1), installed(1));
+        assert_eq!(records.get(&name(1)).map(|r| r.seen), Some(1));
     }
 
     #[test]
