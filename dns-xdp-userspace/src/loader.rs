@@ -49,8 +49,8 @@ pub struct XdpProgram {
     record_room: [usize; MAP_NAMES.len()],
     /// Names left to the daemon now, for the hot set.
     cold: std::collections::HashSet<Name>,
-    /// Who points at whom in the installed zones, built at the first narrow update after a
-    /// full install.
+    /// Who points at whom in the installed zones: built beside the start's compile
+    /// (`expect_referrers`), else at the first narrow update after a full install.
     referrers: Option<crate::compile::Referrers>,
     /// An index being built elsewhere (`expect_referrers`): waited for rather than built again.
     referrers_pending: Option<std::sync::mpsc::Receiver<(Arc<ZoneSet>, crate::compile::Referrers)>>,

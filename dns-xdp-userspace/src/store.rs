@@ -350,6 +350,10 @@ pub struct Maps {
     /// before records, so a record never points at an answer not yet in the kernel.
     batches: Option<Vec<Batch>>,
     queued: usize,
+    /// The previous full set of batches, being written on another thread while the next
+    /// fills (`flush(true)`): the kernel's share of a large install (half the time at a
+    /// million names) runs beside the staging instead of after it. One at a time, in order.
+    in_flight: Option<std::thread::JoinHandle<(Vec<Batch>, anyhow::Result<()>)>>,
     n28: BpfHashMap<MapData, NameKey<28>, NameRecord>,
     n60: BpfHashMap<MapData, NameKey<60>, NameRecord>,
     n124: BpfHashMap<MapData, NameKey<124>, NameRecord>,
@@ -414,6 +418,7 @@ impl Maps {
         Ok(Maps {
             batches: None,
             queued: 0,
+            in_flight: None,
             n28: BpfHashMap::try_from(get(MAP_NAMES[0])?)?,
             n60: BpfHashMap::try_from(get(MAP_NAMES[1])?)?,
             n124: BpfHashMap::try_from(get(MAP_NAMES[2])?)?,
@@ -456,26 +461,33 @@ impl Maps {
     }
 
     /// Writes everything queued, answers before records, one BPF_MAP_UPDATE_BATCH call per
-    /// map, and keeps batching if `more`.
+    /// map. If `more`, keeps batching and writes on another thread (after the previous
+    /// flush's writes, which it waits for); otherwise it is done when this returns.
     fn flush(&mut self, more: bool) -> anyhow::Result<()> {
-        let Some(mut batches) = self.batches.take() else { return Ok(()) };
+        let done = self.wait_in_flight();
+        let Some(mut batches) = self.batches.take() else { return done.map(drop) };
         self.queued = 0;
-        for (at, b) in batches.iter_mut().enumerate() {
-            if b.count == 0 {
-                continue;
-            }
-            update_batch(self.fds[at], &b.keys, &b.values, b.count).with_context(|| {
-                let name = if at < 5 { MAP_ANSWERS[at] } else { MAP_NAMES[at - 5] };
-                format!("writing the {name} map (is it full? see --answers-capacity)")
-            })?;
-            b.keys.clear();
-            b.values.clear();
-            b.count = 0;
-        }
+        let spare = match done {
+            Ok(spare) => spare,
+            Err(e) => return Err(e),
+        };
+        let fds = self.fds;
         if more {
-            self.batches = Some(batches);
+            self.in_flight = Some(std::thread::spawn(move || {
+                let written = write_batches(&fds, &mut batches);
+                (batches, written)
+            }));
+            self.batches = Some(spare.unwrap_or_else(|| (0..9).map(|_| Batch::default()).collect()));
+            return Ok(());
         }
-        Ok(())
+        write_batches(&fds, &mut batches)
+    }
+
+    /// Waits for the batches being written on another thread; gives them back emptied.
+    fn wait_in_flight(&mut self) -> anyhow::Result<Option<Vec<Batch>>> {
+        let Some(handle) = self.in_flight.take() else { return Ok(None) };
+        let (batches, written) = handle.join().map_err(|_| anyhow::anyhow!("writing the maps panicked"))?;
+        written.map(|()| Some(batches))
     }
 
     fn put_record(&mut self, name: &[u8], part: u32, rec: NameRecord) -> Result<(), MapError> {
@@ -544,6 +556,30 @@ impl Maps {
             3 => self.a428.remove(&id),
             _ => self.a1008.remove(&id),
         })
+    }
+}
+
+/// Writes `batches` (in `Maps::fds` order: answers before records) and empties them.
+fn write_batches(fds: &[std::os::fd::RawFd; 9], batches: &mut [Batch]) -> anyhow::Result<()> {
+    for (at, b) in batches.iter_mut().enumerate() {
+        if b.count == 0 {
+            continue;
+        }
+        update_batch(fds[at], &b.keys, &b.values, b.count).with_context(|| {
+            let name = if at < 5 { MAP_ANSWERS[at] } else { MAP_NAMES[at - 5] };
+            format!("writing the {name} map (is it full? see --answers-capacity)")
+        })?;
+        b.keys.clear();
+        b.values.clear();
+        b.count = 0;
+    }
+    Ok(())
+}
+
+impl Drop for Maps {
+    /// A write still in flight uses the maps' fds: it ends before they close.
+    fn drop(&mut self) {
+        let _ = self.wait_in_flight();
     }
 }
 
@@ -1127,6 +1163,7 @@ impl Store {
 
     /// A failed update: frees the answers it created (nothing references them yet).
     fn abandon(&mut self, plan: Plan) {
+        let _ = self.maps.wait_in_flight();
         self.maps.batches = None;
         self.maps.queued = 0;
         for id in plan.created {
