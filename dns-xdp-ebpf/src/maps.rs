@@ -17,8 +17,10 @@ use dns_xdp_common::{
 // class (ANSWER_CLASSES). Userspace sizes them at load time (`--answers-capacity`).
 //
 // `BPF_F_NO_PREALLOC`: an update allocates a new element and frees the old one after an RCU
-// grace period, so a reader never sees a value half-replaced by userspace. Answers are never
-// rewritten under the same id except the shared negative answers, which are replaced whole.
+// grace period, so a reader never sees a value half-replaced by userspace. Answers are not
+// rewritten under the same id except the shared negative answers, which are replaced whole; an
+// id names another answer only once its old one is deleted and a second has passed, far past any
+// reader of a record that pointed at it (userspace store.rs, ID_QUARANTINE).
 
 #[map]
 pub static NAMES28: HashMap<NameKey<28>, NameRecord> =

@@ -221,7 +221,8 @@ impl Chunks {
 }
 
 /// The interned answers by id: one chunked vector per size class, indexed by the id's sequence
-/// number (ids are handed out in order and never reused), so a lookup is an index, not a hash.
+/// number (ids are handed out in order, freed ones again after `ID_QUARANTINE`), so a lookup is
+/// an index, not a hash.
 /// `by_key` finds a live answer's id from its content key: a table of bare ids whose hash and
 /// equality read the key from `classes` (4 bytes a slot rather than a map's 24: at a million
 /// answers that is 40 MB).
@@ -257,7 +258,7 @@ impl Answers {
     fn insert(&mut self, id: u32, key: [u64; 2]) {
         let (class, seq) = Self::at(id);
         let meta = self.classes[class].make(seq);
-        debug_assert!(!meta.live, "answer ids are not reused");
+        debug_assert!(!meta.live, "a live answer id is not handed out again");
         *meta = Meta { key, refs: 0, live: true };
         self.live += 1;
         let Answers { classes, by_key, .. } = self;
@@ -337,6 +338,48 @@ struct Batch {
     keys: Vec<u8>,
     values: Vec<u8>,
     count: u32,
+}
+
+/// How long a freed answer id rests before it names another answer. A query that read a
+/// record pointing at the id (before the update that dropped it) reads the answer within the
+/// same XDP run, microseconds later, under RCU: after this long no such reader is left, so it
+/// can never find the id's next answer under an old record.
+const ID_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Answer ids' sequence numbers by size class: new ones in order from 1, and freed ones again
+/// once `ID_QUARANTINE` has passed since they were freed (ids are map keys and index the
+/// answers' metadata: a server that rewrites answers for days would otherwise run out of them
+/// and keep the metadata of every answer it ever installed).
+struct IdPool {
+    next: [u32; ANSWER_CLASSES.len()],
+    /// Oldest first, with when each was freed.
+    freed: [std::collections::VecDeque<(u32, std::time::Instant)>; ANSWER_CLASSES.len()],
+}
+
+impl Default for IdPool {
+    fn default() -> Self {
+        IdPool { next: [1; ANSWER_CLASSES.len()], freed: Default::default() }
+    }
+}
+
+impl IdPool {
+    fn take(&mut self, class: usize, now: std::time::Instant) -> u32 {
+        match self.freed[class].front() {
+            Some(&(seq, at)) if now.duration_since(at) >= ID_QUARANTINE => {
+                self.freed[class].pop_front();
+                seq
+            }
+            _ => {
+                let seq = self.next[class];
+                self.next[class] = seq.saturating_add(1);
+                seq
+            }
+        }
+    }
+
+    fn give(&mut self, class: usize, seq: u32, now: std::time::Instant) {
+        self.freed[class].push_back((seq, now));
+    }
 }
 
 /// Queued writes flushed together once this many are waiting.
@@ -699,7 +742,7 @@ pub struct Store {
     /// each one's serial as its negatives hold it (or its SERIALS slot).
     zones: Vec<(Name, Option<u32>)>,
     zone_ids: HashMap<Name, u32>,
-    next_seq: [u32; ANSWER_CLASSES.len()],
+    ids: IdPool,
     /// Bumped by every full compile (`Installed::seen`).
     generation: u32,
     /// Zones with a SERIALS slot: `SERIAL_SLOTS`, fewer in tests of the other path.
@@ -731,7 +774,7 @@ impl Store {
             released: Vec::new(),
             zones: Vec::new(),
             zone_ids: HashMap::default(),
-            next_seq: [1; ANSWER_CLASSES.len()],
+            ids: IdPool::default(),
             generation: 0,
             serial_slots: SERIAL_SLOTS,
             hash_key: (random(), random()),
@@ -816,9 +859,8 @@ impl Store {
             return Ok(id);
         }
         let class = class_of(usize::from(value.data_len));
-        let seq = self.next_seq[class as usize];
+        let seq = self.ids.take(class as usize, std::time::Instant::now());
         anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
-        self.next_seq[class as usize] = seq + 1;
         let id = (class << ANSWER_CLASS_SHIFT) | seq;
         // Copied (an AnswerValue is 1 KiB) only to be given its serial slot.
         let mut slotted = None;
@@ -1156,7 +1198,10 @@ impl Store {
 
     fn free(&mut self, id: u32) -> anyhow::Result<()> {
         self.maps.del_answer(id).context("removing from an ANSWERS map")?;
-        self.answers.remove(&id);
+        if self.answers.remove(&id).is_some() {
+            let (class, seq) = Answers::at(id);
+            self.ids.give(class, seq as u32, std::time::Instant::now());
+        }
         self.negatives.remove(&id);
         Ok(())
     }
@@ -1303,6 +1348,22 @@ mod tests {
         }
         records.insert(&name(1), installed(1));
         assert_eq!(records.get(&name(1)).map(|r| r.seen), Some(1));
+    }
+
+    #[test]
+    fn freed_answer_ids_come_back_only_after_the_quarantine() {
+        let t0 = std::time::Instant::now();
+        let mut ids = IdPool::default();
+        assert_eq!([ids.take(0, t0), ids.take(0, t0), ids.take(1, t0)], [1, 2, 1]);
+        ids.give(0, 1, t0);
+        let soon = t0 + ID_QUARANTINE / 2;
+        assert_eq!(ids.take(0, soon), 3, "freed half a quarantine ago: a new id");
+        ids.give(0, 3, soon);
+        let later = t0 + ID_QUARANTINE;
+        assert_eq!(ids.take(0, later), 1, "the oldest freed id, once its quarantine is over");
+        assert_eq!(ids.take(0, later), 4, "id 3's quarantine is not over yet");
+        assert_eq!(ids.take(1, later), 2, "each class has its own ids");
+        assert_eq!(ids.take(0, soon + ID_QUARANTINE), 3);
     }
 
     #[test]
