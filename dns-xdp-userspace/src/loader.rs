@@ -263,6 +263,10 @@ impl XdpProgram {
         self.referrers = None;
         self.referrers_pending = None;
         self.choose_cold(zones);
+        if !self.cold.is_empty() {
+            let total: usize = zones.iter().map(|z| z.nodes.len()).sum();
+            log::info!("XDP answers: {total} names, capacity {}: {} names left to the daemon", self.capacity, self.cold.len());
+        }
         let cold = std::mem::take(&mut self.cold);
         let result = self.store()?.install_all(zones, payload, &|n| cold.contains(n));
         self.cold = cold;
@@ -334,7 +338,7 @@ impl XdpProgram {
         let demand = crate::hotset::take_demand();
         let hot_now = |n: &Name| self.store.as_ref().is_some_and(|s| s.is_hot(n));
         let cold = crate::hotset::select_cold(zones, self.capacity, &demand, &hot_now);
-        log::info!("XDP answers: {total} names, capacity {}: {} names left to the daemon", self.capacity, cold.len());
+        log::debug!("XDP answers: {total} names, capacity {}: {} names left to the daemon", self.capacity, cold.len());
         self.cold = cold;
     }
 
@@ -350,6 +354,14 @@ impl XdpProgram {
         let moved: Vec<Name> = before.symmetric_difference(&self.cold).cloned().collect();
         let promoted = before.difference(&self.cold).count();
         crate::hotset::count_moves(promoted, moved.len() - promoted);
+        if !moved.is_empty() {
+            log::info!(
+                "XDP hot set: {promoted} names promoted, {} evicted; {} of {total} names left to the daemon (capacity {})",
+                moved.len() - promoted,
+                self.cold.len(),
+                self.capacity
+            );
+        }
         self.install_names(zones, payload, &moved)
     }
 
