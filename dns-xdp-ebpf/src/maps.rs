@@ -35,8 +35,12 @@ pub static NAMES124: HashMap<NameKey<124>, NameRecord> =
 pub static NAMES256: HashMap<NameKey<256>, NameRecord> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 
+/// The smallest answers, most of them (A, AAAA): an array indexed by id, read without a hash.
+/// Its elements are written in place, which is safe because an id is written before any record
+/// points at it and not again while one may (store.rs, ID_QUARANTINE); the in-place serial
+/// rewrites of zones without a SERIALS slot happen under SERIAL_GEN, whose readers pass.
 #[map]
-pub static ANSWERS44: HashMap<u32, Answer<44>> = HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+pub static ANSWERS44: Array<Answer<44>> = Array::with_max_entries(ANSWERS_CAPACITY, 0);
 #[map]
 pub static ANSWERS108: HashMap<u32, Answer<108>> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
@@ -183,7 +187,7 @@ pub fn load_answer(id: u32, dst: *mut AnswerValue) -> bool {
     // SAFETY: as in `record`.
     unsafe {
         match id >> ANSWER_CLASS_SHIFT {
-            0 => copy(ANSWERS44.get(&id), dst),
+            0 => copy(ANSWERS44.get(id), dst),
             1 => copy(ANSWERS108.get(&id), dst),
             2 => copy(ANSWERS172.get(&id), dst),
             3 => copy(ANSWERS428.get(&id), dst),

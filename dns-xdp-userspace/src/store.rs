@@ -401,7 +401,9 @@ pub struct Maps {
     n60: BpfHashMap<MapData, NameKey<60>, NameRecord>,
     n124: BpfHashMap<MapData, NameKey<124>, NameRecord>,
     n256: BpfHashMap<MapData, NameKey<256>, NameRecord>,
-    a44: BpfHashMap<MapData, u32, Answer<44>>,
+    /// The smallest answers (most of them: A, AAAA): an array indexed by id, which the program
+    /// reads without hashing (see `del_answer`).
+    a44: aya::maps::Array<MapData, Answer<44>>,
     a108: BpfHashMap<MapData, u32, Answer<108>>,
     a172: BpfHashMap<MapData, u32, Answer<172>>,
     a428: BpfHashMap<MapData, u32, Answer<428>>,
@@ -452,7 +454,9 @@ impl Maps {
         let serial_gen = aya::maps::Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
         let mut get = |n: &str| {
             let map = take(n).with_context(|| format!("no {n} map in the eBPF object"))?;
-            let aya::maps::Map::HashMap(data) = &map else { anyhow::bail!("{n} is not a hash map") };
+            let (aya::maps::Map::HashMap(data) | aya::maps::Map::Array(data)) = &map else {
+                anyhow::bail!("{n} is neither a hash map nor an array")
+            };
             // The map's order in `fds`: answers first (the order of MAP_ANSWERS), then names.
             let at = MAP_ANSWERS.iter().position(|m| *m == n).or_else(|| MAP_NAMES.iter().position(|m| *m == n).map(|i| 5 + i));
             fds[at.expect("a map of ours")] = data.fd().as_fd().as_raw_fd();
@@ -466,7 +470,7 @@ impl Maps {
             n60: BpfHashMap::try_from(get(MAP_NAMES[1])?)?,
             n124: BpfHashMap::try_from(get(MAP_NAMES[2])?)?,
             n256: BpfHashMap::try_from(get(MAP_NAMES[3])?)?,
-            a44: BpfHashMap::try_from(get(MAP_ANSWERS[0])?)?,
+            a44: aya::maps::Array::try_from(get(MAP_ANSWERS[0])?)?,
             a108: BpfHashMap::try_from(get(MAP_ANSWERS[1])?)?,
             a172: BpfHashMap::try_from(get(MAP_ANSWERS[2])?)?,
             a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
@@ -572,7 +576,7 @@ impl Maps {
             return Ok(());
         }
         match id >> ANSWER_CLASS_SHIFT {
-            0 => self.a44.insert(id, sized::<44>(v), 0),
+            0 => self.a44.set(id, sized::<44>(v), 0),
             1 => self.a108.insert(id, sized::<108>(v), 0),
             2 => self.a172.insert(id, sized::<172>(v), 0),
             3 => self.a428.insert(id, sized::<428>(v), 0),
@@ -593,7 +597,10 @@ impl Maps {
 
     fn del_answer(&mut self, id: u32) -> Result<(), MapError> {
         ignore_missing(match id >> ANSWER_CLASS_SHIFT {
-            0 => self.a44.remove(&id),
+            // An array keeps every index: the freed id's element stays as it was, unread (no
+            // record points at it), until the id names a new answer, which is written before any
+            // record points at it (`IdPool`: not within a second of the free).
+            0 => Ok(()),
             1 => self.a108.remove(&id),
             2 => self.a172.remove(&id),
             3 => self.a428.remove(&id),
