@@ -305,9 +305,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     // Where each checked RRset's first record came from (index into `records`).
     let mut firsts: Vec<(Name, u16, usize)> = Vec::new();
     // The records are taken apart as they are grouped: their owner (for the first record of a
-    // name) and RDATA move into the zone rather than being copied, so the zone's memory is what
-    // the scan allocated, not copies interleaved with blocks freed afterwards (a million-name
-    // zone kept some 100 bytes a name of such holes).
+    // name) and RDATA move into the nodes rather than being copied.
     let mut records = records;
     for i in 0..records.len() {
         let r = &mut records[i];
@@ -472,7 +470,7 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     // The zone keeps a copy made in one go, now that the parse is done: the nodes as built sit
     // among the blocks the parse and the grouping freed, which would keep pages the zone only
     // partly uses for as long as it is served (zone RSS at a million names: 380 B a name as
-    // built, 313 copied).
+    // built, 250 copied; the copy takes about 0.5 s there).
     let nodes: super::NodeMap = nodes.iter().map(|(name, node)| (name.clone(), node.clone())).collect();
     let mut types: Vec<u16> = nodes.values().flat_map(|n| n.rrsets.iter().map(|s| s.rtype)).collect();
     types.sort_unstable();
