@@ -19,12 +19,6 @@ impl Name {
         Name(Box::new([0]))
     }
 
-    /// Moves the name out, leaving an empty (invalid) one that allocates nothing: for records
-    /// taken apart whose owner is not used as a name again.
-    pub(crate) fn take(&mut self) -> Self {
-        Name(std::mem::take(&mut self.0))
-    }
-
     /// Builds a name from uncompressed wire bytes; `None` unless it is exactly one valid name.
     pub fn from_wire(wire: &[u8]) -> Option<Self> {
         let len = wire_name_len(wire)?;

@@ -514,10 +514,7 @@ impl Maps {
         let done = self.wait_in_flight();
         let Some(mut batches) = self.batches.take() else { return done.map(drop) };
         self.queued = 0;
-        let spare = match done {
-            Ok(spare) => spare,
-            Err(e) => return Err(e),
-        };
+        let spare = done?;
         let fds = self.fds;
         if more {
             self.in_flight = Some(std::thread::spawn(move || {

@@ -281,8 +281,8 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         diags.push(Diagnostic { file: r.file.clone(), line: r.line, severity, message })
     };
     // The zone's origin is the owner of its SOA record.
-    let soas: Vec<usize> = (0..records.len()).filter(|&i| records[i].rtype == rtype::SOA).collect();
-    let Some(&first_soa) = soas.first() else {
+    let soas: Vec<&Scanned> = records.iter().filter(|r| r.rtype == rtype::SOA).collect();
+    let Some(first_soa) = soas.first() else {
         diags.push(Diagnostic {
             file,
             line: 1,
@@ -291,9 +291,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         });
         return None;
     };
-    let origin = records[first_soa].owner.clone();
-    for &extra in soas.iter().skip(1) {
-        push(&records[extra], Severity::Error, format!("second SOA record (the zone's SOA is at {origin})"));
+    let origin = first_soa.owner.clone();
+    for extra in soas.iter().skip(1) {
+        push(extra, Severity::Error, format!("second SOA record (the zone's SOA is at {origin})"));
     }
 
     // Group into RRsets at their nodes, straight from the records. RRSIGs are grouped by the
@@ -302,13 +302,8 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     const CHECKED: [u16; 4] = [rtype::CNAME, rtype::DNAME, rtype::SOA, rtype::NS];
     type Growing2 = (Vec<Growing>, Vec<Growing>);
     let mut growing: HashMap<Name, Growing2, foldhash::fast::RandomState> = HashMap::default();
-    // Where each checked RRset's first record came from (index into `records`).
-    let mut firsts: Vec<(Name, u16, usize)> = Vec::new();
-    // The records are taken apart as they are grouped: their owner (for the first record of a
-    // name) and RDATA move into the nodes rather than being copied.
-    let mut records = records;
-    for i in 0..records.len() {
-        let r = &mut records[i];
+    let mut firsts: Vec<(Name, u16, &Scanned)> = Vec::new();
+    for r in &records {
         if r.class != Class::IN {
             push(r, Severity::Error, format!("class {} is not served (only IN)", r.class));
             continue;
@@ -321,16 +316,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             push(r, Severity::Error, format!("{} is outside the zone {origin}", r.owner));
             continue;
         }
-        // A name's first record gives its owner to the zone; the rest keep theirs (and name it
-        // in diagnostics: a duplicate or a TTL mismatch is never a name's first record).
-        let mut taken = None;
         let node = match growing.get_mut(&r.owner) {
             Some(node) => node,
-            None => {
-                let owner = r.owner.take();
-                taken = CHECKED.contains(&r.rtype).then(|| owner.clone());
-                growing.entry(owner).or_default()
-            }
+            None => growing.entry(r.owner.clone()).or_default(),
         };
         let (sets, key) = if r.rtype == rtype::RRSIG {
             (&mut node.1, covered_type(r.rtype, &r.rdata))
@@ -341,13 +329,13 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             Some(i) => &mut sets[i],
             None => {
                 if CHECKED.contains(&r.rtype) {
-                    firsts.push((taken.take().unwrap_or_else(|| r.owner.clone()), r.rtype, i));
+                    firsts.push((r.owner.clone(), r.rtype, r));
                 }
-                sets.push(Growing { rtype: key, ttl: r.ttl, rdatas: Vec::with_capacity(1) });
+                sets.push(Growing { rtype: key, ttl: r.ttl, rdatas: Vec::new() });
                 sets.last_mut().expect("just pushed")
             }
         };
-        let rdata = Rdata::new(r.rtype, std::mem::take(&mut r.rdata));
+        let rdata = Rdata::new(r.rtype, r.rdata.clone());
         if set.rdatas.contains(&rdata) {
             push(r, Severity::Warning, format!("duplicate {} record at {} ignored", type_name(r.rtype), r.owner));
             continue;
@@ -368,8 +356,6 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         }
         set.rdatas.push(rdata);
     }
-    let mut firsts: Vec<(Name, u16, &Scanned)> = firsts.into_iter().map(|(n, t, i)| (n, t, &records[i])).collect();
-    let first_soa = &records[first_soa];
     // The nodes: RRsets by type, signatures by the type they cover, each list exactly as long
     // as it needs to be.
     let mut nodes: HashMap<Name, Node, foldhash::fast::RandomState> = HashMap::default();
