@@ -36,6 +36,10 @@ pub const MAP_SERIALS: &str = "SERIALS";
 /// the two differ or are odd: a query that saw a record of one version must not get the serial
 /// of the next (a seqlock; the daemon's phases keep every other pair of reads consistent).
 pub const MAP_SERIAL_GEN: &str = "SERIAL_GEN";
+
+/// The hit index: a direct-mapped array (mmapped by the daemon) that takes the commonest
+/// query, an exact (name, type) hit, to its answer id in one cache line (`HitEntry`).
+pub const MAP_HITS: &str = "HITS";
 /// The XDP entry point's function name.
 pub const PROG_NAME: &str = "dns_xdp";
 
@@ -243,10 +247,49 @@ pub struct XdpConfig {
     /// Shadow validation: one answered query in `shadow_sample` (drawn with
     /// bpf_get_prandom_u32) is copied to SHADOW_RING; 0 turns sampling off.
     pub shadow_sample: u32,
-    /// Always zero.
-    pub _pad: u32,
+    /// Entries in HITS minus one (a power of two minus one); 0: the index is not used.
+    pub hit_mask: u32,
 }
 const _: () = assert!(core::mem::size_of::<XdpConfig>() == 16);
+
+/// Longest name (wire bytes) the hit index holds; longer ones take the record lookup.
+pub const HIT_MAX_NAME: usize = 48;
+pub const HIT_NAME_WORDS: usize = HIT_MAX_NAME / 8;
+/// `HitEntry::qtype_serves` high half: the entry answers queries without DO, with DO.
+pub const HIT_SERVES_PLAIN: u32 = 1 << 16;
+pub const HIT_SERVES_DO: u32 = 1 << 17;
+
+/// One entry of the hit index: what `resolve` would find at step 0 for (name, type) and the
+/// DO bits it serves, so an exact hit reads one cache line instead of a hash bucket and a
+/// record element. The daemon writes entries in place through its mapping under `seq`
+/// (odd while it writes); the program passes to the record lookup whenever `seq` is odd or
+/// moves while it reads. A name's entries sit in the pair `hit_pair` picks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HitEntry {
+    pub seq: u32,
+    /// QTYPE in the low half, `HIT_SERVES_*` bits in the high half; 0: empty.
+    pub qtype_serves: u32,
+    pub answer: u32,
+    pub _pad: u32,
+    /// The lowercase wire name, zero-padded, as little-endian words (the key's first bytes).
+    pub name: [u64; HIT_NAME_WORDS],
+}
+const _: () = assert!(core::mem::size_of::<HitEntry>() == 64);
+
+/// The first of the two HITS entries that may hold (name, qtype): `name` is the key's first
+/// HIT_MAX_NAME bytes as little-endian words, zero past the name; `mask` is `hit_mask`.
+#[inline(always)]
+pub fn hit_pair(name: &[u64; HIT_NAME_WORDS], qtype: u16, mask: u32) -> u32 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ qtype as u64;
+    let mut i = 0;
+    while i < HIT_NAME_WORDS {
+        h = (h ^ name[i]).wrapping_mul(0x2127_599b_f432_5c37);
+        h ^= h >> 29;
+        i += 1;
+    }
+    ((h >> 32) as u32) & mask & !1
+}
 
 /// Per-CPU scratch space (array map, one entry): the 512-byte BPF stack cannot hold the key.
 #[repr(C)]
@@ -503,6 +546,8 @@ pub mod stat {
     /// Misses that walked to a marker telling them to pass (the name exists but is not
     /// installed, or its answer depends on the exact qname).
     pub const PASS_MARKER: u32 = 62;
+    /// Answers found in the hit index (`MAP_HITS`), without the record lookup.
+    pub const TX_HIT: u32 = 63;
 
     /// Number of slots in the STATS array.
     pub const COUNT: u32 = 64;
@@ -521,6 +566,8 @@ mod pod {
     unsafe impl aya::Pod for super::NameRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::XdpConfig {}
+    // SAFETY: repr(C), no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::HitEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RrlConfig {}
     // SAFETY: as above.

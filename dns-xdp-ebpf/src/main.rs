@@ -9,6 +9,7 @@
 mod bounce;
 mod cursor;
 mod dns;
+mod hits;
 mod l2l3;
 mod maps;
 mod resolve;
@@ -102,15 +103,23 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
 
     // Read again after the serial: a change of SERIALS in between could mix versions.
     let generation = maps::serial_gen();
-    // Finds the answer: the query's own, its name's type-independent one, or its closest
-    // encloser's answer for missing names below it. The daemon chose what each name holds.
-    match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
-        resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
-        resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
-        resolve::FOUND_EXACT => {}
-        reason => return Err(Exit::Pass(reason)),
+    // An exact hit, found in the hit index; or the answer the records give: the query's own,
+    // its name's type-independent one, or its closest encloser's answer for missing names
+    // below it. The daemon chose what each name holds.
+    let hit = hits::find(scratch, query.dnssec_ok as u32, query.qname_len as u32, config.hit_mask);
+    if hit != hits::NONE {
+        stats::inc(stat::TX_HIT);
+        // SAFETY: `scratch` is the per-CPU SCRATCH value.
+        unsafe { (*scratch).answer_id = hit };
+    } else {
+        match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
+            resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+            resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+            resolve::FOUND_EXACT => {}
+            reason => return Err(Exit::Pass(reason)),
+        }
     }
-    // SAFETY: `scratch` is the per-CPU SCRATCH value; resolve left the answer's id in it.
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; the index or resolve left the answer's id in it.
     let (answer_id, answer) = unsafe { ((*scratch).answer_id, &raw mut (*scratch).answer) };
     // Markers are not answers: the daemon decides (exists but not installed, qname-dependent).
     if answer_id == ANSWER_PASS {

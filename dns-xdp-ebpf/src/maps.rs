@@ -2,13 +2,13 @@
 //! maps and CONFIG.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     helpers::generated::bpf_probe_read_kernel,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, NAME_CLASSES, NameKey, NameRecord, RRL_ALLOW_CAPACITY,
+    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, HitEntry, NAME_CLASSES, NameKey, NameRecord, RRL_ALLOW_CAPACITY,
     MAX_ANSWER_LEN, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey, SERIAL_SLOTS, SHADOW_RING_BYTES,
     Scratch, VALUE_SERIAL_SLOT_SHIFT, XdpConfig, stat,
 };
@@ -53,6 +53,11 @@ pub static ANSWERS428: HashMap<u32, Answer<428>> =
 #[map]
 pub static ANSWERS1008: HashMap<u32, AnswerValue> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
+
+/// The hit index (dns_xdp_common::MAP_HITS), written by the daemon through its mapping of the
+/// array; sized at load time, a power of two (`XdpConfig::hit_mask`).
+#[map]
+pub static HITS: Array<HitEntry> = Array::with_max_entries(1024, BPF_F_MMAPABLE);
 
 /// The zones' SOA serials, written into answers that carry one (`Answer::serial_at`).
 #[map]

@@ -14,6 +14,7 @@ pub mod cookie;
 pub mod config;
 pub mod diff;
 pub mod exchange;
+pub mod hits;
 pub mod hotset;
 pub mod loader;
 pub mod metrics;

@@ -124,6 +124,8 @@ impl XdpProgram {
         for (name, share) in MAP_ANSWERS.iter().zip(ANSWER_CLASS_SIZE) {
             loader.map_max_entries(name, size(share));
         }
+        let hit_entries = crate::hits::entries_for(capacity);
+        loader.map_max_entries(dns_xdp_common::MAP_HITS, hit_entries);
         let mut ebpf = loader.load(crate::EBPF_OBJECT).context("loading the eBPF object (needs root or CAP_BPF)")?;
         let program: &mut Xdp = ebpf
             .program_mut(PROG_NAME)
@@ -132,7 +134,10 @@ impl XdpProgram {
             .context("dns_xdp is not an XDP program")?;
         program.load().context("the kernel verifier rejected the XDP program")?;
         log::debug!("XDP program loaded and verified in {:.1?}", started.elapsed());
-        let store = Store::new(Maps::take(|name| ebpf.take_map(name))?);
+        let mut store = Store::new(Maps::take(|name| ebpf.take_map(name))?);
+        let hits = crate::hits::HitIndex::new(ebpf.take_map(dns_xdp_common::MAP_HITS).context("no HITS map")?, hit_entries)?;
+        let hit_mask = hits.mask();
+        store.set_hits(hits);
         let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
         let counters = PerCpuArray::try_from(ebpf.take_map(MAP_STATS).context("no STATS map")?)?;
         let rrl_config = Array::try_from(ebpf.take_map(MAP_RRL_CONFIG).context("no RRL_CONFIG map")?)?;
@@ -140,7 +145,7 @@ impl XdpProgram {
         let rrl_buckets = BpfHashMap::try_from(ebpf.take_map(MAP_RRL_BUCKETS).context("no RRL_BUCKETS map")?)?;
         let program: &Xdp = ebpf.program(PROG_NAME).context("no dns_xdp program")?.try_into()?;
         let program_id = program.info().context("reading the program's info")?.id();
-        let config_value = XdpConfig { dns_port, edns_payload, ..Default::default() };
+        let config_value = XdpConfig { dns_port, edns_payload, hit_mask, ..Default::default() };
         config.set(0, config_value, 0).context("writing CONFIG")?;
         let program = XdpProgram {
             ebpf,
@@ -394,6 +399,11 @@ impl XdpProgram {
     /// Entries in the answer maps: name records and distinct answers.
     pub fn entries(&self) -> (usize, usize) {
         self.store.as_ref().map_or((0, 0), |s| (s.names(), s.answers()))
+    }
+
+    /// Entries in use in the hit index (hits.rs).
+    pub fn hit_entries(&self) -> usize {
+        self.store.as_ref().map_or(0, Store::hits_held)
     }
 
     pub fn attached(&self) -> &[String] {

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub map_entries: AtomicU64,
     /// Distinct answers in the kernel's ANSWERS maps.
     pub answer_entries: AtomicU64,
+    /// Entries in use in the kernel's hit index (HITS).
+    pub hit_entries: AtomicU64,
     pub tcp_connections: AtomicU64,
     pub ready: AtomicBool,
 }
@@ -108,7 +110,8 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
         for (name, i) in ACTIONS {
             let _ = writeln!(out, "dnsxdp_xdp_packets_total{{action=\"{name}\"}} {}", k[i as usize]);
         }
-        out.push_str("# HELP dnsxdp_xdp_resolved_total Queries whose answer XDP found other than under their own key: a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
+        out.push_str("# HELP dnsxdp_xdp_resolved_total How XDP found the answers it sent other than by its name record's own slot for the type: in the hit index (the same answer, one cache line away), a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
+        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"hit\"}} {}", k[stat::TX_HIT as usize]);
         let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"default\"}} {}", k[stat::TX_DEFAULT as usize]);
         let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"encloser\"}} {}", k[stat::TX_ENCLOSER as usize]);
         out.push_str("# HELP dnsxdp_xdp_pass_total Packets passed to the kernel stack, by reason.\n# TYPE dnsxdp_xdp_pass_total counter\n");
@@ -137,6 +140,7 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
     out.push_str("# HELP dnsxdp_bpf_map_entries Entries installed in each BPF map.\n# TYPE dnsxdp_bpf_map_entries gauge\n");
     let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"names\"}} {}", m.map_entries.load(Relaxed));
     let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"answers\"}} {}", m.answer_entries.load(Relaxed));
+    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"hits\"}} {}", m.hit_entries.load(Relaxed));
     out.push_str("# HELP dnsxdp_hotset_promotions_total Names whose answers entered the kernel's map because of demand (--answers-capacity).\n# TYPE dnsxdp_hotset_promotions_total counter\n");
     let _ = writeln!(out, "dnsxdp_hotset_promotions_total {}", crate::hotset::PROMOTIONS.load(Relaxed));
     out.push_str("# HELP dnsxdp_hotset_evictions_total Names whose answers left the kernel's map for hotter ones.\n# TYPE dnsxdp_hotset_evictions_total counter\n");

@@ -84,6 +84,7 @@ fn report(program: &XdpProgram, state: &State, diff: &crate::store::Diff, what: 
     let (names, answers) = program.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);
+    state.metrics.hit_entries.store(program.hit_entries() as u64, Relaxed);
     log::log!(
         level,
         "XDP answers: {what}; {names} names, {answers} answers installed ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",

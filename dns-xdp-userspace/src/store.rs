@@ -752,6 +752,10 @@ pub struct Store {
     /// Zones with a SERIALS slot: `SERIAL_SLOTS`, fewer in tests of the other path.
     serial_slots: u32,
     hash_key: (u64, u64),
+    /// The hit index, kept in step with `records` (hits.rs); None in tests without one.
+    hits: Option<crate::hits::HitIndex>,
+    /// Names whose records went into a batch not yet written: their hits follow once it is.
+    hits_pending: Vec<Name>,
 }
 
 /// What one update will write, gathered before anything is written.
@@ -782,6 +786,75 @@ impl Store {
             generation: 0,
             serial_slots: SERIAL_SLOTS,
             hash_key: (random(), random()),
+            hits: None,
+            hits_pending: Vec::new(),
+        }
+    }
+
+    /// Keeps `hits` in step with the records from now on; before anything is installed.
+    pub fn set_hits(&mut self, hits: crate::hits::HitIndex) {
+        assert!(self.records.len() == 0, "set_hits before the first install");
+        self.hits = Some(hits);
+    }
+
+    /// Entries in the hit index.
+    pub fn hits_held(&self) -> usize {
+        self.hits.as_ref().map_or(0, crate::hits::HitIndex::held)
+    }
+
+    /// Empties `name`'s hit entries (its record is about to change or go). Safe at any time:
+    /// queries then take the record lookup.
+    fn hits_forget(&mut self, name: &Name) {
+        let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
+        let mut seen = Vec::new();
+        for s in rec.slots.iter().filter(|s| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT) {
+            if !seen.contains(&s.qtype) {
+                seen.push(s.qtype);
+                hits.remove(name.as_wire(), s.qtype);
+            }
+        }
+    }
+
+    /// Writes `name`'s hit entries from its record as installed: for each type with a slot of
+    /// its own, the answer `resolve`'s first step gives a query without DO (the plain slot)
+    /// and with DO (the DO slot, else the plain one). Only once the record and its answers are
+    /// in the kernel: an entry sends queries straight to its answer.
+    fn hits_fill(&mut self, name: &Name) {
+        use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
+        let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
+        let own = |qtype: u16, variant: u16| {
+            rec.slots.iter().find(|s| s.qtype == qtype && s.variant == variant).map(|s| s.answer).filter(|&a| a != ANSWER_PASS)
+        };
+        let mut seen = Vec::new();
+        for s in rec.slots.iter().filter(|s| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT) {
+            if seen.contains(&s.qtype) {
+                continue;
+            }
+            seen.push(s.qtype);
+            hits.remove(name.as_wire(), s.qtype);
+            // `own` skips pass markers: those queries take the record lookup, which passes them.
+            let plain = own(s.qtype, 0);
+            let dnssec = own(s.qtype, KEY_VARIANT_DO).or(plain);
+            match (plain, dnssec) {
+                (Some(p), Some(d)) if p == d => {
+                    hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN | HIT_SERVES_DO, p);
+                }
+                _ => {
+                    if let Some(p) = plain {
+                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN, p);
+                    }
+                    if let Some(d) = dnssec {
+                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_DO, d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills the hits of names whose records were batched, now that every batch is written.
+    fn hits_fill_pending(&mut self) {
+        for name in std::mem::take(&mut self.hits_pending) {
+            self.hits_fill(&name);
         }
     }
 
@@ -998,6 +1071,7 @@ impl Store {
             self.abandon(plan);
             return Err(e);
         }
+        self.hits_fill_pending();
         Ok(plan)
     }
 
@@ -1034,6 +1108,9 @@ impl Store {
                 self.reference(&rec, 1);
                 rec.seen = self.generation;
                 self.records.insert(name, rec);
+                if self.hits.is_some() {
+                    self.hits_pending.push(name.clone());
+                }
                 plan.added_now += 1;
             }
             None => plan.changes.push((name.clone(), Some(rec))),
@@ -1135,6 +1212,9 @@ impl Store {
         // 1. Markers, for new names too: once the negatives change, a query for a name that
         //    exists only in the new version must not reach its ancestor's new NXDOMAIN.
         for (name, _) in &changes {
+            // Before the serials change: an entry would lead past the marker to an answer
+            // whose serial is about to move.
+            self.hits_forget(name);
             let flags = self.records.get(name).map_or(0, |old| old.flags & RECORD_SIGNED);
             let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
             let mut marker = NameRecord { flags, count: 1, _pad: 0, slots: [unused; RECORD_SLOTS] };
@@ -1164,6 +1244,7 @@ impl Store {
                     if old.is_some() { diff.changed += 1 } else { diff.added += 1 }
                     rec.seen = self.generation;
                     self.records.insert(&name, rec);
+                    self.hits_fill(&name);
                 }
                 None => {
                     self.delete_record(&name, 0, old_parts)?;
@@ -1212,6 +1293,8 @@ impl Store {
 
     /// A failed update: frees the answers it created (nothing references them yet).
     fn abandon(&mut self, plan: Plan) {
+        // Their records may not be in the kernel: they keep the record lookup.
+        self.hits_pending.clear();
         let _ = self.maps.wait_in_flight();
         self.maps.batches = None;
         self.maps.queued = 0;
@@ -1300,6 +1383,7 @@ impl Store {
             self.abandon(plan);
             return Err(e);
         }
+        self.hits_fill_pending();
         self.plan_removals(&mut plan, self.generation);
         self.commit(plan, &zones)
     }

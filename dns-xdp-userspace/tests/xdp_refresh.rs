@@ -101,7 +101,7 @@ fn refresh(serial_slots: Option<u32>) {
         .map(|z| queries.iter().map(|q| handle(z, q, Transport::Udp, PAYLOAD).expect("answer").bytes).collect())
         .collect();
 
-    let (mut program, _stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
+    let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
     let mut writer = program.answers_writer().expect("second handle on ANSWERS");
     if let Some(n) = serial_slots {
         writer.limit_serial_slots(n);
@@ -163,8 +163,14 @@ fn refresh(serial_slots: Option<u32>) {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    eprintln!("{VERSIONS} versions applied while {rounds} rounds of {} queries ran: {tx} answered by XDP, {pass} passed", frames.len());
+    // The hit index was rewritten with every version and served throughout.
+    let hits = stats.read().expect("STATS")[dns_xdp_common::stat::TX_HIT as usize];
+    eprintln!(
+        "{VERSIONS} versions applied while {rounds} rounds of {} queries ran: {tx} answered by XDP ({hits} through the hit index), {pass} passed",
+        frames.len()
+    );
     assert!(tx > pass, "XDP answered only {tx} of {} queries", tx + pass);
+    assert!(hits * 10 > tx as u64, "only {hits} of {tx} XDP answers came from the hit index");
 }
 
 /// More names than `--answers-capacity`, all of one length class: the hot set leaves some
