@@ -258,24 +258,53 @@ pub const HIT_NAME_WORDS: usize = HIT_MAX_NAME / 8;
 /// `HitEntry::qtype_serves` high half: the entry answers queries without DO, with DO.
 pub const HIT_SERVES_PLAIN: u32 = 1 << 16;
 pub const HIT_SERVES_DO: u32 = 1 << 17;
+/// `HitEntry::flags`: `value` holds the answer itself (a copy of the ANSWERS44 element).
+pub const HIT_INLINE: u32 = 1 << 0;
 
 /// One entry of the hit index: what `resolve` would find at step 0 for (name, type) and the
-/// DO bits it serves, so an exact hit reads one cache line instead of a hash bucket and a
-/// record element. The daemon writes entries in place through its mapping under `seq`
-/// (odd while it writes); the program passes to the record lookup whenever `seq` is odd or
-/// moves while it reads. A name's entries sit in the pair `hit_pair` picks.
+/// DO bits it serves, so an exact hit reads two adjacent cache lines instead of a hash bucket,
+/// a record element and the answer. `value` holds a copy of the answer when it is one of the
+/// smallest (ANSWERS44) and never rewritten under its id (no SOA serial): its line's address
+/// is known before the first line arrives, so the two misses overlap. The daemon writes
+/// entries in place through its mapping under `seq` (odd while it writes); the program passes
+/// to the record lookup whenever `seq` is odd or moves while it reads. A name's entries sit in
+/// the pair `hit_pair` picks.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct HitEntry {
     pub seq: u32,
     /// QTYPE in the low half, `HIT_SERVES_*` bits in the high half; 0: empty.
     pub qtype_serves: u32,
     pub answer: u32,
-    pub _pad: u32,
+    /// `HIT_INLINE` or 0.
+    pub flags: u32,
     /// The lowercase wire name, zero-padded, as little-endian words (the key's first bytes).
     pub name: [u64; HIT_NAME_WORDS],
+    pub value: Answer<44>,
 }
-const _: () = assert!(core::mem::size_of::<HitEntry>() == 64);
+const _: () = assert!(core::mem::size_of::<HitEntry>() == 128);
+
+impl HitEntry {
+    pub const EMPTY: HitEntry = HitEntry {
+        seq: 0,
+        qtype_serves: 0,
+        answer: 0,
+        flags: 0,
+        name: [0; HIT_NAME_WORDS],
+        value: Answer {
+            flags: 0,
+            ancount: 0,
+            nscount: 0,
+            arcount: 0,
+            data_len: 0,
+            value_flags: 0,
+            data_csum: 0,
+            serial_at: 0,
+            rrl_key: 0,
+            data: [0; 44],
+        },
+    };
+}
 
 /// The first of the two HITS entries that may hold (name, qtype): `name` is the key's first
 /// HIT_MAX_NAME bytes as little-endian words, zero past the name; `mask` is `hit_mask`.

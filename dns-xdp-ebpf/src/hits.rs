@@ -1,52 +1,78 @@
-//! The hit index (`HITS`): an exact (name, type) hit found in one cache line, without the
-//! record lookup. Under load the record lookup is the program's main cost: a hash bucket and
-//! the element's lines, each likely a cache miss. An entry holds no more than the answer id
-//! step 0 of `resolve` would find, for the DO bits it serves; anything else (no entry, a
-//! name too long for one, an entry being rewritten) takes the record lookup, which finds the
-//! same.
+//! The hit index (`HITS`): an exact (name, type) hit found in one entry, without the record
+//! lookup. Under load the program's main cost is memory: the record lookup reads a hash
+//! bucket and the element's lines, and the answer another line, each likely a miss, one after
+//! the other. An entry is two adjacent lines whose loads overlap, and holds no more than what
+//! step 0 of `resolve` would find for the DO bits it serves (the answer id, and for the
+//! smallest answers the answer itself); anything else (no entry, a name too long for one, an
+//! entry being rewritten) takes the record lookup, which finds the same.
 
 use core::ptr::read_volatile;
 
-use dns_xdp_common::{HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Scratch, hit_pair};
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
+use dns_xdp_common::{
+    Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Scratch, hit_pair,
+};
 
 use crate::maps::HITS;
 
-/// Whether the entry at `index` holds (`name`, `want`); its answer id if so. Every field is
-/// read volatile between two reads of `seq`: the daemon rewrites entries in place (odd `seq`
-/// while it does), and x86 keeps loads in program order.
+/// `find` results: not in the index, the answer id left in `scratch.answer_id`, or the
+/// answer itself also copied into `scratch.answer`.
+pub const MISS: u32 = 0;
+pub const ID: u32 = 1;
+pub const INLINE: u32 = 2;
+
+/// Looks for (`name`, `want`) in the entry at `index`; on a hit leaves the answer id (and an
+/// inline answer) in `scratch`. Every read of the entry lies between two reads of `seq`: the
+/// daemon rewrites entries in place (odd `seq` while it does), and x86 keeps loads in program
+/// order (volatile reads, and a helper call the compiler cannot move them across).
 #[inline(always)]
-fn probe(index: u32, name: &[u64; HIT_NAME_WORDS], want: u32) -> Option<u32> {
-    let e: *const HitEntry = HITS.get_ptr(index)?;
-    // SAFETY: an array element, valid for the program's run.
+fn probe(index: u32, name: &[u64; HIT_NAME_WORDS], want: u32, scratch: *mut Scratch) -> u32 {
+    let Some(e) = HITS.get_ptr(index) else { return MISS };
+    let e: *const HitEntry = e;
+    // SAFETY: an array element, valid for the program's run; `scratch` is the per-CPU SCRATCH
+    // value, whose answer holds an Answer<MAX_ANSWER_LEN>, larger than the Answer<44> copied.
     unsafe {
         let seq = read_volatile(&raw const (*e).seq);
+        // The second line, read now so its miss overlaps the first's.
+        let _ = read_volatile(&raw const (*e).value.data_len);
         if seq & 1 != 0 {
-            return None;
+            return MISS;
         }
         let qtype_serves = read_volatile(&raw const (*e).qtype_serves);
         if qtype_serves & 0xffff != want & 0xffff || qtype_serves & want & !0xffff == 0 {
-            return None;
+            return MISS;
         }
         let words = (&raw const (*e).name).cast::<u64>();
         for (i, w) in name.iter().enumerate() {
             if read_volatile(words.add(i)) != *w {
-                return None;
+                return MISS;
             }
         }
         let answer = read_volatile(&raw const (*e).answer);
-        if read_volatile(&raw const (*e).seq) != seq {
-            return None;
+        let inline = read_volatile(&raw const (*e).flags) & HIT_INLINE != 0;
+        if inline
+            && bpf_probe_read_kernel(
+                (&raw mut (*scratch).answer).cast(),
+                core::mem::size_of::<Answer<44>>() as u32,
+                (&raw const (*e).value).cast(),
+            ) != 0
+        {
+            return MISS;
         }
-        Some(answer)
+        if read_volatile(&raw const (*e).seq) != seq {
+            return MISS;
+        }
+        (*scratch).answer_id = answer;
+        if inline { INLINE } else { ID }
     }
 }
 
-/// The answer id the hit index holds for the query in `scratch.key` (`qname_len` bytes), or
-/// None. A BPF-to-BPF call: the caller's registers survive it, and its loops are verified once.
+/// Looks the query in `scratch.key` (`qname_len` bytes) up in the hit index: `MISS`, `ID` or
+/// `INLINE`. A BPF-to-BPF call: the caller's registers survive it, and its loops are verified once.
 #[inline(never)]
 pub fn find(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32, mask: u32) -> u32 {
     if mask == 0 || qname_len as usize > HIT_MAX_NAME {
-        return NONE;
+        return MISS;
     }
     // SAFETY: `scratch` is the per-CPU SCRATCH value; the key name is at its start (8-byte
     // aligned, zero past the name: dns.rs fill_key) and holds KEY_NAME_LEN >= HIT_MAX_NAME bytes.
@@ -60,11 +86,8 @@ pub fn find(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32, mask: u32) ->
     };
     let want = u32::from(qtype) | if dnssec_ok != 0 { HIT_SERVES_DO } else { HIT_SERVES_PLAIN };
     let first = hit_pair(&name, qtype, mask);
-    match probe(first, &name, want) {
-        Some(answer) => answer,
-        None => probe(first | 1, &name, want).unwrap_or(NONE),
+    match probe(first, &name, want, scratch) {
+        MISS => probe(first | 1, &name, want, scratch),
+        found => found,
     }
 }
-
-/// `find`'s miss: no answer id has every bit set.
-pub const NONE: u32 = u32::MAX;

@@ -107,10 +107,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     // its name's type-independent one, or its closest encloser's answer for missing names
     // below it. The daemon chose what each name holds.
     let hit = hits::find(scratch, query.dnssec_ok as u32, query.qname_len as u32, config.hit_mask);
-    if hit != hits::NONE {
+    if hit != hits::MISS {
         stats::inc(stat::TX_HIT);
-        // SAFETY: `scratch` is the per-CPU SCRATCH value.
-        unsafe { (*scratch).answer_id = hit };
     } else {
         match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
             resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
@@ -126,7 +124,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
         return Err(Exit::Pass(stat::PASS_MARKER));
     }
     // Gone meanwhile (a refresh freed it after the record was read): the daemon answers.
-    if !maps::load_answer(answer_id, answer) {
+    if hit != hits::INLINE && !maps::load_answer(answer_id, answer) {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
     // Answers carrying a SOA serial get the zone's current one.

@@ -3,9 +3,11 @@
 //! them, in a direct-mapped array the daemon writes through a shared mapping.
 //!
 //! Why: under load the program's main cost is memory, not instructions. The record lookup
-//! reads a hash bucket and three lines of a hash element, each likely a miss; an entry here
-//! is one line. It holds only what the record says (`Store` keeps the two in step), so a
-//! query the index misses takes the record lookup and finds the same answer.
+//! reads a hash bucket and three lines of a hash element, then the answer's line, each likely
+//! a miss and each waiting for the one before; an entry here is two adjacent lines whose
+//! misses overlap, the second holding the answer itself when it is one of the smallest and
+//! never rewritten under its id. An entry holds only what the record says (`Store` keeps the
+//! two in step), so a query the index misses takes the record lookup and gets the same answer.
 //!
 //! Entries are written in place, not through the bpf syscall: a map update copies a value
 //! with no order between its bytes, and a reader could see half of one. Here the writer makes
@@ -13,10 +15,11 @@
 //! order (x86 keeps stores in order, as the program relies on its loads staying in order);
 //! the program passes to the record lookup when `seq` is odd or moves while it reads.
 
+use std::os::fd::RawFd;
 use std::ptr::{NonNull, read_volatile, write_volatile};
 
 use anyhow::Context as _;
-use dns_xdp_common::{HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pair};
+use dns_xdp_common::{Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pair};
 
 /// Entries in HITS for `capacity` (`--answers-capacity`): a quarter as many, a power of two,
 /// at least 1024. Most hot names have one or two types asked (A, AAAA); names the index
@@ -25,25 +28,60 @@ pub fn entries_for(capacity: u32) -> u32 {
     (capacity / 4).max(1024).next_power_of_two()
 }
 
-pub struct HitIndex {
-    /// Keeps the map's fd open for as long as the mapping lives.
-    _map: aya::maps::Map,
-    entries: NonNull<HitEntry>,
+/// A shared mapping of a BPF array created BPF_F_MMAPABLE; unmapped on drop.
+pub struct Mapped {
+    at: NonNull<u8>,
     len: usize,
-    mapped: usize,
-    /// Entries in use.
-    held: usize,
 }
 
-// SAFETY: the mapping is owned by this value alone (the kernel's readers aside, which the
-// seq protocol covers); moving it to another thread moves every writer with it.
-unsafe impl Send for HitIndex {}
+// SAFETY: the mapping belongs to this value alone; moving it moves its only user.
+unsafe impl Send for Mapped {}
 
-impl Drop for HitIndex {
+impl Mapped {
+    pub fn new(fd: RawFd, len: usize, writable: bool) -> anyhow::Result<Self> {
+        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length and flags.
+        let at = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
+        if at == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mapping a BPF array (BPF_F_MMAPABLE)");
+        }
+        Ok(Mapped { at: NonNull::new(at.cast()).context("mmap returned null")?, len })
+    }
+}
+
+impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.entries.as_ptr().cast(), self.mapped) };
+        unsafe { libc::munmap(self.at.as_ptr().cast(), self.len) };
     }
+}
+
+/// The ANSWERS44 array as the kernel holds it, read through a mapping: where the hit index
+/// copies its inline answers from.
+pub struct SmallAnswers {
+    mapped: Mapped,
+    entries: u32,
+}
+
+impl SmallAnswers {
+    pub fn new(fd: RawFd, entries: u32) -> anyhow::Result<Self> {
+        Ok(SmallAnswers { mapped: Mapped::new(fd, entries as usize * size_of::<Answer<44>>(), false)?, entries })
+    }
+
+    /// The element at `id` (class 0: the index itself); None past the array.
+    pub fn get(&self, id: u32) -> Option<Answer<44>> {
+        // SAFETY: id < entries, inside the mapping; a plain read of Pod bytes.
+        (id < self.entries).then(|| unsafe { read_volatile(self.mapped.at.as_ptr().cast::<Answer<44>>().add(id as usize)) })
+    }
+}
+
+pub struct HitIndex {
+    /// Keeps the map's fd open for as long as the mapping lives (dropped after it).
+    mapped: Mapped,
+    _map: aya::maps::Map,
+    len: usize,
+    /// Entries in use.
+    held: usize,
 }
 
 /// The key's first HIT_MAX_NAME bytes as the program reads them; None for longer names.
@@ -67,14 +105,8 @@ impl HitIndex {
         anyhow::ensure!(len.is_power_of_two() && len >= 2, "HITS needs a power of two entries, not {len}");
         let aya::maps::Map::Array(data) = &map else { anyhow::bail!("HITS is not an array") };
         let fd = data.fd().as_fd().as_raw_fd();
-        let bytes = len as usize * size_of::<HitEntry>();
-        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length and flags.
-        let at = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
-        if at == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mapping the HITS map (BPF_F_MMAPABLE)");
-        }
-        let entries = NonNull::new(at.cast::<HitEntry>()).context("mmap returned null")?;
-        Ok(HitIndex { _map: map, entries, len: len as usize, mapped: bytes, held: 0 })
+        let mapped = Mapped::new(fd, len as usize * size_of::<HitEntry>(), true).context("HITS")?;
+        Ok(HitIndex { mapped, _map: map, len: len as usize, held: 0 })
     }
 
     /// `XdpConfig::hit_mask`.
@@ -87,38 +119,53 @@ impl HitIndex {
         self.held
     }
 
+    fn entry(&self, at: u32) -> *mut HitEntry {
+        assert!((at as usize) < self.len);
+        // SAFETY: inside the mapping (checked above).
+        unsafe { self.mapped.at.as_ptr().cast::<HitEntry>().add(at as usize) }
+    }
+
     fn read(&self, at: u32) -> HitEntry {
-        debug_assert!((at as usize) < self.len);
-        // SAFETY: `at` < len (masked), inside the mapping; only this value writes it.
-        unsafe { read_volatile(self.entries.as_ptr().add(at as usize)) }
+        // SAFETY: an entry of the mapping; only this value writes it.
+        unsafe { read_volatile(self.entry(at)) }
     }
 
     /// Rewrites entry `at` under its seq (see the module comment).
     fn write(&mut self, at: u32, value: &HitEntry) {
-        debug_assert!((at as usize) < self.len);
-        // SAFETY: as in `read`; each field is a plain aligned store, volatile so the compiler
-        // keeps them all, in this order.
+        let e = self.entry(at);
+        // SAFETY: an entry of the mapping; each store is volatile, so the compiler keeps them
+        // all, in this order.
         unsafe {
-            let e = self.entries.as_ptr().add(at as usize);
             let seq = read_volatile(&raw const (*e).seq);
             write_volatile(&raw mut (*e).seq, seq | 1);
             write_volatile(&raw mut (*e).qtype_serves, value.qtype_serves);
             write_volatile(&raw mut (*e).answer, value.answer);
+            write_volatile(&raw mut (*e).flags, value.flags);
             for (i, w) in value.name.iter().enumerate() {
                 write_volatile((&raw mut (*e).name).cast::<u64>().add(i), *w);
             }
+            write_volatile(&raw mut (*e).value, value.value);
             write_volatile(&raw mut (*e).seq, (seq | 1).wrapping_add(1));
         }
     }
 
-    /// Holds `answer` for `name` (lowercase wire) and `qtype`, for queries with the DO bits in
-    /// `serves`; false if the name is too long or both entries of its pair hold other keys.
-    /// The caller removes the key's old entries first (`remove`).
-    pub fn put(&mut self, name: &[u8], qtype: u16, serves: u32, answer: u32) -> bool {
+    /// Holds `answer` (and its bytes, `inline`, if given) for `name` (lowercase wire) and
+    /// `qtype`, for queries with the DO bits in `serves`; false if the name is too long or both
+    /// entries of its pair hold other keys. The caller removes the key's old entries first
+    /// (`remove`). An inline answer must never change under its id while the entry holds it.
+    pub fn put(&mut self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> bool {
         let Some(words) = words(name) else { return false };
         let first = hit_pair(&words, qtype, self.mask());
         let Some(at) = [first, first | 1].into_iter().find(|&i| self.read(i).qtype_serves == 0) else { return false };
-        self.write(at, &HitEntry { seq: 0, qtype_serves: u32::from(qtype) | serves, answer, _pad: 0, name: words });
+        let entry = HitEntry {
+            qtype_serves: u32::from(qtype) | serves,
+            answer,
+            flags: if inline.is_some() { HIT_INLINE } else { 0 },
+            name: words,
+            value: inline.unwrap_or(HitEntry::EMPTY.value),
+            ..HitEntry::EMPTY
+        };
+        self.write(at, &entry);
         self.held += 1;
         true
     }
@@ -130,7 +177,7 @@ impl HitIndex {
         for at in [first, first | 1] {
             let e = self.read(at);
             if e.qtype_serves != 0 && e.qtype_serves & 0xffff == u32::from(qtype) && e.name == words {
-                self.write(at, &HitEntry::default());
+                self.write(at, &HitEntry::EMPTY);
                 self.held -= 1;
             }
         }

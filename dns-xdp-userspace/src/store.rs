@@ -404,6 +404,8 @@ pub struct Maps {
     /// The smallest answers (most of them: A, AAAA): an array indexed by id, which the program
     /// reads without hashing (see `del_answer`).
     a44: aya::maps::Array<MapData, Answer<44>>,
+    /// ANSWERS44 read through a mapping (the hit index's inline answers).
+    small: crate::hits::SmallAnswers,
     a108: BpfHashMap<MapData, u32, Answer<108>>,
     a172: BpfHashMap<MapData, u32, Answer<172>>,
     a428: BpfHashMap<MapData, u32, Answer<428>>,
@@ -462,19 +464,24 @@ impl Maps {
             fds[at.expect("a map of ours")] = data.fd().as_fd().as_raw_fd();
             Ok(map)
         };
+        let a44: aya::maps::Array<MapData, Answer<44>> = aya::maps::Array::try_from(get(MAP_ANSWERS[0])?)?;
+        let (n28, n60, n124, n256) = (get(MAP_NAMES[0])?, get(MAP_NAMES[1])?, get(MAP_NAMES[2])?, get(MAP_NAMES[3])?);
+        let (a108, a172, a428, a1008) = (get(MAP_ANSWERS[1])?, get(MAP_ANSWERS[2])?, get(MAP_ANSWERS[3])?, get(MAP_ANSWERS[4])?);
+        let small = crate::hits::SmallAnswers::new(fds[0], a44.len()).context("ANSWERS44")?;
         Ok(Maps {
             batches: None,
             queued: 0,
             in_flight: None,
-            n28: BpfHashMap::try_from(get(MAP_NAMES[0])?)?,
-            n60: BpfHashMap::try_from(get(MAP_NAMES[1])?)?,
-            n124: BpfHashMap::try_from(get(MAP_NAMES[2])?)?,
-            n256: BpfHashMap::try_from(get(MAP_NAMES[3])?)?,
-            a44: aya::maps::Array::try_from(get(MAP_ANSWERS[0])?)?,
-            a108: BpfHashMap::try_from(get(MAP_ANSWERS[1])?)?,
-            a172: BpfHashMap::try_from(get(MAP_ANSWERS[2])?)?,
-            a428: BpfHashMap::try_from(get(MAP_ANSWERS[3])?)?,
-            a1008: BpfHashMap::try_from(get(MAP_ANSWERS[4])?)?,
+            n28: BpfHashMap::try_from(n28)?,
+            n60: BpfHashMap::try_from(n60)?,
+            n124: BpfHashMap::try_from(n124)?,
+            n256: BpfHashMap::try_from(n256)?,
+            a44,
+            small,
+            a108: BpfHashMap::try_from(a108)?,
+            a172: BpfHashMap::try_from(a172)?,
+            a428: BpfHashMap::try_from(a428)?,
+            a1008: BpfHashMap::try_from(a1008)?,
             serials,
             serial_gen,
             generation: 0,
@@ -818,10 +825,12 @@ impl Store {
     /// Writes `name`'s hit entries from its record as installed: for each type with a slot of
     /// its own, the answer `resolve`'s first step gives a query without DO (the plain slot)
     /// and with DO (the DO slot, else the plain one). Only once the record and its answers are
-    /// in the kernel: an entry sends queries straight to its answer.
+    /// in the kernel: an entry sends queries straight to its answer, and copies the smallest
+    /// from the kernel's array.
     fn hits_fill(&mut self, name: &Name) {
         use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
         let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
+        let (small, negatives) = (&self.maps.small, &self.negatives);
         let own = |qtype: u16, variant: u16| {
             rec.slots.iter().find(|s| s.qtype == qtype && s.variant == variant).map(|s| s.answer).filter(|&a| a != ANSWER_PASS)
         };
@@ -835,16 +844,21 @@ impl Store {
             // `own` skips pass markers: those queries take the record lookup, which passes them.
             let plain = own(s.qtype, 0);
             let dnssec = own(s.qtype, KEY_VARIANT_DO).or(plain);
+            // The smallest answers go in whole, unless they carry a SOA serial (`negatives`:
+            // the only answers ever rewritten under their id).
+            let inline = |id: u32| {
+                if id >> ANSWER_CLASS_SHIFT != 0 || negatives.contains_key(&id) { None } else { small.get(id) }
+            };
             match (plain, dnssec) {
                 (Some(p), Some(d)) if p == d => {
-                    hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN | HIT_SERVES_DO, p);
+                    hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN | HIT_SERVES_DO, p, inline(p));
                 }
                 _ => {
                     if let Some(p) = plain {
-                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN, p);
+                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN, p, inline(p));
                     }
                     if let Some(d) = dnssec {
-                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_DO, d);
+                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_DO, d, inline(d));
                     }
                 }
             }
