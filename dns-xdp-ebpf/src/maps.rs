@@ -39,9 +39,8 @@ pub static NAMES256: HashMap<NameKey<256>, NameRecord> =
 /// Its elements are written in place, which is safe because an id is written before any record
 /// points at it and not again while one may (store.rs, ID_QUARANTINE); the in-place serial
 /// rewrites of zones without a SERIALS slot happen under SERIAL_GEN, whose readers pass.
-/// Mappable: the daemon copies answers from it into the hit index (HITS).
 #[map]
-pub static ANSWERS44: Array<Answer<44>> = Array::with_max_entries(ANSWERS_CAPACITY, BPF_F_MMAPABLE);
+pub static ANSWERS44: Array<Answer<44>> = Array::with_max_entries(ANSWERS_CAPACITY, 0);
 #[map]
 pub static ANSWERS108: HashMap<u32, Answer<108>> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);

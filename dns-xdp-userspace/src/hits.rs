@@ -29,7 +29,7 @@ pub fn entries_for(capacity: u32) -> u32 {
 }
 
 /// A shared mapping of a BPF array created BPF_F_MMAPABLE; unmapped on drop.
-pub struct Mapped {
+struct Mapped {
     at: NonNull<u8>,
     len: usize,
 }
@@ -38,7 +38,7 @@ pub struct Mapped {
 unsafe impl Send for Mapped {}
 
 impl Mapped {
-    pub fn new(fd: RawFd, len: usize, writable: bool) -> anyhow::Result<Self> {
+    fn new(fd: RawFd, len: usize, writable: bool) -> anyhow::Result<Self> {
         let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length and flags.
         let at = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
@@ -53,25 +53,6 @@ impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, unmapped once.
         unsafe { libc::munmap(self.at.as_ptr().cast(), self.len) };
-    }
-}
-
-/// The ANSWERS44 array as the kernel holds it, read through a mapping: where the hit index
-/// copies its inline answers from.
-pub struct SmallAnswers {
-    mapped: Mapped,
-    entries: u32,
-}
-
-impl SmallAnswers {
-    pub fn new(fd: RawFd, entries: u32) -> anyhow::Result<Self> {
-        Ok(SmallAnswers { mapped: Mapped::new(fd, entries as usize * size_of::<Answer<44>>(), false)?, entries })
-    }
-
-    /// The element at `id` (class 0: the index itself); None past the array.
-    pub fn get(&self, id: u32) -> Option<Answer<44>> {
-        // SAFETY: id < entries, inside the mapping; a plain read of Pod bytes.
-        (id < self.entries).then(|| unsafe { read_volatile(self.mapped.at.as_ptr().cast::<Answer<44>>().add(id as usize)) })
     }
 }
 
@@ -119,7 +100,7 @@ impl HitIndex {
         self.held
     }
 
-    fn entry(&self, at: u32) -> *mut HitEntry {
+    fn entry_at(&self, at: u32) -> *mut HitEntry {
         assert!((at as usize) < self.len);
         // SAFETY: inside the mapping (checked above).
         unsafe { self.mapped.at.as_ptr().cast::<HitEntry>().add(at as usize) }
@@ -127,12 +108,12 @@ impl HitIndex {
 
     fn read(&self, at: u32) -> HitEntry {
         // SAFETY: an entry of the mapping; only this value writes it.
-        unsafe { read_volatile(self.entry(at)) }
+        unsafe { read_volatile(self.entry_at(at)) }
     }
 
     /// Rewrites entry `at` under its seq (see the module comment).
     fn write(&mut self, at: u32, value: &HitEntry) {
-        let e = self.entry(at);
+        let e = self.entry_at(at);
         // SAFETY: an entry of the mapping; each store is volatile, so the compiler keeps them
         // all, in this order.
         unsafe {
@@ -149,14 +130,12 @@ impl HitIndex {
         }
     }
 
-    /// Holds `answer` (and its bytes, `inline`, if given) for `name` (lowercase wire) and
-    /// `qtype`, for queries with the DO bits in `serves`; false if the name is too long or both
-    /// entries of its pair hold other keys. The caller removes the key's old entries first
-    /// (`remove`). An inline answer must never change under its id while the entry holds it.
-    pub fn put(&mut self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> bool {
-        let Some(words) = words(name) else { return false };
-        let first = hit_pair(&words, qtype, self.mask());
-        let Some(at) = [first, first | 1].into_iter().find(|&i| self.read(i).qtype_serves == 0) else { return false };
+    /// The entry holding `answer` (and its bytes, `inline`, if given) for `name` (lowercase
+    /// wire) and `qtype`, for queries with the DO bits in `serves`, with the first index of its
+    /// pair; None if the name is too long. An inline answer must never change under its id
+    /// while the entry holds it.
+    pub fn entry(&self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> Option<(u32, HitEntry)> {
+        let words = words(name)?;
         let entry = HitEntry {
             qtype_serves: u32::from(qtype) | serves,
             answer,
@@ -165,9 +144,34 @@ impl HitIndex {
             value: inline.unwrap_or(HitEntry::EMPTY.value),
             ..HitEntry::EMPTY
         };
-        self.write(at, &entry);
+        Some((hit_pair(&words, qtype, self.mask()), entry))
+    }
+
+    /// Writes `entry` into a free place of the pair at `first`; false if both hold other keys.
+    /// The caller removes the key's old entries first (`remove`).
+    pub fn put(&mut self, first: u32, entry: &HitEntry) -> bool {
+        let Some(at) = [first, first | 1].into_iter().find(|&i| self.qtype_serves(i) == 0) else { return false };
+        self.write(at, entry);
         self.held += 1;
         true
+    }
+
+    /// `put` for many, in the order of their places (the array is too large for the TLB:
+    /// in order, a page's entries are written together; a million random ones took a second).
+    /// Leaves `entries` empty.
+    pub fn put_all(&mut self, entries: &mut Vec<(u32, HitEntry)>) {
+        // The order, not the entries: sorting moves its elements, 132 bytes each.
+        let mut order: Vec<(u32, u32)> = entries.iter().enumerate().map(|(i, e)| (e.0, i as u32)).collect();
+        order.sort_unstable();
+        for (first, i) in order {
+            self.put(first, &entries[i as usize].1);
+        }
+        entries.clear();
+    }
+
+    fn qtype_serves(&self, at: u32) -> u32 {
+        // SAFETY: an entry of the mapping; only this value writes it.
+        unsafe { read_volatile(&raw const (*self.entry_at(at)).qtype_serves) }
     }
 
     /// Empties the entries holding (`name`, `qtype`), whatever DO bits they serve.

@@ -340,6 +340,9 @@ struct Batch {
     count: u32,
 }
 
+/// Hit entries written at once while staging (`Store::hits_stage`): 8 MiB of them.
+const HIT_WRITE_BATCH: usize = 65_536;
+
 /// How long a freed answer id rests before it names another answer. A query that read a
 /// record pointing at the id (before the update that dropped it) reads the answer within the
 /// same XDP run, microseconds later, under RCU: after this long no such reader is left, so it
@@ -404,8 +407,6 @@ pub struct Maps {
     /// The smallest answers (most of them: A, AAAA): an array indexed by id, which the program
     /// reads without hashing (see `del_answer`).
     a44: aya::maps::Array<MapData, Answer<44>>,
-    /// ANSWERS44 read through a mapping (the hit index's inline answers).
-    small: crate::hits::SmallAnswers,
     a108: BpfHashMap<MapData, u32, Answer<108>>,
     a172: BpfHashMap<MapData, u32, Answer<172>>,
     a428: BpfHashMap<MapData, u32, Answer<428>>,
@@ -467,7 +468,6 @@ impl Maps {
         let a44: aya::maps::Array<MapData, Answer<44>> = aya::maps::Array::try_from(get(MAP_ANSWERS[0])?)?;
         let (n28, n60, n124, n256) = (get(MAP_NAMES[0])?, get(MAP_NAMES[1])?, get(MAP_NAMES[2])?, get(MAP_NAMES[3])?);
         let (a108, a172, a428, a1008) = (get(MAP_ANSWERS[1])?, get(MAP_ANSWERS[2])?, get(MAP_ANSWERS[3])?, get(MAP_ANSWERS[4])?);
-        let small = crate::hits::SmallAnswers::new(fds[0], a44.len()).context("ANSWERS44")?;
         Ok(Maps {
             batches: None,
             queued: 0,
@@ -477,7 +477,6 @@ impl Maps {
             n124: BpfHashMap::try_from(n124)?,
             n256: BpfHashMap::try_from(n256)?,
             a44,
-            small,
             a108: BpfHashMap::try_from(a108)?,
             a172: BpfHashMap::try_from(a172)?,
             a428: BpfHashMap::try_from(a428)?,
@@ -761,8 +760,11 @@ pub struct Store {
     hash_key: (u64, u64),
     /// The hit index, kept in step with `records` (hits.rs); None in tests without one.
     hits: Option<crate::hits::HitIndex>,
-    /// Names whose records went into a batch not yet written: their hits follow once it is.
-    hits_pending: Vec<Name>,
+    /// Hit entries of names written while staging (with their pair, `HitIndex::entry`), written
+    /// in order of place when there are many (`HitIndex::put_all`) and at the end of staging.
+    hits_ready: Vec<(u32, dns_xdp_common::HitEntry)>,
+    /// Those that name an answer in a batch not yet written: only after it is.
+    hits_pending: Vec<(u32, dns_xdp_common::HitEntry)>,
 }
 
 /// What one update will write, gathered before anything is written.
@@ -776,6 +778,9 @@ struct Plan {
     created: Vec<u32>,
     /// New names written while staging (nothing to protect them from).
     added_now: usize,
+    /// The hit entries (with their pair, `HitIndex::entry`) of the names in `changes` with a
+    /// new record.
+    hits: HashMap<Name, Vec<(u32, dns_xdp_common::HitEntry)>>,
 }
 
 impl Store {
@@ -794,6 +799,7 @@ impl Store {
             serial_slots: SERIAL_SLOTS,
             hash_key: (random(), random()),
             hits: None,
+            hits_ready: Vec::new(),
             hits_pending: Vec::new(),
         }
     }
@@ -822,53 +828,72 @@ impl Store {
         }
     }
 
-    /// Writes `name`'s hit entries from its record as installed: for each type with a slot of
-    /// its own, the answer `resolve`'s first step gives a query without DO (the plain slot)
-    /// and with DO (the DO slot, else the plain one). Only once the record and its answers are
-    /// in the kernel: an entry sends queries straight to its answer, and copies the smallest
-    /// from the kernel's array.
-    fn hits_fill(&mut self, name: &Name) {
+    /// A name's hit entries, with their pairs, into `out` (none without an index, or for a name
+    /// too long for it): for each type with a slot of its own in `rec`, the answer `resolve`'s
+    /// first step gives a query without DO (the plain slot) and with DO (the DO slot, else the
+    /// plain one), with the answer itself when it is one of the smallest and never rewritten
+    /// under its id (not one carrying a SOA serial, `negatives`). `slots` are the values `rec`
+    /// was made from.
+    fn hit_entries(&self, name: &Name, rec: &Installed, slots: &NameSlots, out: &mut Vec<(u32, dns_xdp_common::HitEntry)>) {
         use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
-        let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
-        let (small, negatives) = (&self.maps.small, &self.negatives);
+        let Some(hits) = self.hits.as_ref() else { return };
+        // `own` skips pass markers: those queries take the record lookup, which passes them.
         let own = |qtype: u16, variant: u16| {
             rec.slots.iter().find(|s| s.qtype == qtype && s.variant == variant).map(|s| s.answer).filter(|&a| a != ANSWER_PASS)
         };
-        let mut seen = Vec::new();
-        for s in rec.slots.iter().filter(|s| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT) {
-            if seen.contains(&s.qtype) {
+        let mut put = |qtype: u16, variant: u16, serves: u32, answer: u32| {
+            let small = answer >> ANSWER_CLASS_SHIFT == 0 && !self.negatives.contains_key(&answer);
+            let value = slots.iter().find(|s| s.0 == qtype && s.1 == variant).map(|s| &s.2);
+            out.extend(hits.entry(name.as_wire(), qtype, serves, answer, value.filter(|_| small).map(sized::<44>)));
+        };
+        let exact = |s: &&Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT;
+        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| exact(s)) {
+            // Once per type (its plain and DO slots make one or two entries together).
+            if rec.slots[..i].iter().filter(exact).any(|o| o.qtype == s.qtype) {
                 continue;
             }
-            seen.push(s.qtype);
-            hits.remove(name.as_wire(), s.qtype);
-            // `own` skips pass markers: those queries take the record lookup, which passes them.
             let plain = own(s.qtype, 0);
-            let dnssec = own(s.qtype, KEY_VARIANT_DO).or(plain);
-            // The smallest answers go in whole, unless they carry a SOA serial (`negatives`:
-            // the only answers ever rewritten under their id).
-            let inline = |id: u32| {
-                if id >> ANSWER_CLASS_SHIFT != 0 || negatives.contains_key(&id) { None } else { small.get(id) }
-            };
+            let dnssec = own(s.qtype, KEY_VARIANT_DO).map(|a| (a, KEY_VARIANT_DO)).or(plain.map(|a| (a, 0)));
             match (plain, dnssec) {
-                (Some(p), Some(d)) if p == d => {
-                    hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN | HIT_SERVES_DO, p, inline(p));
-                }
+                (Some(p), Some((d, _))) if p == d => put(s.qtype, 0, HIT_SERVES_PLAIN | HIT_SERVES_DO, p),
                 _ => {
                     if let Some(p) = plain {
-                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_PLAIN, p, inline(p));
+                        put(s.qtype, 0, HIT_SERVES_PLAIN, p);
                     }
-                    if let Some(d) = dnssec {
-                        hits.put(name.as_wire(), s.qtype, HIT_SERVES_DO, d, inline(d));
+                    if let Some((d, variant)) = dnssec {
+                        put(s.qtype, variant, HIT_SERVES_DO, d);
                     }
                 }
             }
         }
     }
 
-    /// Fills the hits of names whose records were batched, now that every batch is written.
-    fn hits_fill_pending(&mut self) {
-        for name in std::mem::take(&mut self.hits_pending) {
-            self.hits_fill(&name);
+    /// Queues the hit entries of a name written while staging: those holding their answer are
+    /// written in batches in order of place, those naming an id once its answer is written.
+    fn hits_stage(&mut self, name: &Name, rec: &Installed, slots: &NameSlots) {
+        use dns_xdp_common::HIT_INLINE;
+        let mut ready = std::mem::take(&mut self.hits_ready);
+        let before = ready.len();
+        self.hit_entries(name, rec, slots, &mut ready);
+        for i in (before..ready.len()).rev() {
+            if ready[i].1.flags & HIT_INLINE == 0 {
+                self.hits_pending.push(ready.swap_remove(i));
+            }
+        }
+        if ready.len() >= HIT_WRITE_BATCH {
+            if let Some(hits) = self.hits.as_mut() {
+                hits.put_all(&mut ready);
+            }
+        }
+        self.hits_ready = ready;
+    }
+
+    /// Writes the queued hit entries, now that every batch is written.
+    fn hits_put_pending(&mut self) {
+        let (mut ready, mut pending) = (std::mem::take(&mut self.hits_ready), std::mem::take(&mut self.hits_pending));
+        if let Some(hits) = self.hits.as_mut() {
+            hits.put_all(&mut ready);
+            hits.put_all(&mut pending);
         }
     }
 
@@ -994,10 +1019,10 @@ impl Store {
     }
 
     /// A name's record from its compiled slots.
-    fn prepare(&mut self, zones: &ZoneSet, name: &Name, slots: NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
+    fn prepare(&mut self, zones: &ZoneSet, name: &Name, slots: &NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
         let mut flags = 0;
         let mut out = Vec::with_capacity(slots.len());
-        for (qtype, variant, value) in &slots {
+        for (qtype, variant, value) in slots {
             if *qtype == QTYPE_DEFAULT && *variant == KEY_VARIANT_CHILD && value.value_flags & VALUE_FLAG_SIGNED != 0 {
                 flags |= RECORD_SIGNED;
             }
@@ -1085,7 +1110,7 @@ impl Store {
             self.abandon(plan);
             return Err(e);
         }
-        self.hits_fill_pending();
+        self.hits_put_pending();
         Ok(plan)
     }
 
@@ -1110,26 +1135,39 @@ impl Store {
         plan: &mut Plan,
     ) -> anyhow::Result<()> {
         let slots: NameSlots = if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
-        let mut rec = self.prepare(zones, name, slots, plan)?;
+        let mut rec = self.prepare(zones, name, &slots, plan)?;
         match self.records.get_mut(name) {
             Some(old) if old.slots == rec.slots && old.flags == rec.flags => old.seen = rec.seen,
-            Some(_) => plan.changes.push((name.clone(), Some(rec))),
+            Some(_) => {
+                self.plan_hits(name, &rec, &slots, plan);
+                plan.changes.push((name.clone(), Some(rec)));
+            }
             // New, and no serial changes: nothing it serves can mix versions. Otherwise it may
             // use answers whose serial changes (its zone's, or its parent's): wait for those.
             None if serials_changed.is_empty() && plan.new_serials.is_empty() =>
             {
                 self.write_record(name, &rec)?;
+                self.hits_stage(name, &rec, &slots);
                 self.reference(&rec, 1);
                 rec.seen = self.generation;
                 self.records.insert(name, rec);
-                if self.hits.is_some() {
-                    self.hits_pending.push(name.clone());
-                }
                 plan.added_now += 1;
             }
-            None => plan.changes.push((name.clone(), Some(rec))),
+            None => {
+                self.plan_hits(name, &rec, &slots, plan);
+                plan.changes.push((name.clone(), Some(rec)));
+            }
         }
         Ok(())
+    }
+
+    /// The hit entries of a name whose record `commit` writes.
+    fn plan_hits(&self, name: &Name, rec: &Installed, slots: &NameSlots, plan: &mut Plan) {
+        let mut entries = Vec::new();
+        self.hit_entries(name, rec, slots, &mut entries);
+        if !entries.is_empty() {
+            plan.hits.insert(name.clone(), entries);
+        }
     }
 
     fn reference(&mut self, rec: &Installed, delta: i64) {
@@ -1214,7 +1252,7 @@ impl Store {
     ///    finds nothing and passes).
     fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
         let t0 = std::time::Instant::now();
-        let Plan { changes, mut new_serials, created, added_now } = plan;
+        let Plan { changes, mut new_serials, created, added_now, mut hits } = plan;
         let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
         for zone in zones.iter() {
             if let Some(&id) = self.zone_ids.get(&zone.origin) {
@@ -1258,7 +1296,11 @@ impl Store {
                     if old.is_some() { diff.changed += 1 } else { diff.added += 1 }
                     rec.seen = self.generation;
                     self.records.insert(&name, rec);
-                    self.hits_fill(&name);
+                    if let (Some(index), Some(entries)) = (self.hits.as_mut(), hits.remove(&name)) {
+                        for (first, entry) in &entries {
+                            index.put(*first, entry);
+                        }
+                    }
                 }
                 None => {
                     self.delete_record(&name, 0, old_parts)?;
@@ -1308,6 +1350,7 @@ impl Store {
     /// A failed update: frees the answers it created (nothing references them yet).
     fn abandon(&mut self, plan: Plan) {
         // Their records may not be in the kernel: they keep the record lookup.
+        self.hits_ready.clear();
         self.hits_pending.clear();
         let _ = self.maps.wait_in_flight();
         self.maps.batches = None;
@@ -1397,7 +1440,7 @@ impl Store {
             self.abandon(plan);
             return Err(e);
         }
-        self.hits_fill_pending();
+        self.hits_put_pending();
         self.plan_removals(&mut plan, self.generation);
         self.commit(plan, &zones)
     }

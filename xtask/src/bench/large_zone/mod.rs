@@ -322,8 +322,9 @@ fn notes(opts: &Options) -> Vec<String> {
          (so XDP answered), and the summed dnsxdp_bpf_map_entries has settled (5 equal readings 100 ms apart); \
          installed = the later of the two moments."
             .into(),
-        "Memory: VmRSS / VmHWM from /proc/PID/status; BPF: the sum of `memlock` in /proc/PID/fdinfo of the \
-         daemon's bpf-map fds. Read once the start is done."
+        "Memory: VmRSS / VmHWM from /proc/PID/status, less the resident pages of BPF maps the daemon maps \
+         (its hit index, /proc/PID/smaps `anon_inode:bpf-map`), which memlock counts; BPF: the sum of `memlock` \
+         in /proc/PID/fdinfo of the daemon's bpf-map fds. Read once the start is done."
             .into(),
         format!(
             "Change: PUT /v1/zones/{}/rrsets/<name>/A with a new address (no other nodes, so 200 once served \

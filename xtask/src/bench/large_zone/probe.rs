@@ -277,6 +277,27 @@ pub struct Memory {
     /// account of each map's memory.
     pub bpf_memlock_bytes: u64,
     pub bpf_maps: usize,
+    /// Resident pages of BPF maps the daemon has mapped (its hit index): part of VmRSS and of
+    /// the maps' memlock alike, so taken out of `rss_bytes` to count them once.
+    #[serde(default)]
+    pub bpf_mapped_bytes: u64,
+}
+
+/// Resident bytes of the process's mappings of BPF maps (/proc/PID/smaps, `anon_inode:bpf-map`).
+fn bpf_mapped(smaps: &str) -> u64 {
+    let mut total = 0;
+    let mut in_map = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            in_map = line.ends_with("anon_inode:bpf-map");
+        } else if in_map {
+            if let Some(kib) = line.strip_prefix("Rss:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()) {
+                total += kib * 1024;
+            }
+        }
+    }
+    total
 }
 
 pub fn memory(pid: u32) -> Memory {
@@ -288,7 +309,13 @@ pub fn memory(pid: u32) -> Memory {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    let mut m = Memory { rss_bytes: kib("VmRSS:") * 1024, rss_peak_bytes: kib("VmHWM:") * 1024, ..Memory::default() };
+    let mapped = bpf_mapped(&std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default());
+    let mut m = Memory {
+        rss_bytes: (kib("VmRSS:") * 1024).saturating_sub(mapped),
+        rss_peak_bytes: kib("VmHWM:") * 1024,
+        bpf_mapped_bytes: mapped,
+        ..Memory::default()
+    };
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
         let is_map = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-map");
         if !is_map {
@@ -306,6 +333,14 @@ pub fn memory(pid: u32) -> Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_only_the_resident_pages_of_mapped_bpf_maps() {
+        let smaps = "55d0a0000000-55d0a0100000 r-xp 00000000 08:01 123 /usr/bin/dns-xdp\nRss:                 512 kB\n\
+                     7f0000000000-7f0004000000 rw-s 00000000 00:0e 77 anon_inode:bpf-map\nSize: 65536 kB\nRss:               65536 kB\n\
+                     7f0005000000-7f0005001000 rw-p 00000000 00:00 0 \nRss:                   4 kB\n";
+        assert_eq!(bpf_mapped(smaps), 65536 * 1024);
+    }
 
     #[test]
     fn reads_a_records_from_a_response() {
