@@ -10,7 +10,7 @@ use core::ptr::read_volatile;
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use dns_xdp_common::{
-    Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Scratch, hit_pair,
+    Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Scratch, hit_pairs,
 };
 
 use crate::maps::HITS;
@@ -85,9 +85,12 @@ pub fn find(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32, mask: u32) ->
         (name, (*scratch).key.qtype)
     };
     let want = u32::from(qtype) | if dnssec_ok != 0 { HIT_SERVES_DO } else { HIT_SERVES_PLAIN };
-    let first = hit_pair(&name, qtype, mask);
-    match probe(first, &name, want, scratch) {
-        MISS => probe(first | 1, &name, want, scratch),
-        found => found,
+    let [first, second] = hit_pairs(&name, qtype, mask);
+    for at in [first, first | 1, second, second | 1] {
+        let found = probe(at, &name, want, scratch);
+        if found != MISS {
+            return found;
+        }
     }
+    MISS
 }

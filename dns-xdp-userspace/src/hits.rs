@@ -19,7 +19,7 @@ use std::os::fd::RawFd;
 use std::ptr::{NonNull, read_volatile, write_volatile};
 
 use anyhow::Context as _;
-use dns_xdp_common::{Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pair};
+use dns_xdp_common::{Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pairs};
 
 /// Entries in HITS for `capacity` (`--answers-capacity`): a quarter as many, a power of two,
 /// at least 1024. Most hot names have one or two types asked (A, AAAA); names the index
@@ -131,10 +131,10 @@ impl HitIndex {
     }
 
     /// The entry holding `answer` (and its bytes, `inline`, if given) for `name` (lowercase
-    /// wire) and `qtype`, for queries with the DO bits in `serves`, with the first index of its
-    /// pair; None if the name is too long. An inline answer must never change under its id
+    /// wire) and `qtype`, for queries with the DO bits in `serves`, with the first entries of
+    /// its two pairs; None if the name is too long. An inline answer must never change under its id
     /// while the entry holds it.
-    pub fn entry(&self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> Option<(u32, HitEntry)> {
+    pub fn entry(&self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> Option<([u32; 2], HitEntry)> {
         let words = words(name)?;
         let entry = HitEntry {
             qtype_serves: u32::from(qtype) | serves,
@@ -144,13 +144,14 @@ impl HitIndex {
             value: inline.unwrap_or(HitEntry::EMPTY.value),
             ..HitEntry::EMPTY
         };
-        Some((hit_pair(&words, qtype, self.mask()), entry))
+        Some((hit_pairs(&words, qtype, self.mask()), entry))
     }
 
-    /// Writes `entry` into a free place of the pair at `first`; false if both hold other keys.
-    /// The caller removes the key's old entries first (`remove`).
-    pub fn put(&mut self, first: u32, entry: &HitEntry) -> bool {
-        let Some(at) = [first, first | 1].into_iter().find(|&i| self.qtype_serves(i) == 0) else { return false };
+    /// Writes `entry` into a free place of its pairs, the first pair first; false if all four
+    /// hold other keys. The caller removes the key's old entries first (`remove`).
+    pub fn put(&mut self, [first, second]: [u32; 2], entry: &HitEntry) -> bool {
+        let places = [first, first | 1, second, second | 1];
+        let Some(at) = places.into_iter().find(|&i| self.qtype_serves(i) == 0) else { return false };
         self.write(at, entry);
         self.held += 1;
         true
@@ -159,12 +160,13 @@ impl HitIndex {
     /// `put` for many, in the order of their places (the array is too large for the TLB:
     /// in order, a page's entries are written together; a million random ones took a second).
     /// Leaves `entries` empty.
-    pub fn put_all(&mut self, entries: &mut Vec<(u32, HitEntry)>) {
-        // The order, not the entries: sorting moves its elements, 132 bytes each.
-        let mut order: Vec<(u32, u32)> = entries.iter().enumerate().map(|(i, e)| (e.0, i as u32)).collect();
+    pub fn put_all(&mut self, entries: &mut Vec<([u32; 2], HitEntry)>) {
+        // The order, not the entries: sorting moves its elements, 136 bytes each.
+        let mut order: Vec<(u32, u32)> = entries.iter().enumerate().map(|(i, e)| (e.0[0], i as u32)).collect();
         order.sort_unstable();
-        for (first, i) in order {
-            self.put(first, &entries[i as usize].1);
+        for (_, i) in order {
+            let (pairs, entry) = &entries[i as usize];
+            self.put(*pairs, entry);
         }
         entries.clear();
     }
@@ -177,8 +179,8 @@ impl HitIndex {
     /// Empties the entries holding (`name`, `qtype`), whatever DO bits they serve.
     pub fn remove(&mut self, name: &[u8], qtype: u16) {
         let Some(words) = words(name) else { return };
-        let first = hit_pair(&words, qtype, self.mask());
-        for at in [first, first | 1] {
+        let [first, second] = hit_pairs(&words, qtype, self.mask());
+        for at in [first, first | 1, second, second | 1] {
             let e = self.read(at);
             if e.qtype_serves != 0 && e.qtype_serves & 0xffff == u32::from(qtype) && e.name == words {
                 self.write(at, &HitEntry::EMPTY);
@@ -204,11 +206,11 @@ mod tests {
     }
 
     #[test]
-    fn pairs_stay_inside_the_mask_and_start_even() {
+    fn pairs_are_two_stay_inside_the_mask_and_start_even() {
         for i in 0..1000u32 {
             let w = words(format!("\x05n{i:04}\x04test\x00").as_bytes()).unwrap();
-            let p = hit_pair(&w, 1, 1023);
-            assert!(p < 1024 && p % 2 == 0);
+            let [a, b] = hit_pairs(&w, 1, 1023);
+            assert!(a < 1024 && b < 1024 && a % 2 == 0 && b % 2 == 0 && a != b);
         }
     }
 }

@@ -762,9 +762,9 @@ pub struct Store {
     hits: Option<crate::hits::HitIndex>,
     /// Hit entries of names written while staging (with their pair, `HitIndex::entry`), written
     /// in order of place when there are many (`HitIndex::put_all`) and at the end of staging.
-    hits_ready: Vec<(u32, dns_xdp_common::HitEntry)>,
+    hits_ready: Vec<([u32; 2], dns_xdp_common::HitEntry)>,
     /// Those that name an answer in a batch not yet written: only after it is.
-    hits_pending: Vec<(u32, dns_xdp_common::HitEntry)>,
+    hits_pending: Vec<([u32; 2], dns_xdp_common::HitEntry)>,
 }
 
 /// What one update will write, gathered before anything is written.
@@ -780,7 +780,7 @@ struct Plan {
     added_now: usize,
     /// The hit entries (with their pair, `HitIndex::entry`) of the names in `changes` with a
     /// new record.
-    hits: HashMap<Name, Vec<(u32, dns_xdp_common::HitEntry)>>,
+    hits: HashMap<Name, Vec<([u32; 2], dns_xdp_common::HitEntry)>>,
 }
 
 impl Store {
@@ -829,12 +829,12 @@ impl Store {
     }
 
     /// A name's hit entries, with their pairs, into `out` (none without an index, or for a name
-    /// too long for it): for each type with a slot of its own in `rec`, the answer `resolve`'s
+    /// too long for it): for each type but the meta types with a slot of its own in `rec`, the answer `resolve`'s
     /// first step gives a query without DO (the plain slot) and with DO (the DO slot, else the
     /// plain one), with the answer itself when it is one of the smallest and never rewritten
     /// under its id (not one carrying a SOA serial, `negatives`). `slots` are the values `rec`
     /// was made from.
-    fn hit_entries(&self, name: &Name, rec: &Installed, slots: &NameSlots, out: &mut Vec<(u32, dns_xdp_common::HitEntry)>) {
+    fn hit_entries(&self, name: &Name, rec: &Installed, slots: &NameSlots, out: &mut Vec<([u32; 2], dns_xdp_common::HitEntry)>) {
         use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
         let Some(hits) = self.hits.as_ref() else { return };
         // `own` skips pass markers: those queries take the record lookup, which passes them.
@@ -846,7 +846,9 @@ impl Store {
             let value = slots.iter().find(|s| s.0 == qtype && s.1 == variant).map(|s| &s.2);
             out.extend(hits.entry(name.as_wire(), qtype, serves, answer, value.filter(|_| small).map(sized::<44>)));
         };
-        let exact = |s: &&Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT;
+        // Meta types (ANY and the like, RFC 6895 128..=255) are rare enough to leave out: every
+        // name has an ANY slot, and it would take half the index.
+        let exact = |s: &&Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype);
         for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| exact(s)) {
             // Once per type (its plain and DO slots make one or two entries together).
             if rec.slots[..i].iter().filter(exact).any(|o| o.qtype == s.qtype) {
@@ -1297,8 +1299,8 @@ impl Store {
                     rec.seen = self.generation;
                     self.records.insert(&name, rec);
                     if let (Some(index), Some(entries)) = (self.hits.as_mut(), hits.remove(&name)) {
-                        for (first, entry) in &entries {
-                            index.put(*first, entry);
+                        for (pairs, entry) in &entries {
+                            index.put(*pairs, entry);
                         }
                     }
                 }

@@ -257,9 +257,10 @@ fn kernel_answers_equal_daemon_answers() {
     assert_eq!(tx, expected_tx, "kernel answers");
     // Exact hits come from the hit index, the rest from the records: both are checked above.
     let hits = stats.read().expect("STATS")[dns_xdp_common::stat::TX_HIT as usize];
-    // These zones give 1,778 (every name up to 48 bytes with a type of its own has its entries;
-    // a lost entry falls back to the records, still right, so only this count notices).
-    assert!(hits > 1700, "only {hits} of {tx} kernel answers came from the hit index");
+    // These zones give 1,130 (every name up to 48 bytes with a type of its own, meta types
+    // aside, has its entries; a lost entry falls back to the records, still right, so only
+    // this count notices).
+    assert!(hits > 1100, "only {hits} of {tx} kernel answers came from the hit index");
     let (cookie_cases, other_options) = cookie_queries(&mut program, &zones, &names);
     assert!(tx * 10 > cases * 7, "only {tx} of {cases} queries were answered by XDP");
     let (nx, nx_tx) = by_rcode[3];
