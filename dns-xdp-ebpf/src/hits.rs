@@ -3,8 +3,9 @@
 //! bucket and the element's lines, and the answer another line, each likely a miss, one after
 //! the other. An entry is two adjacent lines whose loads overlap, and holds no more than what
 //! step 0 of `resolve` would find for the DO bits it serves (the answer id, and for the
-//! smallest answers the answer itself); anything else (no entry, a name too long for one, an
-//! entry being rewritten) takes the record lookup, which finds the same.
+//! smallest answers the answer itself), in either of two pairs; anything else (no entry, a
+//! name too long for one, an entry being rewritten) takes the record lookup, which finds the
+//! same.
 
 use core::ptr::read_volatile;
 

@@ -760,7 +760,7 @@ pub struct Store {
     hash_key: (u64, u64),
     /// The hit index, kept in step with `records` (hits.rs); None in tests without one.
     hits: Option<crate::hits::HitIndex>,
-    /// Hit entries of names written while staging (with their pair, `HitIndex::entry`), written
+    /// Hit entries of names written while staging (with their pairs, `HitIndex::entry`), written
     /// in order of place when there are many (`HitIndex::put_all`) and at the end of staging.
     hits_ready: Vec<([u32; 2], dns_xdp_common::HitEntry)>,
     /// Those that name an answer in a batch not yet written: only after it is.
@@ -778,7 +778,7 @@ struct Plan {
     created: Vec<u32>,
     /// New names written while staging (nothing to protect them from).
     added_now: usize,
-    /// The hit entries (with their pair, `HitIndex::entry`) of the names in `changes` with a
+    /// The hit entries (with their pairs, `HitIndex::entry`) of the names in `changes` with a
     /// new record.
     hits: HashMap<Name, Vec<([u32; 2], dns_xdp_common::HitEntry)>>,
 }
@@ -829,11 +829,11 @@ impl Store {
     }
 
     /// A name's hit entries, with their pairs, into `out` (none without an index, or for a name
-    /// too long for it): for each type but the meta types with a slot of its own in `rec`, the answer `resolve`'s
-    /// first step gives a query without DO (the plain slot) and with DO (the DO slot, else the
-    /// plain one), with the answer itself when it is one of the smallest and never rewritten
-    /// under its id (not one carrying a SOA serial, `negatives`). `slots` are the values `rec`
-    /// was made from.
+    /// too long for it): for each type but the meta types with a slot of its own in `rec`, the
+    /// answer `resolve`'s first step gives a query without DO (the plain slot) and with DO (the
+    /// DO slot, else the plain one), with the answer itself when it is one of the smallest and
+    /// never rewritten under its id (not one carrying a SOA serial, `negatives`). `slots` are
+    /// the values `rec` was made from.
     fn hit_entries(&self, name: &Name, rec: &Installed, slots: &NameSlots, out: &mut Vec<([u32; 2], dns_xdp_common::HitEntry)>) {
         use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
         let Some(hits) = self.hits.as_ref() else { return };
