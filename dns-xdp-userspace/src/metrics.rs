@@ -110,7 +110,7 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
         for (name, i) in ACTIONS {
             let _ = writeln!(out, "dnsxdp_xdp_packets_total{{action=\"{name}\"}} {}", k[i as usize]);
         }
-        out.push_str("# HELP dnsxdp_xdp_resolved_total How XDP found the answers it sent other than by its name record's own slot for the type: in the hit index (the same answer, one cache line away), a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
+        out.push_str("# HELP dnsxdp_xdp_resolved_total How XDP found the answers it sent other than by its name record's own slot for the type: in the hit index (the same answer, without the record lookup), a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
         let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"hit\"}} {}", k[stat::TX_HIT as usize]);
         let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"default\"}} {}", k[stat::TX_DEFAULT as usize]);
         let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"encloser\"}} {}", k[stat::TX_ENCLOSER as usize]);
