@@ -28,7 +28,7 @@ pub fn entries_for(capacity: u32) -> u32 {
     (capacity / 4).max(1024).next_power_of_two()
 }
 
-/// A shared mapping of a BPF array created BPF_F_MMAPABLE; unmapped on drop.
+/// A shared, writable mapping of a BPF array created BPF_F_MMAPABLE; unmapped on drop.
 struct Mapped {
     at: NonNull<u8>,
     len: usize,
@@ -38,8 +38,8 @@ struct Mapped {
 unsafe impl Send for Mapped {}
 
 impl Mapped {
-    fn new(fd: RawFd, len: usize, writable: bool) -> anyhow::Result<Self> {
-        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+    fn new(fd: RawFd, len: usize) -> anyhow::Result<Self> {
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
         // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length and flags.
         let at = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
         if at == libc::MAP_FAILED {
@@ -86,7 +86,7 @@ impl HitIndex {
         anyhow::ensure!(len.is_power_of_two() && len >= 2, "HITS needs a power of two entries, not {len}");
         let aya::maps::Map::Array(data) = &map else { anyhow::bail!("HITS is not an array") };
         let fd = data.fd().as_fd().as_raw_fd();
-        let mapped = Mapped::new(fd, len as usize * size_of::<HitEntry>(), true).context("HITS")?;
+        let mapped = Mapped::new(fd, len as usize * size_of::<HitEntry>()).context("HITS")?;
         Ok(HitIndex { mapped, _map: map, len: len as usize, held: 0 })
     }
 

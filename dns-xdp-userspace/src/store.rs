@@ -340,6 +340,13 @@ struct Batch {
     count: u32,
 }
 
+/// Whether a record slot has hit entries: a type's own answer at the name, meta types (ANY
+/// and the like, RFC 6895 128..=255) aside. They are rare enough to leave out, and every name
+/// has an ANY slot, which would take half the index.
+fn hit_slot(s: &Slot) -> bool {
+    s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype)
+}
+
 /// Hit entries written at once while staging (`Store::hits_stage`): 8 MiB of them.
 const HIT_WRITE_BATCH: usize = 65_536;
 
@@ -819,10 +826,8 @@ impl Store {
     /// queries then take the record lookup.
     fn hits_forget(&mut self, name: &Name) {
         let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
-        let mut seen = Vec::new();
-        for s in rec.slots.iter().filter(|s| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT) {
-            if !seen.contains(&s.qtype) {
-                seen.push(s.qtype);
+        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| hit_slot(s)) {
+            if !rec.slots[..i].iter().filter(|o| hit_slot(o)).any(|o| o.qtype == s.qtype) {
                 hits.remove(name.as_wire(), s.qtype);
             }
         }
@@ -846,12 +851,9 @@ impl Store {
             let value = slots.iter().find(|s| s.0 == qtype && s.1 == variant).map(|s| &s.2);
             out.extend(hits.entry(name.as_wire(), qtype, serves, answer, value.filter(|_| small).map(sized::<44>)));
         };
-        // Meta types (ANY and the like, RFC 6895 128..=255) are rare enough to leave out: every
-        // name has an ANY slot, and it would take half the index.
-        let exact = |s: &&Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype);
-        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| exact(s)) {
+        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| hit_slot(s)) {
             // Once per type (its plain and DO slots make one or two entries together).
-            if rec.slots[..i].iter().filter(exact).any(|o| o.qtype == s.qtype) {
+            if rec.slots[..i].iter().filter(|o| hit_slot(o)).any(|o| o.qtype == s.qtype) {
                 continue;
             }
             let plain = own(s.qtype, 0);
