@@ -7,6 +7,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
+/// No frame is longer: the program does not set xdp.frags, so it sees one page at most.
+const MAX_FRAME: usize = 4096;
+
 /// Bytes in the frame as the kernel hands it to us (the linear part; we do not set xdp.frags).
 #[inline(always)]
 pub fn frame_len(ctx: &XdpContext) -> usize {
@@ -19,6 +22,12 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
 pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     let start = ctx.data();
     let end = ctx.data_end();
+    // A frame's linear part lies within one page. The bound also tells the verifier that a
+    // variable offset stays far below its 64 KiB packet limit, without which it learns
+    // nothing from the comparison below.
+    if offset > MAX_FRAME {
+        return None;
+    }
     // The verifier only accepts a packet access after a comparison against data_end that
     // covers the whole object, which is exactly this check.
     if start + offset + core::mem::size_of::<T>() > end {
@@ -53,4 +62,80 @@ pub fn store(ctx: &XdpContext, offset: usize, buf: *const u8, len: usize) -> Opt
     // SAFETY: as for `load`; the helper never writes outside the packet.
     let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, offset as u32, buf.cast_mut().cast(), len as u32) };
     if rc == 0 { Some(()) } else { None }
+}
+
+/// The longest copy `store_words` makes.
+pub const WORDS_MAX_LEN: usize = 64;
+/// The longest copy `load_words` makes (a key name).
+pub const LOAD_WORDS_MAX_LEN: usize = 256;
+
+/// Copies `len` bytes (8 <= `len` <= WORDS_MAX_LEN) from `src` (map memory) into the packet at
+/// `offset` with direct stores, eight bytes at a time, the last word overlapping the one before
+/// unless `len` is a multiple of 8: cheaper than the helper call for the small answers most
+/// replies carry.
+#[inline(always)]
+pub fn store_words(ctx: &XdpContext, offset: usize, src: *const u8, len: usize) -> Option<()> {
+    if !(8..=WORDS_MAX_LEN).contains(&len) {
+        return None;
+    }
+    for i in 0..WORDS_MAX_LEN / 8 {
+        let at = i * 8;
+        if at + 8 > len {
+            break;
+        }
+        let p: *mut [u8; 8] = ptr_at(ctx, opaque(offset + at))?;
+        // SAFETY: bounds checked by ptr_at; `at + 8 <= len`, inside `src`. See `word`.
+        unsafe { p.cast::<u64>().write_unaligned(word(src, at)) };
+    }
+    let p: *mut [u8; 8] = ptr_at(ctx, opaque(offset + len - 8))?;
+    // SAFETY: as above.
+    unsafe { p.cast::<u64>().write_unaligned(word(src, len - 8)) };
+    Some(())
+}
+
+/// Copies `len` packet bytes at `offset` into `dst` (map memory) the same way, with direct
+/// loads; `len` up to LOAD_WORDS_MAX_LEN. Below 8 bytes it calls the helper.
+#[inline(always)]
+pub fn load_words(ctx: &XdpContext, offset: usize, dst: *mut u8, len: usize) -> Option<()> {
+    if len < 8 {
+        return load(ctx, offset, dst, len);
+    }
+    if len > LOAD_WORDS_MAX_LEN {
+        return None;
+    }
+    for i in 0..LOAD_WORDS_MAX_LEN / 8 {
+        let at = i * 8;
+        if at + 8 > len {
+            break;
+        }
+        let p: *const [u8; 8] = ptr_at(ctx, opaque(offset + at))?;
+        // SAFETY: bounds checked by ptr_at; `at + 8 <= len`, inside `dst`.
+        unsafe { dst.add(at).cast::<u64>().write_unaligned(p.cast::<u64>().read_unaligned()) };
+    }
+    let p: *const [u8; 8] = ptr_at(ctx, opaque(offset + len - 8))?;
+    // SAFETY: as above.
+    unsafe { dst.add(len - 8).cast::<u64>().write_unaligned(p.cast::<u64>().read_unaligned()) };
+    Some(())
+}
+
+/// The unaligned 8-byte word at `src + at`. Unaligned accesses are single instructions (the
+/// program is built with allows-misaligned-mem-access, dns-xdp-ebpf/build.rs), and the
+/// verifier allows them on packet and map memory (not on the stack).
+///
+/// # Safety
+/// `src + at .. src + at + 8` must be readable.
+#[inline(always)]
+unsafe fn word(src: *const u8, at: usize) -> u64 {
+    // SAFETY: the caller's promise.
+    unsafe { src.add(at).cast::<u64>().read_unaligned() }
+}
+
+/// `x`, through the stack: LLVM then cannot fold `offset + 8` into a sum it computed elsewhere
+/// and check that instead of the pointer it accesses, which the verifier cannot follow. A
+/// spilled scalar keeps its bounds for the verifier.
+#[inline(always)]
+fn opaque(x: usize) -> usize {
+    let slot = x;
+    // SAFETY: a local.
+    unsafe { core::ptr::read_volatile(&slot) }
 }

@@ -143,7 +143,7 @@ fn walk_qname(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<
     // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run; raw holds
     // KEY_NAME_LEN + 4 bytes and copy <= KEY_NAME_LEN.
     let raw = unsafe { (*scratch).raw.as_mut_ptr() };
-    cursor::load(ctx, frame.dns_off + DNS_HLEN, raw, copy).ok_or(Exit::Pass(stat::PASS_QNAME))?;
+    cursor::load_words(ctx, frame.dns_off + DNS_HLEN, raw, copy).ok_or(Exit::Pass(stat::PASS_QNAME))?;
 
     let mut idx = 0usize;
     // MAX_LABELS: a 255-byte name has at most 128 labels (root included), so the walk ends by
@@ -173,13 +173,12 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     if opt_off + OPT_LEN > frame.msg_len {
         return Err(Exit::Pass(stat::PASS_EDNS));
     }
-    // Uninitialised: the helper fills all of it or fails, and zeroing an 11-byte array costs a
-    // byte-at-a-time memset call.
-    let mut opt = core::mem::MaybeUninit::<[u8; OPT_LEN]>::uninit();
-    cursor::load(ctx, frame.dns_off + opt_off, opt.as_mut_ptr().cast(), OPT_LEN)
-        .ok_or(Exit::Pass(stat::PASS_EDNS))?;
-    // SAFETY: bpf_xdp_load_bytes returned 0, so it wrote all OPT_LEN bytes.
-    let opt = unsafe { opt.assume_init() };
+    // Read in place: a helper copy costs a call, and the stack copy's byte fields would be
+    // misaligned word loads, which the verifier refuses on the stack (packet data may be).
+    let opt: *const [u8; OPT_LEN] =
+        cursor::ptr_at(ctx, frame.dns_off + opt_off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
+    // SAFETY: bounds checked by ptr_at.
+    let opt = unsafe { *opt };
     let rtype = be16([opt[1], opt[2]]);
     let payload = be16([opt[3], opt[4]]);
     let version = opt[6];
@@ -212,8 +211,10 @@ fn walk_options(ctx: &XdpContext, frame: &Frame, mut off: usize) -> Result<(), E
         if off + OPTION_HLEN > frame.msg_len {
             return Err(Exit::Pass(stat::PASS_EDNS));
         }
-        let mut opt_hdr = [0u8; OPTION_HLEN];
-        cursor::load(ctx, frame.dns_off + off, opt_hdr.as_mut_ptr(), OPTION_HLEN).ok_or(Exit::Pass(stat::PASS_EDNS))?;
+        let opt_hdr: *const [u8; OPTION_HLEN] =
+            cursor::ptr_at(ctx, frame.dns_off + off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
+        // SAFETY: bounds checked by ptr_at.
+        let opt_hdr = unsafe { *opt_hdr };
         if be16([opt_hdr[0], opt_hdr[1]]) == OPTION_COOKIE {
             return Err(Exit::Pass(stat::PASS_COOKIE));
         }

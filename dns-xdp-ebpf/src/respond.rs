@@ -251,7 +251,12 @@ pub fn build(
 
     let data_off = frame.dns_off + DNS_HLEN + query.qname_len + QTAIL_LEN;
     if data_len > 0 {
-        cursor::store(ctx, data_off, value.data.as_ptr(), data_len).ok_or(Exit::Aborted)?;
+        let data = value.data.as_ptr();
+        if (8..=cursor::WORDS_MAX_LEN).contains(&data_len) {
+            cursor::store_words(ctx, data_off, data, data_len).ok_or(Exit::Aborted)?;
+        } else {
+            cursor::store(ctx, data_off, data, data_len).ok_or(Exit::Aborted)?;
+        }
         // data_csum is the big-endian-word sum of data from an even offset; in memory-order
         // terms that is its byte swap, and an odd start swaps it once more.
         sum += at_offset(body.data_csum.swap_bytes(), query.qname_len);
@@ -262,14 +267,14 @@ pub fn build(
         let payload = config.edns_payload.to_be_bytes();
         let fl = ext_flags.to_be_bytes();
         // Root name, TYPE OPT, CLASS = our payload size, ext-RCODE 0, version 0, DO echoed,
-        // RDLEN 0 (RFC 6891 6.1.2; no options echoed). A 12th zero byte pads the checksum.
-        let opt: [u8; OPT_LEN + 1] = [0, 0, 41, payload[0], payload[1], 0, 0, fl[0], fl[1], 0, 0, 0];
-        cursor::store(ctx, data_off + data_len, opt.as_ptr(), OPT_LEN).ok_or(Exit::Aborted)?;
-        let mut osum: u64 = 0;
-        // (OPT_LEN + 1) / 2 words: the padded record.
-        for i in 0..(OPT_LEN + 1) / 2 {
-            osum += ne16([opt[2 * i], opt[2 * i + 1]]);
-        }
+        // RDLEN 0 (RFC 6891 6.1.2; no options echoed). Written in place: a stack copy's
+        // byte fields would be misaligned word accesses, which the verifier refuses there.
+        let opt: *mut [u8; OPT_LEN] = cursor::ptr_at(ctx, data_off + data_len).ok_or(Exit::Aborted)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { *opt = [0, 0, 41, payload[0], payload[1], 0, 0, fl[0], fl[1], 0, 0] };
+        // Its words, the last padded with a zero byte: (0, 0), (41, payload), (payload, 0),
+        // (0, flags), (flags, 0), (0, pad).
+        let osum = ne16([41, payload[0]]) + ne16([payload[1], 0]) + ne16([0, fl[0]]) + ne16([fl[1], 0]);
         sum += at_offset(fold(osum), query.qname_len + data_len);
     }
 
