@@ -510,7 +510,19 @@ pub const RRL_ALLOW_CAPACITY: u32 = 1024;
 
 /// Indices into the per-CPU `STATS` array. Every packet is counted once under `RX` and once
 /// under exactly one action; passes also under one reason.
+///
+/// The program does not count `RX` and `ACTION_TX` itself (two counter updates less per
+/// answer): readers derive them with [`stat::derive`].
 pub mod stat {
+    /// Fills in the counters the program leaves to its readers in `k` (the summed STATS array):
+    /// `ACTION_TX` is the sum of the `TX_RCODE_BASE` slots (every answer has one RCODE), and
+    /// `RX` the sum of the actions (every packet leaves by exactly one).
+    pub fn derive(k: &mut [u64]) {
+        let rcodes = TX_RCODE_BASE as usize..TX_RCODE_BASE as usize + 16;
+        k[ACTION_TX as usize] = k[rcodes].iter().sum();
+        k[RX as usize] = k[ACTION_TX as usize..=ACTION_SLIP as usize].iter().sum();
+    }
+
     pub const RX: u32 = 0;
     pub const ACTION_TX: u32 = 1;
     pub const ACTION_PASS: u32 = 2;
@@ -609,4 +621,23 @@ mod pod {
     unsafe impl aya::Pod for super::RrlBucket {}
     // SAFETY: as above (Scratch and ShadowSample: every field is naturally aligned, sizes asserted).
     unsafe impl aya::Pod for super::Scratch {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat;
+
+    #[test]
+    fn derived_counters_sum_the_rcodes_and_the_actions() {
+        let mut k = vec![0u64; stat::COUNT as usize];
+        k[(stat::TX_RCODE_BASE) as usize] = 5; // NOERROR
+        k[(stat::TX_RCODE_BASE + 3) as usize] = 2; // NXDOMAIN
+        k[stat::ACTION_PASS as usize] = 4;
+        k[stat::ACTION_SLIP as usize] = 1;
+        k[stat::TX_HIT as usize] = 100; // not an action
+        k[stat::RX as usize] = 999; // whatever was there is replaced
+        stat::derive(&mut k);
+        assert_eq!(k[stat::ACTION_TX as usize], 7);
+        assert_eq!(k[stat::RX as usize], 7 + 4 + 1);
+    }
 }

@@ -71,7 +71,9 @@ fn probe(index: u32, name: &[u64; HIT_NAME_WORDS], want: u32, scratch: *mut Scra
 }
 
 /// Looks the query in `scratch.key` (`qname_len` bytes) up in the hit index: `MISS`, `ID` or
-/// `INLINE`. A BPF-to-BPF call: the caller's registers survive it, and its loops are verified once.
+/// `INLINE`. A BPF-to-BPF call: the caller's registers survive it, and its loops are verified
+/// once. Inlined it would save 15-20 ns a hit (its return goes through the kernel's return
+/// thunk), but verification then takes 850k instructions of the verifier's 1M.
 #[inline(never)]
 pub fn find(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32, mask: u32) -> u32 {
     if mask == 0 || qname_len as usize > HIT_MAX_NAME {

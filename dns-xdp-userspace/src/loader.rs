@@ -64,11 +64,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Per-CPU counters summed, indexed by `dns_xdp_common::stat`.
+    /// Per-CPU counters summed, indexed by `dns_xdp_common::stat`, with the derived ones
+    /// (`stat::derive`) filled in.
     pub fn read(&self) -> anyhow::Result<Vec<u64>> {
-        (0..stat::COUNT)
+        let mut k = (0..stat::COUNT)
             .map(|i| Ok(self.counters.get(&i, 0).context("reading the STATS map")?.iter().sum()))
-            .collect()
+            .collect::<anyhow::Result<Vec<u64>>>()?;
+        stat::derive(&mut k);
+        Ok(k)
     }
 
     /// Total nanoseconds spent in the program and runs counted, while BPF stats are enabled
