@@ -10,6 +10,9 @@
 //! that the program passes at its first check. The kernel's per-run figure is still the one
 //! the issue asks for: bpf_stats times the program alone, not the syscall around it.
 //!
+//! `KCOST_ONLY=N` times only the Nth kind (from 0): run it with many rounds under
+//! `perf record -C 0` to see where one kind's time goes.
+//!
 //! Also prints a hash of each reply, so a change meant to leave every byte alone can be checked
 //! by comparing two runs' output (the golden and kernel-vs-daemon tests are the real guard).
 
@@ -162,6 +165,11 @@ fn main() {
         }
     }
 
+    // KCOST_ONLY=N: time only the Nth kind (from 0), e.g. to profile it with perf for longer.
+    if let Some(k) = std::env::var_os("KCOST_ONLY") {
+        let k: usize = k.to_str().and_then(|k| k.parse().ok()).expect("KCOST_ONLY=N, a kind's index");
+        kinds = vec![kinds[k].clone()];
+    }
     let mut per_kind: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     let mut alternating_runs = Vec::new();
     let mut floor_runs = Vec::new();
