@@ -629,7 +629,7 @@ mod tests {
 
     #[test]
     fn derived_counters_sum_the_rcodes_and_the_actions() {
-        let mut k = vec![0u64; stat::COUNT as usize];
+        let mut k = [0u64; stat::COUNT as usize];
         k[(stat::TX_RCODE_BASE) as usize] = 5; // NOERROR
         k[(stat::TX_RCODE_BASE + 3) as usize] = 2; // NXDOMAIN
         k[stat::ACTION_PASS as usize] = 4;
