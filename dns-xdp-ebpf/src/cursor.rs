@@ -70,27 +70,19 @@ pub const WORDS_MAX_LEN: usize = 64;
 pub const LOAD_WORDS_MAX_LEN: usize = 256;
 
 /// Copies `len` bytes (8 <= `len` <= WORDS_MAX_LEN) from `src` (map memory) into the packet at
-/// `offset` with direct stores, eight bytes at a time, the last word overlapping the one before
-/// unless `len` is a multiple of 8: cheaper than the helper call for the small answers most
+/// `offset` with direct stores: cheaper than the helper call for the small answers most
 /// replies carry.
 #[inline(always)]
 pub fn store_words(ctx: &XdpContext, offset: usize, src: *const u8, len: usize) -> Option<()> {
     if !(8..=WORDS_MAX_LEN).contains(&len) {
         return None;
     }
-    for i in 0..WORDS_MAX_LEN / 8 {
-        let at = i * 8;
-        if at + 8 > len {
-            break;
-        }
+    for_each_word::<{ WORDS_MAX_LEN / 8 }>(len, |at| {
         let p: *mut [u8; 8] = ptr_at(ctx, opaque(offset + at))?;
         // SAFETY: bounds checked by ptr_at; `at + 8 <= len`, inside `src`. See `word`.
         unsafe { p.cast::<u64>().write_unaligned(word(src, at)) };
-    }
-    let p: *mut [u8; 8] = ptr_at(ctx, opaque(offset + len - 8))?;
-    // SAFETY: as above.
-    unsafe { p.cast::<u64>().write_unaligned(word(src, len - 8)) };
-    Some(())
+        Some(())
+    })
 }
 
 /// Copies `len` packet bytes at `offset` into `dst` (map memory) the same way, with direct
@@ -103,19 +95,27 @@ pub fn load_words(ctx: &XdpContext, offset: usize, dst: *mut u8, len: usize) -> 
     if len > LOAD_WORDS_MAX_LEN {
         return None;
     }
-    for i in 0..LOAD_WORDS_MAX_LEN / 8 {
+    for_each_word::<{ LOAD_WORDS_MAX_LEN / 8 }>(len, |at| {
+        let p: *const [u8; 8] = ptr_at(ctx, opaque(offset + at))?;
+        // SAFETY: bounds checked by ptr_at; `at + 8 <= len`, inside `dst`. See `word`.
+        unsafe { dst.add(at).cast::<u64>().write_unaligned(word(p.cast(), 0)) };
+        Some(())
+    })
+}
+
+/// Calls `copy` with the offset of every 8-byte word of a `len`-byte copy (8 <= `len` <= 8 *
+/// `MAX_WORDS`): each whole word, then the last eight bytes, which overlap the word before
+/// unless `len` is a multiple of 8 (copying those bytes twice is harmless).
+#[inline(always)]
+fn for_each_word<const MAX_WORDS: usize>(len: usize, mut copy: impl FnMut(usize) -> Option<()>) -> Option<()> {
+    for i in 0..MAX_WORDS {
         let at = i * 8;
         if at + 8 > len {
             break;
         }
-        let p: *const [u8; 8] = ptr_at(ctx, opaque(offset + at))?;
-        // SAFETY: bounds checked by ptr_at; `at + 8 <= len`, inside `dst`.
-        unsafe { dst.add(at).cast::<u64>().write_unaligned(p.cast::<u64>().read_unaligned()) };
+        copy(at)?;
     }
-    let p: *const [u8; 8] = ptr_at(ctx, opaque(offset + len - 8))?;
-    // SAFETY: as above.
-    unsafe { dst.add(len - 8).cast::<u64>().write_unaligned(p.cast::<u64>().read_unaligned()) };
-    Some(())
+    copy(len - 8)
 }
 
 /// The unaligned 8-byte word at `src + at`. Unaligned accesses are single instructions (the
