@@ -325,18 +325,10 @@ impl Runner {
     }
 }
 
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping xdp_golden: BPF_PROG_TEST_RUN needs root (CI runs this as root)");
-        return false;
-    }
-    true
-}
 
 #[test]
 fn golden_packets() {
-    if !can_run() {
+    if !dns_xdp::testframe::can_load_bpf("xdp_golden") {
         return;
     }
     pin_to_one_cpu();
@@ -369,7 +361,7 @@ fn golden_packets() {
 
 #[test]
 fn disabled_config_passes_everything() {
-    if !can_run() {
+    if !dns_xdp::testframe::can_load_bpf("xdp_golden") {
         return;
     }
     let text = std::fs::read_to_string(fixtures_path()).expect("fixtures");
@@ -414,7 +406,7 @@ fn rate_limiter_decisions() {
     use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
     use dns_xdp::rrl::{Cidr, RrlSettings};
     use dns_xdp_common::{MAP_RRL_ALLOW, MAP_RRL_CONFIG, RrlConfig};
-    if !can_run() {
+    if !dns_xdp::testframe::can_load_bpf("xdp_golden") {
         return;
     }
     pin_to_one_cpu();

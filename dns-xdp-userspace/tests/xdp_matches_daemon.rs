@@ -21,16 +21,6 @@ fn root_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// BPF needs root; CI runs as root, so there a missing privilege is a failure, not a skip.
-fn can_run_bpf() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(std::env::var_os("CI").is_none(), "CI must run these tests as root");
-        eprintln!("skipping: loading BPF programs needs root");
-    }
-    root
-}
 
 fn csum_fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
@@ -148,7 +138,7 @@ fn scramble(wire: &[u8], pattern: u32) -> Vec<u8> {
 
 #[test]
 fn kernel_answers_equal_daemon_answers() {
-    if !can_run_bpf() {
+    if !dns_xdp::testframe::can_load_bpf("xdp_matches_daemon") {
         return;
     }
     let root = root_dir();
