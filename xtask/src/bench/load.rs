@@ -79,6 +79,14 @@ pub struct Params {
     pub latency_qps: u32,
     /// kxdpgun's offered rate, queries/s (above the veth path's ceiling, so replies/s is the server's limit).
     pub kxdpgun_qps: u32,
+    /// Names the hit queries ask (the first ones of the zone); results written before this
+    /// existed asked all of them.
+    #[serde(default = "all_names")]
+    pub hit_names: usize,
+}
+
+fn all_names() -> usize {
+    crate::bench::zone::NAMES
 }
 
 /// What one load measured. Fields a tool does not produce stay `None`.

@@ -54,10 +54,15 @@ pub struct Options {
     /// Rate kxdpgun offers, queries/s (above what the veth path carries).
     #[arg(long, default_value_t = 2_000_000)]
     kxdpgun_qps: u32,
+    /// Ask only the first N of the zone's names in the hit queries (default: all). A set small enough
+    /// to stay in the CPU caches shows what the lookups' memory costs under load; published runs ask all.
+    #[arg(long, value_name = "N")]
+    hit_names: Option<usize>,
     /// Use target/release/dns-xdp as it is instead of building first.
     #[arg(long)]
     no_build: bool,
-    /// Write BENCHMARKS.md and benchmarks/*.png from this run (default for full runs, not for --quick).
+    /// Write BENCHMARKS.md and benchmarks/*.png from this run (default for full runs, not for --quick or
+    /// --hit-names).
     #[arg(long, conflicts_with = "no_publish")]
     publish: bool,
     /// Do not write BENCHMARKS.md, only target/bench/<stamp>/.
@@ -76,7 +81,9 @@ pub struct Options {
 }
 
 pub fn run(opts: &Options) -> Result<()> {
-    let publish = opts.publish || !(opts.quick || opts.no_publish);
+    // A run asking fewer names is a diagnosis, not the published figures.
+    let diagnosis = opts.hit_names.is_some_and(|n| n < zone::NAMES);
+    let publish = opts.publish || !(opts.quick || opts.no_publish || diagnosis);
     if let Some(dir) = &opts.report {
         let r = Results::read(&dir.join("results.json"))?;
         return render(&r, dir, publish);
@@ -96,12 +103,17 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("none of the chosen servers runs any of the chosen loads");
     }
     let reps = opts.reps.unwrap_or(if opts.quick { 1 } else { 3 }).max(1);
+    let hit_names = opts.hit_names.unwrap_or(zone::NAMES);
+    if !(1..=zone::NAMES).contains(&hit_names) {
+        bail!("--hit-names {hit_names}: the zone has {} names, ask 1 to {} of them", zone::NAMES, zone::NAMES);
+    }
     let params = Params {
         duration_s: opts.duration.unwrap_or(if opts.quick { 1 } else { 4 }).max(1),
         dnsperf_clients: 4,
         dnsperf_outstanding: 200,
         latency_qps: opts.latency_qps,
         kxdpgun_qps: opts.kxdpgun_qps,
+        hit_names,
     };
 
     let _signals = proc::catch_stop_signals();
@@ -118,7 +130,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let out = opts.out.clone().unwrap_or_else(|| cmd::repo_root().join("target/bench").join(&started));
     let budget = Duration::from_secs(opts.budget.unwrap_or(if opts.quick { 150 } else { 810 }));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files = zone::write(&out)?;
+    let files = zone::write(&out, hit_names)?;
     let mut r = Results {
         meta: Meta {
             started: started.clone(),
@@ -131,7 +143,7 @@ pub fn run(opts: &Options) -> Result<()> {
             loadavg_start: results::loadavg(),
             loadavg_end: None,
             wall_time_s: None,
-            notes: notes(),
+            notes: notes(hit_names),
         },
         runs: Vec::new(),
         derived: Vec::new(),
@@ -332,7 +344,7 @@ fn render(r: &Results, dir: &Path, publish: bool) -> Result<()> {
     Ok(())
 }
 
-fn notes() -> Vec<String> {
+fn notes(hit_names: usize) -> Vec<String> {
     vec![
         "Test bed: server and client network namespaces joined by one veth pair; servers and load generators \
          share the same cores, unpinned."
@@ -349,10 +361,15 @@ fn notes() -> Vec<String> {
             .into(),
         "kernel.bpf_stats_enabled=1 for the whole suite (every server alike), restored afterwards.".into(),
         format!(
-            "Zone: {} names under {}, each with A and AAAA; queries: every name for A and AAAA, shuffled \
+            "Zone: {} names under {}, each with A and AAAA; queries: {} for A and AAAA, shuffled \
              (hits), and the same with {}% NXDOMAIN (nx10).",
             zone::NAMES,
             zone::ORIGIN,
+            if hit_names == zone::NAMES {
+                "every name".to_string()
+            } else {
+                format!("only the first {hit_names} names (--hit-names)")
+            },
             zone::NX_PERCENT
         ),
     ]
@@ -449,13 +466,14 @@ mod tests {
                     dnsperf_outstanding: 200,
                     latency_qps: 20_000,
                     kxdpgun_qps: 1_000_000,
+                    hit_names: zone::NAMES,
                 },
                 machine: results::machine(),
                 versions: vec![],
                 loadavg_start: [0.0; 3],
                 loadavg_end: None,
                 wall_time_s: None,
-                notes: notes(),
+                notes: notes(zone::NAMES),
             },
             runs,
             derived: Vec::new(),
@@ -487,6 +505,7 @@ mod tests {
             loads: vec!["dnsperf-latency-v4".into(), "kxdpgun-v6".into()],
             latency_qps: 2_000,
             kxdpgun_qps: 100_000,
+            hit_names: Some(500),
             no_build: true,
             publish: false,
             no_publish: true,
@@ -496,6 +515,10 @@ mod tests {
         };
         run(&opts).unwrap_or_else(|e| panic!("cargo xtask bench --quick failed: {e:#}"));
         let r = Results::read(&out.join("results.json")).unwrap();
+        // --hit-names: the first 500 names, each for A and AAAA; the zone still holds all of them.
+        assert_eq!(r.meta.params.hit_names, 500);
+        assert_eq!(std::fs::read_to_string(out.join("queries-hits.txt")).unwrap().lines().count(), 1000);
+        assert!(r.meta.notes.iter().any(|n| n.contains("only the first 500 names")), "{:?}", r.meta.notes);
         for server in Server::ALL {
             let runs: Vec<&Run> = r.runs.iter().filter(|x| x.server == server.name()).collect();
             let expected = opts.loads.iter().filter(|id| server.runs(&load::load_by_id(id).unwrap())).count();

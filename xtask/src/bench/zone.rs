@@ -18,14 +18,16 @@ pub struct Files {
     pub nx10: PathBuf,
 }
 
-pub fn write(dir: &Path) -> Result<Files> {
+/// Writes the zone (always every name) and the query files, which ask the first `asked` names
+/// (all of them unless `--hit-names` says fewer).
+pub fn write(dir: &Path, asked: usize) -> Result<Files> {
     let files = Files {
         zone: dir.join("bench.test.zone"),
         hits: dir.join("queries-hits.txt"),
         nx10: dir.join("queries-nx10.txt"),
     };
     std::fs::write(&files.zone, zone_text()).with_context(|| format!("writing {}", files.zone.display()))?;
-    let hits = hit_queries();
+    let hits = hit_queries(asked);
     std::fs::write(&files.hits, hits.concat()).with_context(|| format!("writing {}", files.hits.display()))?;
     std::fs::write(&files.nx10, with_nxdomain(hits).concat())
         .with_context(|| format!("writing {}", files.nx10.display()))?;
@@ -50,11 +52,11 @@ fn zone_text() -> String {
     z
 }
 
-/// One `name type` line per name and type, in a fixed pseudo-random order (so consecutive queries do not
-/// walk the hash map in insertion order).
-fn hit_queries() -> Vec<String> {
+/// One `name type` line per name and type for the first `asked` names, in a fixed pseudo-random order (so
+/// consecutive queries do not walk the hash map in insertion order).
+fn hit_queries(asked: usize) -> Vec<String> {
     let mut lines: Vec<String> =
-        (0..NAMES).flat_map(|i| [format!("{} A\n", name(i)), format!("{} AAAA\n", name(i))]).collect();
+        (0..asked.min(NAMES)).flat_map(|i| [format!("{} A\n", name(i)), format!("{} AAAA\n", name(i))]).collect();
     let mut rng = Lcg(0x5eed);
     for i in (1..lines.len()).rev() {
         let j = (rng.next() % (i as u64 + 1)) as usize;
@@ -90,7 +92,7 @@ mod tests {
 
     #[test]
     fn every_name_is_queried_for_a_and_aaaa_once() {
-        let lines = hit_queries();
+        let lines = hit_queries(NAMES);
         assert_eq!(lines.len(), 2 * NAMES);
         let mut sorted = lines.clone();
         sorted.sort();
@@ -101,9 +103,18 @@ mod tests {
 
     #[test]
     fn nx_mix_has_the_asked_share_of_missing_names() {
-        let nx = with_nxdomain(hit_queries());
+        let nx = with_nxdomain(hit_queries(NAMES));
         let missing = nx.iter().filter(|l| l.starts_with('x')).count();
         assert_eq!(missing * 100 / nx.len(), NX_PERCENT);
+    }
+
+    #[test]
+    fn fewer_names_asked_are_the_first_ones() {
+        let mut lines = hit_queries(100);
+        assert_eq!(lines.len(), 200);
+        lines.sort();
+        assert_eq!(lines.first().map(String::as_str), Some("n00000.bench.test. A\n"));
+        assert_eq!(lines.last().map(String::as_str), Some("n00099.bench.test. AAAA\n"));
     }
 
     #[test]
