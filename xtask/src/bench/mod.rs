@@ -86,7 +86,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let publish = opts.publish || !(opts.quick || opts.no_publish || diagnosis);
     if let Some(dir) = &opts.report {
         let r = Results::read(&dir.join("results.json"))?;
-        return render(&r, dir, publish);
+        // Redrawing a diagnosis run publishes only when asked to.
+        let diagnosis = r.meta.params.hit_names < zone::NAMES;
+        return render(&r, dir, opts.publish || (publish && !diagnosis));
     }
     let loads: Vec<Load> = if opts.loads.is_empty() {
         LOADS.to_vec()
