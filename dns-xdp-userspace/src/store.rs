@@ -340,11 +340,17 @@ struct Batch {
     count: u32,
 }
 
-/// Whether a record slot has hit entries: a type's own answer at the name, meta types (ANY
-/// and the like, RFC 6895 128..=255) aside. They are rare enough to leave out, and every name
-/// has an ANY slot, which would take half the index.
-fn hit_slot(s: &Slot) -> bool {
-    s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype)
+/// The types a name's slots give hit entries, each once (its plain and DO slots make one or two
+/// entries together): a type's own answer at the name, meta types (ANY and the like, RFC 6895
+/// 128..=255) aside. They are rare enough to leave out, and every name has an ANY slot, which
+/// would take half the index. Filling and forgetting both go by this.
+fn hit_types(slots: &[Slot]) -> impl Iterator<Item = u16> + '_ {
+    let hit = |s: &Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype);
+    slots
+        .iter()
+        .enumerate()
+        .filter(move |&(i, s)| hit(s) && !slots[..i].iter().any(|o| hit(o) && o.qtype == s.qtype))
+        .map(|(_, s)| s.qtype)
 }
 
 /// Hit entries written at once while staging (`Store::hits_stage`): 8 MiB of them.
@@ -826,10 +832,8 @@ impl Store {
     /// queries then take the record lookup.
     fn hits_forget(&mut self, name: &Name) {
         let (Some(hits), Some(rec)) = (self.hits.as_mut(), self.records.get(name)) else { return };
-        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| hit_slot(s)) {
-            if !rec.slots[..i].iter().filter(|o| hit_slot(o)).any(|o| o.qtype == s.qtype) {
-                hits.remove(name.as_wire(), s.qtype);
-            }
+        for qtype in hit_types(&rec.slots) {
+            hits.remove(name.as_wire(), qtype);
         }
     }
 
@@ -851,21 +855,17 @@ impl Store {
             let value = slots.iter().find(|s| s.0 == qtype && s.1 == variant).map(|s| &s.2);
             out.extend(hits.entry(name.as_wire(), qtype, serves, answer, value.filter(|_| small).map(sized::<44>)));
         };
-        for (i, s) in rec.slots.iter().enumerate().filter(|(_, s)| hit_slot(s)) {
-            // Once per type (its plain and DO slots make one or two entries together).
-            if rec.slots[..i].iter().filter(|o| hit_slot(o)).any(|o| o.qtype == s.qtype) {
-                continue;
-            }
-            let plain = own(s.qtype, 0);
-            let dnssec = own(s.qtype, KEY_VARIANT_DO).map(|a| (a, KEY_VARIANT_DO)).or(plain.map(|a| (a, 0)));
+        for qtype in hit_types(&rec.slots) {
+            let plain = own(qtype, 0);
+            let dnssec = own(qtype, KEY_VARIANT_DO).map(|a| (a, KEY_VARIANT_DO)).or(plain.map(|a| (a, 0)));
             match (plain, dnssec) {
-                (Some(p), Some((d, _))) if p == d => put(s.qtype, 0, HIT_SERVES_PLAIN | HIT_SERVES_DO, p),
+                (Some(p), Some((d, _))) if p == d => put(qtype, 0, HIT_SERVES_PLAIN | HIT_SERVES_DO, p),
                 _ => {
                     if let Some(p) = plain {
-                        put(s.qtype, 0, HIT_SERVES_PLAIN, p);
+                        put(qtype, 0, HIT_SERVES_PLAIN, p);
                     }
                     if let Some((d, variant)) = dnssec {
-                        put(s.qtype, variant, HIT_SERVES_DO, d);
+                        put(qtype, variant, HIT_SERVES_DO, d);
                     }
                 }
             }
