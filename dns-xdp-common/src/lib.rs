@@ -513,6 +513,25 @@ pub const RRL_ALLOW_CAPACITY: u32 = 1024;
 ///
 /// The program does not count `RX` and `ACTION_TX` itself (two counter updates less per
 /// answer): readers derive them with [`stat::derive`].
+/// The test bed's reply counter (`xdp_count`, dns-xdp-ebpf/src/count.rs): the load generator's
+/// client end counts DNS replies in the kernel and drops them, passing a 1-in-(mask+1) sample
+/// (the DNS ID ANDed with `COUNT_CONFIG[0]` is zero) to the stack for checking and timing.
+pub mod count {
+    /// Map names in the eBPF object.
+    pub const MAP_COUNTS: &str = "COUNTS";
+    pub const MAP_COUNT_CONFIG: &str = "COUNT_CONFIG";
+    /// Name of the program.
+    pub const PROG_NAME: &str = "xdp_count";
+    /// DNS replies (UDP from port 53, QR set), sampled or not.
+    pub const REPLIES: u32 = 0;
+    /// Of the replies, those passed to the stack as the sample.
+    pub const SAMPLED: u32 = 1;
+    /// Anything else, passed (ARP, neighbour discovery: the servers need them to reach us).
+    pub const OTHER: u32 = 2;
+    /// Slots in `COUNTS`.
+    pub const SLOTS: u32 = 3;
+}
+
 pub mod stat {
     /// Fills in the counters the program leaves to its readers in `k` (the summed STATS array):
     /// `ACTION_TX` is the sum of the `TX_RCODE_BASE` slots (every answer has one RCODE), and

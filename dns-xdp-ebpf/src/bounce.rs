@@ -6,15 +6,13 @@
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 use crate::cursor;
-use crate::l2l3::{ETH_HLEN, EthHdr, IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr};
+use crate::l2l3::{ETH_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN};
+use crate::plain::{self, ETH_P_IP};
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const IPPROTO_UDP: u8 = 17;
 /// Only queries to the DNS port bounce; anything else (ARP, neighbour discovery) must pass, or the
 /// client could not resolve our MAC address.
 const DNS_PORT: u16 = 53;
-/// QR, the high bit of the header's flags word (RFC 1035 4.1.1): kxdpgun counts a reply only with it.
+/// QR, the high bit of the header's flags word (RFC 1035 4.1.1): the generators count a reply only with it.
 const FLAG_QR: u16 = 0x8000;
 
 /// The first 4 bytes of the DNS header: the ID, then the flags word we change.
@@ -36,35 +34,7 @@ pub fn xdp_bounce(ctx: XdpContext) -> u32 {
 /// plain UDP DNS query: no VLAN tags, IPv4 without options, IPv6 without extension headers.
 #[inline(always)]
 fn try_bounce(ctx: &XdpContext) -> Option<()> {
-    let eth: *mut EthHdr = cursor::ptr_at(ctx, 0)?;
-    // SAFETY: ptr_at checked that the header lies inside the packet.
-    let proto = u16::from_be_bytes(unsafe { (*eth).proto });
-    let l4_off = match proto {
-        ETH_P_IP => {
-            let ip: *mut Ipv4Hdr = cursor::ptr_at(ctx, ETH_HLEN)?;
-            // SAFETY: bounds checked by ptr_at.
-            unsafe {
-                // IHL 5, not a fragment: the UDP header follows at a fixed offset.
-                if (*ip).version_ihl != 0x45 || u16::from_be_bytes((*ip).frag_off) & 0x3fff != 0 {
-                    return None;
-                }
-                if (*ip).protocol != IPPROTO_UDP {
-                    return None;
-                }
-            }
-            ETH_HLEN + IPV4_HLEN
-        }
-        ETH_P_IPV6 => {
-            let ip: *mut Ipv6Hdr = cursor::ptr_at(ctx, ETH_HLEN)?;
-            // SAFETY: bounds checked by ptr_at.
-            if unsafe { (*ip).next_header } != IPPROTO_UDP {
-                return None;
-            }
-            ETH_HLEN + IPV6_HLEN
-        }
-        _ => return None,
-    };
-    let udp: *mut UdpHdr = cursor::ptr_at(ctx, l4_off)?;
+    let plain::PlainUdp { eth, proto, l4_off, udp } = plain::udp(ctx)?;
     let dns: *mut DnsIdFlags = cursor::ptr_at(ctx, l4_off + UDP_HLEN)?;
     // SAFETY: bounds checked by ptr_at.
     let (dest, old_flags, check) =

@@ -7,11 +7,13 @@
 #![expect(internal_features, reason = "core::intrinsics atomics, see rrl.rs")]
 
 mod bounce;
+mod count;
 mod cursor;
 mod dns;
 mod hits;
 mod l2l3;
 mod maps;
+mod plain;
 mod resolve;
 mod respond;
 mod rrl;

@@ -20,6 +20,7 @@ pub mod loader;
 pub mod metrics;
 pub mod name;
 pub mod publish;
+pub mod reply_count;
 pub mod replication;
 pub mod rrl;
 pub mod shadow;

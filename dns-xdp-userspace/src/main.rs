@@ -39,6 +39,13 @@ fn main() -> ExitCode {
         Command::Check { zone_files } => check(&zone_files),
         Command::XdpPass { iface } => xdp_pass(&iface),
         Command::Bounce(args) => bounce(&args),
+        Command::XdpCount(args) => match dns_xdp::reply_count::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("{err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Diff(args) => dns_xdp::diff::main(args),
         Command::Serve(args) => {
             let settings = match Settings::from_args(args) {
