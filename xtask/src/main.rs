@@ -37,6 +37,9 @@ enum Task {
     },
     /// The benchmark suite: dns-xdp beside knotd and NSD in a netns pair (see BENCHMARKS.md).
     Bench(bench::Options),
+    /// The bench's own load generator on its own: DNS queries at a high or fixed rate over AF_PACKET,
+    /// replies counted in the kernel, a sample checked and timed.
+    Xdpgen(bench::xdpgen::cli::Args),
     /// One large zone served by dns-xdp: start time, memory per name, one-record change latency.
     BenchZone(bench::large_zone::Options),
 }
@@ -52,6 +55,7 @@ fn main() -> Result<()> {
         Task::Test { args } => test::run(&args),
         Task::Bench(opts) => bench::run(&opts),
         Task::BenchZone(opts) => bench::large_zone::run(&opts),
+        Task::Xdpgen(args) => bench::xdpgen::cli::main(&args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Load generators run from the client namespace: dnsperf (unbounded and at a fixed rate, with per-query
-//! latencies) and kxdpgun (AF_XDP, at an offered rate above what the path carries), and their output parsers.
+//! latencies), our own xdpgen (AF_PACKET TX ring, unbounded and at fixed shares of the XDP_TX ceiling, with
+//! replies counted in the kernel; xdpgen/), and kxdpgun (AF_XDP) where the kernel still accepts it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::netbed::{CLI_IF, SRV_V4, SRV_V6, cli_ns};
-use super::proc;
+use super::netbed::{CLI_IF, CLI_V4, CLI_V6, SRV_V4, SRV_V6, cli_ns};
+use super::{proc, xdpgen};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,8 +33,26 @@ pub enum Tool {
     DnsperfMax,
     /// dnsperf at a fixed rate with `-v`: per-query latencies.
     DnsperfLatency,
-    /// kxdpgun at an offered rate above the path's ceiling: replies/s.
+    /// xdpgen as fast as it sends: replies/s, counted in the kernel.
+    Xdpgen,
+    /// xdpgen at this percentage of the XDP_TX ceiling measured in the same repetition: per-reply latency
+    /// under a load dnsperf cannot offer.
+    XdpgenAt(u32),
+    /// kxdpgun at an offered rate above the path's ceiling: replies/s. Optional: the kernel refuses its
+    /// XDP program since December 2026 (it calls bpf_xdp_adjust_meta).
     Kxdpgun,
+}
+
+impl Tool {
+    /// The generator takes over the client veth with its own XDP program.
+    pub fn owns_client_xdp(self) -> bool {
+        matches!(self, Tool::Xdpgen | Tool::XdpgenAt(_) | Tool::Kxdpgun)
+    }
+
+    /// Loads whose replies/s is bounded by the path or the server, not by a closed loop.
+    pub fn is_open_loop_max(self) -> bool {
+        matches!(self, Tool::Xdpgen | Tool::Kxdpgun)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,13 +72,19 @@ pub struct Load {
     pub mix: QueryMix,
 }
 
-/// Every load, in the order a server run executes them (kxdpgun last: it takes over the client veth).
-pub const LOADS: [Load; 7] = [
+/// Every load, in the order a server run executes them (the generators that take over the client veth
+/// last; the fixed-rate xdpgen loads after the unbounded ones, whose ceiling figure they need).
+pub const LOADS: [Load; 12] = [
     Load { id: "dnsperf-max-v4", tool: Tool::DnsperfMax, family: Family::V4, mix: QueryMix::Hits },
     Load { id: "dnsperf-max-v6", tool: Tool::DnsperfMax, family: Family::V6, mix: QueryMix::Hits },
     Load { id: "dnsperf-max-nx10-v4", tool: Tool::DnsperfMax, family: Family::V4, mix: QueryMix::Nx10 },
     Load { id: "dnsperf-latency-v4", tool: Tool::DnsperfLatency, family: Family::V4, mix: QueryMix::Hits },
     Load { id: "dnsperf-latency-v6", tool: Tool::DnsperfLatency, family: Family::V6, mix: QueryMix::Hits },
+    Load { id: "xdpgen-v4", tool: Tool::Xdpgen, family: Family::V4, mix: QueryMix::Hits },
+    Load { id: "xdpgen-v6", tool: Tool::Xdpgen, family: Family::V6, mix: QueryMix::Hits },
+    Load { id: "xdpgen-nx10-v4", tool: Tool::Xdpgen, family: Family::V4, mix: QueryMix::Nx10 },
+    Load { id: "xdpgen-at50-v4", tool: Tool::XdpgenAt(50), family: Family::V4, mix: QueryMix::Hits },
+    Load { id: "xdpgen-at90-v4", tool: Tool::XdpgenAt(90), family: Family::V4, mix: QueryMix::Hits },
     Load { id: "kxdpgun-v4", tool: Tool::Kxdpgun, family: Family::V4, mix: QueryMix::Hits },
     Load { id: "kxdpgun-v6", tool: Tool::Kxdpgun, family: Family::V6, mix: QueryMix::Hits },
 ];
@@ -79,10 +104,24 @@ pub struct Params {
     pub latency_qps: u32,
     /// kxdpgun's offered rate, queries/s (above the veth path's ceiling, so replies/s is the server's limit).
     pub kxdpgun_qps: u32,
+    /// 1 in (mask + 1) xdpgen replies is checked against its query and timed.
+    #[serde(default = "default_sample_mask")]
+    pub xdpgen_sample_mask: u16,
+    /// xdpgen's sending threads (one per core by default: on veth each also runs the XDP programs' work).
+    #[serde(default = "one")]
+    pub xdpgen_threads: u16,
     /// Names the hit queries ask (the first ones of the zone); results written before this
     /// existed asked all of them.
     #[serde(default = "all_names")]
     pub hit_names: usize,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn default_sample_mask() -> u16 {
+    super::xdpgen::DEFAULT_SAMPLE_MASK
 }
 
 fn all_names() -> usize {
@@ -97,8 +136,12 @@ pub struct Figures {
     pub lost: Option<u64>,
     /// Replies per second (dnsperf: completed queries per second of run time).
     pub replies_per_s: Option<f64>,
-    /// Offered queries per second (kxdpgun's own count).
+    /// Offered queries per second (the generator's own count).
     pub offered_per_s: Option<f64>,
+    /// xdpgen: sampled replies checked against the query sent with their port and ID (all matched, or the
+    /// run failed); the latency figures of the fixed-rate loads come from them.
+    #[serde(default)]
+    pub checked: Option<u64>,
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -121,7 +164,16 @@ pub struct Figures {
 pub const CDF_QUANTILES: [f64; 16] =
     [0.01, 0.1, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999];
 
-pub fn run(load: Load, params: &Params, query_file: &Path, srv_mac: &str) -> Result<Figures> {
+/// What a generator needs to know about the bed.
+pub struct Target<'a> {
+    pub srv_mac: &'a str,
+    pub cli_mac: &'a str,
+    pub dns_xdp: &'a Path,
+    /// For `XdpgenAt`: the ceiling's replies/s the percentage is of.
+    pub ceiling_per_s: f64,
+}
+
+pub fn run(load: Load, params: &Params, query_file: &Path, target: &Target) -> Result<Figures> {
     let d = params.duration_s;
     let addr = load.family.server_addr();
     let file = query_file.to_string_lossy();
@@ -152,12 +204,58 @@ pub fn run(load: Load, params: &Params, query_file: &Path, srv_mac: &str) -> Res
         Tool::Kxdpgun => {
             let mut c = proc::in_netns(cli_ns(), "kxdpgun");
             c.args(["-t", &d.to_string(), "-Q", &params.kxdpgun_qps.to_string(), "-i", &file]);
-            c.args(["-I", CLI_IF, "-R", srv_mac, addr]);
+            c.args(["-I", CLI_IF, "-R", target.srv_mac, addr]);
             let (status, out, err) = proc::run_captured(c, deadline)?;
-            if !status.success() {
+            // kxdpgun exits 0 even when its XDP socket fails to start.
+            if !status.success() || err.contains("failed to initialize") {
                 bail!("kxdpgun exited with {status}: {}", last_lines(&format!("{out}\n{err}"), 5));
             }
             parse_kxdpgun(&out).with_context(|| format!("parsing kxdpgun output: {}", last_lines(&out, 5)))
+        }
+        Tool::Xdpgen | Tool::XdpgenAt(_) => {
+            let rate = match load.tool {
+                Tool::XdpgenAt(pct) => Some((target.ceiling_per_s * f64::from(pct) / 100.0).max(1.0) as u64),
+                _ => None,
+            };
+            let (src, dst) = match load.family {
+                Family::V4 => (CLI_V4, SRV_V4),
+                Family::V6 => (CLI_V6, SRV_V6),
+            };
+            let cfg = xdpgen::Config {
+                netns: Some(cli_ns().to_owned()),
+                iface: CLI_IF.to_owned(),
+                ends: xdpgen::Endpoints {
+                    src_mac: xdpgen::parse_mac(target.cli_mac)?,
+                    dst_mac: xdpgen::parse_mac(target.srv_mac)?,
+                    src: src.parse()?,
+                    dst: dst.parse()?,
+                    dst_port: 53,
+                },
+                queries: query_file.to_owned(),
+                duration: Duration::from_secs(d),
+                rate,
+                sample_mask: params.xdpgen_sample_mask,
+                dns_xdp: target.dns_xdp.to_owned(),
+                threads: params.xdpgen_threads,
+            };
+            let o = xdpgen::run(&cfg)?;
+            let mut f = Figures {
+                sent: Some(o.sent),
+                replies: Some(o.replies),
+                lost: Some(o.lost()),
+                replies_per_s: Some(o.replies_per_s()),
+                offered_per_s: Some(o.offered_per_s()),
+                checked: Some(o.checked),
+                ..Figures::default()
+            };
+            if rate.is_some() && !o.latencies_ms.is_empty() {
+                f.p50_ms = o.latency_ms(0.5);
+                f.p90_ms = o.latency_ms(0.9);
+                f.p99_ms = o.latency_ms(0.99);
+                f.p999_ms = o.latency_ms(0.999);
+                f.latency_cdf = CDF_QUANTILES.iter().filter_map(|&q| Some((q, o.latency_ms(q)?))).collect();
+            }
+            Ok(f)
         }
     }
 }

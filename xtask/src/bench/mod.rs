@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: dns-xdp side by side with Knot DNS and NSD on one machine.
 //!
 //! Two network namespaces joined by a veth pair (netbed.rs), a generated 10,000-name zone (zone.rs), each
-//! server in turn (servers.rs) under dnsperf and kxdpgun over IPv4 and IPv6 (load.rs), servers interleaved
+//! server in turn (servers.rs) under dnsperf and our own xdpgen (xdpgen/) over IPv4 and IPv6 (load.rs), and
+//! kxdpgun and knotd's AF_XDP mode where the kernel still runs them (probe.rs), servers interleaved
 //! across repetitions so slow drifts in machine load hit all of them alike. Every figure lands in
 //! `target/bench/<UTC stamp>/results.json` as soon as it is measured (results.rs); the summary
 //! (report.rs) and PNG plots (plot.rs) are drawn from that file, and a full run publishes them to
@@ -11,10 +12,12 @@ pub mod large_zone;
 mod load;
 mod netbed;
 mod plot;
-mod proc;
+mod probe;
+pub(crate) mod proc;
 mod report;
 mod results;
 mod servers;
+pub mod xdpgen;
 mod xdpstats;
 mod zone;
 
@@ -30,6 +33,10 @@ use servers::Server;
 
 /// Settle time after a server is ready and between loads, so one load's tail does not bleed into the next.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The ceiling load whose replies/s the fixed-rate xdpgen loads take shares of.
+const CEILING_LOAD: &str = "xdpgen-v4";
+/// The share's base when the ceiling has not run (not chosen, or failed): about what it measured here.
+const CEILING_FALLBACK_PER_S: f64 = 400_000.0;
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
@@ -45,13 +52,17 @@ pub struct Options {
     /// Servers to run (comma-separated); default all.
     #[arg(long, value_enum, value_delimiter = ',')]
     servers: Vec<Server>,
-    /// Loads to run, by id (comma-separated, e.g. dnsperf-max-v4,kxdpgun-v4); default all.
+    /// Loads to run, by id (comma-separated, e.g. dnsperf-max-v4,xdpgen-v4); default all.
     #[arg(long, value_delimiter = ',')]
     loads: Vec<String>,
     /// Fixed rate of the latency loads, queries/s.
     #[arg(long, default_value_t = 20_000)]
     latency_qps: u32,
-    /// Rate kxdpgun offers, queries/s (above what the veth path carries).
+    /// xdpgen's sending threads; default one per core (on a veth each thread's CPU also runs the XDP
+    /// programs' work, so fewer threads leave cores idle).
+    #[arg(long)]
+    xdpgen_threads: Option<u16>,
+    /// Rate kxdpgun offers, queries/s (above what the veth path carries), where the kernel runs it.
     #[arg(long, default_value_t = 2_000_000)]
     kxdpgun_qps: u32,
     /// Ask only the first N of the zone's names in the hit queries (default: all). A set small enough
@@ -99,7 +110,7 @@ pub fn run(opts: &Options) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let mut servers = if opts.servers.is_empty() { Server::ALL.to_vec() } else { opts.servers.clone() };
-    // The ceiling has nothing to run without a kxdpgun load.
+    // The ceiling has nothing to run without an xdpgen or kxdpgun load.
     servers.retain(|s| loads.iter().any(|l| s.runs(l)));
     if servers.is_empty() {
         bail!("none of the chosen servers runs any of the chosen loads");
@@ -115,6 +126,11 @@ pub fn run(opts: &Options) -> Result<()> {
         dnsperf_outstanding: 200,
         latency_qps: opts.latency_qps,
         kxdpgun_qps: opts.kxdpgun_qps,
+        xdpgen_sample_mask: xdpgen::DEFAULT_SAMPLE_MASK,
+        xdpgen_threads: opts
+            .xdpgen_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16))
+            .max(1),
         hit_names,
     };
 
@@ -146,6 +162,7 @@ pub fn run(opts: &Options) -> Result<()> {
             loadavg_end: None,
             wall_time_s: None,
             notes: notes(hit_names),
+            unavailable: Vec::new(),
         },
         runs: Vec::new(),
         derived: Vec::new(),
@@ -160,6 +177,13 @@ pub fn run(opts: &Options) -> Result<()> {
             r.meta.notes.push("bpf_stats could not be enabled: no XDP ns/packet figures".into());
         }
         let mut bed = netbed::Netbed::create(&dns_xdp)?;
+        // What the kernel refuses is reported and left out; the rest of the suite goes on.
+        let tools: Vec<Tool> = loads.iter().map(|l| l.tool).collect();
+        r.meta.unavailable = probe::run(&mut bed, &servers, &tools, &files, &out);
+        let refused = |what: &str| r.meta.unavailable.iter().any(|u| u.what == what);
+        let servers: Vec<Server> = servers.iter().copied().filter(|s| !refused(s.name())).collect();
+        let loads: Vec<Load> = loads.iter().copied().filter(|l| !refused(l.id)).collect();
+        r.write(&json)?;
         let plan = Plan { servers: &servers, loads: &loads, files: &files, dns_xdp: &dns_xdp, out: &out, json: &json };
         measure(&mut r, &mut bed, &plan, clock, budget)
         // bed, then stats, drop here: namespaces (and every XDP program on them) go, bpf_stats is restored.
@@ -195,9 +219,19 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
     let params = r.meta.params.clone();
     // The longest server run so far: a run that would end past the budget does not start.
     let mut longest = Duration::ZERO;
+    // The ceiling's xdpgen-v4 replies/s, latest first: the fixed-rate xdpgen loads offer shares of it.
+    let mut ceiling_per_s = CEILING_FALLBACK_PER_S;
+    let servers_rotating: Vec<Server> = servers.iter().copied().filter(|&s| s != Server::XdpTxCeiling).collect();
     for rep in 0..reps {
-        // Rotate the order each repetition: no server always runs first, right after zone generation.
-        let order: Vec<Server> = (0..servers.len()).map(|i| servers[(i + rep) % servers.len()]).collect();
+        // Rotate the order each repetition: no server always runs first, right after zone generation. The
+        // ceiling goes first, so the fixed-rate loads of this repetition know it.
+        let n = servers_rotating.len();
+        let order: Vec<Server> = servers
+            .iter()
+            .copied()
+            .filter(|&s| s == Server::XdpTxCeiling)
+            .chain((0..n).map(|i| servers_rotating[(i + rep) % n]))
+            .collect();
         for server in order {
             proc::check_stop()?;
             if clock.elapsed() + longest > budget {
@@ -219,7 +253,13 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
                 proc::sleep(SETTLE);
                 for &l in loads.iter().filter(|l| server.runs(l)) {
                     proc::check_stop()?;
-                    let run = one_load(rep, server, l, &params, files, bed);
+                    let run = one_load(rep, server, l, &params, files, bed, dns_xdp, ceiling_per_s);
+                    if server == Server::XdpTxCeiling
+                        && l.id == CEILING_LOAD
+                        && let Some(x) = run.figures.as_ref().and_then(|f| f.replies_per_s)
+                    {
+                        ceiling_per_s = x;
+                    }
                     // A load cut short by Ctrl-C is no result.
                     proc::check_stop()?;
                     match (&run.figures, &run.error) {
@@ -266,6 +306,7 @@ fn measure(r: &mut Results, bed: &mut netbed::Netbed, plan: &Plan, clock: Instan
 }
 
 /// Run one load against the running server, with dns-xdp's counters and bpf_stats around it.
+#[expect(clippy::too_many_arguments, reason = "one call site; the arguments are the run's context")]
 fn one_load(
     rep: usize,
     server: Server,
@@ -273,6 +314,8 @@ fn one_load(
     params: &Params,
     files: &zone::Files,
     bed: &mut netbed::Netbed,
+    dns_xdp: &Path,
+    ceiling_per_s: f64,
 ) -> Run {
     let mut run = Run {
         rep,
@@ -284,7 +327,7 @@ fn one_load(
         error: None,
     };
     let result = (|| -> Result<load::Figures> {
-        if l.tool == Tool::Kxdpgun {
+        if l.tool.owns_client_xdp() {
             bed.release_client_xdp();
         } else {
             bed.ensure_xdp_pass()?;
@@ -296,14 +339,15 @@ fn one_load(
             QueryMix::Hits => &files.hits,
             QueryMix::Nx10 => &files.nx10,
         };
-        let res = load::run(l, params, query_file, &bed.srv_mac);
+        let target = load::Target { srv_mac: &bed.srv_mac, cli_mac: &bed.cli_mac, dns_xdp, ceiling_per_s };
+        let res = load::run(l, params, query_file, &target);
         let client1 = xdpstats::prog_stats_on(netbed::cli_ns(), netbed::CLI_IF);
-        if l.tool == Tool::Kxdpgun {
+        if l.tool.owns_client_xdp() {
             // kxdpgun leaves its program on the client veth.
             bed.release_client_xdp();
         }
         let mut f = res?;
-        if l.tool != Tool::Kxdpgun {
+        if !l.tool.owns_client_xdp() {
             f.client_xdp_pass_ns_per_packet = xdpstats::ns_per_packet(client0, client1);
         }
         if matches!(server, Server::DnsXdp | Server::XdpTxCeiling) {
@@ -352,9 +396,17 @@ fn notes(hit_names: usize) -> Vec<String> {
          share the same cores, unpinned."
             .into(),
         "Client veth for dnsperf loads: tx checksum offload off and a do-nothing XDP program (`dns-xdp xdp-pass`), \
-         which native XDP_TX over veth needs (ARCHITECTURE.md section 5); the same for every server. kxdpgun \
-         replaces it with its own AF_XDP program."
+         which native XDP_TX over veth needs (ARCHITECTURE.md section 5); the same for every server. xdpgen \
+         replaces it with its reply counter (`dns-xdp xdp-count`), kxdpgun with its own AF_XDP program."
             .into(),
+        format!(
+            "xdpgen: AF_PACKET TX ring with the qdisc bypassed, one sending thread, {} source ports, random-looking \
+             IDs, EDNS(0) queries; replies counted by an XDP program on the client veth, 1 in {} checked against \
+             its query (ID and question) and timed (kernel receive timestamp minus the batch's hand-off). \
+             xdpgen-at50/-at90 offer 50%/90% of the XDP_TX ceiling's xdpgen-v4 rate measured in the same repetition.",
+            xdpgen::SRC_PORTS,
+            u32::from(xdpgen::DEFAULT_SAMPLE_MASK) + 1
+        ),
         "dns-xdp runs with --xdp-mode native (dns-xdp) or off (dns-xdp-off). knotd runs with its defaults \
          (one UDP worker per core); knotd-xdp adds `xdp: listen: <veth>@53`."
             .into(),
@@ -436,7 +488,7 @@ mod tests {
                         replies_per_s: Some(base * scale),
                         ..Figures::default()
                     };
-                    if l.tool == Tool::DnsperfLatency {
+                    if matches!(l.tool, Tool::DnsperfLatency | Tool::XdpgenAt(_)) {
                         f.p50_ms = Some(0.02 * scale);
                         f.p99_ms = Some(0.3);
                         f.latency_cdf = load::CDF_QUANTILES.iter().map(|&q| (q, 0.01 + q)).collect();
@@ -468,6 +520,8 @@ mod tests {
                     dnsperf_outstanding: 200,
                     latency_qps: 20_000,
                     kxdpgun_qps: 1_000_000,
+                    xdpgen_sample_mask: xdpgen::DEFAULT_SAMPLE_MASK,
+                    xdpgen_threads: 2,
                     hit_names: zone::NAMES,
                 },
                 machine: results::machine(),
@@ -476,6 +530,10 @@ mod tests {
                 loadavg_end: None,
                 wall_time_s: None,
                 notes: notes(zone::NAMES),
+                unavailable: vec![results::Unavailable {
+                    what: "knotd-xdp".into(),
+                    reason: "program of this type cannot use helper bpf_xdp_adjust_meta#54".into(),
+                }],
             },
             runs,
             derived: Vec::new(),
@@ -504,7 +562,8 @@ mod tests {
             reps: Some(1),
             duration: Some(1),
             servers: vec![],
-            loads: vec!["dnsperf-latency-v4".into(), "kxdpgun-v6".into()],
+            loads: vec!["dnsperf-latency-v4".into(), "xdpgen-v6".into(), "xdpgen-at50-v4".into(), "kxdpgun-v4".into()],
+            xdpgen_threads: None,
             latency_qps: 2_000,
             kxdpgun_qps: 100_000,
             hit_names: Some(500),
@@ -521,9 +580,23 @@ mod tests {
         assert_eq!(r.meta.params.hit_names, 500);
         assert_eq!(std::fs::read_to_string(out.join("queries-hits.txt")).unwrap().lines().count(), 1000);
         assert!(r.meta.notes.iter().any(|n| n.contains("only the first 500 names")), "{:?}", r.meta.notes);
+        // A server or load the kernel refuses is reported with its reason and not run; everything else runs.
+        let refused = |what: &str| r.meta.unavailable.iter().any(|u| u.what == what && !u.reason.is_empty());
+        for u in &r.meta.unavailable {
+            assert!(!u.reason.is_empty(), "{} unavailable without a reason", u.what);
+            eprintln!("smoke: {} unavailable on this kernel: {}", u.what, u.reason);
+        }
         for server in Server::ALL {
             let runs: Vec<&Run> = r.runs.iter().filter(|x| x.server == server.name()).collect();
-            let expected = opts.loads.iter().filter(|id| server.runs(&load::load_by_id(id).unwrap())).count();
+            if refused(server.name()) {
+                assert!(runs.is_empty(), "{} ran although refused: {runs:?}", server.name());
+                continue;
+            }
+            let expected = opts
+                .loads
+                .iter()
+                .filter(|id| !refused(id) && server.runs(&load::load_by_id(id).unwrap()))
+                .count();
             assert_eq!(runs.len(), expected, "{}: one run per load it runs: {runs:?}", server.name());
             for run in runs {
                 assert!(run.error.is_none(), "{} {}: {:?}", run.server, run.load, run.error);
@@ -533,7 +606,16 @@ mod tests {
         }
         let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
         assert!(md.contains("## At a glance"));
-        assert!(md.contains("XDP_TX ceiling, kxdpgun-v6:"), "{md}");
+        assert!(md.contains("XDP_TX ceiling, xdpgen-v6:"), "{md}");
+        // The generator's own check ran: sampled replies matched their queries (or the run failed).
+        for run in r.runs.iter().filter(|x| x.load.starts_with("xdpgen")) {
+            let f = run.figures.as_ref().unwrap();
+            assert!(f.checked.is_some_and(|n| n > 0), "{} {}: no sampled reply checked", run.server, run.load);
+            if run.load == "xdpgen-at50-v4" {
+                assert!(f.p99_ms.is_some_and(|p| p > 0.0), "{} {}: no latency", run.server, run.load);
+            }
+        }
+        assert!(md.contains("## Latency under load"), "{md}");
         assert!(r.derived.iter().any(|d| d.numerator == "dns-xdp" && d.denominator == "xdp-tx-ceiling"));
         let _: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -555,17 +637,26 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .find(|row| row["server"] == "dns-xdp" && row["load"] == "kxdpgun-v4" && row["figure"] == "replies_per_s")
-            .expect("summary.json has dns-xdp kxdpgun-v4 replies_per_s");
+            .find(|row| row["server"] == "dns-xdp" && row["load"] == "xdpgen-v4" && row["figure"] == "replies_per_s")
+            .expect("summary.json has dns-xdp xdpgen-v4 replies_per_s");
         assert_eq!(kx["median"], 420_000.0);
         assert_eq!(kx["ratio_to_knotd"]["median"], 4.0);
         // dns-xdp reached 400k of the ceiling's 500k in each repetition.
-        assert!(md.contains("- XDP_TX ceiling, kxdpgun-v4: 525k replies/s"), "{md}");
+        assert!(md.contains("- XDP_TX ceiling, xdpgen-v4: 525k replies/s"), "{md}");
         assert!(md.contains("dns-xdp with XDP reaches 80% of it (0.80, min-max 0.80-0.80; aim >= 90%: not met)"), "{md}");
         let d = report::derived_ratios(&r);
-        assert!(d.iter().any(|d| d.numerator == "dns-xdp" && d.load == "kxdpgun-v6" && (d.median - 0.8).abs() < 1e-9));
+        assert!(d.iter().any(|d| d.numerator == "dns-xdp" && d.load == "xdpgen-v6" && (d.median - 0.8).abs() < 1e-9));
         // Ratios are taken within a repetition: 4.00 in both, not a ratio of medians.
-        assert!(md.contains("| kxdpgun-v4 | dns-xdp | 420k | 400k-440k | 4.00 (4.00-4.00) | 1.0% | server |"), "{md}");
+        assert!(md.contains("| xdpgen-v4 | dns-xdp | 420k | 400k-440k | 4.00 (4.00-4.00) | 1.0% | server |"), "{md}");
+        // What the kernel refused is said, with its reason, and the last figures from before are quoted as such.
+        assert!(
+            md.contains("- knotd-xdp: unavailable on this kernel: `program of this type cannot use helper bpf_xdp_adjust_meta#54`"),
+            "{md}"
+        );
+        assert!(md.contains("| knotd-xdp | - | - | - | - | - | unavailable on this kernel:"), "{md}");
+        assert!(md.contains("quoted from the run of 2026-12-06"), "{md}");
+        // Latency under load: the fixed-rate xdpgen rows with their percentiles.
+        assert!(md.contains("| xdpgen-at90-v4 | dns-xdp |"), "{md}");
         assert!(md.contains("| dnsperf-max-v4 | dns-xdp | 90.9% | 80 (80-80) |"), "{md}");
         if plot::init_font().is_ok() {
             for png in ["replies.png", "latency.png"] {

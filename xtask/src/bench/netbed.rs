@@ -1,7 +1,7 @@
 //! The test bed: a server and a client network namespace joined by one veth pair.
 //!
 //! Drop deletes both namespaces, which removes the veth pair and every XDP program on it (ours, knotd's,
-//! kxdpgun's), even after an error or Ctrl-C.
+//! the generators'), even after an error or Ctrl-C.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -45,6 +45,7 @@ pub fn cli_ns() -> &'static str {
 
 pub struct Netbed {
     pub srv_mac: String,
+    pub cli_mac: String,
     /// `dns-xdp xdp-pass` on the client veth: veth delivers native XDP_TX frames only to a peer that runs
     /// an XDP program itself (ARCHITECTURE.md section 5). Stopped while kxdpgun owns the client veth.
     xdp_pass: Option<Guard>,
@@ -54,7 +55,7 @@ pub struct Netbed {
 impl Netbed {
     pub fn create(dns_xdp: &Path) -> Result<Self> {
         delete_namespaces(); // left over from a crash
-        let mut bed = Netbed { srv_mac: String::new(), xdp_pass: None, dns_xdp: dns_xdp.display().to_string() };
+        let mut bed = Netbed { srv_mac: String::new(), cli_mac: String::new(), xdp_pass: None, dns_xdp: dns_xdp.display().to_string() };
         ip(&["netns", "add", srv_ns()])?;
         ip(&["netns", "add", cli_ns()])?;
         ip(&["link", "add", SRV_IF, "netns", srv_ns(), "type", "veth", "peer", "name", CLI_IF, "netns", cli_ns()])?;
@@ -69,6 +70,7 @@ impl Netbed {
         cmd::run(proc::in_netns(cli_ns(), "ethtool").args(["-K", CLI_IF, "tx", "off"]).stdout(Stdio::null()))
             .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
         bed.srv_mac = mac_of(srv_ns(), SRV_IF)?;
+        bed.cli_mac = mac_of(cli_ns(), CLI_IF)?;
         Ok(bed)
     }
 
@@ -98,7 +100,7 @@ impl Netbed {
         Ok(())
     }
 
-    /// Free the client veth for kxdpgun, which attaches its own program.
+    /// Free the client veth for a generator that attaches its own program (xdpgen's counter, kxdpgun).
     pub fn release_client_xdp(&mut self) {
         if let Some(mut g) = self.xdp_pass.take() {
             g.stop(Duration::from_secs(5));

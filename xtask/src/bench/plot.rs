@@ -1,4 +1,5 @@
-//! PNG plots drawn by the suite: replies/s per server and load, and a latency percentile curve per server.
+//! PNG plots drawn by the suite: replies/s per server and load, and latency percentile curves per server
+//! (dnsperf's fixed rate, and xdpgen's at 90% of the XDP_TX ceiling).
 //!
 //! Text is rendered with ab_glyph from DejaVu Sans read at run time (Debian `fonts-dejavu-core`), so there
 //! is no fontconfig/freetype build dependency; without the font the suite skips the plots and says so.
@@ -48,7 +49,13 @@ pub fn init_font() -> Result<()> {
 pub fn replies(r: &Results, path: &Path) -> Result<()> {
     init_font()?;
     let servers = report::servers(r);
-    let loads: Vec<&str> = LOADS.iter().filter(|l| l.tool != Tool::DnsperfLatency).map(|l| l.id).collect();
+    // Throughput loads that ran (kxdpgun only where the kernel accepts it).
+    let loads: Vec<&str> = LOADS
+        .iter()
+        .filter(|l| !matches!(l.tool, Tool::DnsperfLatency | Tool::XdpgenAt(_)))
+        .filter(|l| servers.iter().any(|&s| over_reps(r, s, l.id, |f| f.replies_per_s).is_some()))
+        .map(|l| l.id)
+        .collect();
     let stats: Vec<Vec<Option<report::Stat>>> =
         loads.iter().map(|l| servers.iter().map(|&s| over_reps(r, s, l, |f| f.replies_per_s)).collect()).collect();
     let top = stats.iter().flatten().flatten().map(|s| s.max).fold(0.0, f64::max);
@@ -112,11 +119,22 @@ pub fn replies(r: &Results, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Latency by percentile at the fixed rate (IPv4), one line per server: x is -log10(1-q) so the tail
-/// (p99, p99.9) gets room; each point is the median over repetitions.
+/// Latency by percentile at dnsperf's fixed rate (IPv4).
 pub fn latency(r: &Results, path: &Path) -> Result<()> {
+    let title = format!("Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)", r.meta.params.latency_qps);
+    latency_of(r, path, "dnsperf-latency-v4", &title)
+}
+
+/// Latency by percentile under xdpgen at 90% of the XDP_TX ceiling (IPv4).
+pub fn latency_under_load(r: &Results, path: &Path) -> Result<()> {
+    let title = "Latency by percentile, xdpgen at 90% of the XDP_TX ceiling over IPv4 (median of repetitions)";
+    latency_of(r, path, "xdpgen-at90-v4", title)
+}
+
+/// Latency by percentile under `load`, one line per server: x is -log10(1-q) so the tail (p99, p99.9)
+/// gets room; each point is the median over repetitions.
+fn latency_of(r: &Results, path: &Path, load: &str, title: &str) -> Result<()> {
     init_font()?;
-    let load = "dnsperf-latency-v4";
     let servers = report::servers(r);
     let curves: Vec<(Server, Vec<(i32, f64)>)> = servers
         .iter()
@@ -144,13 +162,7 @@ pub fn latency(r: &Results, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(plot_err)?;
     let ticks = [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999].map(x_of).to_vec();
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)",
-                r.meta.params.latency_qps
-            ),
-            ("sans-serif", 22),
-        )
+        .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -201,9 +213,10 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 pub fn draw_all(r: &Results, dir: &Path) -> Vec<(String, String)> {
     let mut drawn = Vec::new();
     type Draw = fn(&Results, &Path) -> Result<()>;
-    let jobs: [(&str, &str, Draw); 2] = [
+    let jobs: [(&str, &str, Draw); 3] = [
         ("Replies per second per server and load", "replies.png", replies),
         ("Latency by percentile per server", "latency.png", latency),
+        ("Latency by percentile under load (xdpgen at 90% of the ceiling)", "latency-under-load.png", latency_under_load),
     ];
     for (caption, file, draw) in jobs {
         match draw(r, &dir.join(file)).with_context(|| format!("plot {file}")) {

@@ -104,6 +104,16 @@ impl Guard {
         self.child.as_mut()?.stderr.take()
     }
 
+    /// The child's stdin pipe, when it was spawned with `Stdio::piped()`.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut()?.stdin.take()
+    }
+
+    /// The child's stdout pipe, when it was spawned with `Stdio::piped()`.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
     /// SIGTERM, wait up to `deadline`, then SIGKILL; returns the exit status.
     pub fn stop(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;

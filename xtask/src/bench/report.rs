@@ -8,13 +8,15 @@ use super::servers::Server;
 
 /// The reference every ratio is taken against.
 pub const BASELINE: Server = Server::Knot;
-/// Below this loss (percent) kxdpgun's rate, not the server, set the figure.
+/// Below this loss (percent) the generator's rate, not the server, set the figure.
 const GENERATOR_BOUND_LOSS_PCT: f64 = 1.0;
-/// The issue's aim: dns-xdp with XDP reaches this share of the XDP_TX ceiling under kxdpgun.
+/// The kernel-answers issue's aim: dns-xdp with XDP reaches this share of the XDP_TX ceiling.
 const CEILING_AIM: f64 = 0.9;
-/// The loads the ceiling runs under.
-const CEILING_LOADS: [&str; 2] = ["kxdpgun-v4", "kxdpgun-v6"];
-/// (numerator, denominator) server pairs reported as ratios of kxdpgun replies/s.
+/// The loads the ceiling runs under, as fast as the generator sends (kxdpgun only where the kernel runs it).
+const CEILING_LOADS: [&str; 5] = ["xdpgen-v4", "xdpgen-v6", "xdpgen-nx10-v4", "kxdpgun-v4", "kxdpgun-v6"];
+/// The fixed-rate loads: latency at shares of the ceiling.
+const LATENCY_UNDER_LOAD: [&str; 2] = ["xdpgen-at50-v4", "xdpgen-at90-v4"];
+/// (numerator, denominator) server pairs reported as ratios of replies/s under the ceiling's loads.
 const DERIVED_PAIRS: [(Server, Server); 2] = [(Server::DnsXdp, Server::XdpTxCeiling), (Server::XdpTxCeiling, Server::KnotXdp)];
 
 /// A ratio of replies/s between two servers under one load, taken within each repetition.
@@ -29,7 +31,7 @@ pub struct Derived {
     pub max: f64,
 }
 
-/// dns-xdp / ceiling and ceiling / knotd-xdp for each kxdpgun load both servers ran.
+/// dns-xdp / ceiling and ceiling / knotd-xdp for each ceiling load both servers ran.
 pub fn derived_ratios(r: &Results) -> Vec<Derived> {
     let mut out = Vec::new();
     for load in CEILING_LOADS {
@@ -75,9 +77,9 @@ fn ceiling_lines(r: &Results) -> Vec<String> {
             "- XDP_TX ceiling, {load}: {} replies/s{}{}{}.",
             fmt_rate(ceiling.median),
             loss.map(|l| if l.median < GENERATOR_BOUND_LOSS_PCT {
-                format!(" ({:.1}% unanswered: kxdpgun's own limit, the bed carries more)", l.median)
+                format!(" ({:.1}% unanswered: the generator's own limit, the bed carries more)", l.median)
             } else {
-                format!(" ({:.1}% of kxdpgun's queries unanswered)", l.median)
+                format!(" ({:.1}% of the generator's queries unanswered)", l.median)
             })
             .unwrap_or_default(),
             if parts.is_empty() { "" } else { "; " },
@@ -198,12 +200,13 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let _ = writeln!(
         s,
         "- {} repetition(s), servers interleaved (order rotated each repetition); {} s per load; dnsperf -c {} -q {}; \
-         latency at {} q/s; kxdpgun offered {} q/s{}",
+         latency at {} q/s; xdpgen {} sending thread(s); kxdpgun (where it runs) offered {} q/s{}",
         m.reps,
         p.duration_s,
         p.dnsperf_clients,
         p.dnsperf_outstanding,
         p.latency_qps,
+        p.xdpgen_threads,
         p.kxdpgun_qps,
         m.wall_time_s.map(|w| format!("; wall time {:.0} s", w)).unwrap_or_default()
     );
@@ -226,7 +229,7 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         "A/AAAA hits ({asked}). Median replies/s, and in brackets the median ratio to knotd within each \
          repetition; latency at the fixed rate over IPv4.\n"
     );
-    for load in ["kxdpgun-v4", "kxdpgun-v6"] {
+    for load in ["xdpgen-v4", "xdpgen-v6", "kxdpgun-v4", "kxdpgun-v6"] {
         let rps = |f: &Figures| f.replies_per_s;
         let Some(xdp) = over_reps(r, Server::DnsXdp, load, rps) else { continue };
         let vs = |base: Server| {
@@ -240,7 +243,7 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             s,
             "- A/AAAA hits, {load}: dns-xdp with XDP {} replies/s{}: {} and {} (same repetitions).",
             fmt_rate(xdp.median),
-            if bound { " (kxdpgun's limit, not ours: every query was answered)" } else { "" },
+            if bound { " (the generator's limit, not ours: every query was answered)" } else { "" },
             vs(Server::DnsXdpOff),
             vs(BASELINE),
         );
@@ -250,15 +253,24 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
         let _ = writeln!(
             s,
             "\nThe test bed's ceiling (`xdp-tx-ceiling`): an XDP program that sends each query straight back with \
-             XDP_TX (MACs, addresses and ports swapped, QR set, no lookup), under the same kxdpgun loads in the same \
+             XDP_TX (MACs, addresses and ports swapped, QR set, no lookup), under the same xdpgen loads in the same \
              repetitions. Ratios are taken within each repetition.\n"
         );
         for l in ceiling {
             let _ = writeln!(s, "{l}");
         }
     }
+    if !r.meta.unavailable.is_empty() {
+        let _ = writeln!(s, "\nNot run: the kernel refused them at the start probe (their own words below).\n");
+        for u in &r.meta.unavailable {
+            let _ = writeln!(s, "- {}: unavailable on this kernel: `{}`", u.what, u.reason);
+        }
+        if r.meta.unavailable.iter().any(|u| u.what == Server::KnotXdp.name()) {
+            s.push_str(PREVIOUS_KNOTD_XDP);
+        }
+    }
     let _ = writeln!(s);
-    let glance = ["kxdpgun-v4", "kxdpgun-v6", "dnsperf-max-v4", "dnsperf-max-v6"];
+    let glance = ["xdpgen-v4", "xdpgen-v6", "dnsperf-max-v4", "dnsperf-max-v6"];
     let _ = writeln!(s, "| server | {} | p50 ms | p99 ms |", glance.join(" | "));
     let _ = writeln!(s, "|---|{}---:|---:|", "---:|".repeat(glance.len()));
     for &server in &servers {
@@ -285,18 +297,18 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let _ = writeln!(
         s,
         "Median over repetitions (min-max). `x knotd`: this server's figure divided by knotd's in the same \
-         repetition, median (min-max) of those ratios. Loss: queries without a reply. Limit: for kxdpgun, \
+         repetition, median (min-max) of those ratios. Loss: queries without a reply. Limit: for xdpgen and kxdpgun, \
          `generator` when (almost) every query got its reply, so the server could have done more than the figure.\n"
     );
     let _ = writeln!(s, "| load | server | replies/s | min-max | x knotd | loss | limit |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---|");
-    for load in LOADS.iter().filter(|l| l.tool != Tool::DnsperfLatency) {
+    for load in LOADS.iter().filter(|l| !matches!(l.tool, Tool::DnsperfLatency | Tool::XdpgenAt(_))) {
         for &server in &servers {
             let Some(st) = over_reps(r, server, load.id, |f| f.replies_per_s) else { continue };
             let loss = over_reps(r, server, load.id, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0));
-            let limit = match (load.tool, loss) {
-                (Tool::Kxdpgun, Some(l)) if l.median < GENERATOR_BOUND_LOSS_PCT => "generator",
-                (Tool::Kxdpgun, Some(_)) => "server",
+            let limit = match (load.tool.is_open_loop_max(), loss) {
+                (true, Some(l)) if l.median < GENERATOR_BOUND_LOSS_PCT => "generator",
+                (true, Some(_)) => "server",
                 _ => "-",
             };
             let _ = writeln!(
@@ -309,6 +321,46 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
                 fmt_rate(st.max),
                 fmt_ratio(ratio_to_baseline(r, server, load.id, |f| f.replies_per_s)),
                 loss.map(|l| format!("{:.1}%", l.median)).unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+
+    for u in &r.meta.unavailable {
+        let _ = writeln!(s, "| {} | - | - | - | - | - | unavailable on this kernel: {} |", u.what, u.reason.replace('|', "/"));
+    }
+
+    let _ = writeln!(s, "\n## Latency under load\n");
+    let _ = writeln!(
+        s,
+        "xdpgen at a fixed share of the XDP_TX ceiling's xdpgen-v4 rate measured in the same repetition (the offered \
+         column), far above what dnsperf reaches here. Per-reply latency in ms from the sampled replies (1 in {}): \
+         kernel receive timestamp on the client minus the time the query's batch was handed to the kernel; median \
+         over repetitions. A server that cannot keep up loses queries (loss) and queues the rest.\n",
+        u32::from(p.xdpgen_sample_mask) + 1
+    );
+    let _ = writeln!(s, "| load | server | offered/s | replies/s | loss | p50 | p90 | p99 | p99.9 | sampled |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for load in LATENCY_UNDER_LOAD {
+        for &server in &servers {
+            let q = |get: fn(&Figures) -> Option<f64>| {
+                over_reps(r, server, load, get).map(|x| format!("{:.3}", x.median)).unwrap_or_else(|| "-".into())
+            };
+            let Some(offered) = over_reps(r, server, load, |f| f.offered_per_s) else { continue };
+            let replies = over_reps(r, server, load, |f| f.replies_per_s);
+            let loss = over_reps(r, server, load, |f| Some(f.lost? as f64 / f.sent? as f64 * 100.0));
+            let checked = over_reps(r, server, load, |f| f.checked.map(|c| c as f64));
+            let _ = writeln!(
+                s,
+                "| {load} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                server.name(),
+                fmt_rate(offered.median),
+                replies.map(|x| fmt_rate(x.median)).unwrap_or_else(|| "-".into()),
+                loss.map(|l| format!("{:.1}%", l.median)).unwrap_or_else(|| "-".into()),
+                q(|f| f.p50_ms),
+                q(|f| f.p90_ms),
+                q(|f| f.p99_ms),
+                q(|f| f.p999_ms),
+                checked.map(|c| format!("{:.0}", c.median)).unwrap_or_else(|| "-".into()),
             );
         }
     }
@@ -452,8 +504,8 @@ pub fn terminal(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<12} {:>22} {:>22} {:>22} {:>10}",
-        "server", "dnsperf-max-v4 r/s", "kxdpgun-v4 r/s", "x knotd (dp/kx)", "p99 ms"
+        "{:<16} {:>22} {:>22} {:>22} {:>10}",
+        "server", "dnsperf-max-v4 r/s", "xdpgen-v4 r/s", "x knotd (dp/xg)", "p99 ms"
     );
     for server in servers(r) {
         let rate = |load: &str| {
@@ -469,11 +521,11 @@ pub fn terminal(r: &Results) -> String {
             .unwrap_or("-".into());
         let _ = writeln!(
             s,
-            "{:<12} {:>22} {:>22} {:>22} {:>10}",
+            "{:<16} {:>22} {:>22} {:>22} {:>10}",
             server.name(),
             rate("dnsperf-max-v4"),
-            rate("kxdpgun-v4"),
-            format!("{}/{}", ratio("dnsperf-max-v4"), ratio("kxdpgun-v4")),
+            rate("xdpgen-v4"),
+            format!("{}/{}", ratio("dnsperf-max-v4"), ratio("xdpgen-v4")),
             p99
         );
     }
@@ -484,20 +536,30 @@ pub fn terminal(r: &Results) -> String {
             d.numerator, d.denominator, d.load, d.median, d.min, d.max, d.n
         );
     }
-    debug_assert!(load_by_id("dnsperf-max-v4").is_some() && load_by_id("kxdpgun-v4").is_some());
+    debug_assert!(load_by_id("dnsperf-max-v4").is_some() && load_by_id("xdpgen-v4").is_some());
     s
 }
+
+/// knotd's AF_XDP mode, last measured before the kernel began refusing its program: quoted, not measured.
+const PREVIOUS_KNOTD_XDP: &str = "
+Last figures of knotd-xdp (Knot 3.2.6 in AF_XDP mode), **quoted from the run of 2026-12-06 13:53 UTC on kernel
+6.18.44-fc-v1272, before that kernel's update began refusing `bpf_xdp_adjust_meta`; not measured in this run**
+(5 repetitions, kxdpgun one thread and dnsperf): kxdpgun-v4 171k replies/s (1.05x knotd), kxdpgun-v6 180k (1.05x),
+dnsperf-max-v4 114k (1.27x), dnsperf-max-v6 97k (1.30x), latency at 20k q/s p50 0.070 ms, p99 0.155 ms; the
+XDP_TX ceiling was 2.13x / 2.17x knotd-xdp under kxdpgun-v4 / -v6.
+";
 
 /// The part of BENCHMARKS.md that does not change between runs.
 const HOW: &str = "
 ## How to run and what is measured
 
 ```
-cargo xtask bench                 # full suite: 3 repetitions, 4 s per load, about 10 minutes; writes this file
+cargo xtask bench                 # full suite: 3 repetitions, 4 s per load, about 15 minutes; writes this file
 cargo xtask bench --quick         # smoke run: 1 repetition, 1 s per load, under 3 minutes; target/bench only
-cargo xtask bench --servers dns-xdp,knotd --loads kxdpgun-v4 --reps 5
+cargo xtask bench --servers dns-xdp,xdp-tx-ceiling --loads xdpgen-v4,xdpgen-v6 --reps 5
 cargo xtask bench --report target/bench/<stamp>   # redraw summary and plots from results.json
-cargo xtask bench --servers dns-xdp,xdp-tx-ceiling --loads kxdpgun-v4 --hit-names 100   # a diagnosis
+cargo xtask bench --servers dns-xdp,xdp-tx-ceiling --loads xdpgen-v4 --hit-names 100   # a diagnosis
+cargo xtask xdpgen --netns NS --iface IF --src IP --dst IP --dst-mac MAC --queries FILE [--rate N]  # the generator alone
 ```
 
 `--hit-names N` asks only the first N names (the zone still holds all of them) and does not publish: with few
@@ -507,8 +569,12 @@ under load.
 Needs root (network namespaces, XDP, bpf_stats). Missing Debian packages (knot, knot-dnsutils, nsd, dnsperf,
 bpftool, ethtool, curl, fonts-dejavu-core) are installed with apt-get. The suite builds dns-xdp first unless
 `--no-build`, stays inside its time budget (`--budget`), and removes its namespaces, servers and XDP programs on
-exit, error or Ctrl-C. Each repetition runs every server once, in a rotated order; ratios to knotd are taken
-within a repetition, so machine-load drift between repetitions cancels out of them.
+exit, error or Ctrl-C. Each repetition runs the XDP_TX ceiling first, then every server once in a rotated order;
+ratios are taken within a repetition, so machine-load drift between repetitions cancels out of them.
+
+At the start the suite probes what the kernel may refuse: it starts knotd in AF_XDP mode and kxdpgun for real,
+briefly. One the kernel refuses is reported above as unavailable, with its own line for why (the verifier's), and
+left out; the rest of the suite goes on.
 
 Loads, all from the client namespace against one server at a time:
 - `dnsperf-max-v4/-v6`: dnsperf with no rate limit (4 sockets, 200 queries outstanding), hits only. A closed
@@ -516,15 +582,23 @@ Loads, all from the client namespace against one server at a time:
   and on two cores the client is usually the limit.
 - `dnsperf-max-nx10-v4`: the same with 10% NXDOMAIN (for dns-xdp, those go to the daemon).
 - `dnsperf-latency-v4/-v6`: dnsperf at a fixed rate with per-query latencies (`-v`); p50 to p99.9.
-- `kxdpgun-v4/-v6`: kxdpgun (AF_XDP, one thread) offering more than the veth path carries; replies/s is the
-  server's ceiling unless the limit column says `generator`.
+- `xdpgen-v4/-v6`, `xdpgen-nx10-v4`: our own generator (xtask/src/bench/xdpgen/) as fast as it sends: AF_PACKET
+  sockets with the qdisc bypassed, a batch of frames per sendmmsg, one thread per core, 32 source ports, IDs that
+  look random and repeat on a port only after 65,536 queries. Replies are counted in the kernel by an XDP program
+  on the client veth (`dns-xdp xdp-count`, dns-xdp-ebpf/src/count.rs), which drops them but for 1 in 64; each of
+  those must repeat the ID and question of the query sent from its port with its ID, or the run fails.
+  replies/s is the server's limit unless the limit column says `generator`.
+- `xdpgen-at50-v4`, `xdpgen-at90-v4`: the same at 50% and 90% of the XDP_TX ceiling's xdpgen-v4 rate in the
+  same repetition; per-reply latency from the sampled replies (kernel receive timestamp minus the time the
+  query's batch went to the kernel).
+- `kxdpgun-v4/-v6`: kxdpgun (AF_XDP, one thread), where the kernel still accepts its program.
 
 `xdp-tx-ceiling` is not a server: `dns-xdp bounce` attaches `xdp_bounce` (dns-xdp-ebpf/src/bounce.rs) in native
 mode, which turns every query around with XDP_TX (MACs, addresses and ports swapped, QR set, UDP checksum updated
-for the flag, nothing looked up). It runs under the kxdpgun loads only, in the same repetitions and rotation as the
-servers: what this bed carries with no server work. dns-xdp / ceiling is the share of it dns-xdp reaches (the
-issue's aim: at least 0.9); ceiling / knotd-xdp compares it with an AF_XDP server. Both ratios are also in
-results.json (`derived`).
+for the flag, nothing looked up). It runs under the generator loads only, in the same repetitions as the servers:
+what this bed carries with no server work. dns-xdp / ceiling is the share of it dns-xdp reaches (the
+kernel-answers issue's aim: at least 0.9); ceiling / knotd-xdp compares it with an AF_XDP server where knotd's
+AF_XDP mode runs. Both ratios are also in results.json (`derived`).
 
 For dns-xdp also: the share of replies sent by the XDP program (/metrics deltas) and its mean run time per
 packet (kernel bpf_stats of the program attached to the server veth).
@@ -532,12 +606,15 @@ packet (kernel bpf_stats of the program attached to the server veth).
 One large zone (start time, memory per name, one-record change latency) has its own command and page:
 `cargo xtask bench-zone [--names N] [--repeat R]` writes [BENCHMARKS-zone.md](BENCHMARKS-zone.md).
 
-`cargo xtask test` runs the suite once in miniature (every server, two loads, 1 s each, namespaces of its own)
-and checks that it runs and that its output parses; no figure is asserted.
+`cargo xtask test` runs the suite once in miniature (every server, four loads, 1 s each, namespaces of its own)
+and checks that it runs, that its output parses and that what the kernel refuses is reported; no figure is
+asserted.
 
 Known limits of this bed:
-- kxdpgun runs one thread: a veth has no combined channels, so it cannot spread over queues. When every query
-  is answered (limit `generator`) the server's ceiling is higher than the figure.
+- On a veth, the XDP programs of both ends run in the softirq of the CPU that sends: a generator thread's core
+  also carries the server's XDP work and the client's reply counting. xdpgen runs one thread per core so both
+  cores do that work; a userspace server then competes with the generator for the same cores.
+- When every query is answered (limit `generator`) the server's ceiling is higher than the figure.
 - Everything shares the machine's cores (two here), including other people's builds: see the load line above,
   and `loadavg_before` / `compilers_running` per load in results.json.
 - veth is not a NIC: native XDP_TX on veth needs an XDP program on the peer (the client side pays for it), and

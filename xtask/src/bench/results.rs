@@ -32,6 +32,18 @@ pub struct Meta {
     pub loadavg_end: Option<[f64; 3]>,
     pub wall_time_s: Option<f64>,
     pub notes: Vec<String>,
+    /// Servers and loads the kernel refused at the start probe (probe.rs), with the refusal.
+    #[serde(default)]
+    pub unavailable: Vec<Unavailable>,
+}
+
+/// A server or load this kernel will not run, and why, in the tool's own words.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// A server name (`knotd-xdp`) or a load id (`kxdpgun-v4`).
+    pub what: String,
+    /// The line that says why: the verifier's, when the kernel refused a program.
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -36,7 +36,7 @@ pub enum Server {
     /// NSD with response rate limiting off.
     Nsd,
     /// Not a server: `dns-xdp bounce`, an XDP program that sends every query straight back (XDP_TX,
-    /// QR set, no lookup). What the bed carries with no server work; kxdpgun loads only.
+    /// QR set, no lookup). What the bed carries with no server work; xdpgen and kxdpgun loads only.
     XdpTxCeiling,
 }
 
@@ -55,10 +55,10 @@ impl Server {
         }
     }
 
-    /// Whether `load` means anything for this server: the ceiling echoes queries without answers,
-    /// which only kxdpgun (counting replies, not checking them) measures.
+    /// Whether `load` means anything for this server: the ceiling echoes queries without answers, which
+    /// only the generators that count replies in the kernel (xdpgen, kxdpgun) measure.
     pub fn runs(self, load: &Load) -> bool {
-        self != Server::XdpTxCeiling || load.tool == Tool::Kxdpgun
+        self != Server::XdpTxCeiling || matches!(load.tool, Tool::Xdpgen | Tool::XdpgenAt(_) | Tool::Kxdpgun)
     }
 
     pub fn is_dns_xdp(self) -> bool {
