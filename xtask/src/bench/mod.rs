@@ -161,7 +161,7 @@ pub fn run(opts: &Options) -> Result<()> {
             loadavg_start: results::loadavg(),
             loadavg_end: None,
             wall_time_s: None,
-            notes: notes(hit_names),
+            notes: notes(hit_names, params.xdpgen_threads),
             unavailable: Vec::new(),
         },
         runs: Vec::new(),
@@ -390,7 +390,7 @@ fn render(r: &Results, dir: &Path, publish: bool) -> Result<()> {
     Ok(())
 }
 
-fn notes(hit_names: usize) -> Vec<String> {
+fn notes(hit_names: usize, threads: u16) -> Vec<String> {
     vec![
         "Test bed: server and client network namespaces joined by one veth pair; servers and load generators \
          share the same cores, unpinned."
@@ -400,10 +400,13 @@ fn notes(hit_names: usize) -> Vec<String> {
          replaces it with its reply counter (`dns-xdp xdp-count`), kxdpgun with its own AF_XDP program."
             .into(),
         format!(
-            "xdpgen: AF_PACKET TX ring with the qdisc bypassed, one sending thread, {} source ports, random-looking \
-             IDs, EDNS(0) queries; replies counted by an XDP program on the client veth, 1 in {} checked against \
-             its query (ID and question) and timed (kernel receive timestamp minus the batch's hand-off). \
-             xdpgen-at50/-at90 offer 50%/90% of the XDP_TX ceiling's xdpgen-v4 rate measured in the same repetition.",
+            "xdpgen: AF_PACKET sockets with the qdisc bypassed, a batch of frames per sendmmsg, {} sending \
+             thread(s) (one per core: on a veth each thread's core also runs both ends' XDP programs), {} source \
+             ports, random-looking IDs, EDNS(0) queries; replies counted by an XDP program on the client veth, 1 in \
+             {} checked against its query (ID and question) and timed (kernel receive timestamp minus the batch's \
+             hand-off). xdpgen-at50/-at90 offer 50%/90% of the XDP_TX ceiling's xdpgen-v4 rate measured in the \
+             same repetition.",
+            threads,
             xdpgen::SRC_PORTS,
             u32::from(xdpgen::DEFAULT_SAMPLE_MASK) + 1
         ),
@@ -529,7 +532,7 @@ mod tests {
                 loadavg_start: [0.0; 3],
                 loadavg_end: None,
                 wall_time_s: None,
-                notes: notes(zone::NAMES),
+                notes: notes(zone::NAMES, 2),
                 unavailable: vec![results::Unavailable {
                     what: "knotd-xdp".into(),
                     reason: "program of this type cannot use helper bpf_xdp_adjust_meta#54".into(),
