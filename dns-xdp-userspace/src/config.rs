@@ -121,6 +121,13 @@ pub struct ServeArgs {
     /// answers; the rest are answered by the daemon. Default: 262144.
     #[arg(long, value_name = "N")]
     pub answers_capacity: Option<u32>,
+    /// DNS-over-TCP connections at once, all clients together (lowered to what the open-file limit
+    /// allows). Default: 1024.
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
+    /// DNS-over-TCP connections at once from one client address; more are closed at accept. Default: 32.
+    #[arg(long, value_name = "N")]
+    pub tcp_max_per_client: Option<usize>,
     /// Answer CH TXT version.bind/version.server with TEXT. Default: refuse.
     #[arg(long, value_name = "TEXT")]
     pub version_bind: Option<String>,
@@ -242,6 +249,8 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     edns_payload: Option<u16>,
     answers_capacity: Option<u32>,
+    tcp_max_connections: Option<usize>,
+    tcp_max_per_client: Option<usize>,
     version_bind: Option<String>,
     id_server: Option<String>,
     cookie_secret: Option<String>,
@@ -284,6 +293,8 @@ pub struct Settings {
     pub edns_payload: u16,
     /// Names with their own answers in the kernel, and the answer maps' size (`--answers-capacity`).
     pub answers_capacity: u32,
+    /// Bounds on DNS over TCP (before fitting them to the open-file limit).
+    pub tcp: crate::tcp::TcpLimits,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
     /// The DNS cookie secret (RFC 9018).
@@ -404,6 +415,14 @@ impl Settings {
                 .answers_capacity
                 .or(file.answers_capacity)
                 .unwrap_or(dns_xdp_common::ANSWERS_CAPACITY),
+            tcp: {
+                let d = crate::tcp::TcpLimits::default();
+                crate::tcp::TcpLimits {
+                    max_connections: args.tcp_max_connections.or(file.tcp_max_connections).unwrap_or(d.max_connections),
+                    max_per_client: args.tcp_max_per_client.or(file.tcp_max_per_client).unwrap_or(d.max_per_client),
+                    ..d
+                }
+            },
             chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
             cookies,
             bpf_stats: args.bpf_stats || file.bpf_stats,
@@ -415,6 +434,9 @@ impl Settings {
             api,
         };
         let mut settings = settings;
+        if settings.tcp.max_connections == 0 || settings.tcp.max_per_client == 0 {
+            return Err("tcp_max_connections and tcp_max_per_client must be at least 1 (0 would refuse all TCP)".into());
+        }
         if settings.listen.is_empty() {
             settings.listen.push("[::]:53".parse().expect("literal"));
         }

@@ -27,6 +27,7 @@ pub mod shadow;
 pub mod slowpath;
 pub mod state;
 pub mod store;
+pub mod tcp;
 pub mod testframe;
 pub mod wire;
 pub mod zone;

@@ -199,14 +199,21 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let (replication, secondaries) = Replication::new(publisher.clone(), settings.replication.clone())?;
     let _ = state.replication.set(replication.clone());
 
-    // Bind.
+    // Bind. Every TCP connection is a descriptor: raise the soft limit, and fit the TCP cap to it.
+    let tcp_limits = match dns_xdp::tcp::raise_nofile_limit() {
+        Ok(nofile) => settings.tcp.fitted_to(nofile),
+        Err(err) => {
+            log::warn!("could not raise the open-file limit ({err}); TCP capped at {}", settings.tcp.max_connections);
+            settings.tcp
+        }
+    };
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let mut tasks = Vec::new();
     for addr in &settings.listen {
         for socket in slowpath::bind_udp(*addr, workers)? {
             slowpath::spawn_udp(socket, state.clone(), limiter.clone()).context("starting a UDP thread")?;
         }
-        tasks.push(tokio::spawn(slowpath::serve_tcp(slowpath::bind_tcp(*addr)?, state.clone())));
+        tasks.push(tokio::spawn(dns_xdp::tcp::serve(slowpath::bind_tcp(*addr)?, state.clone(), tcp_limits)));
         log::info!("answering DNS on {addr} (UDP, TCP)");
     }
     let http = tokio::net::TcpListener::bind(settings.metrics)

@@ -42,6 +42,10 @@ pub struct Metrics {
     /// Entries in use in the kernel's hit index (HITS).
     pub hit_entries: AtomicU64,
     pub tcp_connections: AtomicU64,
+    /// TCP connections closed at accept: over the per-client cap, or out of descriptors (tcp.rs).
+    pub tcp_refused: AtomicU64,
+    /// TCP connections closed because a reply could not be written in time (a client not reading).
+    pub tcp_write_stalls: AtomicU64,
     pub ready: AtomicBool,
 }
 
@@ -149,6 +153,9 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
     let _ = writeln!(out, "# TYPE dnsxdp_zone_serial_unchanged_total counter\ndnsxdp_zone_serial_unchanged_total {}", m.serial_unchanged.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_queries_dropped_total counter\ndnsxdp_queries_dropped_total {}", m.queries_dropped.load(Relaxed));
     let _ = writeln!(out, "# TYPE dnsxdp_tcp_connections_total counter\ndnsxdp_tcp_connections_total {}", m.tcp_connections.load(Relaxed));
+    out.push_str("# HELP dnsxdp_tcp_closed_total TCP connections the daemon closed to protect the others.\n# TYPE dnsxdp_tcp_closed_total counter\n");
+    let _ = writeln!(out, "dnsxdp_tcp_closed_total{{reason=\"refused\"}} {}", m.tcp_refused.load(Relaxed));
+    let _ = writeln!(out, "dnsxdp_tcp_closed_total{{reason=\"write_stalled\"}} {}", m.tcp_write_stalls.load(Relaxed));
     out
 }
 

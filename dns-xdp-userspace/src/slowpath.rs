@@ -1,26 +1,19 @@
-//! The daemon's DNS listeners: UDP and TCP (RFC 7766) on every `--listen` address. They answer
-//! whatever the XDP program passed on, with the full zone logic.
+//! The daemon's DNS listeners on every `--listen` address: UDP here, TCP in tcp.rs (bound here). They
+//! answer whatever the XDP program passed on, with the full zone logic.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 
 use crate::answer::{Client, Transport, handle_from};
 use crate::rrl::{self, Decision, Limiter};
 use crate::state::State;
 use crate::wire::{self, Parsed};
 
-/// A TCP connection with no complete query for this long is closed (RFC 7766 section 6.2.3).
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Concurrent TCP connections; more wait in the accept queue.
-const MAX_TCP_CONNECTIONS: usize = 1024;
 /// UDP receive buffer: the largest DNS message over UDP.
 const UDP_BUF: usize = 65535;
 
@@ -121,69 +114,5 @@ fn serve_udp(socket: &std::net::UdpSocket, state: &State, limiter: &Limiter) {
                 state.metrics.queries_dropped.fetch_add(1, Relaxed);
             }
         }
-    }
-}
-
-pub async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
-    let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let (conn, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(err) => {
-                log::debug!("tcp accept: {err}");
-                continue;
-            }
-        };
-        state.metrics.tcp_connections.fetch_add(1, Relaxed);
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(err) = tcp_connection(conn, peer, &state).await {
-                log::debug!("tcp {peer}: {err}");
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1).
-async fn tcp_connection(mut conn: TcpStream, peer: std::net::SocketAddr, state: &State) -> std::io::Result<()> {
-    let _ = conn.set_nodelay(true);
-    let mut buf = vec![0u8; UDP_BUF];
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            _ => return Ok(()),
-        }
-        let len = u16::from_be_bytes(len) as usize;
-        let msg = &mut buf[..len];
-        if tokio::time::timeout(TCP_IDLE, conn.read_exact(msg)).await.is_err() {
-            return Ok(());
-        }
-        // Zone transfers (a stream of messages) and NOTIFY go to the replication code.
-        if let Some(replies) = state.replication.get().and_then(|r| r.intercept(msg, peer, true)) {
-            for reply in replies {
-                let mut out = Vec::with_capacity(reply.len() + 2);
-                out.extend_from_slice(&(reply.len() as u16).to_be_bytes());
-                out.extend_from_slice(&reply);
-                conn.write_all(&out).await?;
-            }
-            continue;
-        }
-        let zones = state.zones.load();
-        let client = Client { ip: peer.ip(), cookies: &state.cookies };
-        let Some(reply) = handle_from(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos, Some(client)) else {
-            state.metrics.queries_dropped.fetch_add(1, Relaxed);
-            return Ok(());
-        };
-        if let Some(shadow) = state.shadow.get() {
-            shadow.sample_answer(msg, &reply.bytes, Transport::Tcp, peer);
-        }
-        state.metrics.count_response(reply.rcode);
-        let mut out = Vec::with_capacity(reply.bytes.len() + 2);
-        out.extend_from_slice(&(reply.bytes.len() as u16).to_be_bytes());
-        out.extend_from_slice(&reply.bytes);
-        conn.write_all(&out).await?;
     }
 }

@@ -84,6 +84,11 @@ impl Node {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for Node {
