@@ -94,7 +94,11 @@ fn answer_on(
     chaos: &Chaos,
     client: Option<Client<'_>>,
 ) -> Reply {
-    let mut resp = if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
+    let mut resp = if let Some(tsig) = &query.tsig {
+        // No TSIG key signs queries here (the replication module checks its own, before this):
+        // RFC 8945 section 5.2, an unknown key is NOTAUTH with an unsigned BADKEY record.
+        Response { tsig: Some(tsig.error_record(rcode::BADKEY)), ..Response::with_rcode(rcode::NOTAUTH) }
+    } else if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
         chaos_answer(query, chaos)
     } else {
         decide(zones, query, transport)
@@ -235,6 +239,70 @@ mod tests {
         // Malformed lengths (RFC 7873 section 5.2.2): FORMERR.
         for bad in [&b"\x00\x0a\x00\x07abcdefg"[..], b"\x00\x0a\x00\x0aabcdefghij", b"\x00\x0a\x00\x00"] {
             assert_eq!(ask(bad, Some(client)).rcode, rcode::FORMERR, "{bad:?}");
+        }
+    }
+
+    /// A query for www.example. A with `additional` records (ARCOUNT `count`).
+    fn with_additional(count: u8, additional: &[u8]) -> Vec<u8> {
+        let mut q = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, count];
+        q.extend_from_slice(b"\x03www\x07example\x00\x00\x01\x00\x01");
+        q.extend_from_slice(additional);
+        q
+    }
+
+    /// A TSIG record owned by `key.`: `rdata` under `class` and `ttl`.
+    fn tsig_rr(class: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
+        let mut rr = b"\x03key\x00\x00\xfa".to_vec();
+        rr.extend_from_slice(&class.to_be_bytes());
+        rr.extend_from_slice(&ttl.to_be_bytes());
+        rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        rr.extend_from_slice(rdata);
+        rr
+    }
+
+    /// hmac-sha256, time signed, fudge 300, a 32-byte MAC, original ID, no error, no other data.
+    fn tsig_rdata() -> Vec<u8> {
+        let mut r = b"\x0bhmac-sha256\x00".to_vec();
+        r.extend_from_slice(&[0, 0, 0x65, 0x43, 0x21, 0x00, 0x01, 0x2c, 0, 32]);
+        r.extend_from_slice(&[0x5a; 32]);
+        r.extend_from_slice(&[0xab, 0xcd, 0, 0, 0, 0]);
+        r
+    }
+
+    #[test]
+    fn tsig_malformed_is_formerr_and_unknown_key_is_badkey() {
+        let zones = ZoneSet::default();
+        let ask = |q: &[u8]| handle(&zones, q, Transport::Udp, 1232).unwrap();
+        // Well-formed, with a key nobody here knows: NOTAUTH and an unsigned TSIG BADKEY record last.
+        let reply = ask(&with_additional(1, &tsig_rr(255, 0, &tsig_rdata())));
+        assert_eq!(reply.rcode, rcode::NOTAUTH);
+        assert_eq!(&reply.bytes[10..12], &[0, 1], "ARCOUNT: the TSIG record");
+        let mut expect = tsig_rr(255, 0, &{
+            let mut r = b"\x0bhmac-sha256\x00".to_vec();
+            r.extend_from_slice(&[0, 0, 0x65, 0x43, 0x21, 0x00, 0x01, 0x2c, 0, 0, 0xab, 0xcd, 0, 17, 0, 0]);
+            r
+        });
+        assert!(reply.bytes.ends_with(&expect), "{:02x?}", reply.bytes);
+        // After an OPT it still comes last, and the OPT is answered.
+        let opt = [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
+        let mut both = opt.to_vec();
+        both.extend_from_slice(&tsig_rr(255, 0, &tsig_rdata()));
+        let reply = ask(&with_additional(2, &both));
+        assert_eq!((reply.rcode, &reply.bytes[10..12]), (rcode::NOTAUTH, &[0, 2][..]));
+        expect.splice(0..0, opt);
+        assert!(reply.bytes.ends_with(&expect), "{:02x?}", reply.bytes);
+        // Malformed: empty RDATA, RDATA cut short, class IN, a TTL, not the last record.
+        let full = tsig_rdata();
+        let mut not_last = tsig_rr(255, 0, &full);
+        not_last.extend_from_slice(&opt);
+        for (what, q) in [
+            ("empty rdata", with_additional(1, &tsig_rr(255, 0, &[]))),
+            ("truncated rdata", with_additional(1, &tsig_rr(255, 0, &full[..full.len() - 2]))),
+            ("class IN", with_additional(1, &tsig_rr(1, 0, &full))),
+            ("TTL 300", with_additional(1, &tsig_rr(255, 300, &full))),
+            ("before the OPT", with_additional(2, &not_last)),
+        ] {
+            assert_eq!(ask(&q).rcode, rcode::FORMERR, "{what}");
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct Normal {
     pub aa: bool,
     pub tc: bool,
     pub rd: bool,
+    /// Checking Disabled, echoed or not (RFC 4035 section 3.1.6 says a security-aware server copies it).
+    pub cd: bool,
     pub opcode: u8,
     /// The question exactly as sent back (case kept: 0x20 randomisation relies on it), as hex.
     pub question: Option<String>,
@@ -130,7 +132,7 @@ pub struct Normal {
 impl fmt::Display for Normal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "rcode={} opcode={}", self.rcode, self.opcode)?;
-        for (on, name) in [(self.aa, "aa"), (self.tc, "tc"), (self.rd, "rd")] {
+        for (on, name) in [(self.aa, "aa"), (self.tc, "tc"), (self.rd, "rd"), (self.cd, "cd")] {
             if on {
                 write!(f, " {name}")?;
             }
@@ -224,6 +226,7 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
         aa: flags & 0x0400 != 0,
         tc: flags & 0x0200 != 0,
         rd: flags & 0x0100 != 0,
+        cd: flags & 0x0010 != 0,
         opcode: ((flags >> 11) & 0xf) as u8,
         question,
         answer,
@@ -240,7 +243,7 @@ pub enum Scope {
     /// too (parts `additional`, `opt`). For comparing servers on a fixed corpus.
     Strict,
     /// What an authoritative answer is judged by (issue 8): RCODE, the flags that matter (AA, TC,
-    /// RD echo, opcode), the question, the answer and authority sections as sets with TTLs, and
+    /// RD and CD echo, opcode), the question, the answer and authority sections as sets with TTLs, and
     /// whether there is an OPT record at all (part `edns`). Additional data is optional (RFC 2181
     /// section 9 lets a server leave it out) and EDNS details are each server's own.
     Answer,
@@ -253,7 +256,7 @@ pub fn differences(a: &Normal, b: &Normal, scope: Scope) -> Vec<&'static str> {
     if a.rcode != b.rcode {
         parts.push("rcode");
     }
-    if (a.aa, a.tc, a.rd, a.opcode) != (b.aa, b.tc, b.rd, b.opcode) {
+    if (a.aa, a.tc, a.rd, a.cd, a.opcode) != (b.aa, b.tc, b.rd, b.cd, b.opcode) {
         parts.push("flags");
     }
     if a.question != b.question {

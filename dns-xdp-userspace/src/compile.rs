@@ -573,7 +573,7 @@ pub fn pass_value(value_flags: u16) -> AnswerValue {
 pub fn compile_one(zones: &ZoneSet, qname: &[u8], qtype: u16, dnssec: bool, value_flags: u16, our_payload: u16) -> Option<AnswerValue> {
     let name = Name::from_wire(qname)?;
     let edns = dnssec.then_some(Edns { payload: our_payload, version: 0, dnssec_ok: true });
-    let query = Query { id: 0, flags: 0, qname_wire: qname, qname: name, qtype, qclass: wire::CLASS_IN, edns, cookie: None };
+    let query = Query { id: 0, flags: 0, qname_wire: qname, qname: name, qtype, qclass: wire::CLASS_IN, edns, cookie: None, tsig: None };
     let reply = answer::answer(zones, &query, u16::MAX as usize, our_payload);
     let bytes = reply.bytes;
     let flags = u16::from_be_bytes([bytes[2], bytes[3]]);

@@ -27,6 +27,8 @@ pub mod rcode {
     pub const REFUSED: u16 = 5;
     pub const YXDOMAIN: u16 = 6;
     pub const NOTAUTH: u16 = 9;
+    /// TSIG error BADKEY (RFC 8945 section 3): the key is not known to the server.
+    pub const BADKEY: u16 = 17;
     /// Extended RCODE 16, carried partly in the OPT record (RFC 6891 section 6.1.3).
     pub const BADVERS: u16 = 16;
 
@@ -49,6 +51,8 @@ pub mod rcode {
 pub const CLASS_IN: u16 = 1;
 /// The CHAOS class (RFC 4892 uses it for server identification).
 pub const CLASS_CH: u16 = 3;
+/// Class ANY: the class of a TSIG record (RFC 8945 section 4.2).
+pub const CLASS_ANY: u16 = 255;
 
 /// Extended DNS Error info-codes we send (RFC 8914 section 4).
 pub mod ede {
@@ -79,6 +83,41 @@ pub struct Query<'a> {
     pub edns: Option<Edns>,
     /// The OPT's COOKIE option (RFC 7873), well-formed; the first one when a client sent several.
     pub cookie: Option<QueryCookie>,
+    /// The TSIG record, well-formed and last in the message (RFC 8945); its key is not checked here.
+    pub tsig: Option<QueryTsig>,
+}
+
+/// What a query's TSIG record says, as far as an unsigned error reply needs it (RFC 8945 section 5.3.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryTsig {
+    /// The key's name, uncompressed.
+    pub key: Vec<u8>,
+    /// The algorithm's name, as sent (uncompressed by rule).
+    pub algorithm: Vec<u8>,
+    pub time_signed: [u8; 6],
+    pub fudge: u16,
+    pub original_id: u16,
+}
+
+impl QueryTsig {
+    /// The TSIG record of an unsigned error reply (RFC 8945 section 5.3.2): the query's key, algorithm,
+    /// time and fudge, no MAC, and `error`.
+    pub fn error_record(&self, error: u16) -> Vec<u8> {
+        let mut rdata = self.algorithm.clone();
+        rdata.extend_from_slice(&self.time_signed);
+        rdata.extend_from_slice(&self.fudge.to_be_bytes());
+        rdata.extend_from_slice(&0u16.to_be_bytes()); // MAC size
+        rdata.extend_from_slice(&self.original_id.to_be_bytes());
+        rdata.extend_from_slice(&error.to_be_bytes());
+        rdata.extend_from_slice(&0u16.to_be_bytes()); // other length
+        let mut rr = self.key.clone();
+        rr.extend_from_slice(&rtype::TSIG.to_be_bytes());
+        rr.extend_from_slice(&CLASS_ANY.to_be_bytes());
+        rr.extend_from_slice(&0u32.to_be_bytes());
+        rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        rr.extend_from_slice(&rdata);
+        rr
+    }
 }
 
 impl Query<'_> {
@@ -139,8 +178,9 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
     formerr = Parsed::FormErr { id, flags, question: Some(&msg[HEADER_LEN..pos]) };
     let mut edns = None;
     let mut cookie = None;
+    let mut tsig = None;
     for section in 1..4 {
-        for _ in 0..counts[section] {
+        for i in 0..counts[section] {
             let name_at = pos;
             let Some(after) = skip_name(msg, pos) else { return formerr };
             let (Some(rt), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) =
@@ -161,12 +201,77 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
                 cookie = c;
                 edns = Some(Edns { payload: class, version: (ttl_hi & 0xff) as u8, dnssec_ok: ttl_lo & EDNS_DO != 0 });
             }
+            if rt == rtype::TSIG {
+                // The last record of the additional section, class ANY, TTL 0, and RDATA that parses
+                // (RFC 8945 sections 4.2 and 5.1), or the message is malformed: FORMERR, as Knot and NSD.
+                let last = section == 3 && i + 1 == counts[3];
+                if !last || class != CLASS_ANY || ttl_hi != 0 || ttl_lo != 0 {
+                    return formerr;
+                }
+                let (Some(key), Some(t)) = (read_name(msg, name_at), tsig_rdata(&msg[after + 10..pos])) else {
+                    return formerr;
+                };
+                tsig = Some(QueryTsig { key, ..t });
+            }
         }
     }
     if pos != msg.len() {
         return formerr;
     }
-    Parsed::Query(Query { id, flags, qname_wire, qname: Name::from_wire(qname_wire).expect("checked"), qtype, qclass, edns, cookie })
+    Parsed::Query(Query {
+        id,
+        flags,
+        qname_wire,
+        qname: Name::from_wire(qname_wire).expect("checked"),
+        qtype,
+        qclass,
+        edns,
+        cookie,
+        tsig,
+    })
+}
+
+/// A possibly compressed name at `pos`, uncompressed; `None` when it is malformed or loops.
+fn read_name(msg: &[u8], mut pos: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    // 128 labels fill a name; as many pointers can only be a loop.
+    for _ in 0..256 {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => {
+                out.push(0);
+                return (out.len() <= 255).then_some(out);
+            }
+            1..=63 => {
+                out.extend_from_slice(msg.get(pos..pos + 1 + len as usize)?);
+                pos += 1 + len as usize;
+            }
+            0xc0..=0xff => pos = usize::from(u16::from_be_bytes([len, *msg.get(pos + 1)?]) & 0x3fff),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// TSIG RDATA (RFC 8945 section 4.2): algorithm name, time signed, fudge, MAC, original ID, error,
+/// other data, filling the RDATA exactly. The key is left empty for the caller.
+fn tsig_rdata(rdata: &[u8]) -> Option<QueryTsig> {
+    let alg_len = wire_name_len(rdata)?;
+    let fixed = rdata.get(alg_len..alg_len + 10)?;
+    let mac_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let after_mac = alg_len + 10 + mac_len;
+    let original_id = be16(rdata, after_mac)?;
+    let other_len = usize::from(be16(rdata, after_mac + 4)?);
+    if after_mac + 6 + other_len != rdata.len() {
+        return None;
+    }
+    Some(QueryTsig {
+        key: Vec::new(),
+        algorithm: rdata[..alg_len].to_vec(),
+        time_signed: fixed[..6].try_into().ok()?,
+        fudge: u16::from_be_bytes([fixed[6], fixed[7]]),
+        original_id,
+    })
 }
 
 /// Checks that OPT RDATA is a whole number of well-formed options (RFC 6891 section 6.1.2) and
@@ -215,6 +320,8 @@ pub struct Response<'a> {
     pub position_independent: bool,
     /// The COOKIE option data to send (client cookie + server cookie) when the query had EDNS.
     pub cookie: Option<[u8; cookie::REPLY_LEN]>,
+    /// A TSIG record to end the message with (an unsigned TSIG error, RFC 8945 section 5.3.2).
+    pub tsig: Option<Vec<u8>>,
 }
 
 impl<'a> Response<'a> {
@@ -407,6 +514,11 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
             w.u16(2);
             w.u16(code);
         }
+        ar += 1;
+    }
+    // TSIG comes last, after the OPT (RFC 8945 section 4.2).
+    if let Some(rr) = &resp.tsig {
+        w.buf.extend_from_slice(rr);
         ar += 1;
     }
     w.set_u16(6, an);

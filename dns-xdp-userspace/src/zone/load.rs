@@ -14,7 +14,7 @@ use domain::base::iana::Class;
 use domain::base::{ToName, rdata::ComposeRecordData};
 use domain::zonefile::inplace::{Entry, Zonefile};
 
-use super::{Node, RRset, Rdata, Zone, rtype};
+use super::{Node, RRset, Rdata, Zone, presentation, rtype};
 use crate::name::Name;
 
 /// Largest TTL a resolver honours (RFC 2181 section 8: the top bit must be zero).
@@ -116,8 +116,15 @@ impl Loader {
                 return;
             }
         };
+        // Types `domain` cannot read become generic records first, line for line.
+        let rewritten = presentation::rewrite(&text, origin.as_ref().map(Name::as_wire));
+        let ours: Vec<usize> = rewritten.errors.iter().map(|e| e.line).collect();
+        for e in rewritten.errors {
+            self.diag(&file, e.line, Severity::Error, e.error.to_string());
+        }
+        let text = rewritten.text;
         let mut entry_lines = entry_start_lines(&text).into_iter();
-        let mut zonefile = Zonefile::from(text.as_slice());
+        let mut zonefile = Zonefile::from(&text[..]);
         if let Some(origin) = origin {
             zonefile.set_origin(to_domain_name(&origin));
         }
@@ -134,7 +141,10 @@ impl Loader {
                     let col: usize = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
                     let line = if col <= 1 && line > 1 { line - 1 } else { line };
                     let msg = parts.next().unwrap_or(&text).trim().to_string();
-                    self.diag(&file, line, Severity::Error, msg);
+                    // An entry the rewrite refused is already reported, in better words.
+                    if !ours.contains(&line) {
+                        self.diag(&file, line, Severity::Error, msg);
+                    }
                     return;
                 }
             };
@@ -266,6 +276,8 @@ pub fn load_zone_file(path: &Path) -> Result<(Zone, Vec<Diagnostic>), LoadError>
     }
     let Loader { records, mut diags, .. } = loader;
     if diags.iter().any(|d| d.severity == Severity::Error) {
+        // In file order: the rewrite's and `domain`'s errors come in two passes.
+        diags.sort_by(|a, b| (a.file.as_ref(), a.line).cmp(&(b.file.as_ref(), b.line)));
         return Err(LoadError { diagnostics: diags });
     }
     let zone = build_zone(file.clone(), records, &mut diags);
@@ -452,7 +464,19 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     let rname_len = crate::name::wire_name_len(&soa_wire[mname_len..])?;
     let serial_at = mname_len + rname_len;
     let serial = u32::from_be_bytes(soa_wire.get(serial_at..serial_at + 4)?.try_into().ok()?);
-    let signed = nodes[&origin].get(rtype::DNSKEY).is_some();
+    // Signed means served with signatures: a DNSKEY at the apex and an RRSIG over the SOA, as
+    // Knot (zone_contents_is_signed) and NSD (is_secure) decide. A zone that only holds DNSKEY or DS
+    // records is unsigned: its referrals carry no DS and its answers no proofs.
+    let apex = &nodes[&origin];
+    let signed = apex.get(rtype::DNSKEY).is_some() && apex.sigs_for(rtype::SOA).is_some();
+    if apex.get(rtype::DNSKEY).is_some() && !signed {
+        diags.push(Diagnostic {
+            file: first_soa.file.clone(),
+            line: first_soa.line,
+            severity: Severity::Warning,
+            message: format!("{origin} has DNSKEY records but no RRSIG over its SOA: served unsigned (no DS in referrals, no proofs)"),
+        });
+    }
     // The zone keeps a copy made in one go, now that the parse is done: the nodes as built sit
     // among the blocks the parse and the grouping freed, which would keep pages the zone only
     // partly uses for as long as it is served (zone RSS at a million names: 380 B a name as
@@ -467,7 +491,11 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
 /// Parses zone-file text (no `$INCLUDE`) relative to `origin` into wire records: the API feeds
 /// its input through here so it obeys exactly the zone-file rules.
 pub fn parse_records(text: &str, origin: &Name) -> Result<Vec<super::Record>, String> {
-    let mut zonefile = Zonefile::from(text.as_bytes());
+    let rewritten = presentation::rewrite(text.as_bytes(), Some(origin.as_wire()));
+    if let Some(e) = rewritten.errors.first() {
+        return Err(e.error.to_string());
+    }
+    let mut zonefile = Zonefile::from(&rewritten.text[..]);
     zonefile.set_origin(to_domain_name(origin));
     let mut out = Vec::new();
     loop {

@@ -3,6 +3,7 @@
 
 mod load;
 mod nodes;
+mod presentation;
 pub mod lookup;
 pub mod nsec3;
 
@@ -36,6 +37,8 @@ pub mod rtype {
     pub const NSEC3PARAM: u16 = 51;
     pub const SVCB: u16 = 64;
     pub const HTTPS: u16 = 65;
+    /// Transaction signature (RFC 8945): a meta type, only ever in a message's additional section.
+    pub const TSIG: u16 = 250;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
     pub const ANY: u16 = 255;

@@ -80,7 +80,8 @@ pub fn owners(zone: &ZoneFile) -> Vec<String> {
 
 /// Query types asked for every name.
 pub const QTYPES: &[u16] = &[
-    1, 2, 5, 6, 12, 13, 15, 16, 17, 28, 33, 35, 39, 43, 44, 46, 47, 48, 50, 51, 52, 64, 65, 255, 257, 65280, 999,
+    1, 2, 5, 6, 12, 13, 15, 16, 17, 18, 21, 25, 28, 29, 33, 35, 36, 37, 39, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,
+    53, 61, 62, 63, 64, 65, 99, 104, 105, 106, 107, 108, 109, 255, 256, 257, 65280, 999,
 ];
 
 /// 0x20-style case mixing, deterministic per query number.
@@ -227,6 +228,43 @@ pub fn specials() -> Vec<Query> {
         let l = b.len();
         b[l - 3] = 253
     });
+    // TSIG (RFC 8945): malformed ones are FORMERR; a well-formed one with a key the server does not
+    // have is NOTAUTH with an unsigned BADKEY record. The servers have no keys.
+    let tsig_rdata = {
+        let mut r = name_wire("hmac-sha256.");
+        r.extend_from_slice(&[0, 0, 0x65, 0x43, 0x21, 0x00, 0x01, 0x2c, 0, 32]);
+        r.extend_from_slice(&[0x5a; 32]);
+        r.extend_from_slice(&[0x51, 0x51, 0, 0, 0, 0]);
+        r
+    };
+    let tsig_rr = |class: u16, rdata: &[u8]| {
+        let mut rr = name_wire("key.example.");
+        rr.extend_from_slice(&250u16.to_be_bytes());
+        rr.extend_from_slice(&class.to_be_bytes());
+        rr.extend_from_slice(&[0, 0, 0, 0]);
+        rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        rr.extend_from_slice(rdata);
+        rr
+    };
+    let full = tsig_rdata.clone();
+    for (desc, rr) in [
+        ("TSIG unknown key", tsig_rr(255, &full)),
+        ("TSIG empty rdata", tsig_rr(255, &[])),
+        ("TSIG truncated rdata", tsig_rr(255, &full[..full.len() - 3])),
+        ("TSIG rdata one byte", tsig_rr(255, &[0])),
+        ("TSIG class IN", tsig_rr(1, &full)),
+    ] {
+        with(desc, &move |b| {
+            b[11] = 1;
+            b.extend_from_slice(&rr)
+        });
+    }
+    let rr = tsig_rr(255, &full);
+    with("TSIG before an OPT", &move |b| {
+        b[11] = 2;
+        b.extend_from_slice(&rr);
+        b.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0])
+    });
     for (class, name) in [(3u8, "CH"), (4, "HS"), (254, "NONE"), (255, "ANY"), (2, "CS")] {
         with(&format!("class {name}"), &move |b| {
             let l = b.len();
@@ -242,6 +280,13 @@ pub fn specials() -> Vec<Query> {
                 out.push(special(&format!("{t} {zone}"), query_bytes(0x5454, zone, qtype, 1, None), transport));
             }
         }
+    }
+    // The same TSIG cases over TCP.
+    for (desc, class, rdata) in [("TSIG unknown key", 255, &full[..]), ("TSIG truncated rdata", 255, &full[..full.len() - 3])] {
+        let mut b = base();
+        b[11] = 1;
+        b.extend_from_slice(&tsig_rr(class, rdata));
+        out.push(special(desc, b, Transport::Tcp));
     }
     // EDNS.
     let mut with_edns = |desc: &str, f: &dyn Fn(&mut Vec<u8>)| {
