@@ -7,20 +7,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 use crate::cursor;
 use crate::l2l3::{ETH_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN};
-use crate::plain::{self, ETH_P_IP};
-
-/// Only queries to the DNS port bounce; anything else (ARP, neighbour discovery) must pass, or the
-/// client could not resolve our MAC address.
-const DNS_PORT: u16 = 53;
-/// QR, the high bit of the header's flags word (RFC 1035 4.1.1): the generators count a reply only with it.
-const FLAG_QR: u16 = 0x8000;
-
-/// The first 4 bytes of the DNS header: the ID, then the flags word we change.
-#[repr(C)]
-struct DnsIdFlags {
-    _id: [u8; 2],
-    flags: [u8; 2],
-}
+use crate::plain::{self, DNS_PORT, DnsIdFlags, ETH_P_IP, FLAG_QR};
 
 #[xdp]
 pub fn xdp_bounce(ctx: XdpContext) -> u32 {

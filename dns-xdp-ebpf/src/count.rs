@@ -15,12 +15,7 @@ use dns_xdp_common::count;
 
 use crate::cursor;
 use crate::l2l3::UDP_HLEN;
-use crate::plain;
-
-/// Replies come from the DNS port.
-const DNS_PORT: u16 = 53;
-/// QR, the high bit of the header's flags word (RFC 1035 4.1.1).
-const FLAG_QR: u16 = 0x8000;
+use crate::plain::{self, DNS_PORT, DnsIdFlags, FLAG_QR};
 
 /// `count::REPLIES`, `count::SAMPLED`, `count::OTHER`.
 #[map]
@@ -28,13 +23,6 @@ static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(count::SLOTS, 0)
 /// Slot 0: the sample mask (host order); 0 passes every reply.
 #[map]
 static COUNT_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
-
-/// The first 4 bytes of the DNS header.
-#[repr(C)]
-struct DnsIdFlags {
-    id: [u8; 2],
-    flags: [u8; 2],
-}
 
 #[xdp]
 pub fn xdp_count(ctx: XdpContext) -> u32 {

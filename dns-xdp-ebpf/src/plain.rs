@@ -10,6 +10,17 @@ use crate::l2l3::{ETH_HLEN, EthHdr, IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr, UdpH
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_UDP: u8 = 17;
+/// Queries go to it and replies come from it; everything else (ARP, neighbour discovery) passes.
+pub const DNS_PORT: u16 = 53;
+/// QR, the high bit of the header's flags word (RFC 1035 4.1.1): what makes a message a reply.
+pub const FLAG_QR: u16 = 0x8000;
+
+/// The first 4 bytes of the DNS header: the ID, then the flags word.
+#[repr(C)]
+pub struct DnsIdFlags {
+    pub id: [u8; 2],
+    pub flags: [u8; 2],
+}
 
 /// Where a plain UDP datagram's parts lie in the frame.
 pub struct PlainUdp {
