@@ -189,6 +189,14 @@ pub struct ReplicationArgs {
     /// Default: the --node addresses.
     #[arg(long, value_name = "CIDR")]
     pub allow_transfer: Vec<Cidr>,
+    /// A transfer from our primary bringing more records than this is abandoned (the old
+    /// version keeps serving). Default: 20000000.
+    #[arg(long)]
+    pub xfr_max_records: Option<u64>,
+    /// A transfer from our primary bringing more bytes of messages than this is abandoned.
+    /// Default: 4294967296 (4 GiB).
+    #[arg(long)]
+    pub xfr_max_bytes: Option<u64>,
 }
 
 /// A TSIG key (RFC 8945) in the config file: `[[tsig_key]]` with `name`, `algorithm`
@@ -200,6 +208,9 @@ struct TsigKeyConfig {
     #[serde(default = "default_algorithm")]
     algorithm: String,
     secret: String,
+    /// Addresses (CIDR) this key is for; absent: every peer no other key lists.
+    #[serde(default)]
+    peers: Vec<String>,
 }
 
 fn default_algorithm() -> String {
@@ -280,6 +291,8 @@ struct FileConfig {
     allow_transfer: Vec<String>,
     #[serde(default)]
     tsig_key: Vec<TsigKeyConfig>,
+    xfr_max_records: Option<u64>,
+    xfr_max_bytes: Option<u64>,
 }
 
 /// Settled settings for `serve`.
@@ -330,12 +343,14 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
     }
     let mut keys = Vec::new();
     for k in &file.tsig_key {
-        if !k.algorithm.eq_ignore_ascii_case("hmac-sha256") {
-            return Err(format!("tsig_key {}: algorithm {:?} is not supported (only hmac-sha256)", k.name, k.algorithm));
-        }
         let name = Name::from_text(&k.name).ok_or_else(|| format!("tsig_key: {:?} is not a key name", k.name))?;
         let secret = decode_base64(&k.secret).ok_or_else(|| format!("tsig_key {}: secret is not base64", k.name))?;
-        keys.push(Key { name, secret });
+        let peers = k
+            .peers
+            .iter()
+            .map(|p| p.parse::<Cidr>().map_err(|e| format!("tsig_key {}: peers: {e}", k.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.push(Key::new(name, &k.algorithm.to_ascii_lowercase(), &secret, peers).map_err(|e| format!("tsig_key {}: {e}", k.name))?);
     }
     let file_allow = file
         .allow_transfer
@@ -362,6 +377,10 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
         journal: cli.journal.or(file.journal.clone()),
         keys,
         allow_transfer: pick(cli.allow_transfer, file_allow),
+        xfr_limits: crate::replication::xfr::Limits {
+            max_records: cli.xfr_max_records.or(file.xfr_max_records).unwrap_or(crate::replication::xfr::Limits::default().max_records),
+            max_bytes: cli.xfr_max_bytes.or(file.xfr_max_bytes).unwrap_or(crate::replication::xfr::Limits::default().max_bytes),
+        },
     };
     Ok((config, api))
 }

@@ -14,11 +14,19 @@ pub struct Publisher {
     pub state: Arc<State>,
     /// The XDP program when attached; the mutex also serialises publishes.
     xdp: Mutex<Option<XdpProgram>>,
+    /// Makes the next publish fail as a map update would (tests).
+    #[cfg(test)]
+    pub(crate) fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl Publisher {
     pub fn new(state: Arc<State>, xdp: Option<XdpProgram>) -> Self {
-        Publisher { state, xdp: Mutex::new(xdp) }
+        Publisher {
+            state,
+            xdp: Mutex::new(xdp),
+            #[cfg(test)]
+            fail_next: Default::default(),
+        }
     }
 
     /// Publishes the set `change` derives from the one being served. On a map failure the
@@ -36,6 +44,10 @@ impl Publisher {
         let mut xdp = self.xdp.lock().expect("publisher lock");
         let old = self.state.zones.load_full();
         let new = change(&old)?;
+        #[cfg(test)]
+        if self.fail_next.swap(false, Relaxed) {
+            return Err(anyhow::anyhow!("injected map update failure").into());
+        }
         if let Some(program) = xdp.as_mut() {
             if let Err(err) = install_change(program, &self.state, &old, &new, touched) {
                 log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");

@@ -60,6 +60,18 @@ pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into())?)
 }
 
+/// `reply` to `peer` as the rate limiter decides: as is, slipped (TC=1) or not at all.
+fn limit_udp(limiter: &Limiter, state: &State, peer: SocketAddr, reply: Vec<u8>) -> Option<Vec<u8>> {
+    if !limiter.is_on() {
+        return Some(reply);
+    }
+    match limiter.check(peer.ip(), rrl::rrl_key(&reply), false) {
+        Decision::Send => Some(reply),
+        Decision::Drop => None,
+        Decision::Slip => rrl::slip(&reply, None, u16::from(reply.get(3).map_or(0, |b| b & 0xf)), state.edns_payload),
+    }
+}
+
 /// Answers UDP queries, under the same rate limits as the XDP program (rrl.rs). TCP is not
 /// limited: its source address cannot be spoofed, and it is where slips send real clients.
 fn serve_udp(socket: &std::net::UdpSocket, state: &State, limiter: &Limiter) {
@@ -77,8 +89,12 @@ fn serve_udp(socket: &std::net::UdpSocket, state: &State, limiter: &Limiter) {
             continue;
         }
         if let Some(replies) = state.replication.get().and_then(|r| r.intercept(&buf[..len], peer, false)) {
+            // NOTIFY answers (and refusals) are responses like any other: a spoofed flood must
+            // not be reflected at full rate (BIND's RRL limits every UDP response the same way).
             for reply in replies {
-                let _ = socket.send_to(&reply, peer);
+                if let Some(reply) = limit_udp(limiter, state, peer, reply) {
+                    let _ = socket.send_to(&reply, peer);
+                }
             }
             continue;
         }

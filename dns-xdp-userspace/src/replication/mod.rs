@@ -10,6 +10,7 @@ pub mod persist;
 pub mod quorum;
 pub mod secondary;
 pub mod tsig;
+pub mod warn_limit;
 pub mod xfr;
 
 use std::collections::HashMap;
@@ -40,11 +41,13 @@ pub struct Config {
     pub quorum: usize,
     pub quorum_deadline: Duration,
     pub journal: Option<PathBuf>,
-    /// TSIG keys: when any is set, transfers and NOTIFY must be signed with one of them, and ours
-    /// are signed with the first.
+    /// TSIG keys: when any is set, transfers and NOTIFY must be signed with one of the keys valid
+    /// for the peer (tsig.rs), and ours to a peer are signed with its first key.
     pub keys: Vec<Key>,
     /// Who may transfer our zones (and send us NOTIFY besides our primaries). Default: the nodes.
     pub allow_transfer: Vec<Cidr>,
+    /// Bounds on what a transfer from our primary may bring.
+    pub xfr_limits: xfr::Limits,
 }
 
 /// A zone's change history: the journal on a primary, in memory on a secondary (which with
@@ -69,6 +72,8 @@ pub struct Replication {
     notify_tx: HashMap<Name, mpsc::Sender<()>>,
     /// Serialises API writes (each reads the served version and derives the next).
     pub write: tokio::sync::Mutex<()>,
+    /// Refused NOTIFYs and transfers are logged through this.
+    warnings: warn_limit::WarnLimit,
 }
 
 /// Why a write was not committed.
@@ -89,7 +94,12 @@ impl Replication {
         }
         let mut history = HashMap::new();
         if let Some(dir) = &config.journal {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    journal::sync_dir(parent).map_err(|e| anyhow::anyhow!("syncing {}: {e}", parent.display()))?;
+                }
+            }
             let zones = publisher.state.zones.load_full();
             for zone in zones.iter() {
                 let path = journal::path_for(dir, &zone.origin);
@@ -131,12 +141,18 @@ impl Replication {
             notify_tx.insert(zone.clone(), tx);
             receivers.push((zone.clone(), *primary, rx));
         }
-        let repl = Replication { publisher, config, history: Mutex::new(history), notify_tx, write: tokio::sync::Mutex::new(()) };
+        let repl = Replication { publisher, config, history: Mutex::new(history), notify_tx, write: tokio::sync::Mutex::new(()), warnings: Default::default() };
         Ok((Arc::new(repl), receivers))
     }
 
-    pub fn key(&self) -> Option<&Key> {
-        self.config.keys.first()
+    /// The key messages to `peer` are signed with.
+    pub fn key_for(&self, peer: IpAddr) -> Option<&Key> {
+        tsig::key_for(&self.config.keys, peer)
+    }
+
+    /// Every configured key (the quorum poller picks each node's).
+    pub fn keys(&self) -> &[Key] {
+        &self.config.keys
     }
 
     pub fn is_secondary(&self, zone: &Name) -> bool {
@@ -174,15 +190,38 @@ impl Replication {
         }
         let new = Arc::new(new);
         let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
-        self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref())?;
+        if let Err(err) = self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref()) {
+            // Not served, so not acknowledged: take it off the journal before answering, or a
+            // later write reusing the serial would be shadowed by it on replay.
+            if old.is_some() {
+                self.unrecord_last(&origin);
+            }
+            return Err(err.into());
+        }
         self.notify_fleet(&new);
         Ok(serial)
+    }
+
+    /// Rolls back the change `commit` just recorded for `origin` (truncate + fsync).
+    fn unrecord_last(&self, origin: &Name) {
+        let mut history = self.history.lock().expect("history lock");
+        let Some(h) = history.get_mut(origin) else { return };
+        match &mut h.journal {
+            Some(j) => {
+                if let Err(err) = j.rollback_last() {
+                    log::error!("{}: rolling back an unpublished change: {err}; refusing writes until restart", j.path().display());
+                }
+            }
+            None => {
+                h.mem.pop();
+            }
+        }
     }
 
     /// Sends NOTIFY for `zone` to every node, in the background.
     pub fn notify_fleet(&self, zone: &Zone) {
         for node in &self.config.nodes {
-            tokio::spawn(notify::send_with_retries(*node, zone.origin.clone(), zone.soa_record(), self.key().cloned()));
+            tokio::spawn(notify::send_with_retries(*node, zone.origin.clone(), zone.soa_record(), self.key_for(node.ip()).cloned()));
         }
     }
 
@@ -241,40 +280,63 @@ impl Replication {
     /// and NOTIFYs for zones we are no secondary of).
     pub fn intercept(&self, raw: &[u8], peer: SocketAddr, tcp: bool) -> Option<Vec<Vec<u8>>> {
         let opcode = (*raw.get(2)? >> 3) & 0xf;
-        if raw[2] & 0x80 != 0 || (opcode != OPCODE_NOTIFY && !(opcode == OPCODE_QUERY && tcp)) {
+        // A signed query (a secondary's SOA refresh check, RFC 1996 section 3.11) is ours on UDP too.
+        let signed = raw.get(10..12).is_some_and(|ar| ar != [0, 0]) && !self.config.keys.is_empty();
+        if raw[2] & 0x80 != 0 || (opcode != OPCODE_NOTIFY && !(opcode == OPCODE_QUERY && (tcp || signed))) {
             return None;
         }
         let msg = message::parse(raw)?;
         let (zone, qtype, _) = msg.question.clone()?;
+        let tsig_present = msg.additional.last().is_some_and(|r| r.rtype == message::TYPE_TSIG);
         match opcode {
             OPCODE_NOTIFY => {
                 let primary = self.config.secondaries.iter().find(|(z, _)| *z == zone).map(|(_, p)| p.ip());
                 primary?;
                 let from_primary = primary.is_some_and(|p| canonical(p) == canonical(peer.ip()));
                 if !from_primary && !self.transfer_allowed(peer.ip()) {
-                    log::warn!("NOTIFY for {zone} from {peer} refused: not our primary");
+                    self.warnings.warn(|| format!("NOTIFY for {zone} from {peer} refused: not our primary"));
                     return Some(vec![reply(&msg, &zone, qtype, rcode::REFUSED)]);
                 }
-                let mac = match self.check_tsig(raw, &zone, peer, "NOTIFY") {
-                    Ok(mac) => mac,
-                    Err(resp) => return Some(vec![reply(&msg, &zone, qtype, resp)]),
+                let mut verified = match self.check_tsig(raw, &zone, peer, "NOTIFY") {
+                    Ok(verified) => verified,
+                    Err(refusal) => return Some(vec![refusal]),
                 };
                 if let Some(tx) = self.notify_tx.get(&zone) {
                     let _ = tx.try_send(());
                 }
                 let mut out = reply(&msg, &zone, qtype, rcode::NOERROR);
-                if let (Some(key), Some(mac)) = (self.key(), mac) {
-                    tsig::sign(&mut out, key, Some(&mac));
+                if let Some(v) = verified.as_mut()
+                    && let Err(err) = v.sign(&mut out, tsig::now())
+                {
+                    log::warn!("signing the NOTIFY answer to {peer}: {err}");
                 }
                 Some(vec![out])
             }
-            _ if qtype == rtype::AXFR || qtype == rtype::IXFR => {
+            // A secondary's signed SOA query: answered signed with its key (Knot and BIND check
+            // the primary's serial this way before an IXFR). Unsigned ones take the normal path.
+            _ if qtype == rtype::SOA && tsig_present && !self.config.keys.is_empty() && self.transfer_allowed(peer.ip()) => {
+                let mut verified = match self.check_tsig(raw, &zone, peer, "SOA query") {
+                    Ok(verified) => verified,
+                    Err(refusal) => return Some(vec![refusal]),
+                };
+                let current = self.current(&zone)?;
+                let mut b = Builder::new(msg.id, 0x8400 | (msg.flags & 0x0100), Some((&zone, qtype)));
+                b.push(message::Section::Answer, &current.soa_record());
+                let mut out = b.buf;
+                if let Some(v) = verified.as_mut()
+                    && let Err(err) = v.sign(&mut out, tsig::now())
+                {
+                    log::warn!("signing the SOA answer to {peer}: {err}");
+                }
+                Some(vec![out])
+            }
+            _ if tcp && (qtype == rtype::AXFR || qtype == rtype::IXFR) => {
                 if !self.transfer_allowed(peer.ip()) {
                     return None;
                 }
-                let mac = match self.check_tsig(raw, &zone, peer, "transfer") {
-                    Ok(mac) => mac,
-                    Err(resp) => return Some(vec![reply(&msg, &zone, qtype, resp)]),
+                let verified = match self.check_tsig(raw, &zone, peer, "transfer") {
+                    Ok(verified) => verified,
+                    Err(refusal) => return Some(vec![refusal]),
                 };
                 let Some(current) = self.current(&zone) else { return Some(vec![reply(&msg, &zone, qtype, rcode::NOTAUTH)]) };
                 let client_serial = (qtype == rtype::IXFR)
@@ -291,24 +353,24 @@ impl Replication {
                     current.serial,
                     if qtype == rtype::IXFR && !incremental && records.len() > 1 { " (whole zone)" } else { "" }
                 );
-                let key = self.key().zip(mac);
-                Some(xfr::messages(msg.id, &zone, qtype, &records, key.map(|(k, m)| (k, m))))
+                Some(xfr::messages(msg.id, &zone, qtype, &records, verified))
             }
             _ => None,
         }
     }
 
-    /// With keys configured the request must carry a valid TSIG: `Ok(Some(mac))`; without,
-    /// `Ok(None)`. `Err(rcode)` refuses.
-    fn check_tsig(&self, raw: &[u8], zone: &Name, peer: SocketAddr, what: &str) -> Result<Option<Vec<u8>>, u16> {
+    /// With keys configured the request must carry a valid TSIG with one of the peer's keys:
+    /// `Ok(Some(verified))` signs the answers; without keys, `Ok(None)`. `Err(reply)` refuses
+    /// with the RFC 8945 error reply (BADSIG, BADKEY, signed BADTIME; REFUSED when unsigned).
+    fn check_tsig(&self, raw: &[u8], zone: &Name, peer: SocketAddr, what: &str) -> Result<Option<tsig::Verified>, Vec<u8>> {
         if self.config.keys.is_empty() {
             return Ok(None);
         }
-        match tsig::verify_request(raw, &self.config.keys) {
-            Ok((_, mac)) => Ok(Some(mac)),
-            Err(err) => {
-                log::warn!("{what} of {zone} from {peer} refused: TSIG: {err}");
-                Err(rcode::NOTAUTH)
+        match tsig::verify_request(raw, &self.config.keys, peer.ip(), tsig::now()) {
+            Ok(verified) => Ok(Some(verified)),
+            Err(refusal) => {
+                self.warnings.warn(|| format!("{what} of {zone} from {peer} refused: TSIG: {}", refusal.reason));
+                Err(refusal.reply)
             }
         }
     }
@@ -325,4 +387,52 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn reply(msg: &message::Message, zone: &Name, qtype: u16, rc: u16) -> Vec<u8> {
     let flags = 0x8000 | (msg.flags & 0x7800) | 0x0400 | (rc & 0xf);
     Builder::new(msg.id, flags, Some((zone, qtype))).buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{ZoneSet, parse_records, zone_from_records};
+
+    fn zone(serial: u32, extra: &str) -> Zone {
+        let origin = Name::from_text("example.org").unwrap();
+        let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
+        zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
+    }
+
+    fn replication(dir: &std::path::Path) -> Arc<Replication> {
+        let set = ZoneSet::default().with_zone(Arc::new(zone(1, "")));
+        let state = Arc::new(crate::state::State {
+            zones: arc_swap::ArcSwap::from_pointee(set),
+            metrics: Default::default(),
+            edns_payload: 1232,
+            chaos: Default::default(),
+            shadow: Default::default(),
+            cookies: crate::cookie::Cookies::new([7; 16]),
+            replication: Default::default(),
+        });
+        let config = Config { journal: Some(dir.to_path_buf()), ..Config::default() };
+        Replication::new(Arc::new(Publisher::new(state, None)), config).unwrap().0
+    }
+
+    /// A write whose publish fails after the journal fsync is not acknowledged, so it must not
+    /// survive in the journal: the old code left it there, and replay then served it instead of
+    /// the later acknowledged write that reused its serial.
+    #[test]
+    fn a_failed_publish_rolls_the_journal_back() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-repl-rollback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repl = replication(&dir);
+        repl.publisher.fail_next.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(repl.commit(zone(2, "lost 60 IN A 192.0.2.66\n")), Err(CommitError::Publish(_))));
+        assert_eq!(repl.current(&zone(1, "").origin).unwrap().serial, 1, "still serving the old version");
+        let acked = zone(2, "kept 60 IN A 192.0.2.77\n");
+        assert_eq!(repl.commit(acked.clone()).unwrap(), 2);
+        drop(repl);
+        // Restart: the journal replays to the acknowledged write.
+        let repl = replication(&dir);
+        let served = repl.current(&acked.origin).unwrap();
+        assert_eq!(served.records(), acked.records());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

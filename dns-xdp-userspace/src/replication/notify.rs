@@ -23,9 +23,14 @@ pub async fn send(target: SocketAddr, zone: &Name, soa: &Record, key: Option<&Ke
     let mut b = Builder::new(id, flags, Some((zone, rtype::SOA)));
     b.push(Section::Answer, soa);
     let mut msg = b.buf;
-    if let Some(k) = key {
-        tsig::sign(&mut msg, k, None);
-    }
+    let mut verifier = match key.map(|k| tsig::sign_request(&mut msg, k, tsig::now())) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(err)) => {
+            log::warn!("NOTIFY {zone} to {target}: signing: {err}");
+            return false;
+        }
+        None => None,
+    };
     let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
     let Ok(sock) = UdpSocket::bind(bind).await else { return false };
     if sock.send_to(&msg, target).await.is_err() {
@@ -44,8 +49,16 @@ pub async fn send(target: SocketAddr, zone: &Name, soa: &Record, key: Option<&Ke
             {
                 if m.rcode() != 0 {
                     log::warn!("NOTIFY {zone} to {target}: answered {}", crate::wire::rcode::name(m.rcode()));
+                    return false;
                 }
-                return m.rcode() == 0;
+                // A signed NOTIFY's acknowledgement must be signed by the peer (RFC 8945 5.3).
+                if let Some(v) = verifier.as_mut()
+                    && let Err(err) = v.verify(&buf[..n], tsig::now())
+                {
+                    log::warn!("NOTIFY {zone} to {target}: acknowledgement fails TSIG: {err}");
+                    return false;
+                }
+                return true;
             }
         }
     })

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::message::{self, Builder};
-use super::tsig::Key;
+use super::tsig::{self, Key};
 use crate::name::Name;
 use crate::zone::{Record, rtype, serial_newer, soa_serial};
 
@@ -44,11 +44,12 @@ pub async fn probe(sock: &UdpSocket, node: SocketAddr, zone: &Name) -> Option<u3
     tokio::time::timeout(PROBE_TIMEOUT, async {
         loop {
             let (n, from) = sock.recv_from(&mut buf).await.ok()?;
-            let Some(m) = message::parse(&buf[..n]) else { continue };
-            if from != node || m.id != id {
+            if from != node {
                 continue;
             }
-            return m.answer.iter().find(|r| r.rtype == rtype::SOA && r.owner == *zone).and_then(|r| soa_serial(&r.rdata));
+            if let Some(serial) = answered_serial(&buf[..n], id, zone) {
+                return Some(serial);
+            }
         }
     })
     .await
@@ -56,15 +57,28 @@ pub async fn probe(sock: &UdpSocket, node: SocketAddr, zone: &Name) -> Option<u3
     .flatten()
 }
 
+/// The serial in `reply` when it answers our SOA query `id` for `zone`: a response (QR), with
+/// our ID and our question echoed, NOERROR. Anything else (a reflected query, a stale or forged
+/// answer to another question) is ignored, as resolvers do (RFC 5452 section 9.1).
+fn answered_serial(reply: &[u8], id: u16, zone: &Name) -> Option<u32> {
+    let m = message::parse(reply)?;
+    let (qname, qtype, qclass) = m.question.as_ref()?;
+    if !m.is_response() || m.id != id || m.rcode() != 0 || qname != zone || *qtype != rtype::SOA || *qclass != message::CLASS_IN {
+        return None;
+    }
+    m.answer.iter().find(|r| r.rtype == rtype::SOA && r.owner == *zone).and_then(|r| soa_serial(&r.rdata))
+}
+
 /// Waits until `required` of `nodes` serve `serial` (or newer) of `zone`, or `deadline` passes.
-pub async fn confirm(nodes: &[SocketAddr], zone: &Name, soa: &Record, required: usize, deadline: Duration, key: Option<&Key>) -> Outcome {
+pub async fn confirm(nodes: &[SocketAddr], zone: &Name, soa: &Record, required: usize, deadline: Duration, keys: &[Key]) -> Outcome {
     let start = Instant::now();
     let serial = soa_serial(&soa.rdata).unwrap_or(0);
     let confirmed = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for &node in nodes {
-        let (confirmed, done, zone, soa, key) = (confirmed.clone(), done.clone(), zone.clone(), soa.clone(), key.cloned());
+        let key = tsig::key_for(keys, node.ip()).cloned();
+        let (confirmed, done, zone, soa) = (confirmed.clone(), done.clone(), zone.clone(), soa.clone());
         tasks.push(tokio::spawn(async move {
             let bind: SocketAddr = if node.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
             let Ok(sock) = UdpSocket::bind(bind).await else { return };
@@ -93,4 +107,29 @@ pub async fn confirm(nodes: &[SocketAddr], zone: &Name, soa: &Record, required: 
         t.abort();
     }
     Outcome { confirmed: confirmed.load(Ordering::SeqCst), required, nodes: nodes.len(), elapsed: start.elapsed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::message::{Builder, Section};
+    use crate::zone::Record;
+
+    #[test]
+    fn only_our_answer_counts() {
+        let zone = Name::from_text("example.org").unwrap();
+        let soa = Record { owner: zone.clone(), rtype: rtype::SOA, ttl: 60, rdata: crate::zone::soa_with_serial(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7) };
+        let msg = |id: u16, flags: u16, q: (&Name, u16)| {
+            let mut b = Builder::new(id, flags, Some(q));
+            b.push(Section::Answer, &soa);
+            b.buf
+        };
+        assert_eq!(answered_serial(&msg(9, 0x8400, (&zone, rtype::SOA)), 9, &zone), Some(7));
+        // A query (QR=0) carrying a SOA, e.g. our own probe reflected back: not an answer.
+        assert_eq!(answered_serial(&msg(9, 0x0000, (&zone, rtype::SOA)), 9, &zone), None);
+        assert_eq!(answered_serial(&msg(8, 0x8400, (&zone, rtype::SOA)), 9, &zone), None, "another ID");
+        let other = Name::from_text("example.net").unwrap();
+        assert_eq!(answered_serial(&msg(9, 0x8400, (&other, rtype::SOA)), 9, &zone), None, "another question");
+        assert_eq!(answered_serial(&msg(9, 0x8400, (&zone, rtype::A)), 9, &zone), None, "another type");
+    }
 }

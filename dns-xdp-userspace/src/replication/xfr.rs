@@ -15,8 +15,26 @@ use crate::zone::{Record, Zone, rtype, serial_newer, soa_serial, zone_from_recor
 
 /// Bytes of records per transfer message: well under the 64 KiB TCP limit, leaving room for TSIG.
 const MESSAGE_BUDGET: usize = 16 * 1024;
-/// A transfer that makes no progress for this long is abandoned; the old version keeps serving.
-pub const XFR_TIMEOUT: Duration = Duration::from_secs(10);
+/// A transfer whose primary sends nothing for this long is abandoned; the old version keeps
+/// serving. Per read, so a large zone that keeps arriving is not cut off (Knot's
+/// `tcp-io-timeout` is likewise per operation).
+pub const XFR_IDLE: Duration = Duration::from_secs(10);
+/// And any transfer ends after this long (BIND's `max-transfer-time-in` default: 120 minutes).
+pub const XFR_MAX_TIME: Duration = Duration::from_secs(2 * 3600);
+
+/// What a transfer from a primary may bring (`--xfr-max-records`, `--xfr-max-bytes`), like BIND's
+/// `max-records` and Knot's `zone-max-size`: a primary gone wrong cannot exhaust our memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_records: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_records: 20_000_000, max_bytes: 4 << 30 }
+    }
+}
 
 /// The records answering an AXFR, or an IXFR from `client_serial` (`chain` when the history
 /// reaches it, else the whole zone, as RFC 1995 section 4 allows).
@@ -44,9 +62,9 @@ pub fn answer_records(zone: &Zone, client_serial: Option<u32>, chain: Option<Vec
     out
 }
 
-/// Packs `records` into response messages answering query `id` for `zone`, signing each with
-/// `key` when given (over the request's MAC first, then the previous message's).
-pub fn messages(id: u16, zone: &Name, qtype: u16, records: &[Record], key: Option<(&Key, Vec<u8>)>) -> Vec<Vec<u8>> {
+/// Packs `records` into response messages answering query `id` for `zone`, each signed through
+/// `verified` (the request's TSIG) when given.
+pub fn messages(id: u16, zone: &Name, qtype: u16, records: &[Record], verified: Option<tsig::Verified>) -> Vec<Vec<u8>> {
     const FLAGS: u16 = 0x8400; // QR, AA
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut b = Builder::new(id, FLAGS, Some((zone, qtype)));
@@ -57,10 +75,12 @@ pub fn messages(id: u16, zone: &Name, qtype: u16, records: &[Record], key: Optio
         b.push(Section::Answer, r);
     }
     out.push(b.buf);
-    if let Some((key, request_mac)) = key {
-        let mut mac = request_mac;
-        for (i, msg) in out.iter_mut().enumerate() {
-            mac = if i == 0 { tsig::sign(msg, key, Some(&mac)) } else { tsig::sign_next(msg, key, &mac) };
+    if let Some(mut verified) = verified {
+        let now = tsig::now();
+        for msg in &mut out {
+            if let Err(err) = verified.sign(msg, now) {
+                log::warn!("signing a transfer message of {zone}: {err}");
+            }
         }
     }
     out
@@ -83,8 +103,10 @@ pub enum XfrError {
     Connect(SocketAddr, std::io::Error),
     #[error("transfer from {0}: {1}")]
     Io(SocketAddr, std::io::Error),
-    #[error("transfer from {0} timed out")]
-    Timeout(SocketAddr),
+    #[error("transfer from {0}: {1}")]
+    Timeout(SocketAddr, String),
+    #[error("transfer from {0} abandoned: {1}")]
+    Limit(SocketAddr, String),
     #[error("transfer from {0}: {1}")]
     Protocol(SocketAddr, String),
     #[error("transfer from {0}: TSIG: {1}")]
@@ -92,11 +114,20 @@ pub enum XfrError {
 }
 
 /// Pulls `zone` from `primary`: IXFR from `current`'s serial when we have a version, else AXFR.
-pub async fn pull(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>) -> Result<Pulled, XfrError> {
-    tokio::time::timeout(XFR_TIMEOUT, pull_inner(primary, zone, current, key)).await.map_err(|_| XfrError::Timeout(primary))?
+pub async fn pull(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>, limits: Limits) -> Result<Pulled, XfrError> {
+    let total = || XfrError::Timeout(primary, format!("not complete after {XFR_MAX_TIME:?}"));
+    tokio::time::timeout(XFR_MAX_TIME, pull_inner(primary, zone, current, key, limits)).await.map_err(|_| total())?
 }
 
-async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>) -> Result<Pulled, XfrError> {
+/// `fut`, abandoned when the primary stays silent for `XFR_IDLE`.
+async fn idle<T>(primary: SocketAddr, what: &str, fut: impl Future<Output = std::io::Result<T>>) -> Result<T, XfrError> {
+    match tokio::time::timeout(XFR_IDLE, fut).await {
+        Ok(r) => r.map_err(|e| XfrError::Io(primary, e)),
+        Err(_) => Err(XfrError::Timeout(primary, format!("nothing {what} for {XFR_IDLE:?}"))),
+    }
+}
+
+async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>, limits: Limits) -> Result<Pulled, XfrError> {
     let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
     let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
     let id: u16 = rand_id();
@@ -105,26 +136,34 @@ async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, ke
         query.push(Section::Authority, &cur.soa_record());
     }
     let mut query = query.buf;
-    let mut verifier = key.map(|k| {
-        let mac = tsig::sign(&mut query, k, None);
-        StreamVerifier::new(k.clone(), mac)
-    });
-    let mut conn = TcpStream::connect(primary).await.map_err(|e| XfrError::Connect(primary, e))?;
+    let mut verifier: Option<StreamVerifier> = match key {
+        Some(k) => Some(tsig::sign_request(&mut query, k, tsig::now()).map_err(|e| XfrError::Tsig(primary, e))?),
+        None => None,
+    };
+    let mut conn = match tokio::time::timeout(XFR_IDLE, TcpStream::connect(primary)).await {
+        Ok(r) => r.map_err(|e| XfrError::Connect(primary, e))?,
+        Err(_) => return Err(XfrError::Connect(primary, std::io::ErrorKind::TimedOut.into())),
+    };
     let _ = conn.set_nodelay(true);
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&query);
-    conn.write_all(&framed).await.map_err(|e| XfrError::Io(primary, e))?;
+    idle(primary, "written", conn.write_all(&framed)).await?;
 
     let mut stream = StreamState::default();
     let mut buf = vec![0u8; 65535];
+    let (mut records, mut bytes) = (0u64, 0u64);
     loop {
         let mut len = [0u8; 2];
-        conn.read_exact(&mut len).await.map_err(|e| XfrError::Io(primary, e))?;
+        idle(primary, "received", conn.read_exact(&mut len)).await?;
         let len = u16::from_be_bytes(len) as usize;
-        conn.read_exact(&mut buf[..len]).await.map_err(|e| XfrError::Io(primary, e))?;
+        idle(primary, "received", conn.read_exact(&mut buf[..len])).await?;
+        bytes += len as u64 + 2;
+        if bytes > limits.max_bytes {
+            return Err(XfrError::Limit(primary, format!("{zone}: more than {} bytes (xfr_max_bytes)", limits.max_bytes)));
+        }
         let raw = &buf[..len];
         if let Some(v) = verifier.as_mut() {
-            v.verify(raw).map_err(|e| XfrError::Tsig(primary, e))?;
+            v.verify(raw, tsig::now()).map_err(|e| XfrError::Tsig(primary, e))?;
         }
         let msg = message::parse(raw).ok_or_else(|| proto("malformed message"))?;
         if msg.id != id || !msg.is_response() {
@@ -134,11 +173,15 @@ async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, ke
             return Err(proto(&format!("primary answered {}", crate::wire::rcode::name(msg.rcode()))));
         }
         for rr in msg.answer.iter().filter(|r| r.rtype != message::TYPE_TSIG) {
+            records += 1;
+            if records > limits.max_records {
+                return Err(XfrError::Limit(primary, format!("{zone}: more than {} records (xfr_max_records)", limits.max_records)));
+            }
             stream.push(rr.record()).map_err(|e| proto(&e))?;
         }
         let our = current.map(|z| z.serial);
         if stream.done(our) {
-            if let Some(v) = &verifier {
+            if let Some(v) = verifier.take() {
                 v.finish().map_err(|e| XfrError::Tsig(primary, e))?;
             }
             return stream.finish(our, zone).map_err(|e| proto(&e));
@@ -237,4 +280,51 @@ pub fn rand_id() -> u16 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     h.finish() as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::parse_records;
+
+    fn zone(n: usize) -> Zone {
+        let origin = Name::from_text("example.org").unwrap();
+        let mut text = "@ 300 IN SOA ns1 host 7 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n".to_string();
+        text.extend((0..n).map(|i| format!("h{i} 60 IN A 10.0.{}.{}\n", i / 256, i % 256)));
+        zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
+    }
+
+    /// A primary on loopback answering one AXFR of `z`.
+    async fn primary(z: Zone) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut len = [0u8; 2];
+                conn.read_exact(&mut len).await.unwrap();
+                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+                conn.read_exact(&mut q).await.unwrap();
+                let id = u16::from_be_bytes([q[0], q[1]]);
+                for m in messages(id, &z.origin, rtype::AXFR, &answer_records(&z, None, None), None) {
+                    let _ = conn.write_all(&(m.len() as u16).to_be_bytes()).await;
+                    let _ = conn.write_all(&m).await;
+                }
+            }
+        });
+        addr
+    }
+
+    /// The old code took whatever a primary sent; now a transfer past the record or byte limit
+    /// is abandoned, naming the setting.
+    #[tokio::test]
+    async fn transfers_past_the_limits_are_abandoned() {
+        let z = zone(2000);
+        let addr = primary(z.clone()).await;
+        let got = pull(addr, &z.origin, None, None, Limits::default()).await.unwrap();
+        assert!(matches!(got, Pulled::Full(ref full) if full.records() == z.records()));
+        let err = pull(addr, &z.origin, None, None, Limits { max_records: 1000, ..Limits::default() }).await.unwrap_err();
+        assert!(err.to_string().contains("xfr_max_records"), "{err}");
+        let err = pull(addr, &z.origin, None, None, Limits { max_bytes: 20_000, ..Limits::default() }).await.unwrap_err();
+        assert!(err.to_string().contains("xfr_max_bytes"), "{err}");
+    }
 }
