@@ -1,5 +1,5 @@
-//! The control API on the primary (`--api IP:PORT`): HTTP/1.1 with JSON bodies and a bearer
-//! token. A write journals the change (fsync), publishes it, NOTIFYs the fleet and answers once
+//! The control API on the primary (`--api IP:PORT`): HTTP/1.1 (optionally over TLS) with JSON bodies
+//! and a bearer token. A write journals the change (fsync), publishes it, NOTIFYs the fleet and answers once
 //! `--quorum` of the `--node`s serve the new serial (200) or the deadline passes (503; the change
 //! stays and keeps propagating).
 //!
@@ -13,115 +13,117 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use subtle::ConstantTimeEq as _;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
 
 use crate::name::Name;
 use crate::replication::{Replication, quorum};
 use crate::zone::{Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records, zone_with_rrsets};
 
-/// Largest request (head and body) we read.
-const MAX_REQUEST: usize = 1 << 20;
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body (a batch of changes); larger gets 413 before it is read.
+pub const MAX_BODY: usize = 1 << 20;
+/// Longest pause between two pieces of a request body (a client trickling its body).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests past the token check running at once; more wait for a slot (within the request timeout).
+const MAX_IN_FLIGHT: usize = 64;
+/// Open connections at once; past that, new ones are closed at accept. Each idle one is closed
+/// after `http::HEAD_TIMEOUT`, so this only has to exceed what arrives within that time.
+pub const MAX_CONNECTIONS: usize = 8192;
+/// A request's whole run time beyond the quorum deadline (its body, a wait for a slot, the
+/// journal fsync); past it the client gets 408. The write itself stays and keeps propagating.
+const REQUEST_SLACK: Duration = Duration::from_secs(30);
 
-pub async fn serve(listener: TcpListener, repl: Arc<Replication>, token: String) {
-    let token = Arc::new(token);
-    loop {
-        let Ok((conn, _)) = listener.accept().await else { continue };
-        let (repl, token) = (repl.clone(), token.clone());
-        tokio::spawn(async move {
-            let _ = connection(conn, &repl, &token).await;
-        });
+pub async fn serve(listener: TcpListener, repl: Arc<Replication>, token: &str, tls: Option<TlsAcceptor>) {
+    crate::http::serve(listener, router(repl, token), tls, MAX_CONNECTIONS, "API").await
+}
+
+/// The API with its limits, outermost first: request timeout (408), bearer token (401, before a
+/// byte of the body is read), a slot among `MAX_IN_FLIGHT`, body pace, body size (413).
+pub fn router(repl: Arc<Replication>, token: &str) -> Router {
+    let request_timeout = repl.config.quorum_deadline + REQUEST_SLACK;
+    Router::new()
+        .fallback(handle)
+        .with_state(repl)
+        // The size limit innermost, so a body cut off at the limit reaches the handler as 413.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .layer(ValidateRequestHeaderLayer::custom(Bearer::new(token)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+}
+
+/// Checks `Authorization: Bearer TOKEN` (the scheme is case-insensitive, RFC 9110 section 11.1).
+/// Both sides are hashed first and the digests compared in constant time, so neither the position
+/// of the first wrong byte nor the token's length shows in the time taken.
+#[derive(Clone)]
+struct Bearer {
+    digest: Arc<[u8; 32]>,
+}
+
+impl Bearer {
+    fn new(token: &str) -> Bearer {
+        Bearer { digest: Arc::new(sha256(token.as_bytes())) }
+    }
+
+    fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(value) = authorization.map(HeaderValue::as_bytes) else { return false };
+        let Some(space) = value.iter().position(|b| *b == b' ') else { return false };
+        let (scheme, credentials) = value.split_at(space);
+        let credentials = credentials.trim_ascii();
+        // Evaluated whatever the scheme, so a wrong scheme takes the time of a wrong token.
+        let digest_matches: bool = sha256(credentials).ct_eq(&self.digest[..]).into();
+        scheme.eq_ignore_ascii_case(b"bearer") & digest_matches
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    auth: Option<String>,
-    body: Vec<u8>,
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
-async fn read_request(conn: &mut TcpStream) -> Option<Request> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
+impl<B> ValidateRequest<B> for Bearer {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
+        if self.accepts(request.headers().get(header::AUTHORIZATION)) {
+            return Ok(());
         }
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 || buf.len() > MAX_REQUEST {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split_whitespace();
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let mut length = 0usize;
-    let mut auth = None;
-    for line in lines {
-        let Some((k, v)) = line.split_once(':') else { continue };
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = v.trim().parse().ok()?,
-            "authorization" => auth = Some(v.trim().to_string()),
-            _ => {}
-        }
+        let mut response = reply(401, &json!({"error": "missing or wrong bearer token"}));
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(response)
     }
-    if length > MAX_REQUEST {
-        return None;
-    }
-    while buf.len() < head_end + length {
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(Request { method, path, auth, body: buf[head_end..head_end + length].to_vec() })
 }
 
-async fn connection(mut conn: TcpStream, repl: &Replication, token: &str) -> std::io::Result<()> {
-    let Ok(Some(req)) = tokio::time::timeout(READ_TIMEOUT, read_request(&mut conn)).await else {
-        return respond(&mut conn, 400, &json!({"error": "malformed request"})).await;
-    };
-    let (status, body) = route(&req, repl, token).await;
-    respond(&mut conn, status, &body).await
+async fn handle(State(repl): State<Arc<Replication>>, method: Method, uri: Uri, body: Bytes) -> Response<Body> {
+    let (status, value) = route(method.as_str(), uri.path(), &body, &repl).await;
+    reply(status, &value)
 }
 
-async fn respond(conn: &mut TcpStream, status: u16, body: &Value) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "Internal Server Error",
-    };
-    let text = body.to_string();
-    let out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    conn.write_all(out.as_bytes()).await?;
-    conn.shutdown().await
+fn reply(status: u16, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn bad(field: &str, message: impl std::fmt::Display) -> (u16, Value) {
     (400, json!({"error": message.to_string(), "field": field}))
 }
 
-async fn route(req: &Request, repl: &Replication, token: &str) -> (u16, Value) {
-    let authorized = req.auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")).is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()));
-    if !authorized {
-        return (401, json!({"error": "missing or wrong bearer token"}));
-    }
-    let path = req.path.split('?').next().unwrap_or("");
+/// The routes, behind the token check.
+async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> (u16, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (req.method.as_str(), parts.as_slice()) {
+    match (method, parts.as_slice()) {
         ("GET", ["v1", "zones"]) => {
             let zones = repl.publisher.state.zones.load();
             let mut list: Vec<Value> = zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
@@ -133,9 +135,9 @@ async fn route(req: &Request, repl: &Replication, token: &str) -> (u16, Value) {
             Err(e) => e,
         },
         ("PUT" | "DELETE", ["v1", "zones", zone, "rrsets", name, rtype_text]) => {
-            let op = if req.method == "PUT" { "put" } else { "delete" };
+            let op = if method == "PUT" { "put" } else { "delete" };
             let mut change = if op == "put" {
-                match serde_json::from_slice::<Value>(&req.body) {
+                match serde_json::from_slice::<Value>(body) {
                     Ok(v @ Value::Object(_)) => v,
                     _ => return bad("body", "expected a JSON object {\"ttl\": N, \"rdata\": [...]}"),
                 }
@@ -148,7 +150,7 @@ async fn route(req: &Request, repl: &Replication, token: &str) -> (u16, Value) {
             write(repl, zone, &[change], false).await
         }
         ("POST", ["v1", "zones", zone, "batch"]) => {
-            let changes = match serde_json::from_slice::<Value>(&req.body) {
+            let changes = match serde_json::from_slice::<Value>(body) {
                 Ok(v) => v.get("changes").and_then(Value::as_array).cloned(),
                 Err(_) => None,
             };
@@ -157,13 +159,9 @@ async fn route(req: &Request, repl: &Replication, token: &str) -> (u16, Value) {
                 _ => bad("changes", "expected {\"changes\": [...]} with at least one change"),
             }
         }
-        (_, ["v1", ..]) => (405, json!({"error": format!("{} {path} is not supported", req.method)})),
+        (_, ["v1", ..]) => (405, json!({"error": format!("{method} {path} is not supported")})),
         _ => (404, json!({"error": "not found"})),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, (u16, Value)> {

@@ -180,6 +180,13 @@ pub struct ReplicationArgs {
     /// File holding the API's bearer token.
     #[arg(long, value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
+    /// Serve the API over TLS with this PEM certificate chain (needs --api-tls-key); plain HTTP
+    /// is then refused on the API address.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --api-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
     /// Directory of the zone journals (one file per zone): changes made through the API are
     /// fsynced there before they are acknowledged, and replayed on start. A secondary keeps what
     /// it transferred there (snapshot + IXFR journal), so after a restart it catches up by IXFR.
@@ -286,6 +293,8 @@ struct FileConfig {
     quorum_timeout_ms: Option<u64>,
     api: Option<SocketAddr>,
     api_token_file: Option<PathBuf>,
+    api_tls_cert: Option<PathBuf>,
+    api_tls_key: Option<PathBuf>,
     journal: Option<PathBuf>,
     #[serde(default)]
     allow_transfer: Vec<String>,
@@ -320,12 +329,26 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     pub rrl_cli: RrlArgs,
     pub replication: crate::replication::Config,
-    /// The control API's address and bearer token.
-    pub api: Option<(SocketAddr, String)>,
+    /// The control API: address, bearer token, TLS.
+    pub api: Option<ApiSettings>,
+}
+
+#[derive(Clone)]
+pub struct ApiSettings {
+    pub addr: SocketAddr,
+    pub token: String,
+    /// Set with --api-tls-cert/--api-tls-key: the certificate and key, loaded and checked.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings").field("addr", &self.addr).field("token", &"<redacted>").field("tls", &self.tls.is_some()).finish()
+    }
 }
 
 /// Merges the replication flags over the file's keys.
-fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crate::replication::Config, Option<(SocketAddr, String)>), String> {
+fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crate::replication::Config, Option<ApiSettings>), String> {
     use crate::name::Name;
     use crate::replication::tsig::{Key, decode_base64};
     let mut secondaries = Vec::new();
@@ -357,7 +380,14 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
         .iter()
         .map(|s| s.parse::<Cidr>().map_err(|e| format!("allow_transfer: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let tls = match (cli.api_tls_cert.or(file.api_tls_cert.clone()), cli.api_tls_key.or(file.api_tls_key.clone())) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(&cert, &key).map_err(|e| format!("api_tls_cert/api_tls_key: {e}"))?),
+        (Some(_), None) => return Err("api_tls_cert needs api_tls_key".into()),
+        (None, Some(_)) => return Err("api_tls_key needs api_tls_cert".into()),
+    };
     let api = match (cli.api.or(file.api), cli.api_token_file.or(file.api_token_file.clone())) {
+        (None, _) if tls.is_some() => return Err("api_tls_cert/api_tls_key need --api".into()),
         (None, _) => None,
         (Some(_), None) => return Err("--api needs --api-token-file (the bearer token clients must send)".into()),
         (Some(addr), Some(path)) => {
@@ -366,7 +396,7 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
             if token.is_empty() {
                 return Err(format!("api_token_file {}: empty", path.display()));
             }
-            Some((addr, token))
+            Some(ApiSettings { addr, token, tls })
         }
     };
     let config = crate::replication::Config {
@@ -559,6 +589,29 @@ mod tests {
         assert_eq!(s.edns_payload, 1400);
         assert_eq!(s.chaos, Chaos { version: Some("v1".into()), identity: None });
         assert_eq!(s.listen[0].port(), 53);
+    }
+
+    #[test]
+    fn api_tls_keys_and_flags() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-apitls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (token, path) = (dir.join("token"), dir.join("c.toml"));
+        std::fs::write(&token, "t\n").unwrap();
+        let file = |extra: &str| {
+            std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n{extra}")).unwrap();
+            Settings::from_args(ServeArgs { config: Some(path.clone()), ..Default::default() })
+        };
+        assert!(file("").unwrap().api.unwrap().tls.is_none());
+        assert_eq!(file("api_tls_cert = \"c.pem\"\n").unwrap_err(), "api_tls_cert needs api_tls_key");
+        // Both keys given: the files are read at configuration time, so a missing one is named.
+        let err = file("api_tls_cert = \"/nonexistent/c.pem\"\napi_tls_key = \"/nonexistent/k.pem\"\n").unwrap_err();
+        assert!(err.contains("/nonexistent/c.pem"), "{err}");
+        // The flags override the file's keys (and fail the same way on a missing file).
+        std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n")).unwrap();
+        let mut args = ServeArgs { config: Some(path.clone()), ..Default::default() };
+        args.replication.api_tls_cert = Some("/nonexistent/flag.pem".into());
+        args.replication.api_tls_key = Some("/nonexistent/k.pem".into());
+        assert!(Settings::from_args(args).unwrap_err().contains("/nonexistent/flag.pem"));
     }
 
     #[test]

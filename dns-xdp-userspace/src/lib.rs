@@ -16,6 +16,7 @@ pub mod diff;
 pub mod exchange;
 pub mod hits;
 pub mod hotset;
+pub mod http;
 pub mod loader;
 pub mod metrics;
 pub mod name;

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use dns_xdp::config::{Cli, Command, Settings};
 use dns_xdp::loader::{XdpProgram, attach_pass};
-use dns_xdp::metrics::{Metrics, serve_http};
+use dns_xdp::metrics::{Metrics, Sources, serve_http};
 use dns_xdp::publish::{Publisher, install};
 use dns_xdp::replication::{Replication, secondary};
 use dns_xdp::rrl::{LimitLog, Limiter};
@@ -216,15 +216,17 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         tasks.push(tokio::spawn(dns_xdp::tcp::serve(slowpath::bind_tcp(*addr)?, state.clone(), tcp_limits)));
         log::info!("answering DNS on {addr} (UDP, TCP)");
     }
-    let http = tokio::net::TcpListener::bind(settings.metrics)
-        .await
+    let http = dns_xdp::http::bind(settings.metrics)
         .with_context(|| format!("binding the metrics address {}", settings.metrics))?;
-    tasks.push(tokio::spawn(serve_http(http, state.clone(), xdp_stats, limiter.clone())));
+    tasks.push(tokio::spawn(serve_http(http, Sources { state: state.clone(), xdp: xdp_stats, rrl: limiter.clone() })));
     log::info!("metrics and health on http://{}/metrics", settings.metrics);
-    if let Some((addr, token)) = &settings.api {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API address {addr}"))?;
-        tasks.push(tokio::spawn(dns_xdp::api::serve(listener, replication.clone(), token.clone())));
-        log::info!("control API on http://{addr}/v1/zones");
+    if let Some(api) = &settings.api {
+        let addr = api.addr;
+        let listener = dns_xdp::http::bind(addr).with_context(|| format!("binding the API address {addr}"))?;
+        let (repl, token, tls) = (replication.clone(), api.token.clone(), api.tls.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tasks.push(tokio::spawn(async move { dns_xdp::api::serve(listener, repl, &token, tls).await }));
+        log::info!("control API on {scheme}://{addr}/v1/zones");
     }
     for (zone, primary, notified) in secondaries {
         log::info!("zone {zone}: secondary of {primary}");

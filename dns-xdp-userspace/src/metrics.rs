@@ -1,14 +1,28 @@
-//! Counters and the tiny HTTP endpoint serving `GET /metrics` (Prometheus text) and
-//! `GET /healthz`.
+//! Counters, and the HTTP endpoint serving `GET /metrics` (OpenMetrics text, through
+//! prometheus-client's encoder) and `GET /healthz`.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State as Extract;
+use axum::http::{HeaderValue, Method, Response, StatusCode, Uri, header};
 use dns_xdp_common::stat;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::loader::Stats;
 use crate::rrl::Limiter;
@@ -86,10 +100,103 @@ const PASS_REASONS: [(&str, u32); 14] = [
     ("marker", stat::PASS_MARKER),
 ];
 
-/// Renders every series in Prometheus text format.
-pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
+/// What a scrape reads: registered once in the registry `serve_http` encodes on each request.
+#[derive(Clone)]
+pub struct Sources {
+    pub state: Arc<State>,
+    pub xdp: Option<Arc<Stats>>,
+    pub rrl: Arc<Limiter>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("metrics::Sources")
+    }
+}
+
+impl Collector for Sources {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        collect(&mut Exposition(encoder), &self.state, self.xdp.as_deref(), &self.rrl)
+    }
+}
+
+/// Every series, in the OpenMetrics text format (which Prometheus reads).
+pub fn render(sources: &Sources) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(sources.clone()));
+    let mut out = String::with_capacity(8192);
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        log::warn!("encoding metrics: {err}");
+    }
+    out
+}
+
+/// Labels of one sample: (name, value); values are escaped on output (a zone name may hold `"`).
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// The families of one scrape, written through prometheus-client's encoder. Names are given whole,
+/// as they appear in the output (`dnsxdp_responses_total`): the encoder adds a counter's `_total`.
+pub struct Exposition<'a>(DescriptorEncoder<'a>);
+
+impl Exposition<'_> {
+    pub fn counter<N: EncodeCounterValue + Copy>(&mut self, name: &str, help: &str, samples: &[(Labels, N)]) -> fmt::Result {
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        let (base, unit) = match base.strip_suffix("_seconds") {
+            Some(b) => (b, Some(Unit::Seconds)),
+            None => (base, None),
+        };
+        let family = self.0.encode_descriptor(base, help, unit.as_ref(), MetricType::Counter)?;
+        encode_samples(family, samples.iter().map(|(l, v)| (*l, ConstCounter::new(*v))))
+    }
+
+    pub fn gauge<N: EncodeGaugeValue + Copy>(&mut self, name: &str, help: &str, samples: &[(Labels, N)]) -> fmt::Result {
+        let family = self.0.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        encode_samples(family, samples.iter().map(|(l, v)| (*l, ConstGauge::new(*v))))
+    }
+}
+
+/// One sample without labels is the family itself (no `{}`); otherwise each sample is a member.
+fn encode_samples<'l, M: EncodeMetric>(mut family: MetricEncoder, samples: impl ExactSizeIterator<Item = (Labels<'l>, M)>) -> fmt::Result {
+    let mut samples = samples.peekable();
+    if samples.len() == 1
+        && let Some(([], _)) = samples.peek()
+    {
+        let (_, metric) = samples.next().expect("peeked");
+        return metric.encode(family);
+    }
+    for (labels, metric) in samples {
+        metric.encode(family.encode_family(&escaped(labels))?)?;
+    }
+    Ok(())
+}
+
+fn escaped<'a>(labels: Labels<'a>) -> Vec<(&'a str, Escaped<'a>)> {
+    labels.iter().map(|(k, v)| (*k, Escaped(v))).collect()
+}
+
+/// A label value as the exposition format wants it: `\`, `\"` and `\n` escaped. prometheus-client
+/// writes `&str` label values as they are.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        use fmt::Write as _;
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            encoder.write_str(&rest[..i])?;
+            encoder.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        encoder.write_str(rest)
+    }
+}
+
+fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> fmt::Result {
     let m = &state.metrics;
-    let mut out = String::with_capacity(4096);
     let kernel = xdp.and_then(|s| match s.read() {
         Ok(v) => Some(v),
         Err(err) => {
@@ -97,82 +204,107 @@ pub fn render(state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> String {
             None
         }
     });
-    out.push_str("# HELP dnsxdp_responses_total DNS responses sent, by path and RCODE.\n# TYPE dnsxdp_responses_total counter\n");
+    let mut responses = Vec::new();
     for (i, rc) in RCODES.iter().enumerate() {
         let name = rcode::name(*rc);
-        let _ = writeln!(out, "dnsxdp_responses_total{{path=\"userspace\",rcode=\"{name}\"}} {}", m.responses[i].load(Relaxed));
+        responses.push((vec![("path", "userspace"), ("rcode", name)], m.responses[i].load(Relaxed)));
         if let Some(k) = &kernel
             && *rc < 16
         {
-            let _ = writeln!(out, "dnsxdp_responses_total{{path=\"xdp\",rcode=\"{name}\"}} {}", k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]);
+            responses.push((vec![("path", "xdp"), ("rcode", name)], k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
         }
     }
-    let _ = writeln!(out, "dnsxdp_responses_total{{path=\"userspace\",rcode=\"OTHER\"}} {}", m.responses[RCODES.len()].load(Relaxed));
+    responses.push((vec![("path", "userspace"), ("rcode", "OTHER")], m.responses[RCODES.len()].load(Relaxed)));
+    out.counter("dnsxdp_responses_total", "DNS responses sent, by path and RCODE.", &borrowed(&responses))?;
     if let Some(k) = &kernel {
-        out.push_str("# HELP dnsxdp_xdp_packets_total Packets seen by the XDP program, by action.\n# TYPE dnsxdp_xdp_packets_total counter\n");
-        let _ = writeln!(out, "dnsxdp_xdp_packets_total{{action=\"rx\"}} {}", k[stat::RX as usize]);
-        for (name, i) in ACTIONS {
-            let _ = writeln!(out, "dnsxdp_xdp_packets_total{{action=\"{name}\"}} {}", k[i as usize]);
-        }
-        out.push_str("# HELP dnsxdp_xdp_resolved_total How XDP found the answers it sent other than by its name record's own slot for the type: in the hit index (the same answer, without the record lookup), a name's type-independent answer, or a closest encloser's answer for missing names.\n# TYPE dnsxdp_xdp_resolved_total counter\n");
-        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"hit\"}} {}", k[stat::TX_HIT as usize]);
-        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"default\"}} {}", k[stat::TX_DEFAULT as usize]);
-        let _ = writeln!(out, "dnsxdp_xdp_resolved_total{{how=\"encloser\"}} {}", k[stat::TX_ENCLOSER as usize]);
-        out.push_str("# HELP dnsxdp_xdp_pass_total Packets passed to the kernel stack, by reason.\n# TYPE dnsxdp_xdp_pass_total counter\n");
-        for (name, i) in PASS_REASONS {
-            let _ = writeln!(out, "dnsxdp_xdp_pass_total{{reason=\"{name}\"}} {}", k[i as usize]);
-        }
+        let mut actions = vec![(&[("action", "rx")][..], k[stat::RX as usize])];
+        let action_labels: Vec<[(&str, &str); 1]> = ACTIONS.iter().map(|(name, _)| [("action", *name)]).collect();
+        actions.extend(ACTIONS.iter().zip(&action_labels).map(|((_, i), l)| (&l[..], k[*i as usize])));
+        out.counter("dnsxdp_xdp_packets_total", "Packets seen by the XDP program, by action.", &actions)?;
+        out.counter(
+            "dnsxdp_xdp_resolved_total",
+            "How XDP found the answers it sent other than by its name record's own slot for the type: in the hit index (the same answer, without the record lookup), a name's type-independent answer, or a closest encloser's answer for missing names.",
+            &[
+                (&[("how", "hit")], k[stat::TX_HIT as usize]),
+                (&[("how", "default")], k[stat::TX_DEFAULT as usize]),
+                (&[("how", "encloser")], k[stat::TX_ENCLOSER as usize]),
+            ],
+        )?;
+        let reason_labels: Vec<[(&str, &str); 1]> = PASS_REASONS.iter().map(|(name, _)| [("reason", *name)]).collect();
+        let passes: Vec<(Labels, u64)> = PASS_REASONS.iter().zip(&reason_labels).map(|((_, i), l)| (&l[..], k[*i as usize])).collect();
+        out.counter("dnsxdp_xdp_pass_total", "Packets passed to the kernel stack, by reason.", &passes)?;
         if let Some((ns, runs)) = xdp.and_then(Stats::run_time) {
-            let _ = writeln!(out, "# HELP dnsxdp_xdp_run_seconds_total Time spent in the XDP program (while BPF stats are enabled).\n# TYPE dnsxdp_xdp_run_seconds_total counter\ndnsxdp_xdp_run_seconds_total {}", ns as f64 / 1e9);
-            let _ = writeln!(out, "# TYPE dnsxdp_xdp_runs_total counter\ndnsxdp_xdp_runs_total {runs}");
+            out.counter("dnsxdp_xdp_run_seconds_total", "Time spent in the XDP program (while BPF stats are enabled).", &[(&[], ns as f64 / 1e9)])?;
+            out.counter("dnsxdp_xdp_runs_total", "Runs of the XDP program (while BPF stats are enabled).", &[(&[], runs)])?;
         }
-        let _ = writeln!(out, "# TYPE dnsxdp_xdp_drop_total counter\ndnsxdp_xdp_drop_total{{reason=\"malformed\"}} {}", k[stat::DROP_MALFORMED as usize]);
-        let _ = writeln!(out, "dnsxdp_xdp_drop_total{{reason=\"reflection_port\"}} {}", k[stat::DROP_REFLECTION_PORT as usize]);
-        let _ = writeln!(out, "dnsxdp_xdp_drop_total{{reason=\"spoofed_source\"}} {}", k[stat::DROP_SPOOFED_SOURCE as usize]);
+        out.counter(
+            "dnsxdp_xdp_drop_total",
+            "Packets the XDP program dropped, by reason.",
+            &[
+                (&[("reason", "malformed")], k[stat::DROP_MALFORMED as usize]),
+                (&[("reason", "reflection_port")], k[stat::DROP_REFLECTION_PORT as usize]),
+                (&[("reason", "spoofed_source")], k[stat::DROP_SPOOFED_SOURCE as usize]),
+            ],
+        )?;
     }
-    render_rrl(&mut out, kernel.as_deref(), rrl);
+    render_rrl(out, kernel.as_deref(), rrl)?;
     if let Some(shadow) = state.shadow.get() {
-        shadow.render(&mut out, kernel.as_deref());
+        shadow.render(out, kernel.as_deref())?;
     }
-    out.push_str("# HELP dnsxdp_zone_serial SOA serial being served.\n# TYPE dnsxdp_zone_serial gauge\n");
     let zones = state.zones.load();
     let mut list: Vec<_> = zones.iter().map(|z| (z.origin.to_string(), z.serial)).collect();
     list.sort();
-    for (origin, serial) in list {
-        let _ = writeln!(out, "dnsxdp_zone_serial{{zone=\"{origin}\"}} {serial}");
-    }
-    out.push_str("# HELP dnsxdp_bpf_map_entries Entries installed in each BPF map.\n# TYPE dnsxdp_bpf_map_entries gauge\n");
-    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"names\"}} {}", m.map_entries.load(Relaxed));
-    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"answers\"}} {}", m.answer_entries.load(Relaxed));
-    let _ = writeln!(out, "dnsxdp_bpf_map_entries{{map=\"hits\"}} {}", m.hit_entries.load(Relaxed));
-    out.push_str("# HELP dnsxdp_hotset_promotions_total Names whose answers entered the kernel's map because of demand (--answers-capacity).\n# TYPE dnsxdp_hotset_promotions_total counter\n");
-    let _ = writeln!(out, "dnsxdp_hotset_promotions_total {}", crate::hotset::PROMOTIONS.load(Relaxed));
-    out.push_str("# HELP dnsxdp_hotset_evictions_total Names whose answers left the kernel's map for hotter ones.\n# TYPE dnsxdp_hotset_evictions_total counter\n");
-    let _ = writeln!(out, "dnsxdp_hotset_evictions_total {}", crate::hotset::EVICTIONS.load(Relaxed));
-    let _ = writeln!(out, "# TYPE dnsxdp_reloads_total counter\ndnsxdp_reloads_total{{result=\"ok\"}} {}\ndnsxdp_reloads_total{{result=\"failed\"}} {}", m.reloads_ok.load(Relaxed), m.reloads_failed.load(Relaxed));
-    let _ = writeln!(out, "# TYPE dnsxdp_zone_serial_unchanged_total counter\ndnsxdp_zone_serial_unchanged_total {}", m.serial_unchanged.load(Relaxed));
-    let _ = writeln!(out, "# TYPE dnsxdp_queries_dropped_total counter\ndnsxdp_queries_dropped_total {}", m.queries_dropped.load(Relaxed));
-    let _ = writeln!(out, "# TYPE dnsxdp_tcp_connections_total counter\ndnsxdp_tcp_connections_total {}", m.tcp_connections.load(Relaxed));
-    out.push_str("# HELP dnsxdp_tcp_closed_total TCP connections the daemon closed to protect the others.\n# TYPE dnsxdp_tcp_closed_total counter\n");
-    let _ = writeln!(out, "dnsxdp_tcp_closed_total{{reason=\"refused\"}} {}", m.tcp_refused.load(Relaxed));
-    let _ = writeln!(out, "dnsxdp_tcp_closed_total{{reason=\"write_stalled\"}} {}", m.tcp_write_stalls.load(Relaxed));
-    out
+    let serials: Vec<_> = list.iter().map(|(origin, serial)| (vec![("zone", origin.as_str())], i64::from(*serial))).collect();
+    out.gauge("dnsxdp_zone_serial", "SOA serial being served.", &borrowed(&serials))?;
+    out.gauge(
+        "dnsxdp_bpf_map_entries",
+        "Entries installed in each BPF map.",
+        &[
+            (&[("map", "names")], m.map_entries.load(Relaxed)),
+            (&[("map", "answers")], m.answer_entries.load(Relaxed)),
+            (&[("map", "hits")], m.hit_entries.load(Relaxed)),
+        ],
+    )?;
+    out.counter(
+        "dnsxdp_hotset_promotions_total",
+        "Names whose answers entered the kernel's map because of demand (--answers-capacity).",
+        &[(&[], crate::hotset::PROMOTIONS.load(Relaxed))],
+    )?;
+    out.counter("dnsxdp_hotset_evictions_total", "Names whose answers left the kernel's map for hotter ones.", &[(&[], crate::hotset::EVICTIONS.load(Relaxed))])?;
+    out.counter(
+        "dnsxdp_reloads_total",
+        "Zone reloads (SIGHUP), by result.",
+        &[(&[("result", "ok")], m.reloads_ok.load(Relaxed)), (&[("result", "failed")], m.reloads_failed.load(Relaxed))],
+    )?;
+    out.counter("dnsxdp_zone_serial_unchanged_total", "Reloads that found a zone's data changed under an unchanged serial.", &[(&[], m.serial_unchanged.load(Relaxed))])?;
+    out.counter("dnsxdp_queries_dropped_total", "Queries the daemon dropped unanswered.", &[(&[], m.queries_dropped.load(Relaxed))])?;
+    out.counter("dnsxdp_tcp_connections_total", "TCP connections accepted.", &[(&[], m.tcp_connections.load(Relaxed))])?;
+    out.counter(
+        "dnsxdp_tcp_closed_total",
+        "TCP connections the daemon closed to protect the others.",
+        &[(&[("reason", "refused")], m.tcp_refused.load(Relaxed)), (&[("reason", "write_stalled")], m.tcp_write_stalls.load(Relaxed))],
+    )
+}
+
+/// Samples whose labels were built per scrape, as the slices `Exposition` takes.
+fn borrowed<'a, N: Copy>(samples: &'a [(Vec<(&'a str, &'a str)>, N)]) -> Vec<(Labels<'a>, N)> {
+    samples.iter().map(|(l, n)| (&l[..], *n)).collect()
 }
 
 /// Rate limiting, both paths: `dnsxdp_rrl_limited_total{path,kind}` (dropped or slipped),
 /// `dnsxdp_rrl_total{path,result}` (slipped, dropped, dry_run, allowlisted, cookie_exempt,
 /// reflection_port). The kernel has no cookie_exempt: it passes every COOKIE query to the daemon
 /// (`dnsxdp_xdp_packets_total` pass reason "cookie").
-fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
+fn render_rrl(out: &mut Exposition, kernel: Option<&[u64]>, rrl: &Limiter) -> fmt::Result {
     let c = &rrl.counters;
-    out.push_str("# HELP dnsxdp_rrl_limited_total Responses over their rate limit (dropped or slipped), by path and response kind.\n# TYPE dnsxdp_rrl_limited_total counter\n");
+    let mut limited = Vec::new();
     for (i, kind) in RRL_KINDS.iter().enumerate() {
-        let _ = writeln!(out, "dnsxdp_rrl_limited_total{{path=\"userspace\",kind=\"{kind}\"}} {}", c.limited[i].load(Relaxed));
+        limited.push((vec![("path", "userspace"), ("kind", *kind)], c.limited[i].load(Relaxed)));
         if let Some(k) = kernel {
-            let _ = writeln!(out, "dnsxdp_rrl_limited_total{{path=\"xdp\",kind=\"{kind}\"}} {}", k[stat::RRL_LIMITED_BASE as usize + i]);
+            limited.push((vec![("path", "xdp"), ("kind", *kind)], k[stat::RRL_LIMITED_BASE as usize + i]));
         }
     }
-    out.push_str("# HELP dnsxdp_rrl_total Rate limiter outcomes other than answering, by path.\n# TYPE dnsxdp_rrl_total counter\n");
+    out.counter("dnsxdp_rrl_limited_total", "Responses over their rate limit (dropped or slipped), by path and response kind.", &borrowed(&limited))?;
     let user = [
         ("slipped", c.slipped.load(Relaxed)),
         ("dropped", c.dropped.load(Relaxed)),
@@ -181,9 +313,7 @@ fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
         ("cookie_exempt", c.cookie_exempt.load(Relaxed)),
         ("reflection_port", c.reflection.load(Relaxed)),
     ];
-    for (result, n) in user {
-        let _ = writeln!(out, "dnsxdp_rrl_total{{path=\"userspace\",result=\"{result}\"}} {n}");
-    }
+    let mut results: Vec<_> = user.iter().map(|(result, n)| (vec![("path", "userspace"), ("result", *result)], *n)).collect();
     if let Some(k) = kernel {
         let xdp = [
             ("slipped", stat::ACTION_SLIP),
@@ -193,54 +323,77 @@ fn render_rrl(out: &mut String, kernel: Option<&[u64]>, rrl: &Limiter) {
             ("reflection_port", stat::DROP_REFLECTION_PORT),
             ("spoofed_source", stat::DROP_SPOOFED_SOURCE),
         ];
-        for (result, i) in xdp {
-            let _ = writeln!(out, "dnsxdp_rrl_total{{path=\"xdp\",result=\"{result}\"}} {}", k[i as usize]);
+        results.extend(xdp.iter().map(|(result, i)| (vec![("path", "xdp"), ("result", *result)], k[*i as usize])));
+    }
+    out.counter("dnsxdp_rrl_total", "Rate limiter outcomes other than answering, by path.", &borrowed(&results))
+}
+
+/// The content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Scrapes and health checks running at once (rendering takes a moment with XDP counters).
+const MAX_IN_FLIGHT: usize = 16;
+/// Open connections at once (a scraper or two and health probes need a handful).
+const MAX_CONNECTIONS: usize = 1024;
+/// A request's whole run time.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /metrics` and `GET /healthz`, with the limits of http.rs and a cap on requests in flight.
+pub async fn serve_http(listener: TcpListener, sources: Sources) {
+    let router = Router::new()
+        .fallback(handle)
+        .with_state(sources)
+        // Nothing here takes a body: refuse any before reading it.
+        .layer(RequestBodyLimitLayer::new(0))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT));
+    crate::http::serve(listener, router, None, MAX_CONNECTIONS, "metrics").await
+}
+
+async fn handle(Extract(sources): Extract<Sources>, method: Method, uri: Uri) -> Response<Body> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Body::from(body));
+        *r.status_mut() = status;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r
+    };
+    match (method, uri.path()) {
+        (Method::GET, "/metrics") => {
+            let mut r = Response::new(Body::from(render(&sources)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+            r
         }
+        (Method::GET, "/healthz") if sources.state.metrics.ready.load(Relaxed) => text(StatusCode::OK, "ok\n"),
+        (Method::GET, "/healthz") => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        (Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"),
     }
 }
 
-/// Longest request head we read before answering 400.
-const MAX_REQUEST: usize = 8192;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub async fn serve_http(listener: TcpListener, state: Arc<State>, xdp: Option<Arc<Stats>>, rrl: Arc<Limiter>) {
-    loop {
-        let Ok((mut conn, _)) = listener.accept().await else { continue };
-        let state = state.clone();
-        let xdp = xdp.clone();
-        let rrl = rrl.clone();
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(512);
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
-                    let n = conn.read(&mut chunk).await.ok()?;
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Some(())
-            })
-            .await;
-            if !matches!(read, Ok(Some(()))) {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf);
-            let mut parts = head.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, body) = match (method, path) {
-                ("GET", "/metrics") => ("200 OK", render(&state, xdp.as_deref(), &rrl)),
-                ("GET", "/healthz") if state.metrics.ready.load(Relaxed) => ("200 OK", "ok\n".to_string()),
-                ("GET", "/healthz") => ("503 Service Unavailable", "starting\n".to_string()),
-                ("GET", _) => ("404 Not Found", "not found\n".to_string()),
-                _ => ("405 Method Not Allowed", "only GET\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(response.as_bytes()).await;
-            let _ = conn.shutdown().await;
-        });
+    #[derive(Debug)]
+    struct Zones;
+
+    impl Collector for Zones {
+        fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+            let mut out = Exposition(encoder);
+            out.gauge("dnsxdp_zone_serial", "SOA serial being served.", &[(&[("zone", "we\"ird\\.\n.")], 7i64)])?;
+            out.counter("dnsxdp_xdp_run_seconds_total", "Time.", &[(&[], 1.5f64)])?;
+            out.counter("dnsxdp_reloads_total", "Reloads.", &[(&[("result", "ok")], 2u64)])
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_names_kept() {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Zones));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("dnsxdp_zone_serial{zone=\"we\\\"ird\\\\.\\n.\"} 7\n"), "{out}");
+        assert!(out.contains("dnsxdp_xdp_run_seconds_total 1.5\n"), "{out}");
+        assert!(out.contains("dnsxdp_reloads_total{result=\"ok\"} 2\n"), "{out}");
+        assert!(out.ends_with("# EOF\n"), "{out}");
     }
 }

@@ -14,7 +14,6 @@
 //! at most `MAX_IN_FLIGHT` at once.
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -27,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::answer::{Transport, handle_with};
 use crate::compare::{self, Scope};
 use crate::exchange::{self, Proto};
+use crate::metrics::{Exposition, Labels};
 use crate::state::State;
 
 /// Jobs waiting for a comparison; more are dropped (and counted), never waited for.
@@ -254,33 +254,36 @@ impl Shadow {
     }
 
     /// Prometheus series; `kernel` is the XDP program's STATS when it runs.
-    pub fn render(&self, out: &mut String, kernel: Option<&[u64]>) {
+    pub fn render(&self, out: &mut Exposition, kernel: Option<&[u64]>) -> std::fmt::Result {
         let c = &self.counters;
-        out.push_str("# HELP dnsxdp_shadow_queries_total Answers compared with the reference server's, by the path that sent ours.\n# TYPE dnsxdp_shadow_queries_total counter\n");
-        for path in [Path::Xdp, Path::Userspace] {
-            let _ = writeln!(out, "dnsxdp_shadow_queries_total{{path=\"{}\"}} {}", path.name(), c.queries[path as usize].load(Relaxed));
-        }
-        out.push_str("# HELP dnsxdp_shadow_mismatches_total Compared answers that differ from the reference's, by field.\n# TYPE dnsxdp_shadow_mismatches_total counter\n");
-        for (field, n) in FIELDS.iter().zip(&c.mismatches) {
-            let _ = writeln!(out, "dnsxdp_shadow_mismatches_total{{field=\"{field}\"}} {}", n.load(Relaxed));
-        }
-        let _ = writeln!(out, "# TYPE dnsxdp_shadow_mismatched_queries_total counter\ndnsxdp_shadow_mismatched_queries_total {}", c.mismatched_queries.load(Relaxed));
-        out.push_str("# HELP dnsxdp_shadow_reference_errors_total Shadow queries the reference did not answer usably (not mismatches).\n# TYPE dnsxdp_shadow_reference_errors_total counter\n");
-        for (kind, n) in [("timeout", &c.timeouts), ("unreachable", &c.unreachable), ("malformed", &c.malformed)] {
-            let _ = writeln!(out, "dnsxdp_shadow_reference_errors_total{{kind=\"{kind}\"}} {}", n.load(Relaxed));
-        }
-        out.push_str("# HELP dnsxdp_shadow_dropped_total Samples not compared: queue full, ring buffer full, or answer changed since sent.\n# TYPE dnsxdp_shadow_dropped_total counter\n");
-        let _ = writeln!(out, "dnsxdp_shadow_dropped_total{{reason=\"queue_full\"}} {}", c.dropped.load(Relaxed));
-        let _ = writeln!(out, "dnsxdp_shadow_dropped_total{{reason=\"answer_changed\"}} {}", c.stale.load(Relaxed));
+        let queries: Vec<_> = [Path::Xdp, Path::Userspace].map(|p| ([("path", p.name())], c.queries[p as usize].load(Relaxed))).to_vec();
+        out.counter("dnsxdp_shadow_queries_total", "Answers compared with the reference server's, by the path that sent ours.", &queries.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>())?;
+        let fields: Vec<_> = FIELDS.iter().zip(&c.mismatches).map(|(field, n)| ([("field", *field)], n.load(Relaxed))).collect();
+        out.counter("dnsxdp_shadow_mismatches_total", "Compared answers that differ from the reference's, by field.", &fields.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>())?;
+        out.counter("dnsxdp_shadow_mismatched_queries_total", "Compared queries with at least one mismatch.", &[(&[], c.mismatched_queries.load(Relaxed))])?;
+        out.counter(
+            "dnsxdp_shadow_reference_errors_total",
+            "Shadow queries the reference did not answer usably (not mismatches).",
+            &[
+                (&[("kind", "timeout")], c.timeouts.load(Relaxed)),
+                (&[("kind", "unreachable")], c.unreachable.load(Relaxed)),
+                (&[("kind", "malformed")], c.malformed.load(Relaxed)),
+            ],
+        )?;
+        let mut dropped: Vec<(Labels, u64)> =
+            vec![(&[("reason", "queue_full")], c.dropped.load(Relaxed)), (&[("reason", "answer_changed")], c.stale.load(Relaxed))];
         if let Some(k) = kernel {
-            let _ = writeln!(out, "dnsxdp_shadow_dropped_total{{reason=\"ring_full\"}} {}", k[stat::SHADOW_RING_FULL as usize]);
-            let _ = writeln!(out, "# TYPE dnsxdp_shadow_xdp_sampled_total counter\ndnsxdp_shadow_xdp_sampled_total {}", k[stat::SHADOW_SAMPLED as usize]);
+            dropped.push((&[("reason", "ring_full")], k[stat::SHADOW_RING_FULL as usize]));
         }
-        let _ = writeln!(
-            out,
-            "# HELP dnsxdp_shadow_seconds_since_mismatch Seconds since the last mismatch (or since shadowing started).\n# TYPE dnsxdp_shadow_seconds_since_mismatch gauge\ndnsxdp_shadow_seconds_since_mismatch {:.3}",
-            self.seconds_since_mismatch()
-        );
+        out.counter("dnsxdp_shadow_dropped_total", "Samples not compared: queue full, ring buffer full, or answer changed since sent.", &dropped)?;
+        if let Some(k) = kernel {
+            out.counter("dnsxdp_shadow_xdp_sampled_total", "Answers the XDP program sampled for comparison.", &[(&[], k[stat::SHADOW_SAMPLED as usize])])?;
+        }
+        out.gauge(
+            "dnsxdp_shadow_seconds_since_mismatch",
+            "Seconds since the last mismatch (or since shadowing started).",
+            &[(&[], (self.seconds_since_mismatch() * 1000.0).round() / 1000.0)],
+        )
     }
 }
 

@@ -5,8 +5,8 @@ use anyhow::{Result, bail};
 use crate::cmd;
 
 /// Programs the integration tests run, and the Debian packages that provide them.
-const TOOLS: &[&str] = &["kdig", "dig", "knotd", "ip", "ethtool", "curl"];
-const APT_INSTALL: &str = "apt-get install -y knot-dnsutils bind9-dnsutils knot iproute2 ethtool curl";
+const TOOLS: &[&str] = &["kdig", "dig", "knotd", "ip", "ethtool", "curl", "openssl"];
+const APT_INSTALL: &str = "apt-get install -y knot-dnsutils bind9-dnsutils knot iproute2 ethtool curl openssl";
 
 /// Host-buildable crates; dns-xdp-ebpf only builds for bpfel-unknown-none (via the userspace build.rs).
 const TEST_PACKAGES: &[&str] = &["dns-xdp-common", "dns-xdp-userspace", "xtask", "dns-xdp-tests"];
