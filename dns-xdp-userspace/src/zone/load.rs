@@ -446,8 +446,16 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
 
     // NSEC3 owners are hashes, not names of the zone's tree (RFC 5155 section 7.2.8): a query for
     // one gets NXDOMAIN. Keep them apart.
-    let hashed: Vec<Name> =
-        nodes.iter().filter(|(_, n)| n.get(rtype::NSEC3).is_some()).map(|(o, _)| o.clone()).collect();
+    // Not the apex, though: it is no hash, and moving it out left a zone without its SOA node
+    // (a panic found by fuzz/xfr: an AXFR or a zone file with an NSEC3 record at the apex).
+    if nodes.get(&origin).is_some_and(|n| n.get(rtype::NSEC3).is_some()) {
+        push(first_soa, Severity::Error, format!("NSEC3 record at the apex {origin}: NSEC3 owners are hashed names below it (RFC 5155 section 3)"));
+    }
+    let hashed: Vec<Name> = nodes
+        .iter()
+        .filter(|(o, n)| n.get(rtype::NSEC3).is_some() && **o != origin)
+        .map(|(o, _)| o.clone())
+        .collect();
     let nsec3_nodes: std::collections::HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
     let nsec3 = match nodes.get(&origin).and_then(|n| n.get(rtype::NSEC3PARAM)) {
         Some(param) => {
@@ -717,6 +725,17 @@ mod tests {
         assert!(err.diagnostics.iter().any(|d| d.severity == Severity::Error), "{:?}", err.diagnostics);
         let text = String::from_utf8_lossy(DOMAIN_PANICS).into_owned();
         assert!(parse_records(&text, &Name::from_text("example.org").unwrap()).is_err());
+    }
+
+    /// fuzz/xfr: an NSEC3 record at the apex moved the apex out of the tree, and building the zone
+    /// panicked looking up its SOA. A transfer or a zone file may carry one; it is an error.
+    #[test]
+    fn nsec3_at_the_apex_is_an_error() {
+        let origin = Name::from_text("example.org").unwrap();
+        let text = "@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n\
+                    @ 300 IN NSEC3 1 0 0 - 2i3fn7j8uobt1mv604aatrac16iaspid A\n";
+        let errors = zone_from_records("test", parse_records(text, &origin).unwrap()).expect_err("NSEC3 at the apex");
+        assert!(errors.iter().any(|d| d.message.contains("NSEC3 record at the apex")), "{errors:?}");
     }
 
     #[test]
