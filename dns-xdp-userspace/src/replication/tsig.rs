@@ -142,6 +142,12 @@ struct Signed {
 fn split(msg: &[u8]) -> Result<Signed, TsigError> {
     let parsed = message::parse(msg).ok_or(TsigError::Malformed)?;
     let Some(last) = parsed.additional.last().filter(|r| r.rtype == TYPE_TSIG) else { return Err(TsigError::Unsigned) };
+    // The TSIG record ends the message (RFC 8945 section 5.1): bytes after it would ride along
+    // unauthenticated.
+    let (_, after_owner) = message::read_name(msg, last.start).ok_or(TsigError::Malformed)?;
+    if after_owner + 10 + last.rdata.len() != msg.len() {
+        return Err(TsigError::Malformed);
+    }
     let rd = &last.rdata;
     let alg_len = crate::name::wire_name_len(rd).ok_or(TsigError::Malformed)?;
     let algorithm = Name::from_wire(&rd[..alg_len]).ok_or(TsigError::Malformed)?;
@@ -248,6 +254,21 @@ mod tests {
 
     fn key(name: &str, secret: &[u8]) -> Key {
         Key { name: Name::from_text(name).unwrap(), secret: secret.to_vec() }
+    }
+
+    /// fuzz/tsig: bytes after the TSIG record were accepted, outside the MAC (RFC 8945 section 5.1:
+    /// the TSIG record is the last thing in the message).
+    #[test]
+    fn bytes_after_the_tsig_record_are_malformed() {
+        let k = key("xfr-key", b"0123456789abcdef0123456789abcdef");
+        let zone = Name::from_text("example.org").unwrap();
+        let mut req = Builder::new(42, 0, Some((&zone, 252))).buf;
+        sign(&mut req, &k, None);
+        assert!(verify_request(&req, std::slice::from_ref(&k)).is_ok());
+        req.push(0);
+        assert_eq!(verify_request(&req, std::slice::from_ref(&k)), Err(TsigError::Malformed));
+        let mut stream = StreamVerifier::new(k.clone(), Vec::new());
+        assert_eq!(stream.verify(&req), Err(TsigError::Malformed));
     }
 
     #[test]
