@@ -483,7 +483,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             cur = parent;
         }
     }
-    let soa_wire = &nodes[&origin].get(rtype::SOA)?.rdatas[0].wire;
+    // No apex node when the first SOA itself was refused above (its class or TTL; already
+    // reported): fuzz/xfr found the lookup panicking on such a transfer.
+    let soa_wire = &nodes.get(&origin)?.get(rtype::SOA)?.rdatas[0].wire;
     let mname_len = crate::name::wire_name_len(soa_wire)?;
     let rname_len = crate::name::wire_name_len(&soa_wire[mname_len..])?;
     let serial_at = mname_len + rname_len;
@@ -736,6 +738,29 @@ mod tests {
                     @ 300 IN NSEC3 1 0 0 - 2i3fn7j8uobt1mv604aatrac16iaspid A\n";
         let errors = zone_from_records("test", parse_records(text, &origin).unwrap()).expect_err("NSEC3 at the apex");
         assert!(errors.iter().any(|d| d.message.contains("NSEC3 record at the apex")), "{errors:?}");
+    }
+
+    /// fuzz/xfr: a first SOA of another class is refused, which left no apex node, and building
+    /// the zone panicked looking it up.
+    #[test]
+    fn a_refused_first_soa_is_an_error() {
+        let origin = Name::from_text("example.org").unwrap();
+        let text = "@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n";
+        let mut records = parse_records(text, &origin).unwrap();
+        let scanned = |r: &super::super::Record, class| Scanned {
+            owner: r.owner.clone(),
+            rtype: r.rtype,
+            class,
+            ttl: r.ttl,
+            rdata: r.rdata.clone(),
+            file: Arc::new(PathBuf::from("test")),
+            line: 1,
+        };
+        let mut all = vec![scanned(&records[0], Class::CH)];
+        all.extend(records.drain(1..).map(|r| scanned(&r, Class::IN)));
+        let mut diags = Vec::new();
+        assert!(build_zone(Arc::new(PathBuf::from("test")), all, &mut diags).is_none());
+        assert!(diags.iter().any(|d| d.message.contains("class CH is not served")), "{diags:?}");
     }
 
     #[test]
