@@ -7,7 +7,8 @@
 //! - 2: the rest as TCP-framed responses to a request we signed, through the stream verifier.
 #![no_main]
 
-use dns_xdp::replication::{message, tsig};
+use dns_xdp::replication::message::{self, Section};
+use dns_xdp::replication::tsig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,12 +20,24 @@ fuzz_target!(|data: &[u8]| {
             let _ = tsig::verify_request(rest, &keys);
         }
         1 => {
-            // `sign` is only given messages we built: whole, and with room for one more record.
+            // `sign` is only given messages we built: rebuild the parsed one as our Builder would.
             let Some(parsed) = message::parse(rest) else { return };
             if parsed.additional.len() >= usize::from(u16::MAX) {
                 return;
             }
-            let mut msg = rest.to_vec();
+            let question = parsed.question.as_ref().map(|(name, qtype, _)| (name, *qtype));
+            let mut built = message::Builder::new(parsed.id, parsed.flags, question);
+            let sections = [&parsed.answer, &parsed.authority, &parsed.additional];
+            for (i, records) in sections.into_iter().enumerate() {
+                for r in records {
+                    if r.rdata.len() > usize::from(u16::MAX) {
+                        return;
+                    }
+                    let section = [Section::Answer, Section::Authority, Section::Additional].into_iter().nth(i).expect("three");
+                    built.push_raw(section, &r.owner, r.rtype, r.class, r.ttl, &r.rdata);
+                }
+            }
+            let mut msg = built.buf;
             let mac = tsig::sign(&mut msg, &key, None);
             match tsig::verify_request(&msg, &keys) {
                 Ok((_, got)) => assert_eq!(got, mac),
