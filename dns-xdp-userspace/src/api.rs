@@ -200,13 +200,13 @@ pub fn rdata_text(rt: u16, wire: &[u8]) -> String {
 }
 
 /// One validated change: replace (`Some`) or delete (`None`) the RRset at (owner, type).
-struct Change {
-    owner: Name,
-    rtype: u16,
-    records: Option<Vec<Record>>,
+pub(crate) struct Change {
+    pub(crate) owner: Name,
+    pub(crate) rtype: u16,
+    pub(crate) records: Option<Vec<Record>>,
 }
 
-fn parse_change(origin: &Name, v: &Value, prefix: &str) -> Result<Change, (u16, Value)> {
+pub(crate) fn parse_change(origin: &Name, v: &Value, prefix: &str) -> Result<Change, (u16, Value)> {
     let field = |f: &str| format!("{prefix}{f}");
     let op = v.get("op").and_then(Value::as_str).ok_or_else(|| bad(&field("op"), "expected \"put\" or \"delete\""))?;
     let name_text = v.get("name").and_then(Value::as_str).ok_or_else(|| bad(&field("name"), "expected a string"))?;

@@ -14,6 +14,8 @@ pub mod cookie;
 pub mod config;
 pub mod diff;
 pub mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hits;
 pub mod hotset;
 pub mod http;

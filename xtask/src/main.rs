@@ -7,6 +7,7 @@ mod bench;
 mod bootstrap;
 mod cmd;
 mod demo;
+mod fuzz;
 mod test;
 
 use anyhow::Result;
@@ -35,6 +36,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Fuzz each `cargo fuzz` target (message parser, zone files, transfers, TSIG, API JSON) for
+    /// `--time` seconds, then the XDP program against the daemon through BPF_PROG_TEST_RUN.
+    Fuzz(fuzz::Options),
     /// The benchmark suite: dns-xdp beside knotd and NSD in a netns pair (see BENCHMARKS.md).
     Bench(bench::Options),
     /// The bench's own load generator on its own: DNS queries at a high or fixed rate over AF_PACKET,
@@ -53,6 +57,7 @@ fn main() -> Result<()> {
             demo::build_and_load(&args)
         }
         Task::Test { args } => test::run(&args),
+        Task::Fuzz(opts) => fuzz::run(&opts),
         Task::Bench(opts) => bench::run(&opts),
         Task::BenchZone(opts) => bench::large_zone::run(&opts),
         Task::Xdpgen(args) => bench::xdpgen::cli::main(&args),

@@ -129,7 +129,12 @@ impl Loader {
             zonefile.set_origin(to_domain_name(&origin));
         }
         loop {
-            let entry = match zonefile.next_entry() {
+            let Some(next) = guarded_next_entry(&mut zonefile) else {
+                let line = entry_lines.next().unwrap_or(1);
+                self.diag(&file, line, Severity::Error, PARSER_PANIC.into());
+                return;
+            };
+            let entry = match next {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
                 Err(err) => {
@@ -200,6 +205,17 @@ impl Loader {
 
 fn to_domain_name(name: &Name) -> domain::base::Name<Bytes> {
     domain::base::Name::from_octets(Bytes::copy_from_slice(name.as_wire())).expect("valid wire name")
+}
+
+/// What we report when `domain`'s zone-file scanner panics on an entry.
+const PARSER_PANIC: &str = "malformed entry (the zone-file parser could not read it)";
+
+/// `domain`'s next entry, `None` when the scanner panics: domain 0.12.3 indexes past its buffer
+/// on some character strings left open at the end of the input (found by fuzz/zone_file), and a
+/// bad zone file or API write must be an error, not a daemon that dies. The scanner is not used
+/// after a panic.
+fn guarded_next_entry(zonefile: &mut Zonefile) -> Option<Result<Option<Entry>, domain::zonefile::inplace::Error>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zonefile.next_entry())).ok()
 }
 
 /// The 1-based lines where each record or `$INCLUDE` entry starts, in order (RFC 1035 section
@@ -430,8 +446,16 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
 
     // NSEC3 owners are hashes, not names of the zone's tree (RFC 5155 section 7.2.8): a query for
     // one gets NXDOMAIN. Keep them apart.
-    let hashed: Vec<Name> =
-        nodes.iter().filter(|(_, n)| n.get(rtype::NSEC3).is_some()).map(|(o, _)| o.clone()).collect();
+    // Not the apex, though: it is no hash, and moving it out left a zone without its SOA node
+    // (a panic found by fuzz/xfr: an AXFR or a zone file with an NSEC3 record at the apex).
+    if nodes.get(&origin).is_some_and(|n| n.get(rtype::NSEC3).is_some()) {
+        push(first_soa, Severity::Error, format!("NSEC3 record at the apex {origin}: NSEC3 owners are hashed names below it (RFC 5155 section 3)"));
+    }
+    let hashed: Vec<Name> = nodes
+        .iter()
+        .filter(|(o, n)| n.get(rtype::NSEC3).is_some() && **o != origin)
+        .map(|(o, _)| o.clone())
+        .collect();
     let nsec3_nodes: std::collections::HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
     let nsec3 = match nodes.get(&origin).and_then(|n| n.get(rtype::NSEC3PARAM)) {
         Some(param) => {
@@ -459,7 +483,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             cur = parent;
         }
     }
-    let soa_wire = &nodes[&origin].get(rtype::SOA)?.rdatas[0].wire;
+    // No apex node when the first SOA itself was refused above (its class or TTL; already
+    // reported): fuzz/xfr found the lookup panicking on such a transfer.
+    let soa_wire = &nodes.get(&origin)?.get(rtype::SOA)?.rdatas[0].wire;
     let mname_len = crate::name::wire_name_len(soa_wire)?;
     let rname_len = crate::name::wire_name_len(&soa_wire[mname_len..])?;
     let serial_at = mname_len + rname_len;
@@ -499,7 +525,7 @@ pub fn parse_records(text: &str, origin: &Name) -> Result<Vec<super::Record>, St
     zonefile.set_origin(to_domain_name(origin));
     let mut out = Vec::new();
     loop {
-        match zonefile.next_entry() {
+        match guarded_next_entry(&mut zonefile).ok_or(PARSER_PANIC)? {
             Ok(Some(Entry::Record(record))) => {
                 if record.class() != Class::IN {
                     return Err(format!("class {} is not served (only IN)", record.class()));
@@ -687,6 +713,55 @@ mod tests {
     }
 
     const GOOD: &str = "$ORIGIN example.org.\n$TTL 300\n@ IN SOA ns1 host 1 2 3 4 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n\n; comment\nwww IN A 192.0.2.2\n";
+
+    /// fuzz/zone_file found that domain's scanner panics (index out of bounds in
+    /// `convert_charstr`) on this file; it must be an error, from a file and from the API.
+    const DOMAIN_PANICS: &[u8] = b"@ 60 IN  A 191.0.2.1\nx 60 TYPE56234 \\#1 3\xff2 abcdef\nd 60 DNAME example.net.\n*.w 60 TXT(\"a\" \"b\"\n";
+
+    #[test]
+    fn a_panic_in_the_zone_file_parser_is_an_error() {
+        let dir = tempdir("panic");
+        let path = dir.join("example.org.zone");
+        std::fs::write(&path, DOMAIN_PANICS).unwrap();
+        let err = load_zone_file(&path).expect_err("a broken file");
+        assert!(err.diagnostics.iter().any(|d| d.severity == Severity::Error), "{:?}", err.diagnostics);
+        let text = String::from_utf8_lossy(DOMAIN_PANICS).into_owned();
+        assert!(parse_records(&text, &Name::from_text("example.org").unwrap()).is_err());
+    }
+
+    /// fuzz/xfr: an NSEC3 record at the apex moved the apex out of the tree, and building the zone
+    /// panicked looking up its SOA. A transfer or a zone file may carry one; it is an error.
+    #[test]
+    fn nsec3_at_the_apex_is_an_error() {
+        let origin = Name::from_text("example.org").unwrap();
+        let text = "@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n\
+                    @ 300 IN NSEC3 1 0 0 - 2i3fn7j8uobt1mv604aatrac16iaspid A\n";
+        let errors = zone_from_records("test", parse_records(text, &origin).unwrap()).expect_err("NSEC3 at the apex");
+        assert!(errors.iter().any(|d| d.message.contains("NSEC3 record at the apex")), "{errors:?}");
+    }
+
+    /// fuzz/xfr: a first SOA of another class is refused, which left no apex node, and building
+    /// the zone panicked looking it up.
+    #[test]
+    fn a_refused_first_soa_is_an_error() {
+        let origin = Name::from_text("example.org").unwrap();
+        let text = "@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n";
+        let mut records = parse_records(text, &origin).unwrap();
+        let scanned = |r: &super::super::Record, class| Scanned {
+            owner: r.owner.clone(),
+            rtype: r.rtype,
+            class,
+            ttl: r.ttl,
+            rdata: r.rdata.clone(),
+            file: Arc::new(PathBuf::from("test")),
+            line: 1,
+        };
+        let mut all = vec![scanned(&records[0], Class::CH)];
+        all.extend(records.drain(1..).map(|r| scanned(&r, Class::IN)));
+        let mut diags = Vec::new();
+        assert!(build_zone(Arc::new(PathBuf::from("test")), all, &mut diags).is_none());
+        assert!(diags.iter().any(|d| d.message.contains("class CH is not served")), "{diags:?}");
+    }
 
     #[test]
     fn loads_a_good_zone_with_ents() {
