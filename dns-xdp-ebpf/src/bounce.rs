@@ -24,8 +24,9 @@ fn try_bounce(ctx: &XdpContext) -> Option<()> {
     let plain::PlainUdp { eth, proto, l4_off, udp } = plain::udp(ctx)?;
     let dns: *mut DnsIdFlags = cursor::ptr_at(ctx, l4_off + UDP_HLEN)?;
     // SAFETY: bounds checked by ptr_at.
-    let (dest, old_flags, check) =
-        unsafe { (u16::from_be_bytes((*udp).dest), u16::from_be_bytes((*dns).flags), u16::from_be_bytes((*udp).check)) };
+    let (dest, old_flags, check) = unsafe {
+        (u16::from_be_bytes((*udp).dest), u16::from_be_bytes((*dns).flags), u16::from_be_bytes((*udp).check))
+    };
     if dest != DNS_PORT || old_flags & FLAG_QR != 0 {
         return None;
     }

@@ -50,8 +50,9 @@ fn reply_id(ctx: &XdpContext) -> Option<u16> {
     let p = plain::udp(ctx)?;
     let dns: *mut DnsIdFlags = cursor::ptr_at(ctx, p.l4_off + UDP_HLEN)?;
     // SAFETY: bounds checked by ptr_at (here and in plain::udp).
-    let (source, id, flags) =
-        unsafe { (u16::from_be_bytes((*p.udp).source), u16::from_be_bytes((*dns).id), u16::from_be_bytes((*dns).flags)) };
+    let (source, id, flags) = unsafe {
+        (u16::from_be_bytes((*p.udp).source), u16::from_be_bytes((*dns).id), u16::from_be_bytes((*dns).flags))
+    };
     (source == DNS_PORT && flags & FLAG_QR != 0).then_some(id)
 }
 

@@ -71,17 +71,10 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
     if msg_len < DNS_HLEN {
         return Err(Exit::Pass(stat::PASS_HEADER));
     }
-    let hdr: *const DnsHdr =
-        cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Pass(stat::PASS_HEADER))?;
+    let hdr: *const DnsHdr = cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Pass(stat::PASS_HEADER))?;
     // SAFETY: bounds checked by ptr_at.
     let (flags, qd, an, ns, ar) = unsafe {
-        (
-            be16((*hdr).flags),
-            be16((*hdr).qdcount),
-            be16((*hdr).ancount),
-            be16((*hdr).nscount),
-            be16((*hdr).arcount),
-        )
+        (be16((*hdr).flags), be16((*hdr).qdcount), be16((*hdr).ancount), be16((*hdr).nscount), be16((*hdr).arcount))
     };
     // A plain QUERY with one question and nothing else but maybe an OPT; TC=1 queries are
     // legal but odd enough to leave to the daemon.
@@ -175,8 +168,7 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     }
     // Read in place: a helper copy costs a call, and the stack copy's byte fields would be
     // misaligned word loads, which the verifier refuses on the stack (packet data may be).
-    let opt: *const [u8; OPT_LEN] =
-        cursor::ptr_at(ctx, frame.dns_off + opt_off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
+    let opt: *const [u8; OPT_LEN] = cursor::ptr_at(ctx, frame.dns_off + opt_off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
     // SAFETY: bounds checked by ptr_at.
     let opt = unsafe { *opt };
     let rtype = be16([opt[1], opt[2]]);

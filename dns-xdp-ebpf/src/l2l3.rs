@@ -105,12 +105,10 @@ pub fn parse(ctx: &XdpContext, dns_port: u16) -> Result<Frame, Exit> {
 
 #[inline(always)]
 fn ipv4(ctx: &XdpContext, l3_off: usize, dns_port: u16) -> Result<Frame, Exit> {
-    let ip: *const Ipv4Hdr =
-        cursor::ptr_at(ctx, l3_off).ok_or(Exit::Pass(stat::PASS_IP_UNUSUAL))?;
+    let ip: *const Ipv4Hdr = cursor::ptr_at(ctx, l3_off).ok_or(Exit::Pass(stat::PASS_IP_UNUSUAL))?;
     // SAFETY: bounds checked by ptr_at.
-    let (version_ihl, frag_off, protocol, tot_len) = unsafe {
-        ((*ip).version_ihl, be16((*ip).frag_off), (*ip).protocol, be16((*ip).tot_len))
-    };
+    let (version_ihl, frag_off, protocol, tot_len) =
+        unsafe { ((*ip).version_ihl, be16((*ip).frag_off), (*ip).protocol, be16((*ip).tot_len)) };
     // Version 4 with IHL 5: options are legal but rare enough to leave to the kernel.
     if version_ihl != 0x45 {
         return Err(Exit::Pass(stat::PASS_IP_UNUSUAL));
@@ -129,8 +127,7 @@ fn ipv4(ctx: &XdpContext, l3_off: usize, dns_port: u16) -> Result<Frame, Exit> {
 
 #[inline(always)]
 fn ipv6(ctx: &XdpContext, l3_off: usize, dns_port: u16) -> Result<Frame, Exit> {
-    let ip: *const Ipv6Hdr =
-        cursor::ptr_at(ctx, l3_off).ok_or(Exit::Pass(stat::PASS_IP_UNUSUAL))?;
+    let ip: *const Ipv6Hdr = cursor::ptr_at(ctx, l3_off).ok_or(Exit::Pass(stat::PASS_IP_UNUSUAL))?;
     // SAFETY: bounds checked by ptr_at.
     let (version, next_header, payload_len) =
         unsafe { ((*ip).version_class_flow[0] >> 4, (*ip).next_header, be16((*ip).payload_len)) };

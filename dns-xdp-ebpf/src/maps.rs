@@ -8,9 +8,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, HitEntry, NAME_CLASSES, NameKey, NameRecord, RRL_ALLOW_CAPACITY,
-    MAX_ANSWER_LEN, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey, SERIAL_SLOTS, SHADOW_RING_BYTES,
-    Scratch, VALUE_SERIAL_SLOT_SHIFT, XdpConfig, stat,
+    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, HitEntry, MAX_ANSWER_LEN, NAME_CLASSES, NameKey,
+    NameRecord, RRL_ALLOW_CAPACITY, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey,
+    SERIAL_SLOTS, SHADOW_RING_BYTES, Scratch, VALUE_SERIAL_SLOT_SHIFT, XdpConfig, stat,
 };
 
 // Name records, one map per name length class (NAME_CLASSES), and answers, one map per size
@@ -228,7 +228,9 @@ pub fn patch_serial(answer: *mut AnswerValue) -> bool {
         // The four bytes' share of the big-endian word sum; at an odd offset every byte sits in
         // the other half of its word, which byte-swaps the share.
         let share = |b: [u8; 4]| -> u64 {
-            let even = crate::respond::fold(u64::from(u16::from_be_bytes([b[0], b[1]])) + u64::from(u16::from_be_bytes([b[2], b[3]])));
+            let even = crate::respond::fold(
+                u64::from(u16::from_be_bytes([b[0], b[1]])) + u64::from(u16::from_be_bytes([b[2], b[3]])),
+            );
             u64::from(if at & 1 == 0 { even } else { even.swap_bytes() })
         };
         let sum = u64::from((*answer).data_csum) + (0xffff - share(old)) + share(new);

@@ -210,8 +210,11 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
             // in part 0 (the daemon puts them right after the marker, and sets
             // RECORD_CHILD_PARTIAL when they do not all fit).
             let record = &*record;
-            let variant =
-                if dnssec != 0 && record.flags & RECORD_SIGNED != 0 { KEY_VARIANT_CHILD | KEY_VARIANT_DO } else { KEY_VARIANT_CHILD };
+            let variant = if dnssec != 0 && record.flags & RECORD_SIGNED != 0 {
+                KEY_VARIANT_CHILD | KEY_VARIANT_DO
+            } else {
+                KEY_VARIANT_CHILD
+            };
             let mut answer = find_in(record, pair(qtype, variant));
             if answer == NOT_FOUND && record.flags & RECORD_CHILD_PARTIAL != 0 {
                 return stat::PASS_MARKER;

@@ -104,8 +104,7 @@ fn front_to_head(
     // destination: ARG_PTR_TO_UNINIT_MEM).
     let mut hdrs = core::mem::MaybeUninit::<[u8; HDRS_MAX]>::uninit();
     let hdrs = hdrs.as_mut_ptr().cast::<u8>();
-    if cursor::load(ctx, shift, hdrs, hdrs_len).is_none() || cursor::store(ctx, 0, hdrs, hdrs_len).is_none()
-    {
+    if cursor::load(ctx, shift, hdrs, hdrs_len).is_none() || cursor::store(ctx, 0, hdrs, hdrs_len).is_none() {
         return false;
     }
     let qname_len = query.qname_len & 0x1ff;

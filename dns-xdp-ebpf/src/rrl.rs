@@ -37,7 +37,10 @@ pub enum Verdict {
 /// mDNS, memcached) and port 0: a "query" from one is a reflection attack aimed at that service.
 #[inline(always)]
 fn reflection_port(port: u16) -> bool {
-    matches!(port, 0 | 7 | 13 | 17 | 19 | 37 | 111 | 123 | 137 | 138 | 161 | 162 | 389 | 520 | 1900 | 3702 | 5353 | 11211)
+    matches!(
+        port,
+        0 | 7 | 13 | 17 | 19 | 37 | 111 | 123 | 137 | 138 | 161 | 162 | 389 | 520 | 1900 | 3702 | 5353 | 11211
+    )
 }
 
 /// Drops queries no real client can send: from a reflection port, or from an address that is
@@ -73,7 +76,12 @@ pub fn screen(ctx: &XdpContext, frame: &Frame, rrl: &RrlConfig) -> Result<(), Ex
 
 /// The bucket key and the allowlist key for the query's source address.
 #[inline(always)]
-fn keys(ctx: &XdpContext, frame: &Frame, rrl: &RrlConfig, rrl_key: u32) -> Result<(RrlKey, Key<[u8; RRL_ALLOW_KEY_LEN]>), Exit> {
+fn keys(
+    ctx: &XdpContext,
+    frame: &Frame,
+    rrl: &RrlConfig,
+    rrl_key: u32,
+) -> Result<(RrlKey, Key<[u8; RRL_ALLOW_KEY_LEN]>), Exit> {
     let mut key = RrlKey { prefix: [0; 16], family: 4, rrl_key };
     if frame.ipv6 {
         let ip: *const Ipv6Hdr = cursor::ptr_at(ctx, frame.l3_off).ok_or(Exit::Pass(stat::PASS_IP_UNUSUAL))?;
@@ -100,7 +108,13 @@ fn keys(ctx: &XdpContext, frame: &Frame, rrl: &RrlConfig, rrl_key: u32) -> Resul
 /// with a COOKIE never get here (dns.rs passes them): the daemon validates server cookies and
 /// exempts the valid ones.
 #[inline(always)]
-pub fn limit(ctx: &XdpContext, frame: &Frame, _query: &Query, value: &AnswerValue, rrl: &RrlConfig) -> Result<Verdict, Exit> {
+pub fn limit(
+    ctx: &XdpContext,
+    frame: &Frame,
+    _query: &Query,
+    value: &AnswerValue,
+    rrl: &RrlConfig,
+) -> Result<Verdict, Exit> {
     let interval = rrl.interval_ns;
     if interval == 0 {
         return Ok(Verdict::Answer);

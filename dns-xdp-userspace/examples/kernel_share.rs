@@ -59,7 +59,11 @@ fn bpf_map_memlock() -> u64 {
         let fd = entry.file_name();
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.to_string_lossy())).unwrap_or_default();
         if is_map {
-            total += info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+            total += info
+                .lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     total
@@ -67,7 +71,11 @@ fn bpf_map_memlock() -> u64 {
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 // A benchmark, not a test: figures, no assertions on timing, so it lives outside the test suite.
@@ -83,9 +91,17 @@ fn main() {
     program.apply(compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
     let signed: Vec<(&str, u16)> = vec![
-        ("secure.test", 6), ("secure.test", 15), ("secure.test", 16), ("secure.test", 48), ("secure.test", 2),
-        ("www.secure.test", 1), ("www.secure.test", 28), ("alias.secure.test", 1), ("a.b.ent.secure.test", 1),
-        ("mail.secure.test", 1), ("www.secure.test", 16),
+        ("secure.test", 6),
+        ("secure.test", 15),
+        ("secure.test", 16),
+        ("secure.test", 48),
+        ("secure.test", 2),
+        ("www.secure.test", 1),
+        ("www.secure.test", 28),
+        ("alias.secure.test", 1),
+        ("a.b.ent.secure.test", 1),
+        ("mail.secure.test", 1),
+        ("www.secure.test", 16),
     ];
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -103,8 +119,16 @@ fn main() {
         eprintln!(
             "{label}: {} queries, {:.2}% answered by XDP (tx {}, pass {}: miss {}, marker {}, dnssec {}, too_big {}), \
              resolved via default {}, via encloser {}; bpf_stats {ns:.0} ns/run",
-            queries.len(), share, d(stat::ACTION_TX), d(stat::ACTION_PASS), d(stat::PASS_MISS), d(stat::PASS_MARKER),
-            d(stat::PASS_DNSSEC), d(stat::PASS_TOO_BIG), d(stat::TX_DEFAULT), d(stat::TX_ENCLOSER)
+            queries.len(),
+            share,
+            d(stat::ACTION_TX),
+            d(stat::ACTION_PASS),
+            d(stat::PASS_MISS),
+            d(stat::PASS_MARKER),
+            d(stat::PASS_DNSSEC),
+            d(stat::PASS_TOO_BIG),
+            d(stat::TX_DEFAULT),
+            d(stat::TX_ENCLOSER)
         );
         share
     };
@@ -135,7 +159,11 @@ fn main() {
     let mix_share = run("realistic mix", &mix);
     let flood: Vec<Vec<u8>> = (0..100_000)
         .map(|_| {
-            let n = if rng.next() % 4 == 0 { format!("{}.www.bench.test", rng.label(12)) } else { format!("{}.bench.test", rng.label(16)) };
+            let n = if rng.next() % 4 == 0 {
+                format!("{}.www.bench.test", rng.label(12))
+            } else {
+                format!("{}.bench.test", rng.label(16))
+            };
             query(&n, [1u16, 28, 16][(rng.next() % 3) as usize], if rng.next() % 2 == 0 { Some(false) } else { None })
         })
         .collect();
@@ -170,15 +198,26 @@ fn main() {
         "{size}-host zone ({names} names): {records} name records, {answers} answers ({} written); load {:.2}s, \
          compile + map writes {:.2}s, total {:.2}s; daemon RSS +{} KiB ({:.0} B/name, of which the zone {:.0}); \
          BPF map memlock {} MiB ({:.0} B/name); total {:.0} B/name",
-        diff.answers_written, t_load.as_secs_f64(), (t_all - t_load).as_secs_f64(), t_all.as_secs_f64(),
-        rss, rss as f64 * 1024.0 / names as f64, rss_zone as f64 * 1024.0 / names as f64,
-        memlock >> 20, memlock as f64 / names as f64, (rss * 1024 + memlock) as f64 / names as f64
+        diff.answers_written,
+        t_load.as_secs_f64(),
+        (t_all - t_load).as_secs_f64(),
+        t_all.as_secs_f64(),
+        rss,
+        rss as f64 * 1024.0 / names as f64,
+        rss_zone as f64 * 1024.0 / names as f64,
+        memlock >> 20,
+        memlock as f64 / names as f64,
+        (rss * 1024 + memlock) as f64 / names as f64
     );
     // A one-record change (and the new serial): only the changed name is recompiled, plus the
     // zone's shared negative answers; served from the kernel once install_names returns.
     let text = std::fs::read_to_string(&file).unwrap();
     let changed = dir.join("bench-changed.zone");
-    std::fs::write(&changed, text.replacen("h0 IN A 10.0.0.0", "h0 IN A 10.9.9.9", 1).replacen("admin 1 ", "admin 2 ", 1)).unwrap();
+    std::fs::write(
+        &changed,
+        text.replacen("h0 IN A 10.0.0.0", "h0 IN A 10.9.9.9", 1).replacen("admin 1 ", "admin 2 ", 1),
+    )
+    .unwrap();
     let (zones2, _) = load_zones(&[changed]).expect("changed zone loads");
     let t = Instant::now();
     let names = dns_xdp::compile::affected(&zones, &zones2).expect("a narrow change");
@@ -187,15 +226,24 @@ fn main() {
     eprintln!(
         "one-record change in the {size}-host zone: {} names affected (found in {:.1} ms), {} rewritten, {} answers written, \
          {} freed; maps updated {:.1} ms after that",
-        names.len(), t_affected.as_secs_f64() * 1e3, diff.added + diff.changed + diff.removed, diff.answers_written,
-        diff.answers_freed, (t.elapsed() - t_affected).as_secs_f64() * 1e3
+        names.len(),
+        t_affected.as_secs_f64() * 1e3,
+        diff.added + diff.changed + diff.removed,
+        diff.answers_written,
+        diff.answers_freed,
+        (t.elapsed() - t_affected).as_secs_f64() * 1e3
     );
     let t = Instant::now();
     let diff = program.install(&zones2, PAYLOAD).expect("full recompile");
     eprintln!(
         "the same zone recompiled in full afterwards: {} names rewritten (must be 0) in {:.2}s",
-        diff.added + diff.changed + diff.removed, t.elapsed().as_secs_f64()
+        diff.added + diff.changed + diff.removed,
+        t.elapsed().as_secs_f64()
     );
-    assert_eq!(diff.added + diff.changed + diff.removed, 0, "the incremental update left the maps as a full compile would");
+    assert_eq!(
+        diff.added + diff.changed + diff.removed,
+        0,
+        "the incremental update left the maps as a full compile would"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

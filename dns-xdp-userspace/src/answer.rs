@@ -47,7 +47,13 @@ pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u1
 }
 
 /// `handle`, answering CH-class identification queries as `chaos` says.
-pub fn handle_with(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u16, chaos: &Chaos) -> Option<Reply> {
+pub fn handle_with(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    our_payload: u16,
+    chaos: &Chaos,
+) -> Option<Reply> {
     handle_from(zones, msg, transport, our_payload, chaos, None)
 }
 
@@ -98,7 +104,10 @@ fn answer_on(
         // No TSIG key signs queries here (the replication module checks its own, before this):
         // RFC 8945 section 5.2, an unknown key is NOTAUTH with an unsigned BADKEY record.
         Response { tsig: Some(tsig.error_record(rcode::BADKEY)), ..Response::with_rcode(rcode::NOTAUTH) }
-    } else if query.qclass == wire::CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
+    } else if query.qclass == wire::CLASS_CH
+        && query.opcode() == OPCODE_QUERY
+        && query.edns.is_none_or(|e| e.version == 0)
+    {
         chaos_answer(query, chaos)
     } else {
         decide(zones, query, transport)
@@ -196,7 +205,11 @@ mod tests {
         let reply = handle_with(&zones, &q, Transport::Udp, 1232, &chaos).unwrap();
         assert_eq!(reply.rcode, rcode::NOERROR);
         // Answer: pointer to the question, TXT, CH, TTL 0, "dns-xdp".
-        assert!(reply.bytes.ends_with(b"\xc0\x0c\x00\x10\x00\x03\x00\x00\x00\x00\x00\x08\x07dns-xdp"), "{:?}", reply.bytes);
+        assert!(
+            reply.bytes.ends_with(b"\xc0\x0c\x00\x10\x00\x03\x00\x00\x00\x00\x00\x08\x07dns-xdp"),
+            "{:?}",
+            reply.bytes
+        );
         let id = handle_with(&zones, &ch_query(b"\x02id\x06server\x00"), Transport::Udp, 1232, &chaos).unwrap();
         assert_eq!(id.rcode, rcode::REFUSED, "identity not configured");
     }
@@ -217,7 +230,9 @@ mod tests {
         let cookies = Cookies::new([7; 16]);
         let client = Client { ip: "192.0.2.1".parse().unwrap(), cookies: &cookies };
         let chaos = Chaos::default();
-        let ask = |opts: &[u8], client| handle_from(&zones, &with_options(opts), Transport::Udp, 1232, &chaos, client).unwrap();
+        let ask = |opts: &[u8], client| {
+            handle_from(&zones, &with_options(opts), Transport::Udp, 1232, &chaos, client).unwrap()
+        };
         // NSID (ignored) then a client cookie: the OPT carries the client cookie + a server cookie.
         let first = ask(b"\x00\x03\x00\x00\x00\x0a\x00\x08abcdefgh", Some(client));
         assert!(!first.server_cookie);

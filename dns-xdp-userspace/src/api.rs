@@ -28,7 +28,9 @@ use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
 
 use crate::name::Name;
 use crate::replication::{Replication, quorum};
-use crate::zone::{Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records, zone_with_rrsets};
+use crate::zone::{
+    Record, Zone, parse_records, rtype, soa_with_serial, type_name, zone_from_records, zone_with_rrsets,
+};
 
 /// Largest request body (a batch of changes); larger gets 413 before it is read.
 pub const MAX_BODY: usize = 1 << 20;
@@ -126,7 +128,8 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> (u1
     match (method, parts.as_slice()) {
         ("GET", ["v1", "zones"]) => {
             let zones = repl.publisher.state.zones.load();
-            let mut list: Vec<Value> = zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
+            let mut list: Vec<Value> =
+                zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
             list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
             (200, json!({"zones": list}))
         }
@@ -166,7 +169,8 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> (u1
 
 fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, (u16, Value)> {
     let name = Name::from_text(zone).ok_or_else(|| bad("zone", format!("{zone:?} is not a domain name")))?;
-    repl.current(&name).ok_or_else(|| (404, json!({"error": format!("zone {name} is not served here"), "field": "zone"})))
+    repl.current(&name)
+        .ok_or_else(|| (404, json!({"error": format!("zone {name} is not served here"), "field": "zone"})))
 }
 
 fn zone_json(zone: &Zone) -> Value {
@@ -193,7 +197,10 @@ pub fn rdata_text(rt: u16, wire: &[u8]) -> String {
     use domain::base::rdata::ParseAnyRecordData;
     use domain::rdata::AllRecordData;
     let mut parser = domain::dep::octseq::Parser::from_ref(wire);
-    match AllRecordData::<&[u8], ParsedName<&[u8]>>::parse_any_rdata(domain::base::iana::Rtype::from_int(rt), &mut parser) {
+    match AllRecordData::<&[u8], ParsedName<&[u8]>>::parse_any_rdata(
+        domain::base::iana::Rtype::from_int(rt),
+        &mut parser,
+    ) {
         Ok(data) => data.to_string(),
         Err(_) => format!("\\# {} {}", wire.len(), wire.iter().map(|b| format!("{b:02x}")).collect::<String>()),
     }
@@ -210,17 +217,35 @@ pub(crate) fn parse_change(origin: &Name, v: &Value, prefix: &str) -> Result<Cha
     let field = |f: &str| format!("{prefix}{f}");
     let op = v.get("op").and_then(Value::as_str).ok_or_else(|| bad(&field("op"), "expected \"put\" or \"delete\""))?;
     let name_text = v.get("name").and_then(Value::as_str).ok_or_else(|| bad(&field("name"), "expected a string"))?;
-    let owner = owner_name(origin, name_text).ok_or_else(|| bad(&field("name"), format!("{name_text:?} is not a name in zone {origin}")))?;
+    let owner = owner_name(origin, name_text)
+        .ok_or_else(|| bad(&field("name"), format!("{name_text:?} is not a name in zone {origin}")))?;
     let type_text = v.get("type").and_then(Value::as_str).ok_or_else(|| bad(&field("type"), "expected a string"))?;
-    let rt = domain::base::iana::Rtype::from_str(&type_text.to_ascii_uppercase()).map_err(|_| bad(&field("type"), format!("unknown type {type_text:?}")))?.to_int();
-    if matches!(rt, rtype::SOA | rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::ANY | rtype::RRSIG | rtype::NSEC | rtype::NSEC3) || rt == 250 {
-        return Err(bad(&field("type"), format!("{type_text} records are not changed through the API (the SOA serial is managed by the server)")));
+    let rt = domain::base::iana::Rtype::from_str(&type_text.to_ascii_uppercase())
+        .map_err(|_| bad(&field("type"), format!("unknown type {type_text:?}")))?
+        .to_int();
+    if matches!(
+        rt,
+        rtype::SOA | rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::ANY | rtype::RRSIG | rtype::NSEC | rtype::NSEC3
+    ) || rt == 250
+    {
+        return Err(bad(
+            &field("type"),
+            format!("{type_text} records are not changed through the API (the SOA serial is managed by the server)"),
+        ));
     }
     match op {
         "delete" => Ok(Change { owner, rtype: rt, records: None }),
         "put" => {
-            let ttl = v.get("ttl").and_then(Value::as_u64).filter(|t| *t <= i32::MAX as u64).ok_or_else(|| bad(&field("ttl"), "expected an integer from 0 to 2147483647"))?;
-            let rdata = v.get("rdata").and_then(Value::as_array).filter(|a| !a.is_empty()).ok_or_else(|| bad(&field("rdata"), "expected a non-empty array of strings"))?;
+            let ttl = v
+                .get("ttl")
+                .and_then(Value::as_u64)
+                .filter(|t| *t <= i32::MAX as u64)
+                .ok_or_else(|| bad(&field("ttl"), "expected an integer from 0 to 2147483647"))?;
+            let rdata = v
+                .get("rdata")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| bad(&field("rdata"), "expected a non-empty array of strings"))?;
             let mut records = Vec::new();
             for (i, item) in rdata.iter().enumerate() {
                 let f = field(&format!("rdata[{i}]"));
@@ -285,8 +310,10 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
         let source = format!("API change to {origin}");
         // Puts of ordinary RRsets: copy only what they touch. Anything else (deletions, zone-wide
         // types, signed zones, CNAME conflicts) goes through the whole rebuild below.
-        let puts: Option<Vec<(Name, u16, Vec<Record>)>> =
-            parsed.iter().map(|c| c.records.clone().filter(|r| !r.is_empty()).map(|r| (c.owner.clone(), c.rtype, r))).collect();
+        let puts: Option<Vec<(Name, u16, Vec<Record>)>> = parsed
+            .iter()
+            .map(|c| c.records.clone().filter(|r| !r.is_empty()).map(|r| (c.owner.clone(), c.rtype, r)))
+            .collect();
         let narrow = puts.and_then(|puts| zone_with_rrsets(&source, &current, &puts, serial));
         let rebuilt = match narrow {
             Some(zone) => Ok(zone),
@@ -301,7 +328,14 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
                         Some(new) => records.extend(new.iter().cloned()),
                         None if before == records.len() => {
                             let f = if batch { format!("changes[{i}].name") } else { "name".into() };
-                            return if batch { bad(&f, format!("no {} RRset at {}", type_name(c.rtype), c.owner)) } else { (404, json!({"error": format!("no {} RRset at {}", type_name(c.rtype), c.owner), "field": "name"})) };
+                            return if batch {
+                                bad(&f, format!("no {} RRset at {}", type_name(c.rtype), c.owner))
+                            } else {
+                                (
+                                    404,
+                                    json!({"error": format!("no {} RRset at {}", type_name(c.rtype), c.owner), "field": "name"}),
+                                )
+                            };
                         }
                         None => {}
                     }
@@ -344,7 +378,13 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
     if outcome.reached() {
         (200, body)
     } else {
-        log::warn!("zone {origin} serial {serial}: {} of {} nodes confirmed within {:?} (needed {})", outcome.confirmed, outcome.nodes, c.quorum_deadline, outcome.required);
+        log::warn!(
+            "zone {origin} serial {serial}: {} of {} nodes confirmed within {:?} (needed {})",
+            outcome.confirmed,
+            outcome.nodes,
+            c.quorum_deadline,
+            outcome.required
+        );
         (503, body)
     }
 }
@@ -369,12 +409,29 @@ mod tests {
     fn invalid_changes_name_the_field() {
         let o = Name::from_text("example.org").unwrap();
         let err = |v: Value| parse_change(&o, &v, "").err().unwrap().1["field"].as_str().unwrap().to_string();
-        assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": 60, "rdata": ["192.0.2.300"]})), "rdata[0]");
+        assert_eq!(
+            err(json!({"op": "put", "name": "www", "type": "A", "ttl": 60, "rdata": ["192.0.2.300"]})),
+            "rdata[0]"
+        );
         assert_eq!(err(json!({"op": "put", "name": "www", "type": "BOGUS", "ttl": 60, "rdata": ["x"]})), "type");
         assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": -1, "rdata": ["192.0.2.1"]})), "ttl");
-        assert_eq!(err(json!({"op": "put", "name": "x.other.", "type": "A", "ttl": 1, "rdata": ["192.0.2.1"]})), "name");
-        assert_eq!(err(json!({"op": "put", "name": "www", "type": "SOA", "ttl": 1, "rdata": ["a b 1 2 3 4 5"]})), "type");
-        assert_eq!(err(json!({"op": "put", "name": "www", "type": "A", "ttl": 1, "rdata": ["192.0.2.1\nevil 1 IN A 192.0.2.9"]})), "rdata[0]");
-        assert!(parse_change(&o, &json!({"op": "put", "name": "www", "type": "txt", "ttl": 1, "rdata": ["\"a b\" c"]}), "").is_ok());
+        assert_eq!(
+            err(json!({"op": "put", "name": "x.other.", "type": "A", "ttl": 1, "rdata": ["192.0.2.1"]})),
+            "name"
+        );
+        assert_eq!(
+            err(json!({"op": "put", "name": "www", "type": "SOA", "ttl": 1, "rdata": ["a b 1 2 3 4 5"]})),
+            "type"
+        );
+        assert_eq!(
+            err(
+                json!({"op": "put", "name": "www", "type": "A", "ttl": 1, "rdata": ["192.0.2.1\nevil 1 IN A 192.0.2.9"]})
+            ),
+            "rdata[0]"
+        );
+        assert!(
+            parse_change(&o, &json!({"op": "put", "name": "www", "type": "txt", "ttl": 1, "rdata": ["\"a b\" c"]}), "")
+                .is_ok()
+        );
     }
 }

@@ -80,10 +80,34 @@ impl fmt::Display for Record {
 
 pub fn type_name(t: u16) -> String {
     let known = [
-        (1, "A"), (2, "NS"), (5, "CNAME"), (6, "SOA"), (12, "PTR"), (13, "HINFO"), (15, "MX"), (16, "TXT"),
-        (17, "RP"), (28, "AAAA"), (33, "SRV"), (35, "NAPTR"), (39, "DNAME"), (41, "OPT"), (43, "DS"),
-        (44, "SSHFP"), (46, "RRSIG"), (47, "NSEC"), (48, "DNSKEY"), (50, "NSEC3"), (51, "NSEC3PARAM"),
-        (52, "TLSA"), (64, "SVCB"), (65, "HTTPS"), (251, "IXFR"), (252, "AXFR"), (255, "ANY"), (257, "CAA"),
+        (1, "A"),
+        (2, "NS"),
+        (5, "CNAME"),
+        (6, "SOA"),
+        (12, "PTR"),
+        (13, "HINFO"),
+        (15, "MX"),
+        (16, "TXT"),
+        (17, "RP"),
+        (28, "AAAA"),
+        (33, "SRV"),
+        (35, "NAPTR"),
+        (39, "DNAME"),
+        (41, "OPT"),
+        (43, "DS"),
+        (44, "SSHFP"),
+        (46, "RRSIG"),
+        (47, "NSEC"),
+        (48, "DNSKEY"),
+        (50, "NSEC3"),
+        (51, "NSEC3PARAM"),
+        (52, "TLSA"),
+        (64, "SVCB"),
+        (65, "HTTPS"),
+        (251, "IXFR"),
+        (252, "AXFR"),
+        (255, "ANY"),
+        (257, "CAA"),
     ];
     known.iter().find(|(n, _)| *n == t).map_or_else(|| format!("TYPE{t}"), |(_, s)| (*s).to_owned())
 }
@@ -138,12 +162,20 @@ impl fmt::Display for Normal {
             }
         }
         if let Some(o) = &self.opt {
-            write!(f, " opt(v{} payload {}{} options {:?})", o.version, o.payload, if o.dnssec_ok { " do" } else { "" }, o.options)?;
+            write!(
+                f,
+                " opt(v{} payload {}{} options {:?})",
+                o.version,
+                o.payload,
+                if o.dnssec_ok { " do" } else { "" },
+                o.options
+            )?;
         }
         if self.question.is_none() {
             write!(f, " no-question")?;
         }
-        for (name, list) in [("ANSWER", &self.answer), ("AUTHORITY", &self.authority), ("ADDITIONAL", &self.additional)] {
+        for (name, list) in [("ANSWER", &self.answer), ("AUTHORITY", &self.authority), ("ADDITIONAL", &self.additional)]
+        {
             for r in list.iter() {
                 write!(f, "\n    {name}: {r}")?;
             }

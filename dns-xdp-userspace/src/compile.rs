@@ -111,7 +111,12 @@ impl Referrers {
 /// list), so the zones are not compared node by node.
 /// With `referrers` (an index of `old`), names pointing at changed ones are looked up instead of
 /// found by walking the zone.
-pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>, referrers: Option<&Referrers>) -> Option<Vec<Name>> {
+pub fn affected_with(
+    old: &ZoneSet,
+    new: &ZoneSet,
+    touched: Option<&[Name]>,
+    referrers: Option<&Referrers>,
+) -> Option<Vec<Name>> {
     if old.len() != new.len() {
         return None;
     }
@@ -127,7 +132,9 @@ pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>, ref
         let mut changed: HashSet<Name> = HashSet::new();
         match touched {
             Some(owners) => {
-                changed.extend(owners.iter().filter(|n| zones_find_is(new, n, zone) || zones_find_is(old, n, before)).cloned());
+                changed.extend(
+                    owners.iter().filter(|n| zones_find_is(new, n, zone) || zones_find_is(old, n, before)).cloned(),
+                );
                 changed.insert(zone.origin.clone());
             }
             None => {
@@ -183,17 +190,23 @@ pub fn affected_with(old: &ZoneSet, new: &ZoneSet, touched: Option<&[Name]>, ref
         }
         loop {
             let before_len = all.len();
-            let touches = |target: &Name| target.suffix_offsets().any(|o| {
-                // A change at or above the target (not the apex: its SOA changes every time)
-                // may change what the target resolves to.
-                Name::from_wire(&target.as_wire()[o..]).is_some_and(|s| (s != zone.origin && changed.contains(&s)) || all.contains(target))
-            });
+            let touches = |target: &Name| {
+                target.suffix_offsets().any(|o| {
+                    // A change at or above the target (not the apex: its SOA changes every time)
+                    // may change what the target resolves to.
+                    Name::from_wire(&target.as_wire()[o..])
+                        .is_some_and(|s| (s != zone.origin && changed.contains(&s)) || all.contains(target))
+                })
+            };
             let mut found = Vec::new();
             for (name, node) in &zone.nodes {
                 if all.contains(name) {
                     continue;
                 }
-                let points = node.rrsets.iter().any(|set| set.rdatas.iter().any(|rd| rd.target(set.rtype).is_some_and(|t| touches(&t))));
+                let points = node
+                    .rrsets
+                    .iter()
+                    .any(|set| set.rdatas.iter().any(|rd| rd.target(set.rtype).is_some_and(|t| touches(&t))));
                 if points {
                     found.push(name.clone());
                 }
@@ -447,7 +460,8 @@ impl Compiler<'_> {
         if plain {
             let apex = *name == self.zone.origin;
             qtypes.retain(|&t| {
-                let same_as_default = matches!(t, rtype::RRSIG | rtype::NSEC | rtype::CNAME) || (t == rtype::DS && !apex);
+                let same_as_default =
+                    matches!(t, rtype::RRSIG | rtype::NSEC | rtype::CNAME) || (t == rtype::DS && !apex);
                 !same_as_default || node.get(t).is_some()
             });
         }
@@ -526,10 +540,11 @@ impl Compiler<'_> {
                     out.push((qtype, variant, v));
                     continue;
                 }
-                let needed = is_meta(qtype) || match (&value, &default) {
-                    (Some(v), Some(d)) => !same_value(v, d),
-                    _ => true,
-                };
+                let needed = is_meta(qtype)
+                    || match (&value, &default) {
+                        (Some(v), Some(d)) => !same_value(v, d),
+                        _ => true,
+                    };
                 if needed {
                     out.push((qtype, variant, value.unwrap_or_else(|| self.marker(dnssec))));
                 }
@@ -570,10 +585,27 @@ pub fn pass_value(value_flags: u16) -> AnswerValue {
 /// Renders the answer to `qname`/`qtype` (ID 0, RD=CD=0, no size limit; with DO=1 an OPT
 /// record, which is cut off again: the kernel appends its own) and keeps what follows the
 /// question. `None` when the response is not one the kernel may copy.
-pub fn compile_one(zones: &ZoneSet, qname: &[u8], qtype: u16, dnssec: bool, value_flags: u16, our_payload: u16) -> Option<AnswerValue> {
+pub fn compile_one(
+    zones: &ZoneSet,
+    qname: &[u8],
+    qtype: u16,
+    dnssec: bool,
+    value_flags: u16,
+    our_payload: u16,
+) -> Option<AnswerValue> {
     let name = Name::from_wire(qname)?;
     let edns = dnssec.then_some(Edns { payload: our_payload, version: 0, dnssec_ok: true });
-    let query = Query { id: 0, flags: 0, qname_wire: qname, qname: name, qtype, qclass: wire::CLASS_IN, edns, cookie: None, tsig: None };
+    let query = Query {
+        id: 0,
+        flags: 0,
+        qname_wire: qname,
+        qname: name,
+        qtype,
+        qclass: wire::CLASS_IN,
+        edns,
+        cookie: None,
+        tsig: None,
+    };
     let reply = answer::answer(zones, &query, u16::MAX as usize, our_payload);
     let bytes = reply.bytes;
     let flags = u16::from_be_bytes([bytes[2], bytes[3]]);
@@ -684,7 +716,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join("testdata/zones/xdp.test.zone")).unwrap();
-        let target = text.lines().find(|l| l.to_ascii_lowercase().starts_with("mixed") && l.contains(" A ")).expect("an A record at mixed");
+        let target = text
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("mixed") && l.contains(" A "))
+            .expect("an A record at mixed");
         let changed = text.replace(target, "mixed IN A 192.0.2.99").replace(" 7 3600", " 8 3600");
         let (a, b) = (dir.join("a.zone"), dir.join("b.zone"));
         std::fs::write(&a, &text).unwrap();

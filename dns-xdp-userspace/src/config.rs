@@ -343,12 +343,19 @@ pub struct ApiSettings {
 
 impl std::fmt::Debug for ApiSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiSettings").field("addr", &self.addr).field("token", &"<redacted>").field("tls", &self.tls.is_some()).finish()
+        f.debug_struct("ApiSettings")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
 /// Merges the replication flags over the file's keys.
-fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crate::replication::Config, Option<ApiSettings>), String> {
+fn replication_settings(
+    cli: ReplicationArgs,
+    file: &FileConfig,
+) -> Result<(crate::replication::Config, Option<ApiSettings>), String> {
     use crate::name::Name;
     use crate::replication::tsig::{Key, decode_base64};
     let mut secondaries = Vec::new();
@@ -373,7 +380,10 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
             .iter()
             .map(|p| p.parse::<Cidr>().map_err(|e| format!("tsig_key {}: peers: {e}", k.name)))
             .collect::<Result<Vec<_>, _>>()?;
-        keys.push(Key::new(name, &k.algorithm.to_ascii_lowercase(), &secret, peers).map_err(|e| format!("tsig_key {}: {e}", k.name))?);
+        keys.push(
+            Key::new(name, &k.algorithm.to_ascii_lowercase(), &secret, peers)
+                .map_err(|e| format!("tsig_key {}: {e}", k.name))?,
+        );
     }
     let file_allow = file
         .allow_transfer
@@ -382,7 +392,9 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
         .collect::<Result<Vec<_>, _>>()?;
     let tls = match (cli.api_tls_cert.or(file.api_tls_cert.clone()), cli.api_tls_key.or(file.api_tls_key.clone())) {
         (None, None) => None,
-        (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(&cert, &key).map_err(|e| format!("api_tls_cert/api_tls_key: {e}"))?),
+        (Some(cert), Some(key)) => {
+            Some(crate::http::tls_acceptor(&cert, &key).map_err(|e| format!("api_tls_cert/api_tls_key: {e}"))?)
+        }
         (Some(_), None) => return Err("api_tls_cert needs api_tls_key".into()),
         (None, Some(_)) => return Err("api_tls_key needs api_tls_cert".into()),
     };
@@ -391,7 +403,8 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
         (None, _) => None,
         (Some(_), None) => return Err("--api needs --api-token-file (the bearer token clients must send)".into()),
         (Some(addr), Some(path)) => {
-            let token = std::fs::read_to_string(&path).map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
+            let token =
+                std::fs::read_to_string(&path).map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
             let token = token.trim().to_string();
             if token.is_empty() {
                 return Err(format!("api_token_file {}: empty", path.display()));
@@ -403,13 +416,21 @@ fn replication_settings(cli: ReplicationArgs, file: &FileConfig) -> Result<(crat
         secondaries,
         nodes,
         quorum,
-        quorum_deadline: std::time::Duration::from_millis(cli.quorum_timeout_ms.or(file.quorum_timeout_ms).unwrap_or(5000)),
+        quorum_deadline: std::time::Duration::from_millis(
+            cli.quorum_timeout_ms.or(file.quorum_timeout_ms).unwrap_or(5000),
+        ),
         journal: cli.journal.or(file.journal.clone()),
         keys,
         allow_transfer: pick(cli.allow_transfer, file_allow),
         xfr_limits: crate::replication::xfr::Limits {
-            max_records: cli.xfr_max_records.or(file.xfr_max_records).unwrap_or(crate::replication::xfr::Limits::default().max_records),
-            max_bytes: cli.xfr_max_bytes.or(file.xfr_max_bytes).unwrap_or(crate::replication::xfr::Limits::default().max_bytes),
+            max_records: cli
+                .xfr_max_records
+                .or(file.xfr_max_records)
+                .unwrap_or(crate::replication::xfr::Limits::default().max_records),
+            max_bytes: cli
+                .xfr_max_bytes
+                .or(file.xfr_max_bytes)
+                .unwrap_or(crate::replication::xfr::Limits::default().max_bytes),
         },
     };
     Ok((config, api))
@@ -472,7 +493,10 @@ impl Settings {
                     ..d
                 }
             },
-            chaos: Chaos { version: args.version_bind.or(file.version_bind), identity: args.id_server.or(file.id_server) },
+            chaos: Chaos {
+                version: args.version_bind.or(file.version_bind),
+                identity: args.id_server.or(file.id_server),
+            },
             cookies,
             bpf_stats: args.bpf_stats || file.bpf_stats,
             shadow,
@@ -490,13 +514,19 @@ impl Settings {
             settings.listen.push("[::]:53".parse().expect("literal"));
         }
         if settings.zones.is_empty() && settings.replication.secondaries.is_empty() {
-            return Err("no zone to serve: give --zone FILE or --secondary ZONE@IP:PORT (or their keys in the config file)".into());
+            return Err(
+                "no zone to serve: give --zone FILE or --secondary ZONE@IP:PORT (or their keys in the config file)"
+                    .into(),
+            );
         }
         if settings.edns_payload < 512 {
             return Err(format!("edns_payload {} is below the DNS minimum of 512", settings.edns_payload));
         }
         let ports: Vec<u16> = settings.listen.iter().map(SocketAddr::port).collect();
-        if !settings.ifaces.is_empty() && settings.xdp_mode != XdpModeChoice::Off && ports.iter().any(|p| *p != ports[0]) {
+        if !settings.ifaces.is_empty()
+            && settings.xdp_mode != XdpModeChoice::Off
+            && ports.iter().any(|p| *p != ports[0])
+        {
             return Err("with XDP, every --listen address must use the same port (the one XDP answers on)".into());
         }
         Ok(settings)
@@ -560,7 +590,11 @@ mod tests {
         .unwrap();
         let s = on.shadow.unwrap();
         assert_eq!((s.reference.port(), s.sample), (5300, DEFAULT_SHADOW_SAMPLE));
-        let err = Settings::from_args(ServeArgs { zone: vec!["f.zone".into()], shadow_sample: Some(5), ..Default::default() });
+        let err = Settings::from_args(ServeArgs {
+            zone: vec!["f.zone".into()],
+            shadow_sample: Some(5),
+            ..Default::default()
+        });
         assert!(err.unwrap_err().contains("shadow_reference"));
         let file = toml::from_str::<FileConfig>("shadow_reference = \"[::1]:53\"\nshadow_sample = 1\n").unwrap();
         assert_eq!(file.shadow_sample, Some(1));
@@ -577,7 +611,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dnsxdp-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "zone = [\"f.zone\"]\nxdp_mode = \"skb\"\nedns_payload = 1400\nversion_bind = \"v1\"\n").unwrap();
+        std::fs::write(&path, "zone = [\"f.zone\"]\nxdp_mode = \"skb\"\nedns_payload = 1400\nversion_bind = \"v1\"\n")
+            .unwrap();
         let s = Settings::from_args(ServeArgs {
             config: Some(path),
             xdp_mode: Some(XdpModeChoice::Off),
@@ -598,7 +633,11 @@ mod tests {
         let (token, path) = (dir.join("token"), dir.join("c.toml"));
         std::fs::write(&token, "t\n").unwrap();
         let file = |extra: &str| {
-            std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n{extra}")).unwrap();
+            std::fs::write(
+                &path,
+                format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n{extra}"),
+            )
+            .unwrap();
             Settings::from_args(ServeArgs { config: Some(path.clone()), ..Default::default() })
         };
         assert!(file("").unwrap().api.unwrap().tls.is_none());
@@ -607,7 +646,8 @@ mod tests {
         let err = file("api_tls_cert = \"/nonexistent/c.pem\"\napi_tls_key = \"/nonexistent/k.pem\"\n").unwrap_err();
         assert!(err.contains("/nonexistent/c.pem"), "{err}");
         // The flags override the file's keys (and fail the same way on a missing file).
-        std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n")).unwrap();
+        std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n"))
+            .unwrap();
         let mut args = ServeArgs { config: Some(path.clone()), ..Default::default() };
         args.replication.api_tls_cert = Some("/nonexistent/flag.pem".into());
         args.replication.api_tls_key = Some("/nonexistent/k.pem".into());
@@ -624,7 +664,10 @@ mod tests {
         let ip = "198.51.100.100".parse().unwrap();
         let client = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
         // RFC 9018 A.1 with the file's secret.
-        assert_eq!(&from_file.cookies.server_cookie(&client, ip, 1559731985)[8..], &[0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80]);
+        assert_eq!(
+            &from_file.cookies.server_cookie(&client, ip, 1559731985)[8..],
+            &[0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80]
+        );
         let bad = ServeArgs { config: Some(path), cookie_secret: Some("abc".into()), ..Default::default() };
         assert!(Settings::from_args(bad).unwrap_err().contains("cookie_secret"), "the flag overrides the file");
     }
@@ -634,7 +677,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dnsxdp-rrl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_rate = 20\nrrl_slip = 3\nrrl_allow = [\"10.0.0.0/8\"]\n").unwrap();
+        std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_rate = 20\nrrl_slip = 3\nrrl_allow = [\"10.0.0.0/8\"]\n")
+            .unwrap();
         let args = |rrl: RrlArgs| ServeArgs { config: Some(path.clone()), rrl, ..Default::default() };
         let s = Settings::from_args(args(RrlArgs { rrl_slip: Some(1), ..Default::default() })).unwrap();
         assert_eq!((s.rrl.rate, s.rrl.slip, s.rrl.effective_burst()), (20, 1, 20));

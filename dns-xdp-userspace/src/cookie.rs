@@ -54,8 +54,11 @@ impl QueryCookie {
         if !server.is_empty() && !(SERVER_MIN_LEN..=SERVER_MAX_LEN).contains(&server.len()) {
             return None;
         }
-        let mut cookie =
-            QueryCookie { client: data[..CLIENT_LEN].try_into().ok()?, server: [0; SERVER_MAX_LEN], server_len: server.len() as u8 };
+        let mut cookie = QueryCookie {
+            client: data[..CLIENT_LEN].try_into().ok()?,
+            server: [0; SERVER_MAX_LEN],
+            server_len: server.len() as u8,
+        };
         cookie.server[..server.len()].copy_from_slice(server);
         Some(cookie)
     }
@@ -273,7 +276,10 @@ mod tests {
     fn secret_from_hex() {
         assert!(Cookies::from_hex("00").is_err());
         assert!(Cookies::from_hex("zz3bdf9344b678b185a6f5cb60fca715").is_err());
-        assert_eq!(Cookies::from_hex("000102030405060708090a0b0c0d0e0f").unwrap().key, core::array::from_fn(|i| i as u8));
+        assert_eq!(
+            Cookies::from_hex("000102030405060708090a0b0c0d0e0f").unwrap().key,
+            core::array::from_fn(|i| i as u8)
+        );
         assert_ne!(Cookies::random().unwrap().key, Cookies::random().unwrap().key);
     }
 }

@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn query_bytes_carry_edns_as_asked() {
         let q = query_bytes(7, "a.", 1, Edns::Dnssec);
-        assert_eq!(q, [0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 1, 0, 1, 0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        assert_eq!(
+            q,
+            [0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 1, 0, 1, 0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 0]
+        );
         assert_eq!(query_bytes(7, "a", 1, Edns::None).len(), 12 + 3 + 4);
         assert_eq!(compare::describe_query(&q), "a. A edns do");
     }

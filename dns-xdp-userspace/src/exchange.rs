@@ -55,7 +55,12 @@ pub async fn ask(server: SocketAddr, query: &[u8], proto: Proto, timeout: Durati
 }
 
 /// `ask` over UDP, then over TCP when the UDP reply is truncated (TC=1), as a resolver would.
-pub async fn ask_full(server: SocketAddr, query: &[u8], proto: Proto, timeout: Duration) -> Result<(Vec<u8>, Proto), AskError> {
+pub async fn ask_full(
+    server: SocketAddr,
+    query: &[u8],
+    proto: Proto,
+    timeout: Duration,
+) -> Result<(Vec<u8>, Proto), AskError> {
     let reply = ask(server, query, proto, timeout).await?;
     if proto == Proto::Udp && truncated(&reply) {
         return Ok((ask(server, query, Proto::Tcp, timeout).await?, Proto::Tcp));

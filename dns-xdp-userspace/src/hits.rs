@@ -134,7 +134,14 @@ impl HitIndex {
     /// wire) and `qtype`, for queries with the DO bits in `serves`, with the first entries of
     /// its two pairs; None if the name is too long. An inline answer must never change under
     /// its id while the entry holds it.
-    pub fn entry(&self, name: &[u8], qtype: u16, serves: u32, answer: u32, inline: Option<Answer<44>>) -> Option<([u32; 2], HitEntry)> {
+    pub fn entry(
+        &self,
+        name: &[u8],
+        qtype: u16,
+        serves: u32,
+        answer: u32,
+        inline: Option<Answer<44>>,
+    ) -> Option<([u32; 2], HitEntry)> {
         let words = words(name)?;
         let entry = HitEntry {
             qtype_serves: u32::from(qtype) | serves,

@@ -81,7 +81,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
 /// Serves `router` on `listener` (over TLS when `tls` is set) with at most `max_connections` open at
 /// once: past that, new connections are closed at accept, so a flood of idle clients costs a
 /// descriptor each for at most `HEAD_TIMEOUT` and never starves the requests in flight.
-pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>, max_connections: usize, what: &'static str) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    max_connections: usize,
+    what: &'static str,
+) {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (conn, peer) = match listener.accept().await {

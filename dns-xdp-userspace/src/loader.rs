@@ -2,8 +2,8 @@
 //! maps through store.rs). Besides these two, only bounce.rs (the benchmark's XDP_TX ceiling)
 //! talks to the kernel's BPF interfaces.
 
-use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
@@ -12,8 +12,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{Xdp, XdpMode};
 use dns_xdp_common::{
     ANSWER_CLASS_SIZE, MAP_ANSWERS, MAP_CONFIG, MAP_NAMES, MAP_RRL_ALLOW, MAP_RRL_BUCKETS, MAP_RRL_CONFIG,
-    MAP_SHADOW_RING, MAP_STATS, NAME_CLASS_SIZE, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey, SHADOW_RECORD_LEN, Scratch,
-    XdpConfig, stat,
+    MAP_SHADOW_RING, MAP_STATS, NAME_CLASS_SIZE, PROG_NAME, RRL_ALLOW_KEY_LEN, RrlBucket, RrlConfig, RrlKey,
+    SHADOW_RECORD_LEN, Scratch, XdpConfig, stat,
 };
 
 use crate::compile::Entries;
@@ -112,7 +112,12 @@ impl XdpProgram {
 
     /// `load_with_capacity`, with at least `records[i]` entries in NAMES map `i` (every name
     /// needs its record, hot or not: `records_needed`).
-    pub fn load_sized(dns_port: u16, edns_payload: u16, capacity: u32, records: [u32; MAP_NAMES.len()]) -> anyhow::Result<(Self, Stats)> {
+    pub fn load_sized(
+        dns_port: u16,
+        edns_payload: u16,
+        capacity: u32,
+        records: [u32; MAP_NAMES.len()],
+    ) -> anyhow::Result<(Self, Stats)> {
         raise_memlock_limit();
         let started = std::time::Instant::now();
         let capacity = capacity.max(1);
@@ -138,7 +143,8 @@ impl XdpProgram {
         program.load().context("the kernel verifier rejected the XDP program")?;
         log::debug!("XDP program loaded and verified in {:.1?}", started.elapsed());
         let mut store = Store::new(Maps::take(|name| ebpf.take_map(name))?);
-        let hits = crate::hits::HitIndex::new(ebpf.take_map(dns_xdp_common::MAP_HITS).context("no HITS map")?, hit_entries)?;
+        let hits =
+            crate::hits::HitIndex::new(ebpf.take_map(dns_xdp_common::MAP_HITS).context("no HITS map")?, hit_entries)?;
         let hit_mask = hits.mask();
         store.set_hits(hits);
         let mut config = Array::try_from(ebpf.take_map(MAP_CONFIG).context("no CONFIG map")?)?;
@@ -186,7 +192,9 @@ impl XdpProgram {
                 Ok(_) => "native",
                 Err(err) => {
                     log::warn!("native XDP on {iface} failed ({err}); falling back to generic (skb) mode");
-                    program.attach(iface, XdpMode::Skb).with_context(|| format!("attaching XDP (generic) to {iface}"))?;
+                    program
+                        .attach(iface, XdpMode::Skb)
+                        .with_context(|| format!("attaching XDP (generic) to {iface}"))?;
                     "generic"
                 }
             },
@@ -227,7 +235,9 @@ impl XdpProgram {
     pub fn set_rrl(&mut self, rrl: &RrlSettings) -> anyhow::Result<()> {
         let wanted: HashSet<_> = rrl.allow.iter().map(|c| c.trie_key()).collect();
         for (len, addr) in &wanted {
-            self.rrl_allow.insert(&LpmKey::new(*len, *addr), 1, 0).context("writing the RRL_ALLOW map (is it full?)")?;
+            self.rrl_allow
+                .insert(&LpmKey::new(*len, *addr), 1, 0)
+                .context("writing the RRL_ALLOW map (is it full?)")?;
         }
         for (len, addr) in self.allow_installed.difference(&wanted) {
             self.rrl_allow.remove(&LpmKey::new(*len, *addr)).context("removing from the RRL_ALLOW map")?;
@@ -273,7 +283,11 @@ impl XdpProgram {
         self.choose_cold(zones);
         if !self.cold.is_empty() {
             let total: usize = zones.iter().map(|z| z.nodes.len()).sum();
-            log::info!("XDP answers: {total} names, capacity {}: {} names left to the daemon", self.capacity, self.cold.len());
+            log::info!(
+                "XDP answers: {total} names, capacity {}: {} names left to the daemon",
+                self.capacity,
+                self.cold.len()
+            );
         }
         let cold = std::mem::take(&mut self.cold);
         let result = self.store()?.install_all(zones, payload, &|n| cold.contains(n));
@@ -320,7 +334,9 @@ impl XdpProgram {
         if count.iter().zip(&self.record_room).all(|(n, room)| n <= room) {
             return None;
         }
-        Some(std::array::from_fn(|i| (count[i].max(self.record_room[i]) as u64 * 5 / 4).min(u64::from(u32::MAX)) as u32))
+        Some(std::array::from_fn(|i| {
+            (count[i].max(self.record_room[i]) as u64 * 5 / 4).min(u64::from(u32::MAX)) as u32
+        }))
     }
 
     /// The index of the installed zones will arrive on `pending` (built on another thread,
@@ -387,7 +403,12 @@ impl XdpProgram {
         // Room for the largest reply the program may grow the frame into.
         let mut out = vec![0u8; frame.len() + dns_xdp_common::MAX_ANSWER_LEN + 512];
         let result = program
-            .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() })
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat: 1,
+                ..Default::default()
+            })
             .context("BPF_PROG_TEST_RUN")?;
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
@@ -396,7 +417,10 @@ impl XdpProgram {
     /// Whether the kernel answers this query from its maps (before its size, DNSSEC and
     /// rate-limit checks), as the installed records say; see `Store::lookup`.
     pub fn kernel_answers(&self, qname: &[u8], qtype: u16, dnssec: bool) -> bool {
-        self.store.as_ref().and_then(|s| s.lookup(qname, qtype, dnssec)).is_some_and(|id| id != dns_xdp_common::ANSWER_PASS)
+        self.store
+            .as_ref()
+            .and_then(|s| s.lookup(qname, qtype, dnssec))
+            .is_some_and(|id| id != dns_xdp_common::ANSWER_PASS)
     }
 
     /// Entries in the answer maps: name records and distinct answers.

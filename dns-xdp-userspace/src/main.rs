@@ -74,7 +74,13 @@ fn check(files: &[std::path::PathBuf]) -> ExitCode {
                 println!("{w}");
             }
             for zone in zones.iter() {
-                println!("{}: zone {} serial {} ok ({} names)", zone.file.display(), zone.origin, zone.serial, zone.nodes.len());
+                println!(
+                    "{}: zone {} serial {} ok ({} names)",
+                    zone.file.display(),
+                    zone.origin,
+                    zone.serial,
+                    zone.nodes.len()
+                );
             }
             ExitCode::SUCCESS
         }
@@ -149,7 +155,15 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
     log::info!("loaded {} zone(s), {names} names, in {:.1?}", zones.len(), started.elapsed());
-    let state = Arc::new(State { zones: ArcSwap::from_pointee(zones), metrics: Metrics::default(), edns_payload: settings.edns_payload, chaos: settings.chaos.clone(), shadow: Default::default(), cookies: settings.cookies.clone(), replication: Default::default() });
+    let state = Arc::new(State {
+        zones: ArcSwap::from_pointee(zones),
+        metrics: Metrics::default(),
+        edns_payload: settings.edns_payload,
+        chaos: settings.chaos.clone(),
+        shadow: Default::default(),
+        cookies: settings.cookies.clone(),
+        replication: Default::default(),
+    });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     if let Some(shadow) = &settings.shadow {
         dns_xdp::shadow::start(&state, shadow.clone());
@@ -161,13 +175,18 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut xdp_stats = None;
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if let Some(preload) = preload {
-        let (mut program, mut stats) = preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
+        let (mut program, mut stats) =
+            preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
         // Loaded before the zones were known: too small for every name's record (more names
         // than --answers-capacity in one length class), load it again with room for them.
         if let Some(records) = program.records_needed(&state.zones.load()) {
-            log::warn!("XDP name records: the zones need {records:?} entries (NAMES maps by name length), more than --answers-capacity {} gives; loading the XDP program with room for them", settings.answers_capacity);
+            log::warn!(
+                "XDP name records: the zones need {records:?} entries (NAMES maps by name length), more than --answers-capacity {} gives; loading the XDP program with room for them",
+                settings.answers_capacity
+            );
             drop(program);
-            (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
+            (program, stats) =
+                XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
         }
         // The index of who points at whom, for narrow updates: built beside the compile (a
         // walk of every zone), so the first write after the start finds it ready.

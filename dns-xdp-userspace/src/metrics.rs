@@ -13,7 +13,8 @@ use axum::http::{HeaderValue, Method, Response, StatusCode, Uri, header};
 use dns_xdp_common::stat;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    MetricEncoder,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
@@ -139,7 +140,12 @@ pub type Labels<'a> = &'a [(&'a str, &'a str)];
 pub struct Exposition<'a>(DescriptorEncoder<'a>);
 
 impl Exposition<'_> {
-    pub fn counter<N: EncodeCounterValue + Copy>(&mut self, name: &str, help: &str, samples: &[(Labels, N)]) -> fmt::Result {
+    pub fn counter<N: EncodeCounterValue + Copy>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: &[(Labels, N)],
+    ) -> fmt::Result {
         let base = name.strip_suffix("_total").unwrap_or(name);
         let (base, unit) = match base.strip_suffix("_seconds") {
             Some(b) => (b, Some(Unit::Seconds)),
@@ -149,14 +155,22 @@ impl Exposition<'_> {
         encode_samples(family, samples.iter().map(|(l, v)| (*l, ConstCounter::new(*v))))
     }
 
-    pub fn gauge<N: EncodeGaugeValue + Copy>(&mut self, name: &str, help: &str, samples: &[(Labels, N)]) -> fmt::Result {
+    pub fn gauge<N: EncodeGaugeValue + Copy>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: &[(Labels, N)],
+    ) -> fmt::Result {
         let family = self.0.encode_descriptor(name, help, None, MetricType::Gauge)?;
         encode_samples(family, samples.iter().map(|(l, v)| (*l, ConstGauge::new(*v))))
     }
 }
 
 /// One sample without labels is the family itself (no `{}`); otherwise each sample is a member.
-fn encode_samples<'l, M: EncodeMetric>(mut family: MetricEncoder, samples: impl ExactSizeIterator<Item = (Labels<'l>, M)>) -> fmt::Result {
+fn encode_samples<'l, M: EncodeMetric>(
+    mut family: MetricEncoder,
+    samples: impl ExactSizeIterator<Item = (Labels<'l>, M)>,
+) -> fmt::Result {
     let mut samples = samples.peekable();
     if samples.len() == 1
         && let Some(([], _)) = samples.peek()
@@ -211,7 +225,8 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
         if let Some(k) = &kernel
             && *rc < 16
         {
-            responses.push((vec![("path", "xdp"), ("rcode", name)], k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
+            responses
+                .push((vec![("path", "xdp"), ("rcode", name)], k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
         }
     }
     responses.push((vec![("path", "userspace"), ("rcode", "OTHER")], m.responses[RCODES.len()].load(Relaxed)));
@@ -231,11 +246,20 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
             ],
         )?;
         let reason_labels: Vec<[(&str, &str); 1]> = PASS_REASONS.iter().map(|(name, _)| [("reason", *name)]).collect();
-        let passes: Vec<(Labels, u64)> = PASS_REASONS.iter().zip(&reason_labels).map(|((_, i), l)| (&l[..], k[*i as usize])).collect();
+        let passes: Vec<(Labels, u64)> =
+            PASS_REASONS.iter().zip(&reason_labels).map(|((_, i), l)| (&l[..], k[*i as usize])).collect();
         out.counter("dnsxdp_xdp_pass_total", "Packets passed to the kernel stack, by reason.", &passes)?;
         if let Some((ns, runs)) = xdp.and_then(Stats::run_time) {
-            out.counter("dnsxdp_xdp_run_seconds_total", "Time spent in the XDP program (while BPF stats are enabled).", &[(&[], ns as f64 / 1e9)])?;
-            out.counter("dnsxdp_xdp_runs_total", "Runs of the XDP program (while BPF stats are enabled).", &[(&[], runs)])?;
+            out.counter(
+                "dnsxdp_xdp_run_seconds_total",
+                "Time spent in the XDP program (while BPF stats are enabled).",
+                &[(&[], ns as f64 / 1e9)],
+            )?;
+            out.counter(
+                "dnsxdp_xdp_runs_total",
+                "Runs of the XDP program (while BPF stats are enabled).",
+                &[(&[], runs)],
+            )?;
         }
         out.counter(
             "dnsxdp_xdp_drop_total",
@@ -254,7 +278,8 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
     let zones = state.zones.load();
     let mut list: Vec<_> = zones.iter().map(|z| (z.origin.to_string(), z.serial)).collect();
     list.sort();
-    let serials: Vec<_> = list.iter().map(|(origin, serial)| (vec![("zone", origin.as_str())], i64::from(*serial))).collect();
+    let serials: Vec<_> =
+        list.iter().map(|(origin, serial)| (vec![("zone", origin.as_str())], i64::from(*serial))).collect();
     out.gauge("dnsxdp_zone_serial", "SOA serial being served.", &borrowed(&serials))?;
     out.gauge(
         "dnsxdp_bpf_map_entries",
@@ -270,19 +295,38 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
         "Names whose answers entered the kernel's map because of demand (--answers-capacity).",
         &[(&[], crate::hotset::PROMOTIONS.load(Relaxed))],
     )?;
-    out.counter("dnsxdp_hotset_evictions_total", "Names whose answers left the kernel's map for hotter ones.", &[(&[], crate::hotset::EVICTIONS.load(Relaxed))])?;
+    out.counter(
+        "dnsxdp_hotset_evictions_total",
+        "Names whose answers left the kernel's map for hotter ones.",
+        &[(&[], crate::hotset::EVICTIONS.load(Relaxed))],
+    )?;
     out.counter(
         "dnsxdp_reloads_total",
         "Zone reloads (SIGHUP), by result.",
         &[(&[("result", "ok")], m.reloads_ok.load(Relaxed)), (&[("result", "failed")], m.reloads_failed.load(Relaxed))],
     )?;
-    out.counter("dnsxdp_zone_serial_unchanged_total", "Reloads that found a zone's data changed under an unchanged serial.", &[(&[], m.serial_unchanged.load(Relaxed))])?;
-    out.counter("dnsxdp_queries_dropped_total", "Queries the daemon dropped unanswered.", &[(&[], m.queries_dropped.load(Relaxed))])?;
-    out.counter("dnsxdp_tcp_connections_total", "TCP connections accepted.", &[(&[], m.tcp_connections.load(Relaxed))])?;
+    out.counter(
+        "dnsxdp_zone_serial_unchanged_total",
+        "Reloads that found a zone's data changed under an unchanged serial.",
+        &[(&[], m.serial_unchanged.load(Relaxed))],
+    )?;
+    out.counter(
+        "dnsxdp_queries_dropped_total",
+        "Queries the daemon dropped unanswered.",
+        &[(&[], m.queries_dropped.load(Relaxed))],
+    )?;
+    out.counter(
+        "dnsxdp_tcp_connections_total",
+        "TCP connections accepted.",
+        &[(&[], m.tcp_connections.load(Relaxed))],
+    )?;
     out.counter(
         "dnsxdp_tcp_closed_total",
         "TCP connections the daemon closed to protect the others.",
-        &[(&[("reason", "refused")], m.tcp_refused.load(Relaxed)), (&[("reason", "write_stalled")], m.tcp_write_stalls.load(Relaxed))],
+        &[
+            (&[("reason", "refused")], m.tcp_refused.load(Relaxed)),
+            (&[("reason", "write_stalled")], m.tcp_write_stalls.load(Relaxed)),
+        ],
     )
 }
 
@@ -304,7 +348,11 @@ fn render_rrl(out: &mut Exposition, kernel: Option<&[u64]>, rrl: &Limiter) -> fm
             limited.push((vec![("path", "xdp"), ("kind", *kind)], k[stat::RRL_LIMITED_BASE as usize + i]));
         }
     }
-    out.counter("dnsxdp_rrl_limited_total", "Responses over their rate limit (dropped or slipped), by path and response kind.", &borrowed(&limited))?;
+    out.counter(
+        "dnsxdp_rrl_limited_total",
+        "Responses over their rate limit (dropped or slipped), by path and response kind.",
+        &borrowed(&limited),
+    )?;
     let user = [
         ("slipped", c.slipped.load(Relaxed)),
         ("dropped", c.dropped.load(Relaxed)),
@@ -313,7 +361,8 @@ fn render_rrl(out: &mut Exposition, kernel: Option<&[u64]>, rrl: &Limiter) -> fm
         ("cookie_exempt", c.cookie_exempt.load(Relaxed)),
         ("reflection_port", c.reflection.load(Relaxed)),
     ];
-    let mut results: Vec<_> = user.iter().map(|(result, n)| (vec![("path", "userspace"), ("result", *result)], *n)).collect();
+    let mut results: Vec<_> =
+        user.iter().map(|(result, n)| (vec![("path", "userspace"), ("result", *result)], *n)).collect();
     if let Some(k) = kernel {
         let xdp = [
             ("slipped", stat::ACTION_SLIP),

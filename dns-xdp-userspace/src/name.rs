@@ -225,9 +225,8 @@ mod tests {
     #[test]
     fn dname_substitution() {
         let q = Name::from_text("a.b.old.example").unwrap();
-        let r = q
-            .replace_suffix(&Name::from_text("old.example").unwrap(), &Name::from_text("new.test").unwrap())
-            .unwrap();
+        let r =
+            q.replace_suffix(&Name::from_text("old.example").unwrap(), &Name::from_text("new.test").unwrap()).unwrap();
         assert_eq!(r.to_string(), "a.b.new.test.");
     }
 }

@@ -92,7 +92,14 @@ fn install_change(
 }
 
 /// Publishes the maps' sizes in the metrics and logs what an update wrote.
-fn report(program: &XdpProgram, state: &State, diff: &crate::store::Diff, what: &str, started: std::time::Instant, level: log::Level) {
+fn report(
+    program: &XdpProgram,
+    state: &State,
+    diff: &crate::store::Diff,
+    what: &str,
+    started: std::time::Instant,
+    level: log::Level,
+) {
     let (names, answers) = program.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
     state.metrics.answer_entries.store(answers as u64, Relaxed);

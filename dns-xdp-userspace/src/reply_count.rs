@@ -41,7 +41,9 @@ impl Counter {
             .try_into()
             .context("xdp_count is not an XDP program")?;
         program.load().context("the kernel verifier rejected xdp_count")?;
-        program.attach(&args.iface, XdpMode::Driver).with_context(|| format!("attaching xdp_count to {}", args.iface))?;
+        program
+            .attach(&args.iface, XdpMode::Driver)
+            .with_context(|| format!("attaching xdp_count to {}", args.iface))?;
         Ok(Counter { _ebpf: ebpf, counts })
     }
 

@@ -61,7 +61,11 @@ impl std::str::FromStr for Cidr {
         let addr: IpAddr = addr.parse().map_err(|e| format!("{s}: {e}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
-            Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("{s}: prefix length must be 0..={max}"))?,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("{s}: prefix length must be 0..={max}"))?,
             None => max,
         };
         Ok(Cidr { addr, len })
@@ -265,7 +269,10 @@ fn classify(reply: &[u8]) -> Option<(u32, Vec<u8>)> {
 
 /// Same list as the XDP program's (dns-xdp-ebpf/src/rrl.rs `reflection_port`).
 pub fn reflection_port(port: u16) -> bool {
-    matches!(port, 0 | 7 | 13 | 17 | 19 | 37 | 111 | 123 | 137 | 138 | 161 | 162 | 389 | 520 | 1900 | 3702 | 5353 | 11211)
+    matches!(
+        port,
+        0 | 7 | 13 | 17 | 19 | 37 | 111 | 123 | 137 | 138 | 161 | 162 | 389 | 520 | 1900 | 3702 | 5353 | 11211
+    )
 }
 
 /// A TC=1 slip for `reply`: header with TC set and empty sections, the question, and an OPT
@@ -504,7 +511,11 @@ mod tests {
         let got: Vec<_> = (0..7).map(|_| l.check_at(ip, 1, false, 0)).collect();
         use Decision::*;
         assert_eq!(got, [Send, Drop, Drop, Slip, Drop, Drop, Slip]);
-        let l = Limiter::new(RrlSettings { rate: 1, allow: vec!["198.51.100.0/24".parse().unwrap()], ..Default::default() });
+        let l = Limiter::new(RrlSettings {
+            rate: 1,
+            allow: vec!["198.51.100.0/24".parse().unwrap()],
+            ..Default::default()
+        });
         assert!((0..5).all(|_| l.check_at(ip, 1, false, 0) == Send));
         let l = Limiter::new(RrlSettings { rate: 1, dry_run: true, ..Default::default() });
         assert!((0..5).all(|_| l.check_at(ip, 1, false, 0) == Send));
@@ -572,7 +583,10 @@ mod tests {
         assert_eq!(classify(&reply(0x8403, 0, 1, soa)), Some((rrl_kind::NXDOMAIN, b"\x07example\x03com\x00".to_vec())));
         // Referral: NS owned by www.example.com, AA clear.
         let ns = b"\xc0\x0c\x00\x02\x00\x01\x00\x00\x01\x2c\x00\x00";
-        assert_eq!(classify(&reply(0x8000, 0, 1, ns)), Some((rrl_kind::REFERRAL, b"\x03www\x07example\x03com\x00".to_vec())));
+        assert_eq!(
+            classify(&reply(0x8000, 0, 1, ns)),
+            Some((rrl_kind::REFERRAL, b"\x03www\x07example\x03com\x00".to_vec()))
+        );
         assert_eq!(classify(&reply(0x8005, 0, 0, b"")), None);
         assert_eq!(rrl_key(&reply(0x8005, 0, 0, b"")) >> rrl_kind::SHIFT, rrl_kind::ERROR);
         // Random subdomains of one zone share the NXDOMAIN key.

@@ -223,7 +223,8 @@ impl Shadow {
         }
         self.last_mismatch.store(self.started.elapsed().as_nanos().max(1) as u64, Relaxed);
         if let Some(suppressed) = self.may_log() {
-            let more = if suppressed > 0 { format!(" ({suppressed} earlier mismatches not logged)") } else { String::new() };
+            let more =
+                if suppressed > 0 { format!(" ({suppressed} earlier mismatches not logged)") } else { String::new() };
             log::warn!(
                 "shadow mismatch: fields={} path={} proto={} client={} query=\"{}\" ours=\"{}\" reference=\"{}\"{more}",
                 diffs.join(","),
@@ -256,11 +257,25 @@ impl Shadow {
     /// Prometheus series; `kernel` is the XDP program's STATS when it runs.
     pub fn render(&self, out: &mut Exposition, kernel: Option<&[u64]>) -> std::fmt::Result {
         let c = &self.counters;
-        let queries: Vec<_> = [Path::Xdp, Path::Userspace].map(|p| ([("path", p.name())], c.queries[p as usize].load(Relaxed))).to_vec();
-        out.counter("dnsxdp_shadow_queries_total", "Answers compared with the reference server's, by the path that sent ours.", &queries.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>())?;
-        let fields: Vec<_> = FIELDS.iter().zip(&c.mismatches).map(|(field, n)| ([("field", *field)], n.load(Relaxed))).collect();
-        out.counter("dnsxdp_shadow_mismatches_total", "Compared answers that differ from the reference's, by field.", &fields.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>())?;
-        out.counter("dnsxdp_shadow_mismatched_queries_total", "Compared queries with at least one mismatch.", &[(&[], c.mismatched_queries.load(Relaxed))])?;
+        let queries: Vec<_> =
+            [Path::Xdp, Path::Userspace].map(|p| ([("path", p.name())], c.queries[p as usize].load(Relaxed))).to_vec();
+        out.counter(
+            "dnsxdp_shadow_queries_total",
+            "Answers compared with the reference server's, by the path that sent ours.",
+            &queries.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
+        )?;
+        let fields: Vec<_> =
+            FIELDS.iter().zip(&c.mismatches).map(|(field, n)| ([("field", *field)], n.load(Relaxed))).collect();
+        out.counter(
+            "dnsxdp_shadow_mismatches_total",
+            "Compared answers that differ from the reference's, by field.",
+            &fields.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
+        )?;
+        out.counter(
+            "dnsxdp_shadow_mismatched_queries_total",
+            "Compared queries with at least one mismatch.",
+            &[(&[], c.mismatched_queries.load(Relaxed))],
+        )?;
         out.counter(
             "dnsxdp_shadow_reference_errors_total",
             "Shadow queries the reference did not answer usably (not mismatches).",
@@ -270,14 +285,24 @@ impl Shadow {
                 (&[("kind", "malformed")], c.malformed.load(Relaxed)),
             ],
         )?;
-        let mut dropped: Vec<(Labels, u64)> =
-            vec![(&[("reason", "queue_full")], c.dropped.load(Relaxed)), (&[("reason", "answer_changed")], c.stale.load(Relaxed))];
+        let mut dropped: Vec<(Labels, u64)> = vec![
+            (&[("reason", "queue_full")], c.dropped.load(Relaxed)),
+            (&[("reason", "answer_changed")], c.stale.load(Relaxed)),
+        ];
         if let Some(k) = kernel {
             dropped.push((&[("reason", "ring_full")], k[stat::SHADOW_RING_FULL as usize]));
         }
-        out.counter("dnsxdp_shadow_dropped_total", "Samples not compared: queue full, ring buffer full, or answer changed since sent.", &dropped)?;
+        out.counter(
+            "dnsxdp_shadow_dropped_total",
+            "Samples not compared: queue full, ring buffer full, or answer changed since sent.",
+            &dropped,
+        )?;
         if let Some(k) = kernel {
-            out.counter("dnsxdp_shadow_xdp_sampled_total", "Answers the XDP program sampled for comparison.", &[(&[], k[stat::SHADOW_SAMPLED as usize])])?;
+            out.counter(
+                "dnsxdp_shadow_xdp_sampled_total",
+                "Answers the XDP program sampled for comparison.",
+                &[(&[], k[stat::SHADOW_SAMPLED as usize])],
+            )?;
         }
         out.gauge(
             "dnsxdp_shadow_seconds_since_mismatch",
@@ -353,7 +378,13 @@ pub fn from_record(record: &Scratch, state: &State) -> Option<Job> {
     } else {
         IpAddr::from([s.client_addr[0], s.client_addr[1], s.client_addr[2], s.client_addr[3]])
     };
-    Some(Job { query, ours: reply.bytes, transport: Transport::Udp, client: SocketAddr::new(client_ip, s.client_port), path: Path::Xdp })
+    Some(Job {
+        query,
+        ours: reply.bytes,
+        transport: Transport::Udp,
+        client: SocketAddr::new(client_ip, s.client_port),
+        path: Path::Xdp,
+    })
 }
 
 /// Registers shadowing in `state` and starts the comparison task (on the current runtime).

@@ -20,10 +20,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES, MAP_SERIAL_GEN, MAP_SERIALS,
-    MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
-    RECORD_SLOTS,
-    SERIAL_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, VALUE_SERIAL_SLOT_SHIFT,
+    ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES,
+    MAP_SERIAL_GEN, MAP_SERIALS, MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT,
+    RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED, RECORD_SLOTS, SERIAL_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_PASS,
+    VALUE_FLAG_SIGNED, VALUE_SERIAL_SLOT_SHIFT,
 };
 
 use crate::compile::{self, Entries, NameSlots};
@@ -137,7 +137,9 @@ impl Records {
         let at = self.names.push(name.as_wire());
         let Records { entries, names, by_name, hasher } = self;
         let index = u32::try_from(entries.len()).expect("fewer than 2^32 names");
-        by_name.insert_unique(Self::hash(hasher, name.as_wire()), index, |&i| Self::hash(hasher, names.get(entries[i as usize].0)));
+        by_name.insert_unique(Self::hash(hasher, name.as_wire()), index, |&i| {
+            Self::hash(hasher, names.get(entries[i as usize].0))
+        });
         entries.push((at, rec));
     }
 
@@ -345,7 +347,8 @@ struct Batch {
 /// 128..=255) aside. They are rare enough to leave out, and every name has an ANY slot, which
 /// would take half the index. Filling and forgetting both go by this.
 fn hit_types(slots: &[Slot]) -> impl Iterator<Item = u16> + '_ {
-    let hit = |s: &Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype);
+    let hit =
+        |s: &Slot| s.variant & KEY_VARIANT_CHILD == 0 && s.qtype != QTYPE_DEFAULT && !(128..=255).contains(&s.qtype);
     slots
         .iter()
         .enumerate()
@@ -467,20 +470,25 @@ impl Maps {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let mut fds = [0; 9];
         let serials = aya::maps::Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
-        let serial_gen = aya::maps::Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
+        let serial_gen =
+            aya::maps::Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
         let mut get = |n: &str| {
             let map = take(n).with_context(|| format!("no {n} map in the eBPF object"))?;
             let (aya::maps::Map::HashMap(data) | aya::maps::Map::Array(data)) = &map else {
                 anyhow::bail!("{n} is neither a hash map nor an array")
             };
             // The map's order in `fds`: answers first (the order of MAP_ANSWERS), then names.
-            let at = MAP_ANSWERS.iter().position(|m| *m == n).or_else(|| MAP_NAMES.iter().position(|m| *m == n).map(|i| 5 + i));
+            let at = MAP_ANSWERS
+                .iter()
+                .position(|m| *m == n)
+                .or_else(|| MAP_NAMES.iter().position(|m| *m == n).map(|i| 5 + i));
             fds[at.expect("a map of ours")] = data.fd().as_fd().as_raw_fd();
             Ok(map)
         };
         let a44: aya::maps::Array<MapData, Answer<44>> = aya::maps::Array::try_from(get(MAP_ANSWERS[0])?)?;
         let (n28, n60, n124, n256) = (get(MAP_NAMES[0])?, get(MAP_NAMES[1])?, get(MAP_NAMES[2])?, get(MAP_NAMES[3])?);
-        let (a108, a172, a428, a1008) = (get(MAP_ANSWERS[1])?, get(MAP_ANSWERS[2])?, get(MAP_ANSWERS[3])?, get(MAP_ANSWERS[4])?);
+        let (a108, a172, a428, a1008) =
+            (get(MAP_ANSWERS[1])?, get(MAP_ANSWERS[2])?, get(MAP_ANSWERS[3])?, get(MAP_ANSWERS[4])?);
         Ok(Maps {
             batches: None,
             queued: 0,
@@ -738,7 +746,9 @@ fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> 
         if len & 0xc0 == 0xc0 {
             let to = ((len & 0x3f) << 8) | usize::from(*buf.get(at + 1)?);
             (in_question, at) = match to {
-                t if (crate::wire::HEADER_LEN..crate::wire::HEADER_LEN + qname.len()).contains(&t) => (true, t - crate::wire::HEADER_LEN),
+                t if (crate::wire::HEADER_LEN..crate::wire::HEADER_LEN + qname.len()).contains(&t) => {
+                    (true, t - crate::wire::HEADER_LEN)
+                }
                 t if t >= data_start => (false, t - data_start),
                 _ => return None,
             };
@@ -843,12 +853,22 @@ impl Store {
     /// DO slot, else the plain one), with the answer itself when it is one of the smallest and
     /// never rewritten under its id (not one carrying a SOA serial, `negatives`). `slots` are
     /// the values `rec` was made from.
-    fn hit_entries(&self, name: &Name, rec: &Installed, slots: &NameSlots, out: &mut Vec<([u32; 2], dns_xdp_common::HitEntry)>) {
+    fn hit_entries(
+        &self,
+        name: &Name,
+        rec: &Installed,
+        slots: &NameSlots,
+        out: &mut Vec<([u32; 2], dns_xdp_common::HitEntry)>,
+    ) {
         use dns_xdp_common::{HIT_SERVES_DO, HIT_SERVES_PLAIN, KEY_VARIANT_DO};
         let Some(hits) = self.hits.as_ref() else { return };
         // `own` skips pass markers: those queries take the record lookup, which passes them.
         let own = |qtype: u16, variant: u16| {
-            rec.slots.iter().find(|s| s.qtype == qtype && s.variant == variant).map(|s| s.answer).filter(|&a| a != ANSWER_PASS)
+            rec.slots
+                .iter()
+                .find(|s| s.qtype == qtype && s.variant == variant)
+                .map(|s| s.answer)
+                .filter(|&a| a != ANSWER_PASS)
         };
         let mut put = |qtype: u16, variant: u16, serves: u32, answer: u32| {
             let small = answer >> ANSWER_CLASS_SHIFT == 0 && !self.negatives.contains_key(&answer);
@@ -957,10 +977,12 @@ impl Store {
         }
         let soa = if zones.is_empty() { None } else { negative_soa(value) };
         let zone = match soa {
-            Some((owner_at, _)) => match name_in_answer(value, name.as_wire(), owner_at).filter(|o| zones.get(o).is_some()) {
-                Some(origin) => Some(origin),
-                None => return Ok(ANSWER_PASS),
-            },
+            Some((owner_at, _)) => {
+                match name_in_answer(value, name.as_wire(), owner_at).filter(|o| zones.get(o).is_some()) {
+                    Some(origin) => Some(origin),
+                    None => return Ok(ANSWER_PASS),
+                }
+            }
             None => None,
         };
         let zone = zone.as_ref();
@@ -1003,7 +1025,9 @@ impl Store {
             }
             _ => None,
         };
-        self.maps.put_answer(id, slotted.as_ref().unwrap_or(value)).context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+        self.maps
+            .put_answer(id, slotted.as_ref().unwrap_or(value))
+            .context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
         self.answers.insert(id, key);
         if let Some(neg) = negative {
             self.negatives.insert(id, neg);
@@ -1023,7 +1047,13 @@ impl Store {
     }
 
     /// A name's record from its compiled slots.
-    fn prepare(&mut self, zones: &ZoneSet, name: &Name, slots: &NameSlots, plan: &mut Plan) -> anyhow::Result<Installed> {
+    fn prepare(
+        &mut self,
+        zones: &ZoneSet,
+        name: &Name,
+        slots: &NameSlots,
+        plan: &mut Plan,
+    ) -> anyhow::Result<Installed> {
         let mut flags = 0;
         let mut out = Vec::with_capacity(slots.len());
         for (qtype, variant, value) in slots {
@@ -1078,7 +1108,13 @@ impl Store {
     }
 
     /// Recompiles only `names` (those a change touched) against `zones`.
-    pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name], cold: &dyn Fn(&Name) -> bool) -> anyhow::Result<Diff> {
+    pub fn install_names(
+        &mut self,
+        zones: &ZoneSet,
+        payload: u16,
+        names: &[Name],
+        cold: &dyn Fn(&Name) -> bool,
+    ) -> anyhow::Result<Diff> {
         let plan = self.stage_compiled(zones, cold, |each| compile::compile_names(zones, payload, names, each))?;
         self.commit(plan, zones)
     }
@@ -1122,7 +1158,9 @@ impl Store {
     fn serial_changes(&self, zones: &ZoneSet) -> HashSet<Name> {
         zones
             .iter()
-            .filter(|z| self.zone_ids.get(&z.origin).is_some_and(|&id| self.zones[id as usize].1.is_some_and(|s| s != z.serial)))
+            .filter(|z| {
+                self.zone_ids.get(&z.origin).is_some_and(|&id| self.zones[id as usize].1.is_some_and(|s| s != z.serial))
+            })
             .map(|z| z.origin.clone())
             .collect()
     }
@@ -1138,7 +1176,8 @@ impl Store {
         serials_changed: &HashSet<Name>,
         plan: &mut Plan,
     ) -> anyhow::Result<()> {
-        let slots: NameSlots = if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
+        let slots: NameSlots =
+            if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
         let mut rec = self.prepare(zones, name, &slots, plan)?;
         match self.records.get_mut(name) {
             Some(old) if old.slots == rec.slots && old.flags == rec.flags => old.seen = rec.seen,
@@ -1148,8 +1187,7 @@ impl Store {
             }
             // New, and no serial changes: nothing it serves can mix versions. Otherwise it may
             // use answers whose serial changes (its zone's, or its parent's): wait for those.
-            None if serials_changed.is_empty() && plan.new_serials.is_empty() =>
-            {
+            None if serials_changed.is_empty() && plan.new_serials.is_empty() => {
                 self.write_record(name, &rec)?;
                 self.hits_stage(name, &rec, &slots);
                 self.reference(&rec, 1);
@@ -1188,10 +1226,12 @@ impl Store {
     /// Writes a record's parts, the last first, so part 0 (which readers start from) links
     /// only to parts already written.
     fn write_record(&mut self, name: &Name, rec: &Installed) -> anyhow::Result<()> {
-        let parts: Vec<&[Slot]> = if rec.slots.is_empty() { vec![&[]] } else { rec.slots.chunks(RECORD_SLOTS).collect() };
+        let parts: Vec<&[Slot]> =
+            if rec.slots.is_empty() { vec![&[]] } else { rec.slots.chunks(RECORD_SLOTS).collect() };
         for (i, chunk) in parts.iter().enumerate().rev() {
             let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
-            let mut r = NameRecord { flags: rec.flags, count: chunk.len() as u16, _pad: 0, slots: [unused; RECORD_SLOTS] };
+            let mut r =
+                NameRecord { flags: rec.flags, count: chunk.len() as u16, _pad: 0, slots: [unused; RECORD_SLOTS] };
             if i + 1 < parts.len() {
                 r.flags |= RECORD_MORE;
             }
@@ -1275,7 +1315,9 @@ impl Store {
             let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
             let mut marker = NameRecord { flags, count: 1, _pad: 0, slots: [unused; RECORD_SLOTS] };
             marker.slots[0] = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
-            self.maps.put_record(name.as_wire(), 0, marker).context("writing a NAMES map (is it full? see --answers-capacity)")?;
+            self.maps
+                .put_record(name.as_wire(), 0, marker)
+                .context("writing a NAMES map (is it full? see --answers-capacity)")?;
         }
         let t1 = t0.elapsed();
         // 2. The serial: one slot per zone, or in place in the answers carrying it. Readers
@@ -1297,7 +1339,11 @@ impl Store {
                     self.write_record(&name, &rec)?;
                     self.delete_record(&name, rec.parts(), old_parts)?;
                     self.reference(&rec, 1);
-                    if old.is_some() { diff.changed += 1 } else { diff.added += 1 }
+                    if old.is_some() {
+                        diff.changed += 1
+                    } else {
+                        diff.added += 1
+                    }
                     rec.seen = self.generation;
                     self.records.insert(&name, rec);
                     if let (Some(index), Some(entries)) = (self.hits.as_mut(), hits.remove(&name)) {
@@ -1400,12 +1446,18 @@ impl Store {
             if marker == ANSWER_PASS {
                 return Some(ANSWER_PASS);
             }
-            let v = if dnssec && rec.flags & RECORD_SIGNED != 0 { KEY_VARIANT_CHILD | KEY_VARIANT_DO } else { KEY_VARIANT_CHILD };
+            let v = if dnssec && rec.flags & RECORD_SIGNED != 0 {
+                KEY_VARIANT_CHILD | KEY_VARIANT_DO
+            } else {
+                KEY_VARIANT_CHILD
+            };
             let answer = find(rec, qtype, v, true);
             if answer.is_none() && rec.flags & RECORD_CHILD_PARTIAL != 0 {
                 return Some(ANSWER_PASS);
             }
-            return Some(answer.or_else(|| if meta { None } else { find(rec, QTYPE_DEFAULT, v, true) }).unwrap_or(ANSWER_PASS));
+            return Some(
+                answer.or_else(|| if meta { None } else { find(rec, QTYPE_DEFAULT, v, true) }).unwrap_or(ANSWER_PASS),
+            );
         }
         None
     }
@@ -1460,7 +1512,10 @@ mod tests {
 
     #[test]
     fn records_find_every_name_after_removals_move_others() {
-        let name = |i: u32| Name::from_wire(&[&[format!("n{i}").len() as u8][..], format!("n{i}").as_bytes(), b"\x04test\x00"].concat()).unwrap();
+        let name = |i: u32| {
+            Name::from_wire(&[&[format!("n{i}").len() as u8][..], format!("n{i}").as_bytes(), b"\x04test\x00"].concat())
+                .unwrap()
+        };
         let mut records = Records::default();
         for i in 0..5000 {
             records.insert(&name(i), installed(i));
@@ -1477,7 +1532,11 @@ mod tests {
             assert_eq!(records.get(&name(i)).map(|r| r.seen), want, "name {i}");
         }
         assert_eq!(records.iter().count(), records.len());
-        assert!(records.iter().all(|(wire, rec)| records.get(&Name::from_wire(wire).unwrap()).is_some_and(|r| r.seen == rec.seen)));
+        assert!(
+            records
+                .iter()
+                .all(|(wire, rec)| records.get(&Name::from_wire(wire).unwrap()).is_some_and(|r| r.seen == rec.seen))
+        );
     }
 
     #[test]
@@ -1552,10 +1611,7 @@ mod tests {
             }
         }
         assert!(negatives > 2, "the test zone compiles NODATA and NXDOMAIN answers");
-        let cname_chains = entries
-            .values()
-            .filter(|v| v.ancount > 0 && negative_soa(v).is_some())
-            .count();
+        let cname_chains = entries.values().filter(|v| v.ancount > 0 && negative_soa(v).is_some()).count();
         assert!(cname_chains > 0, "a CNAME chain ending in NODATA carries the serial too");
     }
 
@@ -1580,7 +1636,11 @@ mod tests {
             }
             if zone != held_by {
                 // Only the parent answers for the child's apex (DS), never the other way round.
-                assert_eq!((name.to_string().as_str(), k.qtype), ("sub.example.test.", 43), "{name} answered by {zone}");
+                assert_eq!(
+                    (name.to_string().as_str(), k.qtype),
+                    ("sub.example.test.", 43),
+                    "{name} answered by {zone}"
+                );
                 ds_at_apex += 1;
             }
         }

@@ -183,9 +183,13 @@ pub fn parse_query(msg: &[u8]) -> Parsed<'_> {
         for i in 0..counts[section] {
             let name_at = pos;
             let Some(after) = skip_name(msg, pos) else { return formerr };
-            let (Some(rt), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) =
-                (be16(msg, after), be16(msg, after + 2), be16(msg, after + 4), be16(msg, after + 6), be16(msg, after + 8))
-            else {
+            let (Some(rt), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) = (
+                be16(msg, after),
+                be16(msg, after + 2),
+                be16(msg, after + 4),
+                be16(msg, after + 6),
+                be16(msg, after + 8),
+            ) else {
                 return formerr;
             };
             pos = after + 10 + rdlen as usize;

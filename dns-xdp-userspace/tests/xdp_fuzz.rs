@@ -45,7 +45,8 @@ impl Rng {
 }
 
 /// Query types the zones hold, meta types and a few nobody serves.
-const QTYPES: &[u16] = &[0, 1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 43, 46, 47, 48, 50, 51, 52, 64, 65, 99, 251, 252, 255, 256, 65535];
+const QTYPES: &[u16] =
+    &[0, 1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 43, 46, 47, 48, 50, 51, 52, 64, 65, 99, 251, 252, 255, 256, 65535];
 /// Byte values at the edges of what the parsers check (label lengths, pointers, counts, OPT).
 const EDGES: &[u8] = &[0, 1, 0x29, 0x3f, 0x40, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xff];
 
@@ -104,7 +105,8 @@ fn mutate(rng: &mut Rng, q: &mut Vec<u8>, qname_len: usize) {
             9 if q[11] == 1 && q.len() >= 12 + qname_len + 15 => {
                 let opt = 12 + qname_len + 4;
                 match rng.below(3) {
-                    0 => q[opt + 3..opt + 5].copy_from_slice(&rng.pick(&[0u16, 1, 511, 512, 513, 1231, 1232, 1233, 65535]).to_be_bytes()),
+                    0 => q[opt + 3..opt + 5]
+                        .copy_from_slice(&rng.pick(&[0u16, 1, 511, 512, 513, 1231, 1232, 1233, 65535]).to_be_bytes()),
                     1 => q[opt + 6] = *rng.pick(&[0u8, 1, 255]),
                     _ => q[opt + 7] ^= 0x80,
                 }
@@ -133,7 +135,8 @@ fn reply_payload(out: &[u8], v6: bool, case: &str) -> Vec<u8> {
         }
         s as u16
     };
-    let words = |d: &[u8]| -> u32 { d.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum() };
+    let words =
+        |d: &[u8]| -> u32 { d.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum() };
     assert_eq!((&out[0..6], &out[6..12]), (&[2, 0, 0, 0, 0, 2][..], &[2, 0, 0, 0, 0, 1][..]), "{case}: MACs swapped");
     let (udp_at, pseudo) = if v6 {
         let (src, dst) = (&out[22..38], &out[38..54]);
@@ -141,7 +144,11 @@ fn reply_payload(out: &[u8], v6: bool, case: &str) -> Vec<u8> {
         assert_eq!(54 + usize::from(u16::from_be_bytes([out[18], out[19]])), out.len(), "{case}: IPv6 payload length");
         (54, words(src) + words(dst) + 17)
     } else {
-        assert_eq!((&out[26..30], &out[30..34]), (&[198, 18, 0, 1][..], &[198, 18, 0, 2][..]), "{case}: IPv4 addresses swapped");
+        assert_eq!(
+            (&out[26..30], &out[30..34]),
+            (&[198, 18, 0, 1][..], &[198, 18, 0, 2][..]),
+            "{case}: IPv4 addresses swapped"
+        );
         assert_eq!(fold(words(&out[14..34])), 0xffff, "{case}: IPv4 header checksum");
         assert_eq!(14 + usize::from(u16::from_be_bytes([out[16], out[17]])), out.len(), "{case}: IPv4 total length");
         (34, words(&out[26..34]) + 17)
@@ -221,6 +228,10 @@ fn kernel_answers_to_mutated_queries_equal_the_daemons() {
     );
     assert!(done >= 1000.min(iterations), "only {done} queries ran within {budget:?}");
     // The comparison only means something if the kernel answers plenty of them.
-    assert!(unmutated_tx * 2 > done / 4, "the kernel answered only {unmutated_tx} of about {} unmutated queries", done / 4);
+    assert!(
+        unmutated_tx * 2 > done / 4,
+        "the kernel answered only {unmutated_tx} of about {} unmutated queries",
+        done / 4
+    );
     assert!(tx > unmutated_tx, "no mutated query was answered in the kernel");
 }

@@ -16,8 +16,7 @@ use aya::{
     programs::Xdp,
 };
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, KEY_NAME_LEN, MAP_CONFIG, MAP_STATS, MAX_ANSWER_LEN,
-    PROG_NAME, XdpConfig, stat,
+    AnswerKey, AnswerValue, KEY_NAME_LEN, MAP_CONFIG, MAP_STATS, MAX_ANSWER_LEN, PROG_NAME, XdpConfig, stat,
 };
 
 const XDP_ABORTED: u32 = 0;
@@ -187,13 +186,7 @@ fn hex_diff(expected: &[u8], actual: &[u8]) -> String {
 /// The summed counters, with the ones readers derive filled in (`stat::derive`).
 fn stats_snapshot(stats: &PerCpuArray<&MapData, u64>) -> Vec<u64> {
     let mut k: Vec<u64> = (0..stat::COUNT)
-        .map(|i| {
-            stats
-                .get(&i, 0)
-                .unwrap_or_else(|e| panic!("reading STATS[{i}]: {e}"))
-                .iter()
-                .sum()
-        })
+        .map(|i| stats.get(&i, 0).unwrap_or_else(|e| panic!("reading STATS[{i}]: {e}")).iter().sum())
         .collect();
     stat::derive(&mut k);
     k
@@ -224,8 +217,7 @@ struct Runner {
 
 impl Runner {
     fn load(answers: &[Answer]) -> Self {
-        let mut ebpf = Ebpf::load(dns_xdp::EBPF_OBJECT)
-            .unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
+        let mut ebpf = Ebpf::load(dns_xdp::EBPF_OBJECT).unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
         let prog: &mut Xdp = ebpf
             .program_mut(PROG_NAME)
             .unwrap_or_else(|| panic!("no program {PROG_NAME} in the object"))
@@ -315,16 +307,11 @@ impl Runner {
             let moved = |v: &[u64]| -> Vec<(usize, u64)> {
                 v.iter().enumerate().filter(|(_, n)| **n != 0).map(|(i, n)| (i, *n)).collect()
             };
-            return Err(format!(
-                "{ctx}: STATS moved {:?} (slot, delta), expected {:?}",
-                moved(&got),
-                moved(&want)
-            ));
+            return Err(format!("{ctx}: STATS moved {:?} (slot, delta), expected {:?}", moved(&got), moved(&want)));
         }
         Ok(())
     }
 }
-
 
 #[test]
 fn golden_packets() {
@@ -418,7 +405,8 @@ fn rate_limiter_decisions() {
     // rate 1/s, burst 3, every 2nd limited response slipped, /24.
     let settings = RrlSettings { rate: 1, burst: 3, slip: 2, ..Default::default() };
     let set = |runner: &mut Runner, cfg: RrlConfig| {
-        let mut map: Array<_, RrlConfig> = Array::try_from(runner.ebpf.map_mut(MAP_RRL_CONFIG).expect("RRL_CONFIG")).expect("type");
+        let mut map: Array<_, RrlConfig> =
+            Array::try_from(runner.ebpf.map_mut(MAP_RRL_CONFIG).expect("RRL_CONFIG")).expect("type");
         map.set(0, cfg, 0).expect("writing RRL_CONFIG");
     };
     set(&mut runner, settings.kernel_config());

@@ -20,7 +20,9 @@ const CAPACITY: u32 = 4096;
 const HOSTS: usize = 1500;
 
 fn zones(dir: &std::path::Path, version: u32, hosts: &[(String, String)]) -> ZoneSet {
-    let mut z = format!("$ORIGIN hits.test.\n$TTL 300\n@ IN SOA ns admin {version} 3600 600 86400 60\n  IN NS ns\nns IN A 192.0.2.1\n");
+    let mut z = format!(
+        "$ORIGIN hits.test.\n$TTL 300\n@ IN SOA ns admin {version} 3600 600 86400 60\n  IN NS ns\nns IN A 192.0.2.1\n"
+    );
     for (host, addr) in hosts {
         z.push_str(&format!("{host} IN A {addr}\n"));
     }
@@ -48,7 +50,8 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
     }
     let dir = std::env::temp_dir().join(format!("dns-xdp-hits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut hosts: Vec<(String, String)> = (0..HOSTS).map(|i| (format!("h{i}"), format!("10.0.{}.{}", i / 256, i % 256))).collect();
+    let mut hosts: Vec<(String, String)> =
+        (0..HOSTS).map(|i| (format!("h{i}"), format!("10.0.{}.{}", i / 256, i % 256))).collect();
     assert_eq!(dns_xdp::hits::entries_for(CAPACITY), 1024);
 
     let (mut program, stats) = XdpProgram::load_with_capacity(53, PAYLOAD, CAPACITY).expect("load XDP program");

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::net::IpAddr;
 
 use dns_xdp::answer::{Chaos, Client, Transport, handle, handle_from};
-use dns_xdp::cookie::Cookies;
 use dns_xdp::compile::{compile, resolve};
+use dns_xdp::cookie::Cookies;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
@@ -20,7 +20,6 @@ const PAYLOAD: u16 = 1232;
 fn root_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
-
 
 fn csum_fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
@@ -132,7 +131,9 @@ fn query(id: u16, qname: &[u8], qtype: u16, rd: bool, edns: Option<(u16, bool)>)
 fn scramble(wire: &[u8], pattern: u32) -> Vec<u8> {
     wire.iter()
         .enumerate()
-        .map(|(i, &b)| if b.is_ascii_lowercase() && (pattern >> (i % 32)) & 1 == 1 { b.to_ascii_uppercase() } else { b })
+        .map(
+            |(i, &b)| if b.is_ascii_lowercase() && (pattern >> (i % 32)) & 1 == 1 { b.to_ascii_uppercase() } else { b },
+        )
         .collect()
 }
 
@@ -186,7 +187,17 @@ fn kernel_answers_equal_daemon_answers() {
             names.push(n);
         }
     }
-    for text in ["nothere.example.com", "x.wild.xdp.test", "a.b.c.wild.xdp.test", "host.sub.xdp.test", "deep.under.sub.xdp.test", "b.deep.xdp.test", "zz.a.b.deep.xdp.test", "nope.signed.test", "x.y.nope.signed.test"] {
+    for text in [
+        "nothere.example.com",
+        "x.wild.xdp.test",
+        "a.b.c.wild.xdp.test",
+        "host.sub.xdp.test",
+        "deep.under.sub.xdp.test",
+        "b.deep.xdp.test",
+        "zz.a.b.deep.xdp.test",
+        "nope.signed.test",
+        "x.y.nope.signed.test",
+    ] {
         names.push(Name::from_text(text).unwrap());
     }
     names.sort();
@@ -195,9 +206,10 @@ fn kernel_answers_equal_daemon_answers() {
     let (mut cases, mut tx, mut expected_tx) = (0, 0, 0);
     for name in &names {
         for &qtype in &qtypes {
-            for (variant, edns) in [None, Some((512, false)), Some((1232, false)), Some((4096, true)), Some((600, true))]
-                .into_iter()
-                .enumerate()
+            for (variant, edns) in
+                [None, Some((512, false)), Some((1232, false)), Some((4096, true)), Some((600, true))]
+                    .into_iter()
+                    .enumerate()
             {
                 let v6 = variant % 2 == 1;
                 let qname = scramble(name.as_wire(), 0x5a5a_5a5a ^ variant as u32);
@@ -215,14 +227,15 @@ fn kernel_answers_equal_daemon_answers() {
                 // The installed records decide first: an answer the compiler made but the record
                 // layout could not hold (RECORD_CHILD_PARTIAL) passes.
                 let installed = program.kernel_answers(name.as_wire(), qtype, dnssec);
-                let hit = installed && resolve(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
-                    let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
-                    let limit = dns_xdp::wire::udp_limit(
-                        edns.map(|(p, d)| dns_xdp::wire::Edns { payload: p, version: 0, dnssec_ok: d }),
-                        PAYLOAD,
-                    );
-                    daemon.len() <= limit && daemon[2] & 0x02 == 0 && !(signed && dnssec)
-                });
+                let hit = installed
+                    && resolve(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
+                        let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
+                        let limit = dns_xdp::wire::udp_limit(
+                            edns.map(|(p, d)| dns_xdp::wire::Edns { payload: p, version: 0, dnssec_ok: d }),
+                            PAYLOAD,
+                        );
+                        daemon.len() <= limit && daemon[2] & 0x02 == 0 && !(signed && dnssec)
+                    });
                 if hit {
                     expected_tx += 1;
                 }
@@ -255,8 +268,12 @@ fn kernel_answers_equal_daemon_answers() {
     assert!(tx * 10 > cases * 7, "only {tx} of {cases} queries were answered by XDP");
     let (nx, nx_tx) = by_rcode[3];
     assert!(nx > 500 && nx_tx * 10 > nx * 8, "NXDOMAIN: {nx_tx} of {nx} answered by XDP");
-    eprintln!("{cases} queries: {tx} answered in the kernel ({hits} through the hit index), all equal to the daemon's answers; by rcode (all, xdp): {by_rcode:?}");
-    eprintln!("{cookie_cases} COOKIE queries passed to the daemon, which answered each with a server cookie; {other_options} with other options answered alike");
+    eprintln!(
+        "{cases} queries: {tx} answered in the kernel ({hits} through the hit index), all equal to the daemon's answers; by rcode (all, xdp): {by_rcode:?}"
+    );
+    eprintln!(
+        "{cookie_cases} COOKIE queries passed to the daemon, which answered each with a server cookie; {other_options} with other options answered alike"
+    );
 }
 
 /// `query` with EDNS (payload 1232) whose OPT holds `options` (already encoded).
@@ -293,7 +310,10 @@ fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, name
         let first = handle_from(zones, &dns, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers");
         // The COOKIE option is the OPT's first: client cookie + 16-byte RFC 9018 server cookie.
         let b = &first.bytes;
-        let opt = b.windows(7).rposition(|w| w == [0, 0, 41, 4, 0xd0, 0, 0]).unwrap_or_else(|| panic!("{case}: no OPT in {b:?}"));
+        let opt = b
+            .windows(7)
+            .rposition(|w| w == [0, 0, 41, 4, 0xd0, 0, 0])
+            .unwrap_or_else(|| panic!("{case}: no OPT in {b:?}"));
         assert_eq!(&b[opt + 11..opt + 23], &[&[0, 10, 0, 24][..], &client_cookie].concat()[..], "{case}: COOKIE echo");
         assert!(!first.server_cookie, "{case}: no server cookie sent yet");
         let mut echo = b"\x00\x0a\x00\x18".to_vec();
@@ -315,7 +335,8 @@ fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, name
         let f = frame(&nsid, v6, 41001);
         let (action, out) = program.test_run(&f.bytes).expect("test_run");
         if action == XDP_TX {
-            let daemon = handle_from(zones, &nsid, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers").bytes;
+            let daemon =
+                handle_from(zones, &nsid, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers").bytes;
             assert_eq!(reply_payload(&f, &out, &case), daemon, "{case}: NSID query answered differently");
             other_options += 1;
         }

@@ -185,7 +185,9 @@ fn more_names_than_capacity_keep_their_records() {
     let dir = std::env::temp_dir().join(format!("dns-xdp-hotset-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("hot.test.zone");
-    let mut text = String::from("$ORIGIN hot.test.\n$TTL 300\n@ IN SOA ns admin 1 3600 600 86400 60\n  IN NS ns\nns IN A 192.0.2.1\n");
+    let mut text = String::from(
+        "$ORIGIN hot.test.\n$TTL 300\n@ IN SOA ns admin 1 3600 600 86400 60\n  IN NS ns\nns IN A 192.0.2.1\n",
+    );
     for i in 0..NAMES {
         text.push_str(&format!("h{i} IN A 10.0.{}.{}\n", i / 256, i % 256));
     }
@@ -194,7 +196,8 @@ fn more_names_than_capacity_keep_their_records() {
     std::fs::remove_dir_all(&dir).ok();
 
     let (mut small, _) = XdpProgram::load_with_capacity(53, PAYLOAD, CAPACITY).expect("load XDP program");
-    let records = small.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
+    let records =
+        small.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
     assert!(small.install(&zones, PAYLOAD).is_err(), "the records cannot fit the small program's NAMES map");
     drop(small);
     let (mut program, _) = XdpProgram::load_sized(53, PAYLOAD, CAPACITY, records).expect("load XDP program");

@@ -29,8 +29,10 @@ fuzz_target!(|body: &[u8]| {
         }
     }
     let serial = current.serial.wrapping_add(1);
-    let puts: Option<Vec<_>> =
-        parsed.iter().map(|(owner, rt, r)| r.clone().filter(|r| !r.is_empty()).map(|r| (owner.clone(), *rt, r))).collect();
+    let puts: Option<Vec<_>> = parsed
+        .iter()
+        .map(|(owner, rt, r)| r.clone().filter(|r| !r.is_empty()).map(|r| (owner.clone(), *rt, r)))
+        .collect();
     if let Some(puts) = puts {
         let _ = zone_with_rrsets("fuzz", current, &puts, serial);
     }

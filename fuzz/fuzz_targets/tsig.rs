@@ -19,7 +19,12 @@ fuzz_target!(|data: &[u8]| {
     let keys = [key.clone()];
     let peer = std::net::IpAddr::from([192, 0, 2, 1]);
     let now = tsig::now();
-    let request = || vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 4, b't', b'e', b's', b't', 0, 0, 252, 0, 1];
+    let request = || {
+        vec![
+            0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 4, b't', b'e', b's',
+            b't', 0, 0, 252, 0, 1,
+        ]
+    };
     match mode % 3 {
         0 => {
             if let Err(refusal) = tsig::verify_request(rest, &keys, peer, now) {

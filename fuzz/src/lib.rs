@@ -34,8 +34,13 @@ pub fn example_test() -> &'static Arc<Zone> {
 
 /// The key the TSIG target signs and verifies with.
 pub fn tsig_key() -> Key {
-    Key::new(Name::from_text("xfr-key").expect("literal"), "hmac-sha256", b"dns-xdp fuzzing secret, 32 bytes", Vec::new())
-        .expect("a valid key")
+    Key::new(
+        Name::from_text("xfr-key").expect("literal"),
+        "hmac-sha256",
+        b"dns-xdp fuzzing secret, 32 bytes",
+        Vec::new(),
+    )
+    .expect("a valid key")
 }
 
 /// Splits `data` as a TCP stream of DNS messages: each prefixed by its length, big-endian u16
@@ -64,5 +69,7 @@ pub fn scratch_file(name: &str) -> PathBuf {
 /// that unwinds out of the target still aborts (libfuzzer-sys checks), so crashes are still found.
 pub fn allow_caught_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("panic (a crash unless the library catches it): {info}"))));
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| eprintln!("panic (a crash unless the library catches it): {info}")))
+    });
 }

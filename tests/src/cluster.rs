@@ -97,7 +97,11 @@ impl Drop for Node {
             stop(&mut c, Duration::from_secs(5));
         }
         if std::thread::panicking() {
-            eprintln!("--- log of {} ---\n{}", self.dns, self.log().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "--- log of {} ---\n{}",
+                self.dns,
+                self.log().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 }
@@ -107,7 +111,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, bod
     let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     conn.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();
     conn.read_to_string(&mut out).ok()?;

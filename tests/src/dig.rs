@@ -74,10 +74,7 @@ impl DigOutput {
         if lines.next().is_none() {
             return Vec::new();
         }
-        lines
-            .take_while(|l| !l.trim().is_empty())
-            .map(|l| l.trim_start_matches(';').trim().to_owned())
-            .collect()
+        lines.take_while(|l| !l.trim().is_empty()).map(|l| l.trim_start_matches(';').trim().to_owned()).collect()
     }
 
     /// Parsed records of a section.
@@ -87,8 +84,12 @@ impl DigOutput {
 
     /// The rdata of the answer records of type `rtype`, sorted.
     pub fn answers(&self, rtype: &str) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.records("ANSWER").into_iter().filter(|r| r.rtype.eq_ignore_ascii_case(rtype)).map(|r| r.rdata).collect();
+        let mut v: Vec<String> = self
+            .records("ANSWER")
+            .into_iter()
+            .filter(|r| r.rtype.eq_ignore_ascii_case(rtype))
+            .map(|r| r.rdata)
+            .collect();
         v.sort();
         v
     }
@@ -100,8 +101,13 @@ impl DigOutput {
 
     /// Non-empty lines, for `+short` output.
     pub fn short_lines(&self) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.stdout.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(';')).map(str::to_owned).collect();
+        let mut v: Vec<String> = self
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with(';'))
+            .map(str::to_owned)
+            .collect();
         v.sort();
         v
     }

@@ -133,8 +133,13 @@ impl Member {
             if !is_map {
                 continue;
             }
-            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy())).unwrap_or_default();
-            memlock += info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
+                .unwrap_or_default();
+            memlock += info
+                .lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
         }
         (rss_kb * 1024, memlock)
     }
@@ -197,7 +202,9 @@ impl Fleet {
         }
         for i in 0..count {
             let port = format!("p{i}");
-            let attached = wait_for(XDP_PASS_DEADLINE, Duration::from_millis(50), || fleet.bridge.has_xdp_program(&port).then_some(()));
+            let attached = wait_for(XDP_PASS_DEADLINE, Duration::from_millis(50), || {
+                fleet.bridge.has_xdp_program(&port).then_some(())
+            });
             assert!(attached.is_some(), "xdp-pass attached nothing to {port} within {XDP_PASS_DEADLINE:?}");
         }
         fleet
@@ -206,7 +213,18 @@ impl Fleet {
     /// A veth pair: `port` on the bridge, `eth0` with `v4/24` in namespace `ns`.
     fn port(&self, port: &str, ns: &str, v4: Ipv4Addr) {
         run_ok(std::process::Command::new("ip").args([
-            "link", "add", port, "netns", self.bridge.name(), "type", "veth", "peer", "name", IFACE, "netns", ns,
+            "link",
+            "add",
+            port,
+            "netns",
+            self.bridge.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            IFACE,
+            "netns",
+            ns,
         ]));
         self.bridge.ip(&["link", "set", port, "master", "br0", "up"]);
         run_ok(std::process::Command::new("ip").args(["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", IFACE]));
@@ -215,7 +233,8 @@ impl Fleet {
 
     /// `serve --iface eth0 --xdp-mode native --metrics 127.0.0.1:9153` followed by `extra`.
     pub fn set_args(&mut self, i: usize, extra: &[String]) {
-        let mut args: Vec<String> = ["serve", "--iface", IFACE, "--xdp-mode", "native", "--metrics", METRICS].map(String::from).to_vec();
+        let mut args: Vec<String> =
+            ["serve", "--iface", IFACE, "--xdp-mode", "native", "--metrics", METRICS].map(String::from).to_vec();
         args.extend(extra.iter().cloned());
         self.members[i].args = args;
     }
@@ -233,7 +252,8 @@ impl Fleet {
             pending.is_empty().then_some(())
         });
         if done.is_none() {
-            let logs: Vec<String> = pending.iter().map(|&i| format!("member {i}:\n{}", self.members[i].log_tail(20))).collect();
+            let logs: Vec<String> =
+                pending.iter().map(|&i| format!("member {i}:\n{}", self.members[i].log_tail(20))).collect();
             panic!("members {pending:?} not healthy within {HEALTHY_DEADLINE:?}:\n{}", logs.join("\n"));
         }
         t.elapsed()

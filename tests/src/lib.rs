@@ -7,19 +7,19 @@
 //!
 //! `cargo xtask test` sets `DNS_XDP_BIN` (the release binary) and `DNS_XDP_ROOT` (the workspace root).
 
+pub mod cluster;
+pub mod conformance;
 pub mod daemon;
 pub mod dig;
+pub mod fleet;
 pub mod malformed;
 pub mod metrics;
+pub mod net;
 pub mod netns;
 pub mod raw;
 pub mod reference;
-pub mod spoof;
-pub mod net;
 pub mod shadow;
-pub mod conformance;
-pub mod cluster;
-pub mod fleet;
+pub mod spoof;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -43,16 +43,14 @@ pub fn unique() -> u32 {
 
 /// The workspace root: `$DNS_XDP_ROOT`, else the parent of this crate.
 pub fn repo_root() -> PathBuf {
-    std::env::var_os("DNS_XDP_ROOT").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-    })
+    std::env::var_os("DNS_XDP_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf())
 }
 
 /// The daemon under test: `$DNS_XDP_BIN`, else `target/release/dns-xdp`.
 pub fn daemon_bin() -> PathBuf {
-    std::env::var_os("DNS_XDP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/release/dns-xdp"))
+    std::env::var_os("DNS_XDP_BIN").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/release/dns-xdp"))
 }
 
 /// The bundled example zone.
@@ -84,7 +82,9 @@ fn unready_reason(needed_files: &[&Path]) -> Option<String> {
         return Some("not root (network namespaces and XDP need root)".into());
     }
     if let Some(tool) = TOOLS.iter().find(|t| which(t).is_none()) {
-        return Some(format!("`{tool}` not found; run `apt-get install -y knot-dnsutils bind9-dnsutils iproute2 ethtool curl`"));
+        return Some(format!(
+            "`{tool}` not found; run `apt-get install -y knot-dnsutils bind9-dnsutils iproute2 ethtool curl`"
+        ));
     }
     if let Some(f) = needed_files.iter().find(|f| !f.is_file()) {
         return Some(format!("{} missing; run `cargo xtask build` or `cargo xtask test`", f.display()));

@@ -67,10 +67,19 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
         let mut escaped = false;
         for (i, c) in chars {
             match (escaped, c) {
-                (true, 'n') => { value.push('\n'); escaped = false }
-                (true, c) => { value.push(c); escaped = false }
+                (true, 'n') => {
+                    value.push('\n');
+                    escaped = false
+                }
+                (true, c) => {
+                    value.push(c);
+                    escaped = false
+                }
                 (false, '\\') => escaped = true,
-                (false, '"') => { end = Some(i); break }
+                (false, '"') => {
+                    end = Some(i);
+                    break;
+                }
                 (false, c) => value.push(c),
             }
         }
@@ -109,9 +118,6 @@ dnsxdp_up 1 1700000000000
 
     #[test]
     fn unescapes_label_values() {
-        assert_eq!(
-            parse_labels(r#"a="x",b="y\"z,w""#),
-            [("a".into(), "x".into()), ("b".into(), "y\"z,w".into())]
-        );
+        assert_eq!(parse_labels(r#"a="x",b="y\"z,w""#), [("a".into(), "x".into()), ("b".into(), "y\"z,w".into())]);
     }
 }

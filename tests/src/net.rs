@@ -56,13 +56,22 @@ impl TestNet {
             xdp_pass: None,
         };
         crate::run_ok(std::process::Command::new("ip").args([
-            "link", "add", SRV_IF, "netns", net.srv.name(), "type", "veth", "peer", "name", CLI_IF, "netns",
+            "link",
+            "add",
+            SRV_IF,
+            "netns",
+            net.srv.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            CLI_IF,
+            "netns",
             net.cli.name(),
         ]));
-        for (ns, ifname, v4, v6) in [
-            (&net.srv, SRV_IF, net.srv_v4, net.srv_v6),
-            (&net.cli, CLI_IF, net.cli_v4, net.cli_v6),
-        ] {
+        for (ns, ifname, v4, v6) in
+            [(&net.srv, SRV_IF, net.srv_v4, net.srv_v6), (&net.cli, CLI_IF, net.cli_v4, net.cli_v6)]
+        {
             ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
             // nodad: the address is usable at once instead of after duplicate address detection.
             ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);

@@ -28,7 +28,13 @@ impl<'net> LoopbackKnotd<'net> {
             if let Some(status) = k.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("knotd exited during startup ({status}):\n{}", k.log());
             }
-            let out = k.net.srv.command("kdig").args(["@127.0.0.1", "-p", &port.to_string(), "+timeout=1", "+retry=0", "SOA", origin]).output().ok()?;
+            let out = k
+                .net
+                .srv
+                .command("kdig")
+                .args(["@127.0.0.1", "-p", &port.to_string(), "+timeout=1", "+retry=0", "SOA", origin])
+                .output()
+                .ok()?;
             String::from_utf8_lossy(&out.stdout).contains("status: NOERROR").then_some(())
         });
         assert!(up.is_some(), "knotd did not answer on 127.0.0.1@{port} within 10 s:\n{}", k.log());
@@ -111,7 +117,15 @@ impl DiffRun {
 /// `dns-xdp diff --a A --b B --queries FILE ARGS`, in this namespace.
 pub fn run_diff(a: SocketAddr, b: SocketAddr, queries: &Path, args: &[&str]) -> DiffRun {
     let out = Command::new(daemon_bin())
-        .args(["diff", "--a", &a.to_string(), "--b", &b.to_string(), "--queries", queries.to_str().expect("UTF-8 path")])
+        .args([
+            "diff",
+            "--a",
+            &a.to_string(),
+            "--b",
+            &b.to_string(),
+            "--queries",
+            queries.to_str().expect("UTF-8 path"),
+        ])
         .args(args)
         .output()
         .expect("running dns-xdp diff");

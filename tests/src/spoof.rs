@@ -104,7 +104,13 @@ pub struct Capture {
 
 /// Captures on `ifname` inside `ns` until `stop` returns true (checked every receive timeout)
 /// or `max_time` passes.
-pub fn capture_toward(ns: &Netns, ifname: &str, prefix: [u8; 3], max_time: Duration, stop: &std::sync::atomic::AtomicBool) -> Capture {
+pub fn capture_toward(
+    ns: &Netns,
+    ifname: &str,
+    prefix: [u8; 3],
+    max_time: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Capture {
     ns.run_inside(|| {
         let mut cap = Capture::default();
         // SAFETY: plain socket syscalls on a descriptor this closure owns and closes; the buffer
@@ -121,7 +127,13 @@ pub fn capture_toward(ns: &Netns, ifname: &str, prefix: [u8; 3], max_time: Durat
             let rc = libc::bind(fd, (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as u32);
             assert_eq!(rc, 0, "bind packet socket: {}", std::io::Error::last_os_error());
             let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), size_of::<libc::timeval>() as u32);
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                size_of::<libc::timeval>() as u32,
+            );
             // Big enough a buffer to ride out a burst.
             let rcvbuf: libc::c_int = 8 << 20;
             libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&raw const rcvbuf).cast(), 4);

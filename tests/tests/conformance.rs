@@ -12,8 +12,13 @@ use dns_xdp_tests::{daemon_bin, repo_root, which};
 
 /// Whether everything needed is installed; skips (or fails under CI) with the reason otherwise.
 fn ready() -> bool {
-    let missing = ["knotd", "nsd"].into_iter().find(|t| which(t).is_none()).map(|t| format!("`{t}` not found (apt-get install knot nsd)"));
-    let missing = missing.or_else(|| (!daemon_bin().is_file()).then(|| format!("{} missing: cargo build --release", daemon_bin().display())));
+    let missing = ["knotd", "nsd"]
+        .into_iter()
+        .find(|t| which(t).is_none())
+        .map(|t| format!("`{t}` not found (apt-get install knot nsd)"));
+    let missing = missing.or_else(|| {
+        (!daemon_bin().is_file()).then(|| format!("{} missing: cargo build --release", daemon_bin().display()))
+    });
     match missing {
         None => true,
         Some(reason) if std::env::var_os("CI").is_some() => panic!("conformance test cannot run under CI: {reason}"),

@@ -34,7 +34,9 @@ fn ready() -> bool {
     }
     match ["knotd", "nsd"].into_iter().find(|t| which(t).is_none()) {
         None => true,
-        Some(t) if std::env::var_os("CI").is_some() => panic!("conformance_xdp cannot run under CI: `{t}` not found (apt-get install knot nsd)"),
+        Some(t) if std::env::var_os("CI").is_some() => {
+            panic!("conformance_xdp cannot run under CI: `{t}` not found (apt-get install knot nsd)")
+        }
         Some(t) => {
             eprintln!("skipped: `{t}` not found (apt-get install knot nsd)");
             false
@@ -87,7 +89,8 @@ fn xdp_answers_like_knot_and_nsd() {
                     let (with_xdp, daemon_only) = (fast.udp(&q.bytes), slow.udp(&q.bytes));
                     let ours = check(fast.name, q, with_xdp.as_deref());
                     if with_xdp != daemon_only {
-                        let s = check(slow.name, q, daemon_only.as_deref()).unwrap_or_else(|e| panic!("{}: {e}", q.desc));
+                        let s =
+                            check(slow.name, q, daemon_only.as_deref()).unwrap_or_else(|e| panic!("{}: {e}", q.desc));
                         let o = ours.clone().unwrap_or(None);
                         let mut parts = differing_parts(&o, &s);
                         if parts.is_empty() {
@@ -127,12 +130,15 @@ fn xdp_answers_like_knot_and_nsd() {
         share * 100.0,
         drift.len()
     );
-    for line in after.text.lines().filter(|l| l.starts_with("dnsxdp_xdp_pass_total") || l.starts_with("dnsxdp_xdp_drop_total")) {
+    for line in
+        after.text.lines().filter(|l| l.starts_with("dnsxdp_xdp_pass_total") || l.starts_with("dnsxdp_xdp_drop_total"))
+    {
         println!("  {line}");
     }
     print!("{}", verdict.deviations_used());
     if let Ok(path) = std::env::var("CONFORMANCE_REPORT") {
-        std::fs::write(&path, [verdict.mismatches.join("\n"), drift.join("\n")].join("\n")).expect("writing the report");
+        std::fs::write(&path, [verdict.mismatches.join("\n"), drift.join("\n")].join("\n"))
+            .expect("writing the report");
     }
     let mut daemon = daemon;
     assert!(daemon.is_alive(), "dns-xdp died during the corpus:\n{}", daemon.log_excerpt());

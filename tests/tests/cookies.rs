@@ -8,7 +8,11 @@ use dns_xdp_tests::{Daemon, DigOutput, Serve, TestNet, ready};
 /// The `; COOKIE: <hex> (good)` line of dig's OPT pseudosection: the hex, and whether dig
 /// found its client cookie echoed.
 fn cookie(o: &DigOutput) -> (String, bool) {
-    let line = o.stdout.lines().find(|l| l.starts_with("; COOKIE: ")).unwrap_or_else(|| panic!("no COOKIE in the answer: {o}"));
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("; COOKIE: "))
+        .unwrap_or_else(|| panic!("no COOKIE in the answer: {o}"));
     let hex = line["; COOKIE: ".len()..].split_whitespace().next().unwrap_or_default().to_owned();
     (hex, line.ends_with("(good)"))
 }
@@ -49,7 +53,9 @@ fn client_cookie_gets_server_cookie_and_exemption() {
             assert_eq!(o.rcode().as_deref(), Some("NOERROR"), "query {i} with a server cookie went unanswered: {o}");
         }
         // ...while the same queries without a cookie are limited (in the kernel).
-        let answered = (0..4).filter(|_| net.dig(family, &["+nocookie", "+time=1", "www.example.com", "A"]).rcode().is_some()).count();
+        let answered = (0..4)
+            .filter(|_| net.dig(family, &["+nocookie", "+time=1", "www.example.com", "A"]).rcode().is_some())
+            .count();
         assert!(answered < 4, "no query without a cookie was limited");
     }
     let exempt = daemon.metrics().value("dnsxdp_rrl_total", &[("path", "userspace"), ("result", "cookie_exempt")]);

@@ -28,7 +28,13 @@ fn api() -> SocketAddr {
 
 /// Call inside the client namespace (`Fleet::in_client`): the API address exists only on the bridge.
 fn put_a(name: &str, addr: Ipv4Addr) -> Option<(u16, String)> {
-    http(api(), "PUT", &format!("/v1/zones/{ZONE}/rrsets/{name}/A"), Some(TOKEN), &format!("{{\"ttl\": 60, \"rdata\": [\"{addr}\"]}}"))
+    http(
+        api(),
+        "PUT",
+        &format!("/v1/zones/{ZONE}/rrsets/{name}/A"),
+        Some(TOKEN),
+        &format!("{{\"ttl\": 60, \"rdata\": [\"{addr}\"]}}"),
+    )
 }
 
 /// The address of update `i`: distinct for every update of the run.
@@ -42,7 +48,8 @@ fn s(v: &[&str]) -> Vec<String> {
 
 /// Waits until every running node serves `serial`; returns the laggards at the deadline.
 fn converge(fleet: &Fleet, serial: u32, deadline: Duration) -> Vec<usize> {
-    let nodes: Vec<(usize, SocketAddr)> = (1..=NODES).filter(|&i| fleet.members[i].is_running()).map(|i| (i, fleet.members[i].dns())).collect();
+    let nodes: Vec<(usize, SocketAddr)> =
+        (1..=NODES).filter(|&i| fleet.members[i].is_running()).map(|i| (i, fleet.members[i].dns())).collect();
     fleet.in_client(|| {
         let mut p = Prober::new();
         let mut lag = nodes.clone();
@@ -68,8 +75,22 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
     std::fs::write(&zone, "$ORIGIN fleet.test.\n$TTL 300\n@ IN SOA ns1 host 1 3600 1 86400 60\n  IN NS ns1\nns1 IN A 198.19.255.1\nwww IN A 10.0.0.1\n").unwrap();
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
-    let mut pargs = s(&["--zone", zone.to_str().unwrap(), "--journal", dir.join("journal").to_str().unwrap(), "--api", &api().to_string()]);
-    pargs.extend(s(&["--api-token-file", token.to_str().unwrap(), "--quorum", &QUORUM.to_string(), "--quorum-timeout-ms", &QUORUM_TIMEOUT_MS.to_string()]));
+    let mut pargs = s(&[
+        "--zone",
+        zone.to_str().unwrap(),
+        "--journal",
+        dir.join("journal").to_str().unwrap(),
+        "--api",
+        &api().to_string(),
+    ]);
+    pargs.extend(s(&[
+        "--api-token-file",
+        token.to_str().unwrap(),
+        "--quorum",
+        &QUORUM.to_string(),
+        "--quorum-timeout-ms",
+        &QUORUM_TIMEOUT_MS.to_string(),
+    ]));
     for i in 1..=NODES {
         pargs.extend(["--node".into(), fleet.members[i].dns().to_string()]);
     }
@@ -77,11 +98,18 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
     let primary_dns = fleet.members[0].dns();
     for i in 1..=NODES {
         let journal = fleet.members[i].dir().join("journal");
-        fleet.set_args(i, &s(&["--secondary", &format!("{ZONE}@{primary_dns}"), "--journal", journal.to_str().unwrap()]));
+        fleet.set_args(
+            i,
+            &s(&["--secondary", &format!("{ZONE}@{primary_dns}"), "--journal", journal.to_str().unwrap()]),
+        );
     }
     let all: Vec<usize> = (0..=NODES).collect();
     let startup = fleet.start(&all);
-    println!("17 daemons with XDP healthy in {:.1} s (bed ready after {:.1} s)", startup.as_secs_f64(), wall.elapsed().as_secs_f64());
+    println!(
+        "17 daemons with XDP healthy in {:.1} s (bed ready after {:.1} s)",
+        startup.as_secs_f64(),
+        wall.elapsed().as_secs_f64()
+    );
     for m in &fleet.members {
         assert!(m.ns.has_xdp_program(dns_xdp_tests::fleet::IFACE), "no XDP program on {}", m.ns.name());
     }
@@ -90,7 +118,9 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
 
     // Propagation: the client asks every node for www A every POLL until each answers the value
     // just written; the API call is timed from just before it is sent.
-    let tx = |fleet: &Fleet| -> Vec<f64> { (1..=NODES).map(|i| fleet.members[i].metrics().value("dnsxdp_xdp_packets_total", &[("action", "tx")])).collect() };
+    let tx = |fleet: &Fleet| -> Vec<f64> {
+        (1..=NODES).map(|i| fleet.members[i].metrics().value("dnsxdp_xdp_packets_total", &[("action", "tx")])).collect()
+    };
     let tx_before = tx(&fleet);
     let addrs: Vec<SocketAddr> = (1..=NODES).map(|i| fleet.members[i].dns()).collect();
     let (to12, to16, api_ms, answers) = fleet.in_client(|| {
@@ -123,7 +153,11 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
             let (status, body) = resp.expect("API answers");
             assert_eq!(status, 200, "update {i}: {body}");
             assert_eq!(json_u64(&body, "serial"), Some(2 + i as u64), "{body}");
-            assert!(pending.is_empty(), "update {i}: nodes {pending:?} did not answer {} within {PROPAGATION_DEADLINE:?}", value(i));
+            assert!(
+                pending.is_empty(),
+                "update {i}: nodes {pending:?} did not answer {} within {PROPAGATION_DEADLINE:?}",
+                value(i)
+            );
             api_ms.push(took.as_secs_f64() * 1e3);
             seen.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
             to12.push(seen[QUORUM - 1]);
@@ -141,7 +175,11 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
     for (k, a) in addrs.iter().enumerate() {
         let got = answers.get(a).copied().unwrap_or(0) as f64;
         let delta = tx_after[k] - tx_before[k];
-        assert!(delta >= got * 0.99 && got > UPDATES as f64, "node {} ({a}): {got} answers, XDP tx moved by {delta}", k + 1);
+        assert!(
+            delta >= got * 0.99 && got > UPDATES as f64,
+            "node {} ({a}): {got} answers, XDP tx moved by {delta}",
+            k + 1
+        );
     }
     println!(
         "propagation API call -> node answers from XDP over {UPDATES} updates: 12th node p50 {:.1} ms p99 {:.1} ms; 16th node p50 {:.1} ms p99 {:.1} ms; API call (quorum 12 of 16) p50 {:.1} ms p99 {:.1} ms",
@@ -185,7 +223,11 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
         let (status, body) = fleet.in_client(|| put_a("www", Ipv4Addr::new(10, 2, 0, 2 + k))).expect("API answers");
         serial += 1;
         assert_eq!(status, 503, "5 of 16 down: {body}");
-        assert_eq!((json_u64(&body, "confirmed"), json_u64(&body, "required")), (Some(11), Some(QUORUM as u64)), "{body}");
+        assert_eq!(
+            (json_u64(&body, "confirmed"), json_u64(&body, "required")),
+            (Some(11), Some(QUORUM as u64)),
+            "{body}"
+        );
     }
     let p_serial = fleet.in_client(|| Prober::new().serial(primary_dns, ZONE));
     assert_eq!(p_serial, Some(serial), "the 503 writes are durable on the primary");
@@ -198,7 +240,8 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
     let mut methods = Vec::new();
     for &i in &restarted {
         let log = fleet.members[i].log();
-        let how = log.lines().rev().find(|l| l.contains(&format!("serving serial {serial} "))).unwrap_or("?").to_owned();
+        let how =
+            log.lines().rev().find(|l| l.contains(&format!("serving serial {serial} "))).unwrap_or("?").to_owned();
         methods.push(how.rsplit('(').next().unwrap_or("?").trim_end_matches(')').to_owned());
         // Nodes 13-16 went down at the last streamed serial, node 12 one write later.
         let persisted = 1 + UPDATES as u32 + u32::from(i == 12);
@@ -208,7 +251,10 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
             fleet.members[i].log_tail(30)
         );
     }
-    println!("5 restarted nodes back and converged to serial {serial} in {:.1} s; catch-up: {methods:?}", t.elapsed().as_secs_f64());
+    println!(
+        "5 restarted nodes back and converged to serial {serial} in {:.1} s; catch-up: {methods:?}",
+        t.elapsed().as_secs_f64()
+    );
     assert!(methods.iter().all(|m| m.starts_with("IXFR")), "catch-up by IXFR: {methods:?}");
 
     // SIGKILL the primary in the middle of a stream of writes: every acknowledged one survives.
@@ -247,16 +293,22 @@ fn sixteen_xdp_nodes_quorum_propagation_and_recovery() {
         let t = Instant::now();
         members[0].kill9();
         members[0].spawn();
-        let up = dns_xdp_tests::wait_for(dns_xdp_tests::fleet::HEALTHY_DEADLINE, Duration::from_millis(50), || members[0].healthy().then_some(()));
+        let up = dns_xdp_tests::wait_for(dns_xdp_tests::fleet::HEALTHY_DEADLINE, Duration::from_millis(50), || {
+            members[0].healthy().then_some(())
+        });
         assert!(up.is_some(), "primary not back:\n{}", members[0].log_tail(30));
         (writer.join().expect("writer thread"), t.elapsed())
     });
     assert_eq!(acked.len(), STREAM, "every write acknowledged eventually");
     assert!(retries > 0, "the stream was running while the primary was down");
-    let (status, body) = fleet.in_client(|| http(api(), "GET", &format!("/v1/zones/{ZONE}"), Some(TOKEN), "")).expect("API answers");
+    let (status, body) =
+        fleet.in_client(|| http(api(), "GET", &format!("/v1/zones/{ZONE}"), Some(TOKEN), "")).expect("API answers");
     assert_eq!(status, 200, "{body}");
     for (i, _) in &acked {
-        assert!(body.contains(&format!("\"10.3.0.{i}\"")), "acknowledged write w{i} lost after the primary's restart: {body}");
+        assert!(
+            body.contains(&format!("\"10.3.0.{i}\"")),
+            "acknowledged write w{i} lost after the primary's restart: {body}"
+        );
     }
     assert!(fleet.members[0].log().contains("replayed"), "{}", fleet.members[0].log_tail(30));
     let last = acked.iter().map(|(_, s)| *s).max().expect("writes") as u32;

@@ -31,7 +31,11 @@ fn s(v: &[&str]) -> Vec<String> {
 /// A zone file and a token file in `dir`.
 fn setup(dir: &Path, origin: &str) -> (PathBuf, PathBuf) {
     let zone = dir.join("zone");
-    std::fs::write(&zone, format!("$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns1 host 7 3600 2 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n")).unwrap();
+    std::fs::write(
+        &zone,
+        format!("$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns1 host 7 3600 2 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n"),
+    )
+    .unwrap();
     let token = dir.join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     (zone, token)
@@ -39,7 +43,8 @@ fn setup(dir: &Path, origin: &str) -> (PathBuf, PathBuf) {
 
 fn primary(dir: &Path, api: SocketAddr, extra: &[&str]) -> Node {
     let (zone, token) = setup(dir, ZONE);
-    let mut args = s(&["--zone", zone.to_str().unwrap(), "--api", &api.to_string(), "--api-token-file", token.to_str().unwrap()]);
+    let mut args =
+        s(&["--zone", zone.to_str().unwrap(), "--api", &api.to_string(), "--api-token-file", token.to_str().unwrap()]);
     args.extend(s(extra));
     Node::start(loopback(free_port()), &args)
 }
@@ -62,12 +67,22 @@ fn raw(addr: SocketAddr, head: &[u8], wait: Duration) -> (Option<u16>, Duration)
             break;
         }
     }
-    let status = std::str::from_utf8(&out).ok().and_then(|t| t.strip_prefix("HTTP/1.1 ")).and_then(|t| t.get(..3)).and_then(|c| c.parse().ok());
+    let status = std::str::from_utf8(&out)
+        .ok()
+        .and_then(|t| t.strip_prefix("HTTP/1.1 "))
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok());
     (status, started.elapsed())
 }
 
 fn get_zones(api: SocketAddr, authorization: &str) -> Option<u16> {
-    raw(api, format!("GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(5)).0
+    raw(
+        api,
+        format!("GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        Duration::from_secs(5),
+    )
+    .0
 }
 
 #[test]
@@ -83,20 +98,35 @@ fn api_limits_and_bearer_token() {
     for scheme in ["Bearer", "bearer", "BEARER"] {
         assert_eq!(get_zones(api, &format!("{scheme} {TOKEN}")), Some(200), "scheme {scheme}");
     }
-    for wrong in [format!("Bearer {TOKEN}x"), format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]), "Bearer ".into(), format!("Basic {TOKEN}"), TOKEN.into()] {
+    for wrong in [
+        format!("Bearer {TOKEN}x"),
+        format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]),
+        "Bearer ".into(),
+        format!("Basic {TOKEN}"),
+        TOKEN.into(),
+    ] {
         assert_eq!(get_zones(api, &wrong), Some(401), "authorization {wrong:?}");
     }
     let (status, body) = http(api, "GET", "/v1/zones", Some("nope"), "").expect("answer");
     assert_eq!((status, body.contains("missing or wrong bearer token")), (401, true), "{body}");
 
     // Headers: 15 KiB pass, 20 KiB are 431.
-    let padded = |n: usize| format!("GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nX-Pad: {}\r\nConnection: close\r\n\r\n", "a".repeat(n));
+    let padded = |n: usize| {
+        format!(
+            "GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(n)
+        )
+    };
     assert_eq!(raw(api, padded(15 * 1024).as_bytes(), Duration::from_secs(5)).0, Some(200));
     assert_eq!(raw(api, padded(20 * 1024).as_bytes(), Duration::from_secs(5)).0, Some(431));
 
     // A wrong token with a 1 GB body announced: 401 at once, nothing of the body read.
     let path = format!("/v1/zones/{ZONE}/rrsets/www/A");
-    let huge = |auth: &str| format!("PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 1000000000\r\n\r\n{{\"ttl\"");
+    let huge = |auth: &str| {
+        format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\nContent-Length: 1000000000\r\n\r\n{{\"ttl\""
+        )
+    };
     let (status, took) = raw(api, huge("wrong").as_bytes(), Duration::from_secs(5));
     assert_eq!(status, Some(401));
     assert!(took < Duration::from_secs(1), "401 took {took:?}");
@@ -106,11 +136,15 @@ fn api_limits_and_bearer_token() {
     assert!(took < Duration::from_secs(1), "413 took {took:?}");
     // A chunked body (no length announced) is cut off at the limit: 413 too.
     let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
-    let chunked = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n{}", chunk.repeat(20));
+    let chunked = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+        chunk.repeat(20)
+    );
     assert_eq!(raw(api, chunked.as_bytes(), Duration::from_secs(5)).0, Some(413));
 
     // What was there before still is: routes, codes, JSON.
-    let (status, body) = http(api, "PUT", &path, Some(TOKEN), "{\"ttl\": 60, \"rdata\": [\"192.0.2.7\"]}").expect("answer");
+    let (status, body) =
+        http(api, "PUT", &path, Some(TOKEN), "{\"ttl\": 60, \"rdata\": [\"192.0.2.7\"]}").expect("answer");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json_u64(&body, "serial"), Some(8), "{body}");
     assert_eq!(http(api, "GET", "/nope", Some(TOKEN), "").map(|r| r.0), Some(404));
@@ -140,7 +174,10 @@ fn metrics_escape_label_values() {
         let unescaped_quotes = line.replace("\\\\", "").replace("\\\"", "").matches('"').count();
         assert_eq!(unescaped_quotes % 2, 0, "unbalanced quotes: {line}");
     }
-    for (name, labels) in [("dnsxdp_responses_total", vec![("path", "userspace"), ("rcode", "NOERROR")]), ("dnsxdp_bpf_map_entries", vec![("map", "names")])] {
+    for (name, labels) in [
+        ("dnsxdp_responses_total", vec![("path", "userspace"), ("rcode", "NOERROR")]),
+        ("dnsxdp_bpf_map_entries", vec![("map", "names")]),
+    ] {
         assert!(metrics.sum(name, &labels).is_some(), "{name} missing:\n{text}");
     }
     // A body on the metrics port is refused before it is read; other paths and methods as before.
@@ -160,23 +197,59 @@ fn api_over_tls() {
     let dir = TempDir::new();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ])
         .output()
         .expect("running openssl");
     assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
     let api = loopback(free_port());
-    let _node = primary(dir.path(), api, &["--api-tls-cert", cert.to_str().unwrap(), "--api-tls-key", key.to_str().unwrap()]);
+    let _node =
+        primary(dir.path(), api, &["--api-tls-cert", cert.to_str().unwrap(), "--api-tls-key", key.to_str().unwrap()]);
 
     let out = Command::new(&curl)
-        .args(["-sS", "--max-time", "5", "--cacert", cert.to_str().unwrap(), "-H", &format!("Authorization: bearer {TOKEN}")])
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: bearer {TOKEN}"),
+        ])
         .args(["-w", "\n%{http_code}", &format!("https://{api}/v1/zones")])
         .output()
         .expect("running curl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.ends_with("\n200") && text.contains(&format!("\"zone\":\"{ZONE}.\"")), "curl over TLS: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.ends_with("\n200") && text.contains(&format!("\"zone\":\"{ZONE}.\"")),
+        "curl over TLS: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Plain HTTP on the TLS port gets no HTTP answer.
-    let (status, took) = raw(api, format!("GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(), Duration::from_secs(5));
+    let (status, took) = raw(
+        api,
+        format!("GET /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+        Duration::from_secs(5),
+    );
     assert_eq!(status, None);
     assert!(took < Duration::from_secs(4), "plain HTTP was held {took:?} instead of refused");
 }
@@ -198,7 +271,11 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
         lim.rlim_cur = lim.rlim_max.min(65_536);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    assert!(lim.rlim_cur as usize > IDLE + SLOW + 200, "RLIMIT_NOFILE hard limit {} too low for the test", lim.rlim_max);
+    assert!(
+        lim.rlim_cur as usize > IDLE + SLOW + 200,
+        "RLIMIT_NOFILE hard limit {} too low for the test",
+        lim.rlim_max
+    );
 
     // A primary with one secondary and quorum 1: a write returns once the secondary serves it.
     let dir = TempDir::new();
@@ -210,15 +287,38 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
         primary_dns,
         &s(&["--zone", zone.to_str().unwrap(), "--api", &api.to_string(), "--api-token-file", token.to_str().unwrap()])
             .into_iter()
-            .chain(s(&["--node", &secondary_dns.to_string(), "--quorum", "1", "--quorum-timeout-ms", &QUORUM_MS.to_string(), "--allow-transfer", "127.0.0.0/8"]))
+            .chain(s(&[
+                "--node",
+                &secondary_dns.to_string(),
+                "--quorum",
+                "1",
+                "--quorum-timeout-ms",
+                &QUORUM_MS.to_string(),
+                "--allow-transfer",
+                "127.0.0.0/8",
+            ]))
             .collect::<Vec<_>>(),
     );
     let secondary = Node::start(secondary_dns, &s(&["--secondary", &format!("{ZONE}@{primary_dns}")]));
-    assert!(dns_xdp_tests::wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(secondary.dns, ZONE) == Some(7)).then_some(())).is_some());
+    assert!(
+        dns_xdp_tests::wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(
+            secondary.dns,
+            ZONE
+        ) == Some(7))
+        .then_some(()))
+        .is_some()
+    );
 
     let put = |n: u32| {
         let started = Instant::now();
-        let (status, body) = http(api, "PUT", &format!("/v1/zones/{ZONE}/rrsets/w{n}/A"), Some(TOKEN), "{\"ttl\": 60, \"rdata\": [\"192.0.2.9\"]}").expect("API answers");
+        let (status, body) = http(
+            api,
+            "PUT",
+            &format!("/v1/zones/{ZONE}/rrsets/w{n}/A"),
+            Some(TOKEN),
+            "{\"ttl\": 60, \"rdata\": [\"192.0.2.9\"]}",
+        )
+        .expect("API answers");
         (status, body, started.elapsed())
     };
     let (status, body, quiet) = put(0);
@@ -255,7 +355,12 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
         let n = open_fds(p.pid().expect("running")).saturating_sub(fds_before);
         (n >= IDLE + SLOW).then_some(n)
     });
-    assert!(held.is_some(), "the daemon holds {} of {} connections", open_fds(p.pid().unwrap()) - fds_before, IDLE + SLOW);
+    assert!(
+        held.is_some(),
+        "the daemon holds {} of {} connections",
+        open_fds(p.pid().unwrap()) - fds_before,
+        IDLE + SLOW
+    );
 
     let mut times = Vec::new();
     for n in 1..=5 {
@@ -264,10 +369,15 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
         times.push(took);
     }
     let worst = times.iter().max().copied().unwrap_or_default();
-    eprintln!("PUT on a quiet API: {quiet:?}; with {IDLE} idle + {SLOW} slow connections open: {times:?} (quorum time {QUORUM_MS} ms)");
+    eprintln!(
+        "PUT on a quiet API: {quiet:?}; with {IDLE} idle + {SLOW} slow connections open: {times:?} (quorum time {QUORUM_MS} ms)"
+    );
     assert!(worst < Duration::from_millis(QUORUM_MS), "a PUT took {worst:?} with {} connections open", IDLE + SLOW);
     // The crowd is still there: nothing was shed to make room.
-    assert!(open_fds(p.pid().unwrap()).saturating_sub(fds_before) >= IDLE + SLOW, "connections were dropped during the writes");
+    assert!(
+        open_fds(p.pid().unwrap()).saturating_sub(fds_before) >= IDLE + SLOW,
+        "connections were dropped during the writes"
+    );
 
     // And it does not stay: within the head timeout (10 s) every idle and slow connection is closed.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -62,7 +62,11 @@ fn reload(mode: &str) {
     daemon.signal(libc::SIGHUP);
     let needle = format!("example.com.zone:{line}:");
     let logged = wait_for(RELOAD_DEADLINE, Duration::from_millis(200), || daemon.log().contains(&needle).then_some(()));
-    assert!(logged.is_some(), "no `{needle}` in the log {RELOAD_DEADLINE:?} after SIGHUP; log:\n{}", daemon.log_excerpt());
+    assert!(
+        logged.is_some(),
+        "no `{needle}` in the log {RELOAD_DEADLINE:?} after SIGHUP; log:\n{}",
+        daemon.log_excerpt()
+    );
     for family in Family::BOTH {
         assert_eq!(www_a(&net, family), want, "answers changed after a failed reload ({family:?})");
     }

@@ -26,7 +26,11 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     // REFRESH 3600: updates must travel by NOTIFY, not by the timer.
     std::fs::write(&zone, "$ORIGIN repl.test.\n$TTL 300\n@ IN SOA ns1 host 1 3600 2 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A 192.0.2.10\n").unwrap();
     let cfg = dir.join("tsig.toml");
-    std::fs::write(&cfg, format!("[[tsig_key]]\nname = \"xfr-key\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[[tsig_key]]\nname = \"xfr-key\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n"),
+    )
+    .unwrap();
     let token = dir.join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     (zone, cfg, token)
@@ -37,7 +41,14 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn put_a(api: SocketAddr, name: &str, addr: &str) -> (u16, String) {
-    http(api, "PUT", &format!("/v1/zones/{ZONE}/rrsets/{name}/A"), Some(TOKEN), &format!("{{\"ttl\": 60, \"rdata\": [\"{addr}\"]}}")).expect("API answers")
+    http(
+        api,
+        "PUT",
+        &format!("/v1/zones/{ZONE}/rrsets/{name}/A"),
+        Some(TOKEN),
+        &format!("{{\"ttl\": 60, \"rdata\": [\"{addr}\"]}}"),
+    )
+    .expect("API answers")
 }
 
 fn converged(nodes: &[&Node], serial: u32) -> bool {
@@ -55,27 +66,64 @@ fn cluster_quorum_journal_and_propagation() {
     let primary_dns = loopback(free_port());
     let api = loopback(free_port());
     let node_addrs: Vec<SocketAddr> = (0..6).map(|_| loopback(free_port())).collect();
-    let mut pargs = s(&["--zone", zone.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--journal", journal.to_str().unwrap()]);
-    pargs.extend(s(&["--api", &api.to_string(), "--api-token-file", token.to_str().unwrap(), "--quorum", "4", "--quorum-timeout-ms", "1500"]));
+    let mut pargs = s(&[
+        "--zone",
+        zone.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    pargs.extend(s(&[
+        "--api",
+        &api.to_string(),
+        "--api-token-file",
+        token.to_str().unwrap(),
+        "--quorum",
+        "4",
+        "--quorum-timeout-ms",
+        "1500",
+    ]));
     for n in &node_addrs {
         pargs.extend(["--node".into(), n.to_string()]);
     }
     let mut primary = Node::start(primary_dns, &pargs);
     let secondary = format!("{ZONE}@{primary_dns}");
-    let mut nodes: Vec<Node> =
-        node_addrs.iter().map(|a| Node::start(*a, &s(&["--config", cfg.to_str().unwrap(), "--secondary", &secondary]))).collect();
+    let mut nodes: Vec<Node> = node_addrs
+        .iter()
+        .map(|a| Node::start(*a, &s(&["--config", cfg.to_str().unwrap(), "--secondary", &secondary])))
+        .collect();
     assert!(
-        wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(&nodes.iter().collect::<Vec<_>>(), 1).then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(
+            &nodes.iter().collect::<Vec<_>>(),
+            1
+        )
+        .then_some(()))
+        .is_some(),
         "secondaries did not load serial 1 by AXFR"
     );
 
     // Authentication and validation: nothing changes.
-    let (status, _) = http(api, "PUT", &format!("/v1/zones/{ZONE}/rrsets/www/A"), Some("wrong"), "{\"ttl\": 60, \"rdata\": [\"192.0.2.1\"]}").unwrap();
+    let (status, _) = http(
+        api,
+        "PUT",
+        &format!("/v1/zones/{ZONE}/rrsets/www/A"),
+        Some("wrong"),
+        "{\"ttl\": 60, \"rdata\": [\"192.0.2.1\"]}",
+    )
+    .unwrap();
     assert_eq!(status, 401);
     let (status, body) = put_a(api, "www", "192.0.2.300");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("\"field\":\"rdata[0]\""), "{body}");
-    let (status, body) = http(api, "PUT", &format!("/v1/zones/{ZONE}/rrsets/www/CNAME"), Some(TOKEN), "{\"ttl\": 60, \"rdata\": [\"ns1\"]}").unwrap();
+    let (status, body) = http(
+        api,
+        "PUT",
+        &format!("/v1/zones/{ZONE}/rrsets/www/CNAME"),
+        Some(TOKEN),
+        "{\"ttl\": 60, \"rdata\": [\"ns1\"]}",
+    )
+    .unwrap();
     assert_eq!(status, 400, "CNAME beside A: {body}");
     assert_eq!(soa_serial(primary_dns, ZONE), Some(1), "rejected writes change nothing");
 
@@ -94,7 +142,10 @@ fn cluster_quorum_journal_and_propagation() {
     }
     let last = 1 + UPDATES as u32;
     let all: Vec<&Node> = nodes.iter().collect();
-    assert!(wait_for(Duration::from_secs(5), Duration::from_millis(20), || converged(&all, last).then_some(())).is_some(), "all 6 nodes converge");
+    assert!(
+        wait_for(Duration::from_secs(5), Duration::from_millis(20), || converged(&all, last).then_some(())).is_some(),
+        "all 6 nodes converge"
+    );
     for n in &nodes {
         assert_eq!(kdig_short(n.dns, &[&format!("www.{ZONE}"), "A"]), vec![format!("192.0.2.{}", 100 + UPDATES - 1)]);
     }
@@ -134,7 +185,11 @@ fn cluster_quorum_journal_and_propagation() {
         n.restart();
     }
     let all: Vec<&Node> = nodes.iter().collect();
-    assert!(wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(&all, serial).then_some(())).is_some(), "restarted nodes catch up");
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(&all, serial).then_some(()))
+            .is_some(),
+        "restarted nodes catch up"
+    );
 
     // SIGKILL the primary right after a 200: the write survives through the journal.
     let (status, _) = put_a(api, "crash", "192.0.2.203");
@@ -152,7 +207,10 @@ fn cluster_quorum_journal_and_propagation() {
     assert_eq!(status, 200, "{body}");
     serial += 1;
     let all: Vec<&Node> = nodes.iter().collect();
-    assert!(wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(&all, serial).then_some(())).is_some());
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || converged(&all, serial).then_some(()))
+            .is_some()
+    );
     assert!(nodes[5].log().contains("IXFR, 1 changes"), "{}", nodes[5].log());
 }
 
@@ -164,7 +222,10 @@ fn tsig_refuses_unsigned_and_wrong_key_transfers() {
     let dir = TempDir::new();
     let (zone, cfg, _) = setup(dir.path());
     let dns = loopback(free_port());
-    let _primary = Node::start(dns, &s(&["--zone", zone.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--allow-transfer", "127.0.0.1/32"]));
+    let _primary = Node::start(
+        dns,
+        &s(&["--zone", zone.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--allow-transfer", "127.0.0.1/32"]),
+    );
     let axfr = |extra: &[&str]| -> Vec<String> { kdig_short(dns, &[&["+tcp", "AXFR", ZONE][..], extra].concat()) };
     let good = axfr(&["-y", &format!("hmac-sha256:xfr-key:{SECRET}")]);
     assert!(good.iter().any(|l| l == "192.0.2.10"), "signed AXFR: {good:?}");
@@ -202,7 +263,8 @@ impl Knot {
         let k = Knot { child: Some(child), dir };
         let up = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
             std::net::UdpSocket::bind("127.0.0.1:0").ok()?.send_to(&[0; 12], loopback(port)).ok()?;
-            (!kdig_short(loopback(port), &["SOA", "invalid."]).is_empty() || k.log().contains("server started")).then_some(())
+            (!kdig_short(loopback(port), &["SOA", "invalid."]).is_empty() || k.log().contains("server started"))
+                .then_some(())
         });
         assert!(up.is_some(), "knotd did not start:\n{}", k.log());
         k
@@ -237,7 +299,20 @@ fn knotd_secondary_of_dns_xdp_primary() {
     let (ours, api, kport) = (loopback(free_port()), loopback(free_port()), free_port());
     let _primary = Node::start(
         ours,
-        &s(&["--zone", zone.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--api", &api.to_string(), "--api-token-file", token.to_str().unwrap(), "--node", &loopback(kport).to_string(), "--quorum", "1"]),
+        &s(&[
+            "--zone",
+            zone.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--api",
+            &api.to_string(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+            "--node",
+            &loopback(kport).to_string(),
+            "--quorum",
+            "1",
+        ]),
     );
     let conf = format!(
         "server:\n  rundir: \"{{d}}\"\n  listen: 127.0.0.1@{kport}\ndatabase:\n  storage: \"{{d}}\"\nlog:\n  - target: stderr\n    any: info\n{}remote:\n  - id: primary\n    address: 127.0.0.1@{}\n    key: xfr-key\nacl:\n  - id: notify\n    address: 127.0.0.1\n    key: xfr-key\n    action: notify\nzone:\n  - domain: {ZONE}\n    file: \"{{d}}/secondary.zone\"\n    master: primary\n    acl: notify\n    zonefile-sync: -1\n",
@@ -245,7 +320,13 @@ fn knotd_secondary_of_dns_xdp_primary() {
         ours.port()
     );
     let knot = Knot::start(&conf, "", kport);
-    assert!(wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(loopback(kport), ZONE) == Some(1)).then_some(())).is_some(), "knotd AXFR:\n{}", knot.log());
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(loopback(kport), ZONE) == Some(1))
+            .then_some(()))
+        .is_some(),
+        "knotd AXFR:\n{}",
+        knot.log()
+    );
     for i in 0..3 {
         let (status, body) = put_a(api, "www", &format!("192.0.2.{}", 50 + i));
         assert_eq!(status, 200, "knotd confirms serial via SOA: {body}\n{}", knot.log());
@@ -272,11 +353,24 @@ fn dns_xdp_secondary_of_knotd_primary() {
     );
     let zone_text = std::fs::read_to_string(dir.path().join("repl.test.zone")).unwrap();
     let knot = Knot::start(&conf, &zone_text, kport);
-    let node = Node::start(ours, &s(&["--config", cfg.to_str().unwrap(), "--secondary", &format!("{ZONE}@{}", loopback(kport))]));
-    assert!(wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(ours, ZONE) == Some(1)).then_some(())).is_some(), "AXFR from knotd:\n{}", node.log());
+    let node = Node::start(
+        ours,
+        &s(&["--config", cfg.to_str().unwrap(), "--secondary", &format!("{ZONE}@{}", loopback(kport))]),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || (soa_serial(ours, ZONE) == Some(1))
+            .then_some(()))
+        .is_some(),
+        "AXFR from knotd:\n{}",
+        node.log()
+    );
     let mut upd = Command::new("knsupdate").stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     use std::io::Write as _;
-    writeln!(upd.stdin.as_mut().unwrap(), "server 127.0.0.1 {kport}\nzone {ZONE}.\nupdate add new.{ZONE}. 60 A 192.0.2.77\nsend\nquit").unwrap();
+    writeln!(
+        upd.stdin.as_mut().unwrap(),
+        "server 127.0.0.1 {kport}\nzone {ZONE}.\nupdate add new.{ZONE}. 60 A 192.0.2.77\nsend\nquit"
+    )
+    .unwrap();
     assert!(upd.wait().unwrap().success());
     let got = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
         (kdig_short(ours, &[&format!("new.{ZONE}"), "A"]) == vec!["192.0.2.77".to_string()]).then_some(())

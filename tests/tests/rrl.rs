@@ -45,7 +45,13 @@ fn spoofed_flood_is_not_amplified_and_real_clients_get_answers() {
     let daemon = Daemon::start(&net, serve);
     // Replies the daemon sends to the victim go out through the client's veth, where the capture
     // sees them (the client kernel then drops them: not its address, no forwarding).
-    net.srv.ip(&["route", "add", &format!("{}.{}.{}.0/24", VICTIM[0], VICTIM[1], VICTIM[2]), "via", &net.cli_v4.to_string()]);
+    net.srv.ip(&[
+        "route",
+        "add",
+        &format!("{}.{}.{}.0/24", VICTIM[0], VICTIM[1], VICTIM[2]),
+        "via",
+        &net.cli_v4.to_string(),
+    ]);
     let server = SocketAddr::new(net.srv_v4.into(), 53);
 
     // The answer comes from XDP and is large.
@@ -95,7 +101,8 @@ fn spoofed_flood_is_not_amplified_and_real_clients_get_answers() {
     let amplification = capture.bytes as f64 / sent_bytes as f64;
     let success = answered as f64 / asked as f64;
     let slip_sizes: Vec<usize> = capture.truncated.iter().map(Vec::len).collect();
-    let (min_slip, max_slip) = (slip_sizes.iter().min().copied().unwrap_or(0), slip_sizes.iter().max().copied().unwrap_or(0));
+    let (min_slip, max_slip) =
+        (slip_sizes.iter().min().copied().unwrap_or(0), slip_sizes.iter().max().copied().unwrap_or(0));
     eprintln!(
         "rrl: xdp tx +{}; flood {sent} queries ({sent_bytes} IP bytes) in {flood_time:?} = {:.0} q/s; toward the victim {} replies \
          ({} full, {} TC=1 slips of {min_slip}..={max_slip} DNS bytes), {} IP bytes: amplification {amplification:.3}; \
@@ -110,7 +117,9 @@ fn spoofed_flood_is_not_amplified_and_real_clients_get_answers() {
         delta("dnsxdp_xdp_packets_total", &[("action", "rate_limited")]),
         delta("dnsxdp_xdp_packets_total", &[("action", "slip")]),
     );
-    let interesting = |l: &&str| ["dnsxdp_xdp", "dnsxdp_rrl", "dnsxdp_responses"].iter().any(|p| l.starts_with(p)) && !l.ends_with(" 0");
+    let interesting = |l: &&str| {
+        ["dnsxdp_xdp", "dnsxdp_rrl", "dnsxdp_responses"].iter().any(|p| l.starts_with(p)) && !l.ends_with(" 0")
+    };
     eprintln!("{}", after.text.lines().filter(interesting).collect::<Vec<_>>().join("\n"));
     assert!(sent > 10_000, "the flood sent only {sent} packets");
     assert!(amplification <= 1.0, "amplification factor {amplification:.3} > 1");

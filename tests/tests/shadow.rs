@@ -10,7 +10,9 @@ use dns_xdp_tests::conformance::deviations::glob_match;
 use dns_xdp_tests::conformance::servers::{Server, zone_files};
 use dns_xdp_tests::net::Family;
 use dns_xdp_tests::shadow::{LoopbackKnotd, dnsperf, query_file, run_diff};
-use dns_xdp_tests::{Daemon, Metrics, Serve, TempDir, TestNet, daemon_bin, example_zone, ready, repo_root, wait_for, which};
+use dns_xdp_tests::{
+    Daemon, Metrics, Serve, TempDir, TestNet, daemon_bin, example_zone, ready, repo_root, wait_for, which,
+};
 
 /// The reference's port on the server namespace's loopback (the daemon has port 53).
 const KNOT_PORT: u16 = 5300;
@@ -36,7 +38,11 @@ fn mismatches(m: &Metrics) -> Vec<(&'static str, f64)> {
 }
 
 fn shadow_series(m: &Metrics) -> String {
-    m.text.lines().filter(|l| l.starts_with("dnsxdp_shadow") || l.contains("action=\"tx\"")).collect::<Vec<_>>().join("\n")
+    m.text
+        .lines()
+        .filter(|l| l.starts_with("dnsxdp_shadow") || l.contains("action=\"tx\""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Waits until the shadow counters stop moving (comparisons are asynchronous) and returns them.
@@ -58,8 +64,17 @@ fn settled(daemon: &Daemon<'_>) -> Metrics {
 }
 
 const NAMES: &[&str] = &[
-    "example.com", "www.example.com", "WwW.example.com", "api.example.com", "ftp.example.com", "mail.example.com",
-    "ns1.example.com", "ns2.example.com", "sip.example.com", "_sip._udp.example.com", "nope.example.com",
+    "example.com",
+    "www.example.com",
+    "WwW.example.com",
+    "api.example.com",
+    "ftp.example.com",
+    "mail.example.com",
+    "ns1.example.com",
+    "ns2.example.com",
+    "sip.example.com",
+    "_sip._udp.example.com",
+    "nope.example.com",
     "zz.www.example.com",
 ];
 const TYPES: &[&str] = &["A", "AAAA", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "CNAME"];
@@ -87,9 +102,17 @@ fn shadowing_knotd_finds_nothing_then_the_one_difference_then_counts_it_unreacha
     let m = settled(&daemon);
     let xdp = m.value("dnsxdp_shadow_queries_total", &[("path", "xdp")]);
     let user = m.value("dnsxdp_shadow_queries_total", &[("path", "userspace")]);
-    println!("shadow: {sent} queries sent, {xdp} XDP answers and {user} daemon answers compared\n{}", shadow_series(&m));
+    println!(
+        "shadow: {sent} queries sent, {xdp} XDP answers and {user} daemon answers compared\n{}",
+        shadow_series(&m)
+    );
     assert!(sent >= 4500, "dnsperf completed only {sent} queries");
-    assert!(mismatches(&m).iter().all(|(_, n)| *n == 0.0), "mismatches with an identical zone:\n{}\n{}", shadow_series(&m), daemon.log_excerpt());
+    assert!(
+        mismatches(&m).iter().all(|(_, n)| *n == 0.0),
+        "mismatches with an identical zone:\n{}\n{}",
+        shadow_series(&m),
+        daemon.log_excerpt()
+    );
     assert!(xdp >= 4000.0 && user >= 500.0, "too few answers compared per path:\n{}", shadow_series(&m));
     // Every answer sampled (--shadow-sample 1) and none lost on an idle machine: allow a few
     // reference timeouts, nothing more.
@@ -115,10 +138,17 @@ fn shadowing_knotd_finds_nothing_then_the_one_difference_then_counts_it_unreacha
         let m = daemon.metrics();
         (m.value("dnsxdp_shadow_mismatches_total", &[("field", "answer")]) >= 2.0).then_some(m)
     });
-    let after = found.unwrap_or_else(|| panic!("the changed record was not found:\n{}\n{}", shadow_series(&daemon.metrics()), daemon.log_excerpt()));
+    let after = found.unwrap_or_else(|| {
+        panic!("the changed record was not found:\n{}\n{}", shadow_series(&daemon.metrics()), daemon.log_excerpt())
+    });
     for (field, n) in mismatches(&after) {
         let want = if field == "answer" { 2.0 } else { 0.0 };
-        assert_eq!(n, want, "mismatches{{field={field}}} (www A over two families; MX agrees):\n{}", shadow_series(&after));
+        assert_eq!(
+            n,
+            want,
+            "mismatches{{field={field}}} (www A over two families; MX agrees):\n{}",
+            shadow_series(&after)
+        );
     }
     assert_eq!(compared(&after) - compared(&before), 4.0, "{}", shadow_series(&after));
     let since = after.value("dnsxdp_shadow_seconds_since_mismatch", &[]);
@@ -196,7 +226,13 @@ fn diff_between_knotd_and_nsd_lists_their_known_differences_only() {
     for args in [&["--proto", "both"][..], &["--proto", "both", "--dnssec"]] {
         let run = run_diff(knot.addr, nsd.addr, &file, args);
         println!("dns-xdp diff {args:?}: {}", run.summary());
-        assert_eq!(run.code, Some(1), "diff {args:?} must exit 1 on differences; stderr: {}\n{}", run.stderr, run.stdout);
+        assert_eq!(
+            run.code,
+            Some(1),
+            "diff {args:?} must exit 1 on differences; stderr: {}\n{}",
+            run.stderr,
+            run.stdout
+        );
         let (asked, differ) = (count(run.summary(), "queries asked"), count(run.summary(), "differ"));
         assert_eq!(asked, 2 * names.len() * types.len(), "{}", run.summary());
         let found = run.mismatches();
@@ -205,13 +241,21 @@ fn diff_between_knotd_and_nsd_lists_their_known_differences_only() {
         for (what, fields) in &found {
             // Every field of a mismatch must be known for that query.
             for field in fields.split(',') {
-                match KNOWN_KNOT_NSD.iter().position(|(glob, f, _)| glob_match(&glob.to_ascii_lowercase(), what) && *f == field) {
+                match KNOWN_KNOT_NSD
+                    .iter()
+                    .position(|(glob, f, _)| glob_match(&glob.to_ascii_lowercase(), what) && *f == field)
+                {
                     Some(i) => used[i] += 1,
                     None => unexplained.push(format!("{what}: {field}")),
                 }
             }
         }
-        assert!(unexplained.is_empty(), "differences not known between knotd and NSD ({args:?}):\n{}\n{}", unexplained.join("\n"), run.stdout);
+        assert!(
+            unexplained.is_empty(),
+            "differences not known between knotd and NSD ({args:?}):\n{}\n{}",
+            unexplained.join("\n"),
+            run.stdout
+        );
     }
     for ((glob, field, why), n) in KNOWN_KNOT_NSD.iter().zip(&used) {
         println!("  known difference seen {n} times: {glob} | {field} | {why}");
@@ -225,5 +269,9 @@ fn diff_between_knotd_and_nsd_lists_their_known_differences_only() {
 /// The number before `what` in a summary line (`... 12 differ, ...`).
 fn count(summary: &str, what: &str) -> usize {
     let at = summary.find(what).unwrap_or_else(|| panic!("no {what:?} in {summary:?}"));
-    summary[..at].split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no count before {what:?} in {summary:?}"))
+    summary[..at]
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {what:?} in {summary:?}"))
 }

@@ -138,7 +138,8 @@ fn pipelining_clients_that_never_read_do_not_starve_tcp() {
     // While they hold on, another client asks, several times.
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
-        let took = ask_from("127.0.0.2", server).unwrap_or_else(|e| panic!("a legitimate client got no answer: {e}\n{}", node.log()));
+        let took = ask_from("127.0.0.2", server)
+            .unwrap_or_else(|e| panic!("a legitimate client got no answer: {e}\n{}", node.log()));
         worst = worst.max(took);
         std::thread::sleep(Duration::from_millis(200));
     }

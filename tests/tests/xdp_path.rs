@@ -65,12 +65,7 @@ fn answered_by_xdp(mode: &str) {
         value(&before, USERSPACE_NOERROR),
         "the daemon answered A/AAAA hits that XDP should have answered"
     );
-    assert_eq!(
-        value(&after, PASS_RESIZE),
-        0.0,
-        "XDP in {mode} mode could not grow replies:\n{}",
-        xdp_counters(&after)
-    );
+    assert_eq!(value(&after, PASS_RESIZE), 0.0, "XDP in {mode} mode could not grow replies:\n{}", xdp_counters(&after));
 }
 
 #[test]
@@ -176,12 +171,7 @@ fn xdp_replies_equal_the_daemon_replies(mode: &str) {
         }
     }
     let after = daemon.metrics();
-    assert_eq!(
-        value(&after, PASS_RESIZE),
-        0.0,
-        "XDP in {mode} mode could not grow replies:\n{}",
-        xdp_counters(&after)
-    );
+    assert_eq!(value(&after, PASS_RESIZE), 0.0, "XDP in {mode} mode could not grow replies:\n{}", xdp_counters(&after));
 }
 
 #[test]

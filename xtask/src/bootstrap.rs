@@ -31,9 +31,8 @@ fn ensure_nightly() -> Result<()> {
     eprintln!("xtask: nightly toolchain missing, installing it");
     let mut install = cmd::command("rustup");
     install.args(["toolchain", "install", "nightly", "--profile", "minimal"]);
-    cmd::run(&mut install).with_context(|| {
-        format!("installing the nightly toolchain failed; run by hand: {}", cmd::render(&install))
-    })
+    cmd::run(&mut install)
+        .with_context(|| format!("installing the nightly toolchain failed; run by hand: {}", cmd::render(&install)))
 }
 
 fn nightly_sysroot() -> Result<PathBuf> {
@@ -57,8 +56,7 @@ fn ensure_rust_src(sysroot: &Path) -> Result<()> {
     eprintln!("xtask: rust-src missing for nightly (needed by -Z build-std), adding it");
     let mut add = cmd::command("rustup");
     add.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
-    cmd::run(&mut add)
-        .with_context(|| format!("adding rust-src failed; run by hand: {}", cmd::render(&add)))
+    cmd::run(&mut add).with_context(|| format!("adding rust-src failed; run by hand: {}", cmd::render(&add)))
 }
 
 /// True when `bpf-linker --version` runs (its libLLVM resolves) and reports the wanted release.
@@ -100,9 +98,7 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
     if bpf_linker_ok() {
         return Ok(());
     }
-    eprintln!(
-        "xtask: installing bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM (about a minute)"
-    );
+    eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM (about a minute)");
     let libllvm = nightly_libllvm(sysroot)?;
     // bpf-linker's build script looks for `$LLVM_PREFIX/lib/libLLVM.so`: give it a folder with just that.
     let prefix = cmd::repo_root().join("target/llvm-nightly");
@@ -133,8 +129,7 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
         BPF_LINKER_VERSION,
         BPF_LINKER_LLVM_FEATURE
     );
-    cmd::run(&mut install)
-        .with_context(|| format!("building bpf-linker failed; run by hand: {by_hand}"))?;
+    cmd::run(&mut install).with_context(|| format!("building bpf-linker failed; run by hand: {by_hand}"))?;
     if !bpf_linker_ok() {
         bail!(
             "bpf-linker was installed into {} but `bpf-linker --version` does not run or report {}; \

@@ -65,9 +65,7 @@ impl Demo {
         let demo = Demo { xdp_pass: None };
         ip(&["netns", "add", SRV_NS])?;
         ip(&["netns", "add", CLI_NS])?;
-        ip(&[
-            "link", "add", SRV_IF, "netns", SRV_NS, "type", "veth", "peer", "name", CLI_IF, "netns", CLI_NS,
-        ])?;
+        ip(&["link", "add", SRV_IF, "netns", SRV_NS, "type", "veth", "peer", "name", CLI_IF, "netns", CLI_NS])?;
         for (ns, ifname, v4, v6) in [(SRV_NS, SRV_IF, SRV_V4, SRV_V6), (CLI_NS, CLI_IF, CLI_V4, CLI_V6)] {
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
@@ -80,7 +78,7 @@ impl Demo {
                 .args(["netns", "exec", CLI_NS, "ethtool", "-K", CLI_IF, "tx", "off"])
                 .stdout(std::process::Stdio::null()),
         )
-            .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
+        .context("turning off tx checksum offload on the client veth (is ethtool installed?)")?;
         Ok(demo)
     }
 
@@ -95,7 +93,8 @@ impl Demo {
 
         print_instructions();
         let mut serve = cmd::command("ip");
-        serve.args(["netns", "exec", SRV_NS, bin, "serve", "--iface", SRV_IF])
+        serve
+            .args(["netns", "exec", SRV_NS, bin, "serve", "--iface", SRV_IF])
             .args(["--zone", &cmd::repo_root().join("examples/example.com.zone").to_string_lossy()])
             .args(["--metrics", METRICS]);
         let child = serve.spawn().with_context(|| format!("starting `{}`", cmd::render(&serve)))?;

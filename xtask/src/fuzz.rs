@@ -42,10 +42,12 @@ pub fn run(opts: &Options) -> Result<()> {
     bootstrap::ensure()?;
     ensure_cargo_fuzz()?;
     let root = cmd::repo_root();
-    let targets: Vec<&str> = if opts.targets.is_empty() { TARGETS.to_vec() } else { opts.targets.iter().map(String::as_str).collect() };
+    let targets: Vec<&str> =
+        if opts.targets.is_empty() { TARGETS.to_vec() } else { opts.targets.iter().map(String::as_str).collect() };
 
     // `cargo fuzz build` takes one target or none (all of them).
-    let builds: Vec<Option<&str>> = if targets.len() == TARGETS.len() { vec![None] } else { targets.iter().copied().map(Some).collect() };
+    let builds: Vec<Option<&str>> =
+        if targets.len() == TARGETS.len() { vec![None] } else { targets.iter().copied().map(Some).collect() };
     for target in builds {
         cmd::run(fuzz_cargo().current_dir(&root).args(["fuzz", "build"]).args(FUZZ_BUILD_FLAGS).args(target))
             .context("building the fuzz targets")?;
@@ -111,12 +113,14 @@ fn ensure_cargo_fuzz() -> Result<()> {
     eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
     let mut install = cmd::cargo();
     install.args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]).env_remove("RUSTUP_TOOLCHAIN");
-    cmd::run(&mut install).with_context(|| format!("installing cargo-fuzz failed; run by hand: {}", cmd::render(&install)))
+    cmd::run(&mut install)
+        .with_context(|| format!("installing cargo-fuzz failed; run by hand: {}", cmd::render(&install)))
 }
 
 /// Runs `c` with its stderr echoed line by line, collecting libFuzzer's final stats.
 fn run_streaming(c: &mut std::process::Command) -> Result<(bool, Stats)> {
-    let mut child = c.stderr(Stdio::piped()).spawn().with_context(|| format!("could not start `{}`", cmd::render(c)))?;
+    let mut child =
+        c.stderr(Stdio::piped()).spawn().with_context(|| format!("could not start `{}`", cmd::render(c)))?;
     let mut stats = Stats::default();
     for line in BufReader::new(child.stderr.take().expect("piped")).lines() {
         let line = line.context("reading libFuzzer's output")?;
@@ -172,7 +176,12 @@ mod tests {
     #[test]
     fn reads_libfuzzer_final_stats() {
         let mut s = Stats::default();
-        for line in ["stat::number_of_executed_units: 271828", "stat::average_exec_per_sec:     4530", "stat::new_units_added: 3", "#2 INITED cov: 4"] {
+        for line in [
+            "stat::number_of_executed_units: 271828",
+            "stat::average_exec_per_sec:     4530",
+            "stat::new_units_added: 3",
+            "#2 INITED cov: 4",
+        ] {
             parse_stat(line, &mut s);
         }
         assert_eq!(s, Stats { executions: 271_828, exec_per_sec: 4530 });
@@ -181,7 +190,11 @@ mod tests {
     #[test]
     fn targets_match_the_fuzz_crate() {
         let manifest = std::fs::read_to_string(cmd::repo_root().join("fuzz/Cargo.toml")).expect("fuzz/Cargo.toml");
-        let declared: Vec<&str> = manifest.lines().filter_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"')).filter(|n| *n != "dns-xdp-fuzz").collect();
+        let declared: Vec<&str> = manifest
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
+            .filter(|n| *n != "dns-xdp-fuzz")
+            .collect();
         assert_eq!(declared, TARGETS);
     }
 }

@@ -77,7 +77,11 @@ impl Changeset {
     /// Applies this change to `zone`, validating the result like a zone file.
     pub fn apply(&self, zone: &Zone) -> Result<Zone, String> {
         if zone.serial != self.from_serial() {
-            return Err(format!("changeset from serial {} does not apply to serial {}", self.from_serial(), zone.serial));
+            return Err(format!(
+                "changeset from serial {} does not apply to serial {}",
+                self.from_serial(),
+                zone.serial
+            ));
         }
         // One pass with hashed sets: records x changes comparisons made a large IXFR quadratic.
         // A record is its owner, type and RDATA (the TTL is an attribute of the RRset).
@@ -89,7 +93,8 @@ impl Changeset {
         records.extend(self.added.iter().filter(|r| seen.insert(key(r))).cloned());
         records.push(self.new_soa.clone());
         let source = format!("changeset {}->{}", self.from_serial(), self.to_serial());
-        zone_from_records(&source, records).map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+        zone_from_records(&source, records)
+            .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -245,7 +250,11 @@ impl Journal {
         if let Err(err) = self.write_and_sync(&rec) {
             if let Err(cut) = self.cut_to(start) {
                 self.broken = Some(format!("a failed append ({err}) could not be cut off: {cut}"));
-                log::error!("{}: {}; refusing writes until restart", self.path.display(), self.broken.as_deref().unwrap_or_default());
+                log::error!(
+                    "{}: {}; refusing writes until restart",
+                    self.path.display(),
+                    self.broken.as_deref().unwrap_or_default()
+                );
             }
             return Err(err);
         }
@@ -283,7 +292,10 @@ impl Journal {
     pub fn rollback_last(&mut self) -> std::io::Result<()> {
         let Some(&start) = self.starts.last() else { return Ok(()) };
         if let Err(err) = self.cut_to(start) {
-            self.broken = Some(format!("rolling back serial {} failed: {err}", self.changes.last().map_or(0, Changeset::to_serial)));
+            self.broken = Some(format!(
+                "rolling back serial {} failed: {err}",
+                self.changes.last().map_or(0, Changeset::to_serial)
+            ));
             return Err(err);
         }
         self.len = start;
@@ -381,7 +393,11 @@ mod tests {
         let old = zone(1, "www 60 IN A 192.0.2.2\nwww 60 IN A 192.0.2.3\nmx 60 IN MX 10 ns1\n");
         let new = zone(2, "www 60 IN A 192.0.2.2\nwww 60 IN A 192.0.2.4\nnew 90 IN TXT \"x\"\nmx 60 IN MX 10 ns1\n");
         let name = |t: &str| Name::from_text(t).unwrap();
-        let pairs = [(name("www.example.org"), rtype::A), (name("new.example.org"), rtype::TXT), (name("gone.example.org"), rtype::A)];
+        let pairs = [
+            (name("www.example.org"), rtype::A),
+            (name("new.example.org"), rtype::TXT),
+            (name("gone.example.org"), rtype::A),
+        ];
         let narrow = Changeset::of_rrsets(&old, &new, &pairs);
         let full = Changeset::between(&old, &new);
         assert_eq!((narrow.removed.len(), narrow.added.len()), (1, 2));
@@ -485,7 +501,11 @@ mod tests {
         drop(j);
         let (j, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.records, 1);
-        assert_eq!(j.replay(zone(1, "")).0.records(), z2b.records(), "the rolled-back change does not shadow the later one");
+        assert_eq!(
+            j.replay(zone(1, "")).0.records(),
+            z2b.records(),
+            "the rolled-back change does not shadow the later one"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -496,7 +516,10 @@ mod tests {
         /// `None` (with the reason printed) where mounting is not possible here; in CI a failure.
         fn mount(tag: &str, size: &str) -> Option<Tmpfs> {
             let dir = scratch(tag);
-            let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&dir).output();
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .output();
             match out {
                 Ok(o) if o.status.success() => Some(Tmpfs(dir)),
                 other => {

@@ -88,14 +88,19 @@ pub enum CommitError {
 impl Replication {
     /// Sets up replication and replays the journals over the zones loaded from files. Returns
     /// the receivers the secondary tasks wait on for NOTIFY.
-    pub fn new(publisher: Arc<Publisher>, mut config: Config) -> anyhow::Result<(Arc<Self>, Vec<(Name, SocketAddr, mpsc::Receiver<()>)>)> {
+    pub fn new(
+        publisher: Arc<Publisher>,
+        mut config: Config,
+    ) -> anyhow::Result<(Arc<Self>, Vec<(Name, SocketAddr, mpsc::Receiver<()>)>)> {
         if config.allow_transfer.is_empty() {
-            config.allow_transfer = config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
+            config.allow_transfer =
+                config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
         }
         let mut history = HashMap::new();
         if let Some(dir) = &config.journal {
             if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
                 if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                     journal::sync_dir(parent).map_err(|e| anyhow::anyhow!("syncing {}: {e}", parent.display()))?;
                 }
@@ -103,14 +108,24 @@ impl Replication {
             let zones = publisher.state.zones.load_full();
             for zone in zones.iter() {
                 let path = journal::path_for(dir, &zone.origin);
-                let (j, replay) = Journal::open(&path).map_err(|e| anyhow::anyhow!("opening the journal {}: {e}", path.display()))?;
+                let (j, replay) =
+                    Journal::open(&path).map_err(|e| anyhow::anyhow!("opening the journal {}: {e}", path.display()))?;
                 if replay.truncated > 0 {
-                    log::warn!("{}: cut a torn tail of {} bytes (a write that was never acknowledged)", path.display(), replay.truncated);
+                    log::warn!(
+                        "{}: cut a torn tail of {} bytes (a write that was never acknowledged)",
+                        path.display(),
+                        replay.truncated
+                    );
                 }
                 let base = Zone::clone(zone);
                 let (replayed, applied) = j.replay(base);
                 if applied > 0 {
-                    log::info!("zone {}: replayed {applied} journal changes, serial {} -> {}", zone.origin, zone.serial, replayed.serial);
+                    log::info!(
+                        "zone {}: replayed {applied} journal changes, serial {} -> {}",
+                        zone.origin,
+                        zone.serial,
+                        replayed.serial
+                    );
                     let replayed = Arc::new(replayed);
                     publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(replayed)))?;
                 }
@@ -126,7 +141,11 @@ impl Replication {
                     }
                 };
                 if let Some(zone) = zone {
-                    log::info!("zone {origin}: persisted serial {} ({} journal changes), catching up from {primary}", zone.serial, store.journal.changes.len());
+                    log::info!(
+                        "zone {origin}: persisted serial {} ({} journal changes), catching up from {primary}",
+                        zone.serial,
+                        store.journal.changes.len()
+                    );
                     let zone = Arc::new(zone);
                     publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(zone)))?;
                 }
@@ -141,7 +160,14 @@ impl Replication {
             notify_tx.insert(zone.clone(), tx);
             receivers.push((zone.clone(), *primary, rx));
         }
-        let repl = Replication { publisher, config, history: Mutex::new(history), notify_tx, write: tokio::sync::Mutex::new(()), warnings: Default::default() };
+        let repl = Replication {
+            publisher,
+            config,
+            history: Mutex::new(history),
+            notify_tx,
+            write: tokio::sync::Mutex::new(()),
+            warnings: Default::default(),
+        };
         Ok((Arc::new(repl), receivers))
     }
 
@@ -190,7 +216,9 @@ impl Replication {
         }
         let new = Arc::new(new);
         let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
-        if let Err(err) = self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref()) {
+        if let Err(err) =
+            self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref())
+        {
             // Not served, so not acknowledged: take it off the journal before answering, or a
             // later write reusing the serial would be shadowed by it on replay.
             if old.is_some() {
@@ -209,7 +237,10 @@ impl Replication {
         match &mut h.journal {
             Some(j) => {
                 if let Err(err) = j.rollback_last() {
-                    log::error!("{}: rolling back an unpublished change: {err}; refusing writes until restart", j.path().display());
+                    log::error!(
+                        "{}: rolling back an unpublished change: {err}; refusing writes until restart",
+                        j.path().display()
+                    );
                 }
             }
             None => {
@@ -221,7 +252,12 @@ impl Replication {
     /// Sends NOTIFY for `zone` to every node, in the background.
     pub fn notify_fleet(&self, zone: &Zone) {
         for node in &self.config.nodes {
-            tokio::spawn(notify::send_with_retries(*node, zone.origin.clone(), zone.soa_record(), self.key_for(node.ip()).cloned()));
+            tokio::spawn(notify::send_with_retries(
+                *node,
+                zone.origin.clone(),
+                zone.soa_record(),
+                self.key_for(node.ip()).cloned(),
+            ));
         }
     }
 
@@ -258,7 +294,9 @@ impl Replication {
         };
         let serial = new.serial;
         let new = Arc::new(new);
-        self.publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone()))).map_err(|e| format!("{e:#}"))?;
+        self.publisher
+            .update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())))
+            .map_err(|e| format!("{e:#}"))?;
         Ok(Some(serial))
     }
 
@@ -314,7 +352,11 @@ impl Replication {
             }
             // A secondary's signed SOA query: answered signed with its key (Knot and BIND check
             // the primary's serial this way before an IXFR). Unsigned ones take the normal path.
-            _ if qtype == rtype::SOA && tsig_present && !self.config.keys.is_empty() && self.transfer_allowed(peer.ip()) => {
+            _ if qtype == rtype::SOA
+                && tsig_present
+                && !self.config.keys.is_empty()
+                && self.transfer_allowed(peer.ip()) =>
+            {
                 let mut verified = match self.check_tsig(raw, &zone, peer, "SOA query") {
                     Ok(verified) => verified,
                     Err(refusal) => return Some(vec![refusal]),
@@ -338,12 +380,20 @@ impl Replication {
                     Ok(verified) => verified,
                     Err(refusal) => return Some(vec![refusal]),
                 };
-                let Some(current) = self.current(&zone) else { return Some(vec![reply(&msg, &zone, qtype, rcode::NOTAUTH)]) };
+                let Some(current) = self.current(&zone) else {
+                    return Some(vec![reply(&msg, &zone, qtype, rcode::NOTAUTH)]);
+                };
                 let client_serial = (qtype == rtype::IXFR)
-                    .then(|| msg.authority.iter().find(|r| r.rtype == rtype::SOA).and_then(|r| crate::zone::soa_serial(&r.rdata)))
+                    .then(|| {
+                        msg.authority
+                            .iter()
+                            .find(|r| r.rtype == rtype::SOA)
+                            .and_then(|r| crate::zone::soa_serial(&r.rdata))
+                    })
                     .flatten();
                 let history = self.history.lock().expect("history lock");
-                let chain = client_serial.and_then(|s| history.get(&zone).and_then(|h| journal::chain_from(h.changes(), s, current.serial)));
+                let chain = client_serial
+                    .and_then(|s| history.get(&zone).and_then(|h| journal::chain_from(h.changes(), s, current.serial)));
                 let incremental = chain.is_some();
                 let records = xfr::answer_records(&current, client_serial, chain);
                 drop(history);
@@ -362,7 +412,13 @@ impl Replication {
     /// With keys configured the request must carry a valid TSIG with one of the peer's keys:
     /// `Ok(Some(verified))` signs the answers; without keys, `Ok(None)`. `Err(reply)` refuses
     /// with the RFC 8945 error reply (BADSIG, BADKEY, signed BADTIME; REFUSED when unsigned).
-    fn check_tsig(&self, raw: &[u8], zone: &Name, peer: SocketAddr, what: &str) -> Result<Option<tsig::Verified>, Vec<u8>> {
+    fn check_tsig(
+        &self,
+        raw: &[u8],
+        zone: &Name,
+        peer: SocketAddr,
+        what: &str,
+    ) -> Result<Option<tsig::Verified>, Vec<u8>> {
         if self.config.keys.is_empty() {
             return Ok(None);
         }

@@ -105,8 +105,9 @@ fn decode_snapshot(bytes: &[u8], path: &Path) -> Result<Zone, PersistError> {
     }
     let mut records = cs.added;
     records.push(cs.new_soa);
-    zone_from_records(&path.display().to_string(), records)
-        .map_err(|d| PersistError::Invalid(path.to_path_buf(), d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")))
+    zone_from_records(&path.display().to_string(), records).map_err(|d| {
+        PersistError::Invalid(path.to_path_buf(), d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+    })
 }
 
 #[cfg(test)]
@@ -131,7 +132,8 @@ mod tests {
     fn snapshot_plus_journal_restores_the_last_serial() {
         let dir = scratch("restore");
         let origin = Name::from_text("example.org").unwrap();
-        let (z1, z2, z3) = (zone(1, ""), zone(2, "www 60 IN A 192.0.2.2\n"), zone(3, "www 60 IN A 192.0.2.3\nmail 60 IN MX 10 www\n"));
+        let (z1, z2, z3) =
+            (zone(1, ""), zone(2, "www 60 IN A 192.0.2.2\n"), zone(3, "www 60 IN A 192.0.2.3\nmail 60 IN MX 10 www\n"));
         {
             let (mut store, none) = Store::open(&dir, &origin).unwrap();
             assert!(none.is_none(), "nothing persisted yet");

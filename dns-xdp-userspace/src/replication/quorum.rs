@@ -63,14 +63,27 @@ pub async fn probe(sock: &UdpSocket, node: SocketAddr, zone: &Name) -> Option<u3
 fn answered_serial(reply: &[u8], id: u16, zone: &Name) -> Option<u32> {
     let m = message::parse(reply)?;
     let (qname, qtype, qclass) = m.question.as_ref()?;
-    if !m.is_response() || m.id != id || m.rcode() != 0 || qname != zone || *qtype != rtype::SOA || *qclass != message::CLASS_IN {
+    if !m.is_response()
+        || m.id != id
+        || m.rcode() != 0
+        || qname != zone
+        || *qtype != rtype::SOA
+        || *qclass != message::CLASS_IN
+    {
         return None;
     }
     m.answer.iter().find(|r| r.rtype == rtype::SOA && r.owner == *zone).and_then(|r| soa_serial(&r.rdata))
 }
 
 /// Waits until `required` of `nodes` serve `serial` (or newer) of `zone`, or `deadline` passes.
-pub async fn confirm(nodes: &[SocketAddr], zone: &Name, soa: &Record, required: usize, deadline: Duration, keys: &[Key]) -> Outcome {
+pub async fn confirm(
+    nodes: &[SocketAddr],
+    zone: &Name,
+    soa: &Record,
+    required: usize,
+    deadline: Duration,
+    keys: &[Key],
+) -> Outcome {
     let start = Instant::now();
     let serial = soa_serial(&soa.rdata).unwrap_or(0);
     let confirmed = Arc::new(AtomicUsize::new(0));
@@ -118,7 +131,12 @@ mod tests {
     #[test]
     fn only_our_answer_counts() {
         let zone = Name::from_text("example.org").unwrap();
-        let soa = Record { owner: zone.clone(), rtype: rtype::SOA, ttl: 60, rdata: crate::zone::soa_with_serial(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7) };
+        let soa = Record {
+            owner: zone.clone(),
+            rtype: rtype::SOA,
+            ttl: 60,
+            rdata: crate::zone::soa_with_serial(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7),
+        };
         let msg = |id: u16, flags: u16, q: (&Name, u16)| {
             let mut b = Builder::new(id, flags, Some(q));
             b.push(Section::Answer, &soa);

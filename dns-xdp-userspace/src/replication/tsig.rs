@@ -40,8 +40,12 @@ impl AsRef<dt::Key> for Key {
 impl Key {
     /// `algorithm` as key files spell it: "hmac-sha256" (also sha1, sha384, sha512).
     pub fn new(name: Name, algorithm: &str, secret: &[u8], peers: Vec<Cidr>) -> Result<Key, String> {
-        let alg = Algorithm::from_name(&domain::base::Name::<Vec<u8>>::from_chars(algorithm.chars()).map_err(|e| format!("{algorithm:?}: {e}"))?)
-            .ok_or_else(|| format!("algorithm {algorithm:?} is not supported (hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512)"))?;
+        let alg = Algorithm::from_name(
+            &domain::base::Name::<Vec<u8>>::from_chars(algorithm.chars()).map_err(|e| format!("{algorithm:?}: {e}"))?,
+        )
+        .ok_or_else(|| {
+            format!("algorithm {algorithm:?} is not supported (hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512)")
+        })?;
         let key_name = KeyName::from_chars(name.to_string().chars()).map_err(|e| format!("key name {name}: {e}"))?;
         let inner = dt::Key::new(alg, secret, key_name, None, None).map_err(|e| format!("key {name}: {e}"))?;
         Ok(Key { name, peers, inner })
@@ -182,7 +186,9 @@ fn set_tsig_error(reply: &mut [u8], error: u16) {
     let Some(m) = message::parse(reply) else { return };
     let Some(t) = m.additional.last().filter(|r| r.rtype == message::TYPE_TSIG) else { return };
     let Some(alg) = crate::name::wire_name_len(&t.rdata) else { return };
-    let Some(mac_len) = t.rdata.get(alg + 8..alg + 10).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else { return };
+    let Some(mac_len) = t.rdata.get(alg + 8..alg + 10).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+        return;
+    };
     let at = alg + 12 + mac_len;
     if t.rdata.len() < at + 2 {
         return;
@@ -280,7 +286,8 @@ mod tests {
         let t = 1_800_000_000;
         let req = signed_request(&k, t);
         let peer = ip("192.0.2.1");
-        let mut server = verify_request(&req, std::slice::from_ref(&k), peer, Time48::from_u64(t + 10)).ok().expect("verifies");
+        let mut server =
+            verify_request(&req, std::slice::from_ref(&k), peer, Time48::from_u64(t + 10)).ok().expect("verifies");
         let zone = Name::from_text("example.org").unwrap();
         let mut client = {
             let mut again = Builder::new(42, 0, Some((&zone, 252))).buf;
@@ -321,7 +328,8 @@ mod tests {
         let fudge_at = rdata_at + alg + 6;
         req[fudge_at..fudge_at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
         let later = Time48::from_u64(t + 3600);
-        let refused = verify_request(&req, std::slice::from_ref(&k), ip("192.0.2.1"), later).err().expect("replay refused");
+        let refused =
+            verify_request(&req, std::slice::from_ref(&k), ip("192.0.2.1"), later).err().expect("replay refused");
         let (rcode, error, _) = tsig_error(&refused.reply);
         assert_eq!((rcode, error), (9, 16), "NOTAUTH/BADSIG: the MAC covers the fudge");
     }
@@ -333,7 +341,8 @@ mod tests {
         let peer = ip("192.0.2.1");
         // BADTIME: signed, so the client can trust our clock (RFC 8945 section 5.2.3).
         let req = signed_request(&k, t);
-        let refused = verify_request(&req, std::slice::from_ref(&k), peer, Time48::from_u64(t + 301)).err().expect("too late");
+        let refused =
+            verify_request(&req, std::slice::from_ref(&k), peer, Time48::from_u64(t + 301)).err().expect("too late");
         assert_eq!(tsig_error(&refused.reply), (9, 18, true), "NOTAUTH, BADTIME, signed");
         // BADSIG and BADKEY: an unsigned TSIG record with the error.
         let wrong = key("xfr-key", b"another secret of the right size", &[]);
@@ -347,7 +356,8 @@ mod tests {
         // Unsigned where a key is required: REFUSED, as BIND and Knot answer.
         let zone = Name::from_text("example.org").unwrap();
         let plain = Builder::new(42, 0, Some((&zone, 252))).buf;
-        let refused = verify_request(&plain, std::slice::from_ref(&k), peer, Time48::from_u64(t)).err().expect("unsigned");
+        let refused =
+            verify_request(&plain, std::slice::from_ref(&k), peer, Time48::from_u64(t)).err().expect("unsigned");
         assert_eq!(message::parse(&refused.reply).unwrap().rcode(), 5);
     }
 
@@ -364,7 +374,8 @@ mod tests {
         // B's key is no good from A's address, nor the fleet key: BADKEY.
         for k in [&b, &fleet] {
             let req = signed_request(k, t);
-            let refused = verify_request(&req, &keys, ip("192.0.2.1"), Time48::from_u64(t)).err().expect("not this peer's key");
+            let refused =
+                verify_request(&req, &keys, ip("192.0.2.1"), Time48::from_u64(t)).err().expect("not this peer's key");
             assert_eq!(tsig_error(&refused.reply).1, 17);
         }
         assert!(verify_request(&signed_request(&a, t), &keys, ip("192.0.2.1"), Time48::from_u64(t)).is_ok());

@@ -64,7 +64,13 @@ pub fn answer_records(zone: &Zone, client_serial: Option<u32>, chain: Option<Vec
 
 /// Packs `records` into response messages answering query `id` for `zone`, each signed through
 /// `verified` (the request's TSIG) when given.
-pub fn messages(id: u16, zone: &Name, qtype: u16, records: &[Record], verified: Option<tsig::Verified>) -> Vec<Vec<u8>> {
+pub fn messages(
+    id: u16,
+    zone: &Name,
+    qtype: u16,
+    records: &[Record],
+    verified: Option<tsig::Verified>,
+) -> Vec<Vec<u8>> {
     const FLAGS: u16 = 0x8400; // QR, AA
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut b = Builder::new(id, FLAGS, Some((zone, qtype)));
@@ -114,20 +120,36 @@ pub enum XfrError {
 }
 
 /// Pulls `zone` from `primary`: IXFR from `current`'s serial when we have a version, else AXFR.
-pub async fn pull(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>, limits: Limits) -> Result<Pulled, XfrError> {
+pub async fn pull(
+    primary: SocketAddr,
+    zone: &Name,
+    current: Option<&Zone>,
+    key: Option<&Key>,
+    limits: Limits,
+) -> Result<Pulled, XfrError> {
     let total = || XfrError::Timeout(primary, format!("not complete after {XFR_MAX_TIME:?}"));
     tokio::time::timeout(XFR_MAX_TIME, pull_inner(primary, zone, current, key, limits)).await.map_err(|_| total())?
 }
 
 /// `fut`, abandoned when the primary stays silent for `XFR_IDLE`.
-async fn idle<T>(primary: SocketAddr, what: &str, fut: impl Future<Output = std::io::Result<T>>) -> Result<T, XfrError> {
+async fn idle<T>(
+    primary: SocketAddr,
+    what: &str,
+    fut: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, XfrError> {
     match tokio::time::timeout(XFR_IDLE, fut).await {
         Ok(r) => r.map_err(|e| XfrError::Io(primary, e)),
         Err(_) => Err(XfrError::Timeout(primary, format!("nothing {what} for {XFR_IDLE:?}"))),
     }
 }
 
-async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, key: Option<&Key>, limits: Limits) -> Result<Pulled, XfrError> {
+async fn pull_inner(
+    primary: SocketAddr,
+    zone: &Name,
+    current: Option<&Zone>,
+    key: Option<&Key>,
+    limits: Limits,
+) -> Result<Pulled, XfrError> {
     let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
     let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
     let id: u16 = rand_id();
@@ -159,7 +181,10 @@ async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, ke
         idle(primary, "received", conn.read_exact(&mut buf[..len])).await?;
         bytes += len as u64 + 2;
         if bytes > limits.max_bytes {
-            return Err(XfrError::Limit(primary, format!("{zone}: more than {} bytes (xfr_max_bytes)", limits.max_bytes)));
+            return Err(XfrError::Limit(
+                primary,
+                format!("{zone}: more than {} bytes (xfr_max_bytes)", limits.max_bytes),
+            ));
         }
         let raw = &buf[..len];
         if let Some(v) = verifier.as_mut() {
@@ -167,7 +192,10 @@ async fn pull_inner(primary: SocketAddr, zone: &Name, current: Option<&Zone>, ke
         }
         records += stream.absorb(raw, id).map_err(|e| proto(&e))?;
         if records > limits.max_records {
-            return Err(XfrError::Limit(primary, format!("{zone}: more than {} records (xfr_max_records)", limits.max_records)));
+            return Err(XfrError::Limit(
+                primary,
+                format!("{zone}: more than {} records (xfr_max_records)", limits.max_records),
+            ));
         }
         let our = current.map(|z| z.serial);
         if stream.done(our) {
@@ -203,7 +231,12 @@ enum Mode {
 /// network: the fuzz targets' door to the transfer reader. Running out of messages before the
 /// stream says it is done is the early end `pull` would hit as a closed connection.
 #[doc(hidden)]
-pub fn read_responses<'m>(id: u16, zone: &Name, current: Option<&Zone>, messages: impl IntoIterator<Item = &'m [u8]>) -> Result<Pulled, String> {
+pub fn read_responses<'m>(
+    id: u16,
+    zone: &Name,
+    current: Option<&Zone>,
+    messages: impl IntoIterator<Item = &'m [u8]>,
+) -> Result<Pulled, String> {
     let mut stream = StreamState::default();
     let our = current.map(|z| z.serial);
     for raw in messages {
@@ -248,7 +281,12 @@ impl StreamState {
         match (self.mode, soa) {
             (Mode::Start, Some(s)) if s != new => {
                 self.mode = Mode::Removing;
-                self.changes.push(Changeset { old_soa: r, removed: vec![], new_soa: self.records[0].clone(), added: vec![] });
+                self.changes.push(Changeset {
+                    old_soa: r,
+                    removed: vec![],
+                    new_soa: self.records[0].clone(),
+                    added: vec![],
+                });
             }
             (Mode::Start, Some(_)) | (Mode::Axfr, Some(_)) => self.complete = true,
             (Mode::Start | Mode::Axfr, None) => {
@@ -265,7 +303,12 @@ impl StreamState {
                 if s == new && last_to == new {
                     self.complete = true;
                 } else {
-                    self.changes.push(Changeset { old_soa: r, removed: vec![], new_soa: self.records[0].clone(), added: vec![] });
+                    self.changes.push(Changeset {
+                        old_soa: r,
+                        removed: vec![],
+                        new_soa: self.records[0].clone(),
+                        added: vec![],
+                    });
                     self.mode = Mode::Removing;
                 }
             }
@@ -276,7 +319,10 @@ impl StreamState {
 
     /// Whether the stream is over; a lone SOA at our serial (after a whole message) means no news.
     fn done(&self, our: Option<u32>) -> bool {
-        self.complete || (self.mode == Mode::Start && self.new_serial.is_some() && our.is_some_and(|o| !serial_newer(self.new_serial.unwrap_or(o), o)))
+        self.complete
+            || (self.mode == Mode::Start
+                && self.new_serial.is_some()
+                && our.is_some_and(|o| !serial_newer(self.new_serial.unwrap_or(o), o)))
     }
 
     fn finish(self, our: Option<u32>, zone: &Name) -> Result<Pulled, String> {
@@ -287,7 +333,8 @@ impl StreamState {
             };
         }
         if self.changes.is_empty() {
-            let z = zone_from_records(&format!("AXFR of {zone}"), self.records).map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+            let z = zone_from_records(&format!("AXFR of {zone}"), self.records)
+                .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
             if z.origin != *zone {
                 return Err(format!("transferred zone is {}, not {zone}", z.origin));
             }
@@ -346,9 +393,11 @@ mod tests {
         let addr = primary(z.clone()).await;
         let got = pull(addr, &z.origin, None, None, Limits::default()).await.unwrap();
         assert!(matches!(got, Pulled::Full(ref full) if full.records() == z.records()));
-        let err = pull(addr, &z.origin, None, None, Limits { max_records: 1000, ..Limits::default() }).await.unwrap_err();
+        let err =
+            pull(addr, &z.origin, None, None, Limits { max_records: 1000, ..Limits::default() }).await.unwrap_err();
         assert!(err.to_string().contains("xfr_max_records"), "{err}");
-        let err = pull(addr, &z.origin, None, None, Limits { max_bytes: 20_000, ..Limits::default() }).await.unwrap_err();
+        let err =
+            pull(addr, &z.origin, None, None, Limits { max_bytes: 20_000, ..Limits::default() }).await.unwrap_err();
         assert!(err.to_string().contains("xfr_max_bytes"), "{err}");
     }
 }

@@ -56,12 +56,8 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors: Vec<String> = self
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect();
+        let errors: Vec<String> =
+            self.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect();
         f.write_str(&errors.join("; "))
     }
 }
@@ -182,7 +178,12 @@ impl Loader {
                     let base = path.parent().unwrap_or(Path::new("."));
                     let target = base.join(&include);
                     if depth >= MAX_INCLUDE_DEPTH {
-                        self.diag(&file, line, Severity::Error, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"));
+                        self.diag(
+                            &file,
+                            line,
+                            Severity::Error,
+                            format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"),
+                        );
                         continue;
                     }
                     match target.canonicalize() {
@@ -337,7 +338,11 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             continue;
         }
         if r.ttl > MAX_TTL {
-            push(r, Severity::Error, format!("TTL {} exceeds 2^31-1; resolvers treat it as 0 (RFC 2181 section 8)", r.ttl));
+            push(
+                r,
+                Severity::Error,
+                format!("TTL {} exceeds 2^31-1; resolvers treat it as 0 (RFC 2181 section 8)", r.ttl),
+            );
             continue;
         }
         if !r.owner.is_subdomain_of(&origin) {
@@ -391,7 +396,10 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     for (owner, (mut rrsets, mut sigs)) in growing {
         rrsets.sort_by_key(|s| s.rtype);
         sigs.sort_by_key(|s| s.rtype);
-        let node = Node { rrsets: rrsets.into_iter().map(Growing::into_rrset).collect(), sigs: sigs.into_iter().map(Growing::into_rrset).collect() };
+        let node = Node {
+            rrsets: rrsets.into_iter().map(Growing::into_rrset).collect(),
+            sigs: sigs.into_iter().map(Growing::into_rrset).collect(),
+        };
         nodes.insert(owner, node);
     }
     // Node-level rules, in the order of the records they are about.
@@ -402,9 +410,19 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
         match *rt {
             rtype::CNAME => {
                 if *owner == origin {
-                    push(first, Severity::Error, format!("CNAME at the zone apex {origin} is not allowed (RFC 1912 section 2.4); use ALIAS flattening to point the apex elsewhere"));
+                    push(
+                        first,
+                        Severity::Error,
+                        format!(
+                            "CNAME at the zone apex {origin} is not allowed (RFC 1912 section 2.4); use ALIAS flattening to point the apex elsewhere"
+                        ),
+                    );
                 } else if node.rrsets.iter().any(|r| !matches!(r.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC)) {
-                    push(first, Severity::Error, format!("CNAME at {owner} beside other data (RFC 1034 section 3.6.2)"));
+                    push(
+                        first,
+                        Severity::Error,
+                        format!("CNAME at {owner} beside other data (RFC 1034 section 3.6.2)"),
+                    );
                 }
                 if set.rdatas.len() > 1 {
                     push(first, Severity::Error, format!("more than one CNAME at {owner}"));
@@ -412,7 +430,13 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             }
             rtype::DNAME => {
                 if *owner == origin {
-                    push(first, Severity::Error, format!("DNAME at the zone apex {origin} is not supported; use ALIAS flattening or a DNAME in the parent"));
+                    push(
+                        first,
+                        Severity::Error,
+                        format!(
+                            "DNAME at the zone apex {origin} is not supported; use ALIAS flattening or a DNAME in the parent"
+                        ),
+                    );
                 }
             }
             rtype::SOA if *owner != origin => {
@@ -439,7 +463,11 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             let has_address =
                 nodes.get(&target).is_some_and(|n| n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some());
             if !has_address {
-                push(first, Severity::Error, format!("NS {target} of {owner} is inside the zone but has no A or AAAA record (missing glue)"));
+                push(
+                    first,
+                    Severity::Error,
+                    format!("NS {target} of {owner} is inside the zone but has no A or AAAA record (missing glue)"),
+                );
             }
         }
     }
@@ -449,19 +477,28 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
     // Not the apex, though: it is no hash, and moving it out left a zone without its SOA node
     // (a panic found by fuzz/xfr: an AXFR or a zone file with an NSEC3 record at the apex).
     if nodes.get(&origin).is_some_and(|n| n.get(rtype::NSEC3).is_some()) {
-        push(first_soa, Severity::Error, format!("NSEC3 record at the apex {origin}: NSEC3 owners are hashed names below it (RFC 5155 section 3)"));
+        push(
+            first_soa,
+            Severity::Error,
+            format!("NSEC3 record at the apex {origin}: NSEC3 owners are hashed names below it (RFC 5155 section 3)"),
+        );
     }
-    let hashed: Vec<Name> = nodes
-        .iter()
-        .filter(|(o, n)| n.get(rtype::NSEC3).is_some() && **o != origin)
-        .map(|(o, _)| o.clone())
-        .collect();
-    let nsec3_nodes: std::collections::HashMap<Name, Node> = hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
+    let hashed: Vec<Name> =
+        nodes.iter().filter(|(o, n)| n.get(rtype::NSEC3).is_some() && **o != origin).map(|(o, _)| o.clone()).collect();
+    let nsec3_nodes: std::collections::HashMap<Name, Node> =
+        hashed.iter().filter_map(|o| nodes.remove_entry(o)).collect();
     let nsec3 = match nodes.get(&origin).and_then(|n| n.get(rtype::NSEC3PARAM)) {
         Some(param) => {
             let chain = super::nsec3::Chain::new(&param.rdatas[0].wire, nsec3_nodes);
             if chain.is_none() {
-                push(first_soa, Severity::Error, format!("NSEC3PARAM at {origin}: malformed or more than {} iterations", super::nsec3::MAX_ITERATIONS));
+                push(
+                    first_soa,
+                    Severity::Error,
+                    format!(
+                        "NSEC3PARAM at {origin}: malformed or more than {} iterations",
+                        super::nsec3::MAX_ITERATIONS
+                    ),
+                );
             }
             chain
         }
@@ -500,7 +537,9 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
             file: first_soa.file.clone(),
             line: first_soa.line,
             severity: Severity::Warning,
-            message: format!("{origin} has DNSKEY records but no RRSIG over its SOA: served unsigned (no DS in referrals, no proofs)"),
+            message: format!(
+                "{origin} has DNSKEY records but no RRSIG over its SOA: served unsigned (no DS in referrals, no proofs)"
+            ),
         });
     }
     // The zone keeps a copy made in one go, now that the parse is done: the nodes as built sit
@@ -555,7 +594,15 @@ pub fn zone_from_records(source: &str, records: Vec<super::Record>) -> Result<Zo
     let scanned = records
         .into_iter()
         .enumerate()
-        .map(|(i, r)| Scanned { owner: r.owner, rtype: r.rtype, class: Class::IN, ttl: r.ttl, rdata: r.rdata, file: file.clone(), line: i + 1 })
+        .map(|(i, r)| Scanned {
+            owner: r.owner,
+            rtype: r.rtype,
+            class: Class::IN,
+            ttl: r.ttl,
+            rdata: r.rdata,
+            file: file.clone(),
+            line: i + 1,
+        })
         .collect();
     let mut diags = Vec::new();
     match build_zone(file, scanned, &mut diags) {
@@ -570,9 +617,21 @@ pub fn zone_from_records(source: &str, records: Vec<super::Record>) -> Result<Zo
 /// the change needs the whole rebuild (which also reports any error precisely): a signed zone,
 /// an empty RRset (a deletion), a type with zone-wide rules (SOA, NS, DNAME, DNSSEC types), a
 /// TTL out of range, or a CNAME that would break its rules.
-pub fn zone_with_rrsets(source: &str, zone: &Zone, changes: &[(Name, u16, Vec<super::Record>)], serial: u32) -> Option<Zone> {
+pub fn zone_with_rrsets(
+    source: &str,
+    zone: &Zone,
+    changes: &[(Name, u16, Vec<super::Record>)],
+    serial: u32,
+) -> Option<Zone> {
     const ZONE_WIDE: [u16; 9] = [
-        rtype::SOA, rtype::NS, rtype::DNAME, rtype::DS, rtype::RRSIG, rtype::NSEC, rtype::DNSKEY, rtype::NSEC3,
+        rtype::SOA,
+        rtype::NS,
+        rtype::DNAME,
+        rtype::DS,
+        rtype::RRSIG,
+        rtype::NSEC,
+        rtype::DNSKEY,
+        rtype::NSEC3,
         rtype::NSEC3PARAM,
     ];
     if zone.signed || zone.nsec3.is_some() || !zone.nsec_chain.is_empty() {
@@ -686,12 +745,21 @@ mod incremental_tests {
             let narrow = zone_with_rrsets("API change", &zone, &changes, 8).expect("the narrow path applies");
             let whole = full(&zone, &changes, 8);
             assert_eq!(narrow.nodes, whole.nodes, "{changes:?}");
-            assert_eq!((narrow.types.clone(), narrow.serial, narrow.soa_record()), (whole.types.clone(), whole.serial, whole.soa_record()));
+            assert_eq!(
+                (narrow.types.clone(), narrow.serial, narrow.soa_record()),
+                (whole.types.clone(), whole.serial, whole.soa_record())
+            );
         }
         // What the narrow path leaves to the whole rebuild.
-        assert!(zone_with_rrsets("x", &zone, &[rr("alias.inc.test", "alias 60 IN TXT \"beside\"\n")], 8).is_none(), "CNAME and other data");
+        assert!(
+            zone_with_rrsets("x", &zone, &[rr("alias.inc.test", "alias 60 IN TXT \"beside\"\n")], 8).is_none(),
+            "CNAME and other data"
+        );
         assert!(zone_with_rrsets("x", &zone, &[rr("sub.inc.test", "sub 60 IN NS ns\n")], 8).is_none(), "a delegation");
-        assert!(zone_with_rrsets("x", &zone, &[(Name::from_text("www.inc.test").unwrap(), 1, vec![])], 8).is_none(), "a deletion");
+        assert!(
+            zone_with_rrsets("x", &zone, &[(Name::from_text("www.inc.test").unwrap(), 1, vec![])], 8).is_none(),
+            "a deletion"
+        );
     }
 }
 
@@ -716,7 +784,8 @@ mod tests {
 
     /// fuzz/zone_file found that domain's scanner panics (index out of bounds in
     /// `convert_charstr`) on this file; it must be an error, from a file and from the API.
-    const DOMAIN_PANICS: &[u8] = b"@ 60 IN  A 191.0.2.1\nx 60 TYPE56234 \\#1 3\xff2 abcdef\nd 60 DNAME example.net.\n*.w 60 TXT(\"a\" \"b\"\n";
+    const DOMAIN_PANICS: &[u8] =
+        b"@ 60 IN  A 191.0.2.1\nx 60 TYPE56234 \\#1 3\xff2 abcdef\nd 60 DNAME example.net.\n*.w 60 TXT(\"a\" \"b\"\n";
 
     #[test]
     fn a_panic_in_the_zone_file_parser_is_an_error() {
@@ -810,12 +879,21 @@ mod tests {
         let sub = dir.join("zones");
         std::fs::create_dir_all(&sub).unwrap();
         write(&dir, "outside.inc", "x IN A 192.0.2.1\n");
-        let path = write(&sub, "z.zone", "$ORIGIN example.org.\n@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\n$INCLUDE ../outside.inc\n");
+        let path = write(
+            &sub,
+            "z.zone",
+            "$ORIGIN example.org.\n@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\n$INCLUDE ../outside.inc\n",
+        );
         let text = load_zone_file(&path).unwrap_err().to_string();
         assert!(text.contains(":4: $INCLUDE ../outside.inc: outside the zone's folder"), "{text}");
         let path = write(&sub, "y.zone", "$ORIGIN example.org.\n@ 300 IN SOA ns1 host 1 2 3 4 60\n@ 300 IN NS ns1\n");
         let text = load_zone_file(&path).unwrap_err().to_string();
-        assert!(text.contains(":3: NS ns1.example.org. of example.org. is inside the zone but has no A or AAAA record (missing glue)"), "{text}");
+        assert!(
+            text.contains(
+                ":3: NS ns1.example.org. of example.org. is inside the zone but has no A or AAAA record (missing glue)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

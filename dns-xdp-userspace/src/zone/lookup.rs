@@ -113,10 +113,8 @@ impl<'z> Ctx<'z> {
         }
         // No such name. The closest encloser exists (the apex at least); a wildcard child of it
         // may synthesise the answer (RFC 4592 section 3.3.1).
-        let (ce_off, closest) = name
-            .suffix_offsets()
-            .skip(1)
-            .find_map(|o| zone.nodes.get_key_value(&wire[o..]).map(|(n, _)| (o, n)))?;
+        let (ce_off, closest) =
+            name.suffix_offsets().skip(1).find_map(|o| zone.nodes.get_key_value(&wire[o..]).map(|(n, _)| (o, n)))?;
         let next_closer = next_closer(name, ce_off);
         if let Some(star) = closest.prepend(b"*")
             && let Some((star_owner, node)) = zone.nodes.get_key_value(&star)
@@ -152,7 +150,13 @@ impl<'z> Ctx<'z> {
 
     /// Answers from an existing node, or from a wildcard node (`wild`: the wildcard's owner, the
     /// closest encloser and the next closer name) with `owner` the query name.
-    fn at_node(&mut self, owner: Cow<'z, Name>, node: &'z Node, qtype: u16, wild: Option<(&'z Name, &'z Name, Name)>) -> Option<Name> {
+    fn at_node(
+        &mut self,
+        owner: Cow<'z, Name>,
+        node: &'z Node,
+        qtype: u16,
+        wild: Option<(&'z Name, &'z Name, Name)>,
+    ) -> Option<Name> {
         let wildcard_proof = |ctx: &mut Self| {
             // An NSEC asked for at a wildcard is its own proof (Knot adds nothing either).
             if let Some((_, ce, nc)) = &wild
@@ -171,7 +175,12 @@ impl<'z> Ctx<'z> {
                 match node.sigs.first() {
                     Some(set) => {
                         for sig in &set.rdatas {
-                            self.resp.answer.push(Rr { owner: owner.clone(), rtype: rtype::RRSIG, ttl: set.ttl, rdata: Cow::Borrowed(sig) });
+                            self.resp.answer.push(Rr {
+                                owner: owner.clone(),
+                                rtype: rtype::RRSIG,
+                                ttl: set.ttl,
+                                rdata: Cow::Borrowed(sig),
+                            });
                         }
                         wildcard_proof(self);
                     }

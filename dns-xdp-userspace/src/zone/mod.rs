@@ -2,12 +2,14 @@
 //! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
 
 mod load;
-mod nodes;
-mod presentation;
 pub mod lookup;
+mod nodes;
 pub mod nsec3;
+mod presentation;
 
-pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records, zone_with_rrsets};
+pub use load::{
+    Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records, zone_with_rrsets,
+};
 
 use std::collections::HashMap;
 
@@ -155,8 +157,11 @@ impl Node {
 /// down, each label as lowercased bytes, a missing label sorting first.
 pub fn canonical_key(name: &Name) -> Vec<Vec<u8>> {
     let wire = name.as_wire();
-    let mut labels: Vec<Vec<u8>> =
-        name.suffix_offsets().filter(|&o| wire[o] != 0).map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_vec()).collect();
+    let mut labels: Vec<Vec<u8>> = name
+        .suffix_offsets()
+        .filter(|&o| wire[o] != 0)
+        .map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_vec())
+        .collect();
     labels.reverse();
     labels
 }
@@ -234,7 +239,12 @@ impl Zone {
             }
             for set in &node.sigs {
                 for rd in &set.rdatas {
-                    out.push(Record { owner: owner.clone(), rtype: rtype::RRSIG, ttl: set.ttl, rdata: rd.wire.to_vec() });
+                    out.push(Record {
+                        owner: owner.clone(),
+                        rtype: rtype::RRSIG,
+                        ttl: set.ttl,
+                        rdata: rd.wire.to_vec(),
+                    });
                 }
             }
         };
@@ -253,7 +263,10 @@ impl Zone {
     /// The records of one RRset (none when the name or type is not there).
     pub fn rrset_records(&self, owner: &Name, rtype: u16) -> Vec<Record> {
         let Some(set) = self.nodes.get(owner).and_then(|n| n.get(rtype)) else { return Vec::new() };
-        set.rdatas.iter().map(|rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.to_vec() }).collect()
+        set.rdatas
+            .iter()
+            .map(|rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.to_vec() })
+            .collect()
     }
 
     /// The SOA record.
@@ -302,8 +315,7 @@ impl ZoneSet {
 
     /// The deepest zone whose origin is `name` or an ancestor of it.
     pub fn find(&self, name: &Name) -> Option<&Arc<Zone>> {
-        name.suffix_offsets()
-            .find_map(|off| self.zones.get(&name.as_wire()[off..]))
+        name.suffix_offsets().find_map(|off| self.zones.get(&name.as_wire()[off..]))
     }
 
     /// This set with `zone` added or replacing the zone of the same origin.
@@ -345,7 +357,10 @@ mod tests {
     #[test]
     fn rdata_keeps_its_compressible_offsets_inline() {
         assert_eq!(std::mem::size_of::<Rdata>(), 24);
-        let soa = Rdata::new(rtype::SOA, b"\x02ns\x00\x04host\x00\0\0\0\x01\0\0\0\x02\0\0\0\x03\0\0\0\x04\0\0\0\x05".to_vec());
+        let soa = Rdata::new(
+            rtype::SOA,
+            b"\x02ns\x00\x04host\x00\0\0\0\x01\0\0\0\x02\0\0\0\x03\0\0\0\x04\0\0\0\x05".to_vec(),
+        );
         assert_eq!(*soa.compressible, [0, 4]);
         assert_eq!(*Rdata::new(rtype::MX, b"\0\x0a\x02mx\x00".to_vec()).compressible, [2]);
         assert!(Rdata::new(rtype::A, vec![192, 0, 2, 1]).compressible.is_empty());

@@ -53,7 +53,9 @@ impl NodeMap {
         // A shard's share, with room for the spread of a hash (a few standard deviations).
         let share = names / count;
         let room = share + 4 * share.isqrt() + 8;
-        let shards = (0..count).map(|_| Arc::new(Shard::with_capacity_and_hasher(room.min(names), Default::default()))).collect();
+        let shards = (0..count)
+            .map(|_| Arc::new(Shard::with_capacity_and_hasher(room.min(names), Default::default())))
+            .collect();
         NodeMap { shards, len: 0 }
     }
 

@@ -86,10 +86,7 @@ pub const QTYPES: &[u16] = &[
 
 /// 0x20-style case mixing, deterministic per query number.
 fn mix_case(name: &str, seed: usize) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| if (i * 7 + seed) % 3 == 0 { c.to_ascii_uppercase() } else { c })
-        .collect()
+    name.chars().enumerate().map(|(i, c)| if (i * 7 + seed) % 3 == 0 { c.to_ascii_uppercase() } else { c }).collect()
 }
 
 /// The generated part of the corpus.
@@ -109,7 +106,8 @@ pub fn generate(zones: &[ZoneFile]) -> Vec<Query> {
     names.extend(["example.org.", "test.", ".", "example.net."].map(String::from));
     names.dedup();
 
-    let edns_variants: [(&str, EdnsSpec); 3] = [("plain", None), ("edns", Some((1232, false))), ("do", Some((4096, true)))];
+    let edns_variants: [(&str, EdnsSpec); 3] =
+        [("plain", None), ("edns", Some((1232, false))), ("do", Some((4096, true)))];
     let mut out = Vec::new();
     let mut n = 0usize;
     for name in &names {
@@ -130,7 +128,9 @@ pub fn generate(zones: &[ZoneFile]) -> Vec<Query> {
         }
     }
     // Small EDNS buffers: 512 is the floor, answers above it truncate.
-    for name in ["big.example.test.", "many.example.test.", "sel1._domainkey.example.test.", "secure.test.", "nsec3.test."] {
+    for name in
+        ["big.example.test.", "many.example.test.", "sel1._domainkey.example.test.", "secure.test.", "nsec3.test."]
+    {
         for qtype in [16, 28, 48, 255] {
             n += 1;
             out.push(Query {
@@ -159,7 +159,9 @@ pub fn specials() -> Vec<Query> {
         f(&mut b);
         out.push(special(desc, b, Transport::Udp));
     };
-    for (op, name) in [(1, "IQUERY"), (2, "STATUS"), (3, "opcode 3"), (4, "NOTIFY"), (5, "UPDATE"), (6, "DSO"), (15, "opcode 15")] {
+    for (op, name) in
+        [(1, "IQUERY"), (2, "STATUS"), (3, "opcode 3"), (4, "NOTIFY"), (5, "UPDATE"), (6, "DSO"), (15, "opcode 15")]
+    {
         with(&format!("opcode {name}"), &move |b| b[2] |= op << 3);
     }
     with("RD set", &|b| b[2] |= 1);
@@ -282,7 +284,9 @@ pub fn specials() -> Vec<Query> {
         }
     }
     // The same TSIG cases over TCP.
-    for (desc, class, rdata) in [("TSIG unknown key", 255, &full[..]), ("TSIG truncated rdata", 255, &full[..full.len() - 3])] {
+    for (desc, class, rdata) in
+        [("TSIG unknown key", 255, &full[..]), ("TSIG truncated rdata", 255, &full[..full.len() - 3])]
+    {
         let mut b = base();
         b[11] = 1;
         b.extend_from_slice(&tsig_rr(class, rdata));

@@ -24,7 +24,12 @@ pub fn parse(text: &str) -> Vec<Deviation> {
                 "deviations.txt:{}: want `GLOB | PART | reason`, got {l:?}",
                 i + 1
             );
-            Deviation { glob: fields[0].to_ascii_lowercase(), part: fields[1].to_owned(), reason: fields[2].to_owned(), line: i + 1 }
+            Deviation {
+                glob: fields[0].to_ascii_lowercase(),
+                part: fields[1].to_owned(),
+                reason: fields[2].to_owned(),
+                line: i + 1,
+            }
         })
         .collect()
 }

@@ -84,7 +84,8 @@ impl Server {
     }
 
     fn connect(name: &'static str, addr: SocketAddr, child: Option<Child>, dir: TempDir, probe_zone: &str) -> Server {
-        let any: IpAddr = if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+        let any: IpAddr =
+            if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
         let udp = UdpSocket::bind((any, 0)).expect("client socket");
         udp.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("timeout");
         let mut s = Server { name, addr, child, dir, udp, tcp: None };

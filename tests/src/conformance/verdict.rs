@@ -22,7 +22,9 @@ pub fn ask(server: &mut Server, q: &Query) -> Result<Option<Normal>, String> {
 pub fn check(name: &str, q: &Query, reply: Option<&[u8]>) -> Result<Option<Normal>, String> {
     match reply {
         None => Ok(None),
-        Some(bytes) if bytes.get(..2) != q.bytes.get(..2) && q.bytes.len() >= 2 => Err(format!("{name}: reply ID differs")),
+        Some(bytes) if bytes.get(..2) != q.bytes.get(..2) && q.bytes.len() >= 2 => {
+            Err(format!("{name}: reply ID differs"))
+        }
         Some(bytes) => parse(bytes).map(Some).map_err(|e| format!("{name}: unparseable reply ({e})")),
     }
 }
@@ -46,7 +48,9 @@ impl Verdict {
     /// Reads `deviations.txt` from the conformance directory.
     pub fn new(dir: &Path) -> Self {
         let path = dir.join("deviations.txt");
-        let devs = deviations::parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())));
+        let devs = deviations::parse(
+            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+        );
         let used = vec![0; devs.len()];
         Verdict { devs, used, queries: 0, agree_knot: 0, agree_nsd_only: 0, refs_disagree: 0, mismatches: Vec::new() }
     }

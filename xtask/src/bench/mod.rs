@@ -595,11 +595,8 @@ mod tests {
                 assert!(runs.is_empty(), "{} ran although refused: {runs:?}", server.name());
                 continue;
             }
-            let expected = opts
-                .loads
-                .iter()
-                .filter(|id| !refused(id) && server.runs(&load::load_by_id(id).unwrap()))
-                .count();
+            let expected =
+                opts.loads.iter().filter(|id| !refused(id) && server.runs(&load::load_by_id(id).unwrap())).count();
             assert_eq!(runs.len(), expected, "{}: one run per load it runs: {runs:?}", server.name());
             for run in runs {
                 assert!(run.error.is_none(), "{} {}: {:?}", run.server, run.load, run.error);
@@ -646,7 +643,10 @@ mod tests {
         assert_eq!(kx["ratio_to_knotd"]["median"], 4.0);
         // dns-xdp reached 400k of the ceiling's 500k in each repetition.
         assert!(md.contains("- XDP_TX ceiling, xdpgen-v4: 525k replies/s"), "{md}");
-        assert!(md.contains("dns-xdp with XDP reaches 80% of it (0.80, min-max 0.80-0.80; aim >= 90%: not met)"), "{md}");
+        assert!(
+            md.contains("dns-xdp with XDP reaches 80% of it (0.80, min-max 0.80-0.80; aim >= 90%: not met)"),
+            "{md}"
+        );
         let d = report::derived_ratios(&r);
         assert!(d.iter().any(|d| d.numerator == "dns-xdp" && d.load == "xdpgen-v6" && (d.median - 0.8).abs() < 1e-9));
         // Ratios are taken within a repetition: 4.00 in both, not a ratio of medians.

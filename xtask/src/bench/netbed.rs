@@ -55,7 +55,12 @@ pub struct Netbed {
 impl Netbed {
     pub fn create(dns_xdp: &Path) -> Result<Self> {
         delete_namespaces(); // left over from a crash
-        let mut bed = Netbed { srv_mac: String::new(), cli_mac: String::new(), xdp_pass: None, dns_xdp: dns_xdp.display().to_string() };
+        let mut bed = Netbed {
+            srv_mac: String::new(),
+            cli_mac: String::new(),
+            xdp_pass: None,
+            dns_xdp: dns_xdp.display().to_string(),
+        };
         ip(&["netns", "add", srv_ns()])?;
         ip(&["netns", "add", cli_ns()])?;
         ip(&["link", "add", SRV_IF, "netns", srv_ns(), "type", "veth", "peer", "name", CLI_IF, "netns", cli_ns()])?;

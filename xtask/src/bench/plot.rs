@@ -121,7 +121,10 @@ pub fn replies(r: &Results, path: &Path) -> Result<()> {
 
 /// Latency by percentile at dnsperf's fixed rate (IPv4).
 pub fn latency(r: &Results, path: &Path) -> Result<()> {
-    let title = format!("Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)", r.meta.params.latency_qps);
+    let title = format!(
+        "Latency by percentile, dnsperf at {} q/s over IPv4 (median of repetitions)",
+        r.meta.params.latency_qps
+    );
     latency_of(r, path, "dnsperf-latency-v4", &title)
 }
 
@@ -216,7 +219,11 @@ pub fn draw_all(r: &Results, dir: &Path) -> Vec<(String, String)> {
     let jobs: [(&str, &str, Draw); 3] = [
         ("Replies per second per server and load", "replies.png", replies),
         ("Latency by percentile per server", "latency.png", latency),
-        ("Latency by percentile under load (xdpgen at 90% of the ceiling)", "latency-under-load.png", latency_under_load),
+        (
+            "Latency by percentile under load (xdpgen at 90% of the ceiling)",
+            "latency-under-load.png",
+            latency_under_load,
+        ),
     ];
     for (caption, file, draw) in jobs {
         match draw(r, &dir.join(file)).with_context(|| format!("plot {file}")) {

@@ -83,7 +83,8 @@ pub fn refusal(log: &str) -> Option<String> {
     let lines: Vec<&str> = log.lines().map(str::trim).collect();
     let verifier = ["cannot use helper", "unknown func", "invalid func", "not supported"];
     let by_verifier = lines.iter().find(|l| verifier.iter().any(|v| l.contains(v)));
-    let own = lines.iter().find(|l| l.contains("failed to initialize") || l.starts_with("error:") || l.contains("critical:"));
+    let own =
+        lines.iter().find(|l| l.contains("failed to initialize") || l.starts_with("error:") || l.contains("critical:"));
     by_verifier.or(own).map(|l| (*l).to_owned())
 }
 

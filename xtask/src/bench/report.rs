@@ -17,7 +17,8 @@ const CEILING_LOADS: [&str; 5] = ["xdpgen-v4", "xdpgen-v6", "xdpgen-nx10-v4", "k
 /// The fixed-rate loads: latency at shares of the ceiling.
 const LATENCY_UNDER_LOAD: [&str; 2] = ["xdpgen-at50-v4", "xdpgen-at90-v4"];
 /// (numerator, denominator) server pairs reported as ratios of replies/s under the ceiling's loads.
-const DERIVED_PAIRS: [(Server, Server); 2] = [(Server::DnsXdp, Server::XdpTxCeiling), (Server::XdpTxCeiling, Server::KnotXdp)];
+const DERIVED_PAIRS: [(Server, Server); 2] =
+    [(Server::DnsXdp, Server::XdpTxCeiling), (Server::XdpTxCeiling, Server::KnotXdp)];
 
 /// A ratio of replies/s between two servers under one load, taken within each repetition.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -326,7 +327,12 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     }
 
     for u in &r.meta.unavailable {
-        let _ = writeln!(s, "| {} | - | - | - | - | - | unavailable on this kernel: {} |", u.what, u.reason.replace('|', "/"));
+        let _ = writeln!(
+            s,
+            "| {} | - | - | - | - | - | unavailable on this kernel: {} |",
+            u.what,
+            u.reason.replace('|', "/")
+        );
     }
 
     let _ = writeln!(s, "\n## Latency under load\n");

@@ -311,7 +311,12 @@ pub(super) fn strip_metres(text: &str) -> &str {
 
 /// Degrees, optional minutes and seconds, then a hemisphere letter; on the wire in thousandths
 /// of an arcsecond from 2^31 at the equator or prime meridian.
-pub(super) fn loc_angle(f: &mut Fields<'_, '_>, hemispheres: [&str; 2], max_degrees: u32, what: &str) -> Result<u32, String> {
+pub(super) fn loc_angle(
+    f: &mut Fields<'_, '_>,
+    hemispheres: [&str; 2],
+    max_degrees: u32,
+    what: &str,
+) -> Result<u32, String> {
     const EQUATOR: u32 = 1 << 31;
     let degrees: u32 = f.int(&format!("{what} degrees"))?;
     let mut minutes = 0;

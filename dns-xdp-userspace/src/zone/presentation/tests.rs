@@ -51,11 +51,7 @@ fn cases() -> Vec<(String, u16, Vec<u8>)> {
             unhex("00 00 16 13 8b3cf018 810cbce0 009895b8"),
         ),
         // RFC 1876 section 4's examples: size 30 m is 3e3 cm; the defaults 1 m, 10 km, 10 m.
-        (
-            "cambridge-net IN LOC 42 21 54 N 71 06 18 W -24m 30m",
-            29,
-            unhex("00 33 16 13 89172dd0 70be15f0 00988d20"),
-        ),
+        ("cambridge-net IN LOC 42 21 54 N 71 06 18 W -24m 30m", 29, unhex("00 33 16 13 89172dd0 70be15f0 00988d20")),
         ("pipex IN LOC 52 14 05 N 00 08 50 E 10m", 29, unhex("00 12 16 13 8b3556c8 80081650 00989a68")),
         // South and west, minutes only and degrees only, the largest precision, 0.5 m.
         ("x IN LOC 32 7 S 116 W 0 30 90000000 0.5m", 29, unhex("00 33 99 51 791bc760 671bee00 00989680")),
@@ -73,11 +69,7 @@ fn cases() -> Vec<(String, u16, Vec<u8>)> {
         ("key IN KEY 49408 3 RSASHA1", 25, vec![0xc1, 0x00, 3, 5]),
         ("cert IN CERT PGP 0 0 AQIDBA==", 37, vec![0, 3, 0, 0, 0, 1, 2, 3, 4]),
         ("cert IN CERT 1 12345 ECDSAP256SHA256 ( AQID BA== )", 37, vec![0, 1, 0x30, 0x39, 13, 1, 2, 3, 4]),
-        (
-            "cert IN CERT uri 0 0 aHR0cDovL2V4YW1wbGUuY29tLw==",
-            37,
-            cat(&[&[0, 253, 0, 0, 0], b"http://example.com/"]),
-        ),
+        ("cert IN CERT uri 0 0 aHR0cDovL2V4YW1wbGUuY29tLw==", 37, cat(&[&[0, 253, 0, 0, 0], b"http://example.com/"])),
         // RFC 3123 section 5's examples.
         ("apl IN APL 1:192.168.32.0/21 !1:192.168.38.0/28", 42, unhex("0001 15 03 c0a820  0001 1c 83 c0a826")),
         ("apl IN APL 1:224.0.0.0/4 2:FF00:0:0:0:0:0:0:0/8", 42, unhex("0001 04 01 e0  0002 08 01 ff")),
@@ -116,13 +108,7 @@ fn cases() -> Vec<(String, u16, Vec<u8>)> {
     cases.push((
         format!("www IN HIP ( 2 200100107B1A74DF365639CC39F1D578\n {HIP_KEY}\n rvs.example.com. )"),
         55,
-        cat(&[
-            &[16, 2, 0, 132],
-            &unhex("200100107B1A74DF365639CC39F1D578"),
-            &b64(HIP_KEY),
-            b"\x03rvs",
-            EXAMPLE_COM,
-        ]),
+        cat(&[&[16, 2, 0, 132], &unhex("200100107B1A74DF365639CC39F1D578"), &b64(HIP_KEY), b"\x03rvs", EXAMPLE_COM]),
     ));
     cases
 }
@@ -273,14 +259,12 @@ fn domain_reads_its_types() {
             cat(&[&[10, 0, 2], &ipseckey]),
         ),
         (
-            "a IN IPSECKEY ( 10 2 2 2001:0DB8:0:8002::2000:1 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ== )"
-                .into(),
+            "a IN IPSECKEY ( 10 2 2 2001:0DB8:0:8002::2000:1 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ== )".into(),
             45,
             cat(&[&[10, 2, 2], &unhex("20010db8000080020000000020000001"), &ipseckey]),
         ),
         (
-            "a IN IPSECKEY ( 10 3 2 mygateway.example.com. AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ== )"
-                .into(),
+            "a IN IPSECKEY ( 10 3 2 mygateway.example.com. AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ== )".into(),
             45,
             cat(&[&[10, 3, 2], b"\x09mygateway", EXAMPLE_COM, &ipseckey]),
         ),
@@ -408,8 +392,7 @@ fn unknown_types_say_what_to_write() {
 /// Rewritten entries keep their lines: diagnostics after them point where they did.
 #[test]
 fn rewrite_keeps_line_numbers() {
-    let text =
-        b"x IN LOC ( 52 14 05 N ; lat\n 00 08 50 E\n 10m )\ny IN A 1.2.3.4\n\tIN SPF \"a\n b\"\nz IN TXT \"x\"";
+    let text = b"x IN LOC ( 52 14 05 N ; lat\n 00 08 50 E\n 10m )\ny IN A 1.2.3.4\n\tIN SPF \"a\n b\"\nz IN TXT \"x\"";
     let rewritten = rewrite(text, Some(EXAMPLE_COM));
     assert!(rewritten.errors.is_empty());
     let out = String::from_utf8(rewritten.text.into_owned()).unwrap();
@@ -440,9 +423,8 @@ fn a_zone_with_every_type_loads() {
     let dir = std::env::temp_dir().join(format!("dnsxdp-alltypes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("example.com.zone");
-    let mut zone = String::from(
-        "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns host 1 2 3 4 60\n@ IN NS ns\nns IN A 192.0.2.1\n",
-    );
+    let mut zone =
+        String::from("$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns host 1 2 3 4 60\n@ IN NS ns\nns IN A 192.0.2.1\n");
     for (line, _, _) in cases() {
         zone.push_str(&line);
         zone.push('\n');

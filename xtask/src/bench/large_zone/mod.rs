@@ -11,10 +11,10 @@
 //! Writes target/bench-zone/results.json and summary.md; a run that is not a smoke run also
 //! writes BENCHMARKS-zone.md at the repository root.
 
-mod zonegen;
 mod probe;
 mod report;
 mod tap;
+mod zonegen;
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -351,7 +351,11 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
     let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
     // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
     // changes' put_at_s in daemon.log.
-    c.args(args).env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::loader=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args)
+        .env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::loader=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     eprintln!("bench-zone: starting {}", cmd::render(&c));
     let spawned = Instant::now();
     let mut daemon = Guard::spawn(c)?;
@@ -702,7 +706,9 @@ fn tap_self_check(name: &str) -> Result<()> {
     };
     let c0 = probe::scrape(metrics)?;
     let id = prober.send_a_with_cookie(name)?;
-    prober.reply_to(id, wait).with_context(|| format!("tap self-check: no reply to a query for {name} with a COOKIE"))?;
+    prober
+        .reply_to(id, wait)
+        .with_context(|| format!("tap self-check: no reply to a query for {name} with a COOKIE"))?;
     let cookie_seen = verdict(&tap, (prober.local_port(), id), Instant::now());
     let c1 = probe::scrape(metrics)?;
     let id = prober.send_a(name)?;
@@ -711,7 +717,9 @@ fn tap_self_check(name: &str) -> Result<()> {
     let c2 = probe::scrape(metrics)?;
     let seen = tap.finish()?;
     if c1.daemon_responses == c0.daemon_responses {
-        bail!("tap self-check: the daemon's reply counter did not move for a query with a COOKIE option (XDP answered it?)");
+        bail!(
+            "tap self-check: the daemon's reply counter did not move for a query with a COOKIE option (XDP answered it?)"
+        );
     }
     if cookie_seen != Some(true) {
         bail!(

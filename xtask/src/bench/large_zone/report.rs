@@ -98,7 +98,11 @@ fn section(r: &ZoneResults) -> String {
     let _ = writeln!(s, "## {} names\n", m.names);
     let _ = writeln!(s, "- Run: {} UTC, `{}`", m.started, m.command);
     if let Some(mc) = &m.machine {
-        let _ = writeln!(s, "- Machine: {} ({} cores, {}), kernel {}, host `{}`", mc.cpu, mc.cores, mc.mem_total, m.kernel, mc.hostname);
+        let _ = writeln!(
+            s,
+            "- Machine: {} ({} cores, {}), kernel {}, host `{}`",
+            mc.cpu, mc.cores, mc.mem_total, m.kernel, mc.hostname
+        );
     }
     let la = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
     let _ = writeln!(
@@ -169,9 +173,25 @@ fn section(r: &ZoneResults) -> String {
         let _ = writeln!(s, "| part | total | per name |");
         let _ = writeln!(s, "|---|---:|---:|");
         let _ = writeln!(s, "| daemon VmRSS | {} | {:.0} B |", mib(mm.rss_bytes), pm.rss_per_name);
-        let _ = writeln!(s, "| daemon VmHWM (peak RSS) | {} | {:.0} B |", mib(mm.rss_peak_bytes), mm.rss_peak_bytes as f64 / m.names as f64);
-        let _ = writeln!(s, "| BPF maps, memlock ({} maps) | {} | {:.0} B |", mm.bpf_maps, mib(mm.bpf_memlock_bytes), pm.bpf_per_name);
-        let _ = writeln!(s, "| **RSS + BPF** | **{}** | **{:.0} B** |", mib(mm.rss_bytes + mm.bpf_memlock_bytes), pm.total_per_name);
+        let _ = writeln!(
+            s,
+            "| daemon VmHWM (peak RSS) | {} | {:.0} B |",
+            mib(mm.rss_peak_bytes),
+            mm.rss_peak_bytes as f64 / m.names as f64
+        );
+        let _ = writeln!(
+            s,
+            "| BPF maps, memlock ({} maps) | {} | {:.0} B |",
+            mm.bpf_maps,
+            mib(mm.bpf_memlock_bytes),
+            pm.bpf_per_name
+        );
+        let _ = writeln!(
+            s,
+            "| **RSS + BPF** | **{}** | **{:.0} B** |",
+            mib(mm.rss_bytes + mm.bpf_memlock_bytes),
+            pm.total_per_name
+        );
         if let Some(after) = &r.memory_after_changes {
             let am = &after.memory;
             let _ = writeln!(
@@ -287,8 +307,10 @@ mod tests {
     fn renders_figures_against_the_aims() {
         let mut r = ZoneResults::default();
         r.meta.names = 1000;
-        r.start = Some(Start { last_name_xdp_s: 2.0, entries_final_s: Some(2.5), installed_s: 2.5, ..Start::default() });
-        r.memory = Some(PerName { total_per_name: 2048.0, rss_per_name: 1024.0, bpf_per_name: 1024.0, ..PerName::default() });
+        r.start =
+            Some(Start { last_name_xdp_s: 2.0, entries_final_s: Some(2.5), installed_s: 2.5, ..Start::default() });
+        r.memory =
+            Some(PerName { total_per_name: 2048.0, rss_per_name: 1024.0, bpf_per_name: 1024.0, ..PerName::default() });
         r.changes = vec![Change { name: "h1.big.test.".into(), xdp_ms: Some(3.0), ..Change::default() }];
         r.change_summary = Some(ChangeSummary { ok: 1, xdp_p50_ms: 3.0, xdp_max_ms: 3.0, ..ChangeSummary::default() });
         let md = markdown(&r);

@@ -69,7 +69,8 @@ pub fn read_queries(path: &Path, ends: &Endpoints) -> Result<Vec<Template>> {
         let (Some(name), Some(qtype)) = (words.next(), words.next()) else {
             bail!("{}:{}: expected `name type`, got `{line}`", path.display(), i + 1);
         };
-        let qtype = qtype_code(qtype).with_context(|| format!("{}:{}: unknown type `{qtype}`", path.display(), i + 1))?;
+        let qtype =
+            qtype_code(qtype).with_context(|| format!("{}:{}: unknown type `{qtype}`", path.display(), i + 1))?;
         let qname = wire_name(name).with_context(|| format!("{}:{}: bad name `{name}`", path.display(), i + 1))?;
         out.push(build(ends, &qname, qtype));
     }
@@ -246,7 +247,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xdpgen-frame-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.txt");
-        std::fs::write(&good, "# comment\nn00001.bench.test. A\n\nn00002.bench.test AAAA ; trailing\nx.test TYPE65\n").unwrap();
+        std::fs::write(&good, "# comment\nn00001.bench.test. A\n\nn00002.bench.test AAAA ; trailing\nx.test TYPE65\n")
+            .unwrap();
         assert_eq!(read_queries(&good, &ends(false)).unwrap().len(), 3);
         let bad = dir.join("bad.txt");
         std::fs::write(&bad, "n1.test A\nn2.test BOGUS\n").unwrap();

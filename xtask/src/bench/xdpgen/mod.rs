@@ -109,7 +109,9 @@ impl Outcome {
             self.checked,
             self.sampled,
         );
-        if let (Some(p50), Some(p99), Some(p999)) = (self.latency_ms(0.5), self.latency_ms(0.99), self.latency_ms(0.999)) {
+        if let (Some(p50), Some(p99), Some(p999)) =
+            (self.latency_ms(0.5), self.latency_ms(0.99), self.latency_ms(0.999))
+        {
             s.push_str(&format!("; latency p50 {p50:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms"));
         }
         s
@@ -142,9 +144,11 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     };
     if ready_rx.recv_timeout(COUNTER_DEADLINE).is_err() {
         stop_rx.store(true, Ordering::Relaxed);
-        return Err(checker.join().map_err(|_| anyhow::anyhow!("checker panicked"))?.err().unwrap_or_else(|| {
-            anyhow::anyhow!("the checker did not start within {COUNTER_DEADLINE:?}")
-        }));
+        return Err(checker
+            .join()
+            .map_err(|_| anyhow::anyhow!("checker panicked"))?
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("the checker did not start within {COUNTER_DEADLINE:?}")));
     }
 
     let before = counter.read()?;
@@ -200,7 +204,8 @@ impl SendLog {
 
     fn record(&self, port: u16, id: u16, template: usize, at: u64) {
         let rel = at.saturating_sub(self.t0) & ((1 << TIME_BITS) - 1);
-        self.slots[usize::from(port) << 16 | usize::from(id)].store(((template as u64 + 1) << TIME_BITS) | rel, Ordering::Relaxed);
+        self.slots[usize::from(port) << 16 | usize::from(id)]
+            .store(((template as u64 + 1) << TIME_BITS) | rel, Ordering::Relaxed);
     }
 
     /// (template, send time as realtime ns) of the last query sent from `port` with `id`.
@@ -248,7 +253,8 @@ fn send(cfg: &Config, templates: &[frame::Template], log: &SendLog, k: u16, thre
         let mut pushed = 0;
         while pushed < due {
             // Threads start at different places in the file.
-            let t = ((n + u64::from(k) * templates.len() as u64 / u64::from(threads)) % templates.len() as u64) as usize;
+            let t =
+                ((n + u64::from(k) * templates.len() as u64 / u64::from(threads)) % templates.len() as u64) as usize;
             // Each pass over the file moves every query to the next port.
             let port = k + threads * ((n + n / templates.len() as u64) % own_ports) as u16;
             let id = scramble(per_port[usize::from(port)], key);
@@ -411,7 +417,10 @@ fn ifindex(name: &str) -> Result<u32> {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>()
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
         .with_context(|| format!("bad MAC address `{s}`"))?;
     parts.try_into().map_err(|_| anyhow::anyhow!("bad MAC address `{s}`: six bytes expected"))
 }

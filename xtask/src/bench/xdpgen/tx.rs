@@ -76,10 +76,8 @@ impl Tx {
     /// out, so every frame pushed is sent.
     pub fn flush(&mut self) -> io::Result<usize> {
         let n = std::mem::take(&mut self.queued);
-        let mut iov: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
-            iov_base: self.bufs[i].as_mut_ptr().cast(),
-            iov_len: self.lens[i],
-        });
+        let mut iov: [libc::iovec; BATCH] =
+            std::array::from_fn(|i| libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: self.lens[i] });
         // SAFETY: a zeroed mmsghdr is valid (no name, no control); the iovec pointers set below
         // point into `iov`, which outlives every sendmmsg call.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
