@@ -139,7 +139,7 @@ fn main() {
     for _ in 0..100_000 {
         let roll = rng.next() % 100;
         let i = (rng.next() % names as u64) as usize;
-        let edns = if rng.next() % 2 == 0 { Some(false) } else { None };
+        let edns = if rng.next().is_multiple_of(2) { Some(false) } else { None };
         let q = match roll {
             0..=29 => {
                 let (n, t) = signed[(rng.next() % signed.len() as u64) as usize];
@@ -159,12 +159,16 @@ fn main() {
     let mix_share = run("realistic mix", &mix);
     let flood: Vec<Vec<u8>> = (0..100_000)
         .map(|_| {
-            let n = if rng.next() % 4 == 0 {
+            let n = if rng.next().is_multiple_of(4) {
                 format!("{}.www.bench.test", rng.label(12))
             } else {
                 format!("{}.bench.test", rng.label(16))
             };
-            query(&n, [1u16, 28, 16][(rng.next() % 3) as usize], if rng.next() % 2 == 0 { Some(false) } else { None })
+            query(
+                &n,
+                [1u16, 28, 16][(rng.next() % 3) as usize],
+                if rng.next().is_multiple_of(2) { Some(false) } else { None },
+            )
         })
         .collect();
     let flood_share = run("random-subdomain flood", &flood);

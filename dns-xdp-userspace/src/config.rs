@@ -19,6 +19,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start; boxing would only add indirection")]
 pub enum Command {
     /// Serve zones: precompiled answers (every type, negatives, wildcards) from XDP at the NIC, the rest from the daemon.
     Serve(ServeArgs),

@@ -19,10 +19,9 @@ pub fn journal_record_bytes(change: &Changeset) -> Vec<u8> {
 
 /// A change of the control API's JSON body, validated as a write to zone `origin` validates it:
 /// (owner, type, `Some(records)` to replace or `None` to delete), or (HTTP status, error body).
-pub fn api_change(
-    origin: &Name,
-    change: &Value,
-    prefix: &str,
-) -> Result<(Name, u16, Option<Vec<Record>>), (u16, Value)> {
+/// One parsed API change: owner, type, and its records (`None`: a deletion).
+pub type Change = (Name, u16, Option<Vec<Record>>);
+
+pub fn api_change(origin: &Name, change: &Value, prefix: &str) -> Result<Change, (u16, Value)> {
     crate::api::parse_change(origin, change, prefix).map(|c| (c.owner, c.rtype, c.records))
 }

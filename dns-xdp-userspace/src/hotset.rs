@@ -33,7 +33,7 @@ pub static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Counts a query the daemon answered (`qname` lowercase wire format), one in SAMPLE_ONE_IN.
 pub fn note(qname: &[u8]) {
-    if SEEN.fetch_add(1, Relaxed) % SAMPLE_ONE_IN != 0 || qname.len() > KEY_NAME_LEN {
+    if !SEEN.fetch_add(1, Relaxed).is_multiple_of(SAMPLE_ONE_IN) || qname.len() > KEY_NAME_LEN {
         return;
     }
     let mut name = [0u8; KEY_NAME_LEN];

@@ -309,10 +309,10 @@ impl XdpProgram {
     pub fn referrers(&mut self, installed: &ZoneSet) -> &crate::compile::Referrers {
         if let Some(pending) = self.referrers_pending.take().filter(|_| self.referrers.is_none()) {
             // Built for other zones (an update went live since): of no use.
-            if let Ok((built_for, index)) = pending.recv() {
-                if std::ptr::eq(&*built_for, installed) {
-                    self.referrers = Some(index);
-                }
+            if let Ok((built_for, index)) = pending.recv()
+                && std::ptr::eq(&*built_for, installed)
+            {
+                self.referrers = Some(index);
             }
         }
         self.referrers.get_or_insert_with(|| crate::compile::Referrers::build(installed))

@@ -48,12 +48,12 @@ impl Publisher {
         if self.fail_next.swap(false, Relaxed) {
             return Err(anyhow::anyhow!("injected map update failure").into());
         }
-        if let Some(program) = xdp.as_mut() {
-            if let Err(err) = install_change(program, &self.state, &old, &new, touched) {
-                log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
-                let _ = install(program, &self.state, &old);
-                return Err(err.into());
-            }
+        if let Some(program) = xdp.as_mut()
+            && let Err(err) = install_change(program, &self.state, &old, &new, touched)
+        {
+            log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
+            let _ = install(program, &self.state, &old);
+            return Err(err.into());
         }
         self.state.zones.store(Arc::new(new));
         Ok(())

@@ -412,7 +412,7 @@ impl Limiter {
         inner.limiting.insert(key);
         let kind = (rrl_key >> rrl_kind::SHIFT).min(rrl_kind::COUNT - 1) as usize;
         self.counters.limited[kind].fetch_add(1, Relaxed);
-        if cfg.slip != 0 && n % u64::from(cfg.slip) == 0 {
+        if cfg.slip != 0 && n.is_multiple_of(u64::from(cfg.slip)) {
             self.counters.slipped.fetch_add(1, Relaxed);
             Decision::Slip
         } else {

@@ -904,10 +904,10 @@ impl Store {
                 self.hits_pending.push(ready.swap_remove(i));
             }
         }
-        if ready.len() >= HIT_WRITE_BATCH {
-            if let Some(hits) = self.hits.as_mut() {
-                hits.put_all(&mut ready);
-            }
+        if ready.len() >= HIT_WRITE_BATCH
+            && let Some(hits) = self.hits.as_mut()
+        {
+            hits.put_all(&mut ready);
         }
         self.hits_ready = ready;
     }
@@ -993,10 +993,10 @@ impl Store {
         };
         let serial = serial_at.map(|at| u32::from_be_bytes(value.data[at..at + 4].try_into().expect("4 bytes")));
         if let Some(id) = self.answers.find(&key) {
-            if let (Some(neg), Some(serial)) = (self.negatives.get(&id), serial) {
-                if self.zones[neg.zone as usize].1 != Some(serial) {
-                    plan.new_serials.insert(neg.zone, serial);
-                }
+            if let (Some(neg), Some(serial)) = (self.negatives.get(&id), serial)
+                && self.zones[neg.zone as usize].1 != Some(serial)
+            {
+                plan.new_serials.insert(neg.zone, serial);
             }
             return Ok(id);
         }
@@ -1299,10 +1299,10 @@ impl Store {
         let Plan { changes, mut new_serials, created, added_now, mut hits } = plan;
         let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
         for zone in zones.iter() {
-            if let Some(&id) = self.zone_ids.get(&zone.origin) {
-                if self.zones[id as usize].1.is_some_and(|s| s != zone.serial) {
-                    new_serials.insert(id, zone.serial);
-                }
+            if let Some(&id) = self.zone_ids.get(&zone.origin)
+                && self.zones[id as usize].1.is_some_and(|s| s != zone.serial)
+            {
+                new_serials.insert(id, zone.serial);
             }
         }
         // 1. Markers, for new names too: once the negatives change, a query for a name that
@@ -1602,12 +1602,9 @@ mod tests {
         let entries = compile::compile(&zones, 1232);
         let mut negatives = 0;
         for v in entries.values().filter(|v| v.value_flags & VALUE_FLAG_PASS == 0) {
-            match negative_soa(v) {
-                Some((_, at)) => {
-                    negatives += 1;
-                    assert_eq!(v.data[at..at + 4], serial, "the serial sits where we look");
-                }
-                None => {}
+            if let Some((_, at)) = negative_soa(v) {
+                negatives += 1;
+                assert_eq!(v.data[at..at + 4], serial, "the serial sits where we look");
             }
         }
         assert!(negatives > 2, "the test zone compiles NODATA and NXDOMAIN answers");

@@ -33,7 +33,7 @@ fn zone_text(k: usize) -> String {
         (k + 1) % 4,
     );
     // A wildcard that comes and goes, and a delegation that moves.
-    if k % 3 != 0 {
+    if !k.is_multiple_of(3) {
         z.push_str(&format!("*.w IN TXT \"wild {k}\"\n"));
     }
     z.push_str(&format!("cut{} IN NS ns.example.net.\n", k % 2));

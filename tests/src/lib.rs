@@ -35,6 +35,23 @@ pub use netns::Netns;
 /// External programs the integration tests run.
 pub const TOOLS: &[&str] = &["ip", "ethtool", "curl", "kdig", "dig"];
 
+/// Raises this process's soft open-file limit (to the hard one, at most 65,536) so a test can hold
+/// `needed` sockets, and panics with the limit when it cannot.
+pub fn allow_open_files(needed: usize) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(65_536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    assert!(
+        lim.rlim_cur as usize > needed,
+        "RLIMIT_NOFILE hard limit {} too low for {needed} open files",
+        lim.rlim_max
+    );
+}
+
 /// A number unique within this process, for names of namespaces, subnets and temp dirs.
 pub fn unique() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -264,18 +264,7 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
     if !ready() {
         return;
     }
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls on a valid struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(65_536);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-    assert!(
-        lim.rlim_cur as usize > IDLE + SLOW + 200,
-        "RLIMIT_NOFILE hard limit {} too low for the test",
-        lim.rlim_max
-    );
+    dns_xdp_tests::allow_open_files(IDLE + SLOW + 200);
 
     // A primary with one secondary and quorum 1: a write returns once the secondary serves it.
     let dir = TempDir::new();
@@ -383,7 +372,7 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let slow = trickle.join().expect("trickle thread");
     std::thread::sleep(Duration::from_secs(11));
-    let closed = idle.into_iter().chain(slow).filter(|c| is_closed(c)).count();
+    let closed = idle.into_iter().chain(slow).filter(is_closed).count();
     assert_eq!(closed, IDLE + SLOW, "connections still open after the head timeout");
 }
 

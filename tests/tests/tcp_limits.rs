@@ -97,14 +97,7 @@ fn pipelining_clients_that_never_read_do_not_starve_tcp() {
         return;
     }
     // The attackers' 1,100 sockets need more than the default 1,024 descriptors here too.
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls on a valid struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(65_536);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-    assert!(lim.rlim_cur as usize > ATTACKERS + 100, "RLIMIT_NOFILE hard limit {} too low for the test", lim.rlim_max);
+    dns_xdp_tests::allow_open_files(ATTACKERS + 100);
 
     let dir = TempDir::new();
     let zone = dir.path().join("limits.test.zone");

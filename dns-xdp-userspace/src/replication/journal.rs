@@ -380,13 +380,9 @@ pub(crate) fn read_record(b: &[u8]) -> Option<(Changeset, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::{parse_records, soa_with_serial};
+    use crate::zone::soa_with_serial;
 
-    fn zone(serial: u32, extra: &str) -> Zone {
-        let origin = Name::from_text("example.org").unwrap();
-        let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
-        zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
-    }
+    use crate::replication::test_zone as zone;
 
     #[test]
     fn rrset_changes_equal_the_whole_zone_diff() {

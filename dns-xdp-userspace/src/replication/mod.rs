@@ -65,6 +65,9 @@ impl History {
     }
 }
 
+/// A zone we are secondary for: its name, its primary, and the NOTIFY receiver its task waits on.
+pub type Secondary = (Name, SocketAddr, mpsc::Receiver<()>);
+
 pub struct Replication {
     pub publisher: Arc<Publisher>,
     pub config: Config,
@@ -88,10 +91,7 @@ pub enum CommitError {
 impl Replication {
     /// Sets up replication and replays the journals over the zones loaded from files. Returns
     /// the receivers the secondary tasks wait on for NOTIFY.
-    pub fn new(
-        publisher: Arc<Publisher>,
-        mut config: Config,
-    ) -> anyhow::Result<(Arc<Self>, Vec<(Name, SocketAddr, mpsc::Receiver<()>)>)> {
+    pub fn new(publisher: Arc<Publisher>, mut config: Config) -> anyhow::Result<(Arc<Self>, Vec<Secondary>)> {
         if config.allow_transfer.is_empty() {
             config.allow_transfer =
                 config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
@@ -445,16 +445,20 @@ fn reply(msg: &message::Message, zone: &Name, qtype: u16, rc: u16) -> Vec<u8> {
     Builder::new(msg.id, flags, Some((zone, qtype))).buf
 }
 
+/// example.org at `serial` with an SOA, an NS and its address, plus the zone-file lines `extra`:
+/// the zone the replication tests change.
+#[cfg(test)]
+fn test_zone(serial: u32, extra: &str) -> Zone {
+    let origin = Name::from_text("example.org").unwrap();
+    let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
+    crate::zone::zone_from_records("test", crate::zone::parse_records(&text, &origin).unwrap()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_zone as zone;
     use super::*;
-    use crate::zone::{ZoneSet, parse_records, zone_from_records};
-
-    fn zone(serial: u32, extra: &str) -> Zone {
-        let origin = Name::from_text("example.org").unwrap();
-        let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
-        zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
-    }
+    use crate::zone::ZoneSet;
 
     fn replication(dir: &std::path::Path) -> Arc<Replication> {
         let set = ZoneSet::default().with_zone(Arc::new(zone(1, "")));

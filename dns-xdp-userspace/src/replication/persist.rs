@@ -113,13 +113,8 @@ fn decode_snapshot(bytes: &[u8], path: &Path) -> Result<Zone, PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::parse_records;
 
-    fn zone(serial: u32, extra: &str) -> Zone {
-        let origin = Name::from_text("example.org").unwrap();
-        let text = format!("@ 300 IN SOA ns1 host {serial} 2 3 4 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n{extra}");
-        zone_from_records("test", parse_records(&text, &origin).unwrap()).unwrap()
-    }
+    use crate::replication::test_zone as zone;
 
     fn scratch(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dnsxdp-persist-{tag}-{}", std::process::id()));

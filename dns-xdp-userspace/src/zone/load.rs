@@ -428,16 +428,14 @@ fn build_zone(file: Arc<PathBuf>, records: Vec<Scanned>, diags: &mut Vec<Diagnos
                     push(first, Severity::Error, format!("more than one CNAME at {owner}"));
                 }
             }
-            rtype::DNAME => {
-                if *owner == origin {
-                    push(
-                        first,
-                        Severity::Error,
-                        format!(
-                            "DNAME at the zone apex {origin} is not supported; use ALIAS flattening or a DNAME in the parent"
-                        ),
-                    );
-                }
+            rtype::DNAME if *owner == origin => {
+                push(
+                    first,
+                    Severity::Error,
+                    format!(
+                        "DNAME at the zone apex {origin} is not supported; use ALIAS flattening or a DNAME in the parent"
+                    ),
+                );
             }
             rtype::SOA if *owner != origin => {
                 push(first, Severity::Error, format!("SOA at {owner}, which is not the zone apex {origin}"));

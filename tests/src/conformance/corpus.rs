@@ -86,7 +86,10 @@ pub const QTYPES: &[u16] = &[
 
 /// 0x20-style case mixing, deterministic per query number.
 fn mix_case(name: &str, seed: usize) -> String {
-    name.chars().enumerate().map(|(i, c)| if (i * 7 + seed) % 3 == 0 { c.to_ascii_uppercase() } else { c }).collect()
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| if (i * 7 + seed).is_multiple_of(3) { c.to_ascii_uppercase() } else { c })
+        .collect()
 }
 
 /// The generated part of the corpus.
@@ -115,8 +118,8 @@ pub fn generate(zones: &[ZoneFile]) -> Vec<Query> {
         for &qtype in QTYPES {
             for (tag, edns) in edns_variants {
                 n += 1;
-                let sent = if n % 3 == 0 { mix_case(name, n) } else { name.clone() };
-                let tcp = n % 11 == 0 || (bulky && edns.is_none()) || qtype == 255 && n % 2 == 0;
+                let sent = if n.is_multiple_of(3) { mix_case(name, n) } else { name.clone() };
+                let tcp = n.is_multiple_of(11) || (bulky && edns.is_none()) || qtype == 255 && n.is_multiple_of(2);
                 let transport = if tcp { Transport::Tcp } else { Transport::Udp };
                 let proto = if tcp { "tcp" } else { "udp" };
                 out.push(Query {

@@ -294,11 +294,10 @@ fn bpf_mapped(smaps: &str) -> u64 {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             in_map = line.ends_with("anon_inode:bpf-map");
-        } else if in_map {
-            if let Some(kib) = line.strip_prefix("Rss:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            {
-                total += kib * 1024;
-            }
+        } else if in_map
+            && let Some(kib) = line.strip_prefix("Rss:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            total += kib * 1024;
         }
     }
     total
