@@ -405,6 +405,22 @@ fn enter_netns(ns: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Turns on the boolean socket option `opt` at `level` of `fd`.
+fn enable(fd: std::os::fd::RawFd, level: libc::c_int, opt: libc::c_int) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` lives across the call and its size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 fn ifindex(name: &str) -> Result<u32> {
     let c = std::ffi::CString::new(name)?;
     // SAFETY: `c` is a valid NUL-terminated string.

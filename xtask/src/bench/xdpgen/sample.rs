@@ -19,20 +19,7 @@ pub fn open(src: IpAddr, ports: impl Iterator<Item = u16>) -> io::Result<Vec<Udp
         .map(|port| {
             let s = UdpSocket::bind(SocketAddr::new(src, port))?;
             s.set_nonblocking(true)?;
-            let on: libc::c_int = 1;
-            // SAFETY: `on` lives across the call and its size is passed.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_TIMESTAMPNS,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            super::enable(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)?;
             Ok(s)
         })
         .collect()

@@ -31,21 +31,8 @@ impl Tx {
         }
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let one: libc::c_int = 1;
         // Straight to the driver: a qdisc would add a lock and a queue per frame.
-        // SAFETY: `one` outlives the call and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_QDISC_BYPASS,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::enable(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS)?;
         // SAFETY: a zeroed sockaddr_ll is a valid value; bind reads the fields set below.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
