@@ -2,7 +2,7 @@
 //! bounded readiness check; stopping one also detaches whatever XDP program it left on the veth.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -17,6 +17,8 @@ use super::zone;
 pub const METRICS: &str = "127.0.0.1:9153";
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// knotd's control socket, in the run's directory (knotc -s).
+const KNOT_SOCKET: &str = "knot.sock";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -98,7 +100,18 @@ pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Re
     std::fs::create_dir_all(dir)?;
     netbed::detach_xdp(srv_ns(), SRV_IF);
     let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut c = match server {
+    let mut c = command(server, dns_xdp, zone::ORIGIN, zone_file, dir)?;
+    c.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    let mut running = Running { server, guard: Guard::spawn(c)? };
+    wait_ready(&mut running, dir).with_context(|| format!("{} did not become ready", server.name()))?;
+    Ok(running)
+}
+
+/// The command that runs `server` in the server namespace serving zone `origin` from `zone_file`,
+/// its config, control socket and state under `dir` (which must exist). bench-zone runs knotd and
+/// NSD through this too, on its own large zone.
+pub fn command(server: Server, dns_xdp: &Path, origin: &str, zone_file: &Path, dir: &Path) -> Result<Command> {
+    Ok(match server {
         Server::DnsXdp | Server::DnsXdpOff => {
             let mode = if server == Server::DnsXdp { "native" } else { "off" };
             let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
@@ -111,7 +124,7 @@ pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Re
         }
         Server::Knot | Server::KnotXdp => {
             let conf = dir.join("knot.conf");
-            std::fs::write(&conf, knot_conf(server == Server::KnotXdp, zone_file, dir))?;
+            std::fs::write(&conf, knot_conf(server == Server::KnotXdp, origin, zone_file, dir))?;
             let mut c = proc::in_netns(srv_ns(), "knotd");
             c.arg("-c").arg(&conf);
             c
@@ -123,16 +136,12 @@ pub fn start(server: Server, dns_xdp: &Path, zone_file: &Path, dir: &Path) -> Re
         }
         Server::Nsd => {
             let conf = dir.join("nsd.conf");
-            std::fs::write(&conf, nsd_conf(zone_file, dir))?;
+            std::fs::write(&conf, nsd_conf(origin, zone_file, dir))?;
             let mut c = proc::in_netns(srv_ns(), "nsd");
             c.arg("-d").arg("-c").arg(&conf);
             c
         }
-    };
-    c.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    let mut running = Running { server, guard: Guard::spawn(c)? };
-    wait_ready(&mut running, dir).with_context(|| format!("{} did not become ready", server.name()))?;
-    Ok(running)
+    })
 }
 
 /// Ready = answers an A query from the client namespace (and, for dns-xdp, /healthz says 200).
@@ -197,34 +206,36 @@ pub fn http_get(url: &str) -> Result<String> {
     Ok(out)
 }
 
-fn knot_conf(xdp: bool, zone_file: &Path, dir: &Path) -> String {
+fn knot_conf(xdp: bool, origin: &str, zone_file: &Path, dir: &Path) -> String {
+    let socket = dir.join(KNOT_SOCKET);
     let dir = dir.display();
     // Knot's defaults otherwise: one UDP worker per core, as a user would run it.
     let xdp_section = if xdp { format!("xdp:\n  listen: {SRV_IF}@53\n") } else { String::new() };
     format!(
         "server:\n  listen: [{SRV_V4}@53, {SRV_V6}@53]\n  rundir: {dir}\n\
          {xdp_section}\
+         control:\n  listen: {socket}\n\
          log:\n  - target: stderr\n    any: warning\n\
          database:\n  storage: {dir}\n\
          zone:\n  - domain: {origin}\n    file: {zone}\n    zonefile-sync: -1\n    journal-content: none\n",
-        origin = zone::ORIGIN,
+        socket = socket.display(),
         zone = zone_file.display(),
     )
 }
 
-fn nsd_conf(zone_file: &Path, dir: &Path) -> String {
+fn nsd_conf(origin: &str, zone_file: &Path, dir: &Path) -> String {
     let d = dir.display();
     // server-count 2: one per core, like knotd's default (NSD's own default is 1).
     // rrl-ratelimit 0: Debian's NSD rate-limits NXDOMAIN floods by default, which would make the
     // NXDOMAIN mix measure the limiter; switched off for every NSD run and noted in the report.
+    // Control over a unix socket: nsd-control needs no keys for one (nsd.conf(5), control-interface).
     format!(
         "server:\n  ip-address: {SRV_V4}\n  ip-address: {SRV_V6}\n  port: 53\n  server-count: 2\n  reuseport: yes\n\
          \x20 username: \"\"\n  chroot: \"\"\n  zonesdir: {d}\n  pidfile: {d}/nsd.pid\n  database: \"\"\n\
          \x20 xfrdfile: {d}/xfrd.state\n  zonelistfile: {d}/zone.list\n  verbosity: 0\n\
          \x20 rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
-         remote-control:\n  control-enable: no\n\
+         remote-control:\n  control-enable: yes\n  control-interface: {d}/nsd.sock\n\
          zone:\n  name: {origin}\n  zonefile: {zone}\n",
-        origin = zone::ORIGIN,
         zone = zone_file.display(),
     )
 }
