@@ -178,6 +178,16 @@ impl Drop for Guard {
     }
 }
 
+/// Send `sig` to `pid` (a process we spawned: dns-xdp gets SIGHUP to reload its zone files).
+pub fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
+    let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+    // SAFETY: plain syscall; no memory is passed.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Run to completion within `deadline`, capturing output.
 pub fn run_captured(mut c: Command, deadline: Duration) -> Result<(ExitStatus, String, String)> {
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

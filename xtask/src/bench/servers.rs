@@ -12,6 +12,7 @@ use super::load::{Load, Tool};
 use super::netbed::{self, SRV_IF, SRV_V4, SRV_V6, cli_ns, srv_ns};
 use super::proc::{self, Guard};
 use super::zone;
+use crate::cmd;
 
 /// Metrics and health of dns-xdp, on the server namespace's own loopback.
 pub const METRICS: &str = "127.0.0.1:9153";
@@ -141,6 +142,26 @@ pub fn command(server: Server, dns_xdp: &Path, origin: &str, zone_file: &Path, d
             c.arg("-d").arg("-c").arg(&conf);
             c
         }
+    })
+}
+
+/// The command that makes knotd or NSD, started by [`command`] with the same `dir`, read the zone
+/// file of `origin` again, through the control socket there. (dns-xdp reloads on SIGHUP.)
+pub fn reload_command(server: Server, origin: &str, dir: &Path) -> Result<Command> {
+    Ok(match server {
+        Server::Knot | Server::KnotXdp => {
+            // Not -b: the command returns once knotd took the order, as a user would run it; the
+            // bench times the reload by the answers.
+            let mut c = cmd::command("knotc");
+            c.arg("-s").arg(dir.join(KNOT_SOCKET)).args(["zone-reload", origin]);
+            c
+        }
+        Server::Nsd => {
+            let mut c = cmd::command("nsd-control");
+            c.arg("-c").arg(dir.join("nsd.conf")).args(["reload", origin]);
+            c
+        }
+        s => bail!("{} has no reload command (dns-xdp reloads its zone files on SIGHUP)", s.name()),
     })
 }
 

@@ -6,22 +6,28 @@
 //! - memory per name: VmRSS, and the memlock of the BPF maps it holds, each divided by N;
 //! - one-record change: from just before an API PUT until a client polling every 100 µs gets the
 //!   new address, answered by XDP: a reply whose DNS ID an AF_PACKET tap on the server veth did
-//!   not see leave through the kernel's stack (XDP_TX passes no tap; see tap.rs).
+//!   not see leave through the kernel's stack (XDP_TX passes no tap; see tap.rs);
+//! - zone-file reload: the same poller, from a SIGHUP after the zone file was rewritten with one
+//!   record changed (reload.rs).
 //!
-//! Writes target/bench-zone/results.json and summary.md; a run that is not a smoke run also
-//! writes BENCHMARKS-zone.md at the repository root.
+//! knotd and NSD then serve the same zone in the same run and are measured alike (refs.rs), for
+//! the ratios. Writes target/bench-zone/results.json and summary.md; a run that is not a smoke
+//! run also writes BENCHMARKS-zone.md at the repository root.
 
+mod change;
+mod compare;
 mod probe;
+mod refs;
+mod reload;
 mod report;
+mod start;
 mod tap;
 mod zonegen;
 
-use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,38 +38,44 @@ use super::netbed::{self, CLI_V4, SRV_IF, SRV_V4, SRV_V6, cli_ns, srv_ns};
 use super::proc::{self, Guard};
 use super::results;
 use crate::cmd;
-use probe::{Counters, Memory, Prober};
-use tap::{Capture, PollKey};
+use change::{Change, ChangeSummary};
+use probe::Memory;
+use refs::{Ref, Reference};
+use reload::{Reload, ReloadSummary, Samples, Trigger};
+use start::{Start, per_name, settled_memory, start_figures};
 
 /// The issue's aims.
 pub const AIM_START_S: f64 = 10.0;
 pub const AIM_BYTES_PER_NAME: f64 = 1024.0;
 pub const AIM_CHANGE_MS: f64 = 5.0;
+/// The aims against knotd in the same run: start and memory per name at most this many times
+/// knotd's, and a reload served sooner than knotd serves its `knotc zone-reload`.
+pub const AIM_VS_KNOTD_START: f64 = 1.5;
+pub const AIM_VS_KNOTD_MEMORY: f64 = 1.5;
 
 const API_PORT: u16 = 8053;
 const METRICS_PORT: u16 = 9153;
 const TOKEN: &str = "bench-zone-token";
-/// The change poller's query spacing (the issue: every 100 µs).
-const CHANGE_POLL: Duration = Duration::from_micros(100);
-/// The start poller: one round (scrape, query, scrape) per this, each query waiting this long.
-const START_POLL: Duration = Duration::from_millis(20);
-/// The map-entries gauge counts as settled after this many equal readings in a row, this far apart.
-const SETTLED_READINGS: usize = 5;
-const SETTLE_POLL: Duration = Duration::from_millis(100);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
-/// After the first reply with the new address, how long to keep polling for one from XDP.
-const XDP_AFTER_FIRST_NEW: Duration = Duration::from_secs(5);
-/// The packet tap's thread stops by itself this long after the change's deadline at the latest.
-const TAP_SLACK: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
     /// Names in the zone.
     #[arg(long, default_value_t = 1_000_000)]
     names: usize,
-    /// One-record changes to time (each on a different name).
+    /// One-record changes through the API to time (each on a different name).
     #[arg(long, default_value_t = 20)]
     repeat: usize,
+    /// Zone-file reloads with one record changed to time, on each server (SIGHUP for dns-xdp,
+    /// `knotc zone-reload`, `nsd-control reload`).
+    #[arg(long, default_value_t = 3)]
+    reloads: usize,
+    /// Reference servers that serve the same zone after dns-xdp, for the ratios.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "knotd,nsd")]
+    refs: Vec<Ref>,
+    /// Run no reference server.
+    #[arg(long)]
+    no_refs: bool,
     /// Give up on the start after this many seconds.
     #[arg(long, default_value_t = 900)]
     start_timeout: u64,
@@ -105,6 +117,14 @@ pub struct ZoneResults {
     pub memory_after_changes: Option<PerName>,
     pub changes: Vec<Change>,
     pub change_summary: Option<ChangeSummary>,
+    /// Zone-file reloads (SIGHUP), before the API changes.
+    #[serde(default)]
+    pub reloads: Vec<Reload>,
+    #[serde(default)]
+    pub reload_summary: Option<ReloadSummary>,
+    /// knotd and NSD on the same zone, after dns-xdp.
+    #[serde(default)]
+    pub references: Vec<Reference>,
     /// The daemon's log lines up to the end of the start, each with seconds since the spawn.
     pub log: Vec<(f64, String)>,
     /// Set when the run did not complete (start timeout, memory cap, daemon exit...).
@@ -117,6 +137,8 @@ pub struct Meta {
     pub command: String,
     pub names: usize,
     pub repeat: usize,
+    #[serde(default)]
+    pub reloads: usize,
     pub zone_file_bytes: u64,
     pub zone_gen_s: f64,
     pub daemon_args: Vec<String>,
@@ -129,72 +151,16 @@ pub struct Meta {
     pub notes: Vec<String>,
 }
 
-/// Seconds since the daemon was spawned.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Start {
-    /// GET /healthz first said 200.
-    pub healthz_s: Option<f64>,
-    /// The first correct answer for the last name, from whichever path.
-    pub first_answer_s: Option<f64>,
-    /// An answer for the last name with the daemon's reply counter unmoved and XDP_TX moved.
-    pub last_name_xdp_s: f64,
-    /// The map-entries gauge first reached the value it then kept.
-    pub entries_final_s: Option<f64>,
-    pub map_entries: Option<u64>,
-    /// All answers installed: the later of last_name_xdp_s and entries_final_s.
-    pub installed_s: f64,
-}
-
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct PerName {
     pub at_s: f64,
+    /// Whether the memory had settled when read (None: read once, not waited for).
+    #[serde(default)]
+    pub settled: Option<bool>,
     pub memory: Memory,
     pub rss_per_name: f64,
     pub bpf_per_name: f64,
     pub total_per_name: f64,
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Change {
-    pub name: String,
-    pub new_a: String,
-    pub api_status: Option<u16>,
-    pub api_body: String,
-    /// The moment just before the request, in seconds since the daemon was spawned (daemon.log's clock).
-    #[serde(default)]
-    pub put_at_s: Option<f64>,
-    /// From just before the request until its response was read.
-    pub api_ms: Option<f64>,
-    /// From just before the request until the first reply with the new address (any path).
-    pub first_new_ms: Option<f64>,
-    /// From just before the request until the first reply with the new address that the packet
-    /// tap on the server veth did not see leave through the stack: XDP's.
-    pub xdp_ms: Option<f64>,
-    /// Polls the daemon (not XDP) answered during the sample: distinct replies the tap saw leave.
-    pub daemon_answered: u64,
-    /// The same by the daemon's reply counter (/metrics before the PUT and after the last reply):
-    /// a cross-check of the tap.
-    #[serde(default)]
-    pub daemon_answered_metrics: u64,
-    /// Replies with the new address the daemon sent before XDP sent one.
-    #[serde(default)]
-    pub new_from_daemon: u64,
-    pub polls_sent: u64,
-    pub polls_answered: u64,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct ChangeSummary {
-    pub ok: usize,
-    pub xdp_p50_ms: f64,
-    pub xdp_max_ms: f64,
-    pub first_new_p50_ms: f64,
-    pub first_new_max_ms: f64,
-    pub api_p50_ms: f64,
-    pub api_max_ms: f64,
-    /// Samples where the daemon answered some polls (its old or new data) before XDP served the change.
-    pub with_daemon_answers: usize,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -222,10 +188,12 @@ pub fn run(opts: &Options) -> Result<()> {
         std::fs::write(&page, report::publish(&r, &old))?;
         eprintln!("bench-zone: published BENCHMARKS-zone.md");
     }
-    match &r.error {
-        Some(e) => bail!("bench-zone did not complete: {e}"),
-        None => Ok(()),
+    let refs = r.references.iter().filter_map(|f| Some(format!("{}: {}", f.server, f.error.as_ref()?)));
+    let failed: Vec<String> = r.error.iter().cloned().chain(refs).collect();
+    if !failed.is_empty() {
+        bail!("bench-zone did not complete: {}", failed.join("; "));
     }
+    Ok(())
 }
 
 fn write_json(r: &ZoneResults, path: &Path) -> Result<()> {
@@ -255,6 +223,7 @@ fn measure(opts: &Options, out: &Path) -> Result<ZoneResults> {
     r.meta.command = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
     r.meta.names = opts.names;
     r.meta.repeat = opts.repeat;
+    r.meta.reloads = opts.reloads;
     r.meta.machine = Some(results::machine());
     r.meta.loadavg_start = results::loadavg();
     r.meta.compilers_running_start = results::compilers_running();
@@ -268,19 +237,33 @@ fn measure(opts: &Options, out: &Path) -> Result<ZoneResults> {
     let zone = zonegen::write(out, opts.names)?;
     r.meta.zone_gen_s = t.elapsed().as_secs_f64();
     r.meta.zone_file_bytes = zone.bytes;
+    // Each server serves, and its reloads rewrite, a copy of its own (refs.rs copies theirs).
+    let own = out.join("dns-xdp");
+    std::fs::create_dir_all(&own).with_context(|| format!("creating {}", own.display()))?;
+    let file = own.join(zone.path.file_name().context("zone file name")?);
+    std::fs::copy(&zone.path, &file).with_context(|| format!("copying the zone to {}", file.display()))?;
     let token = out.join("api-token");
     std::fs::write(&token, format!("{TOKEN}\n"))?;
-    let args = daemon_args(opts, &dns_xdp, &zone.path, &token, out)?;
+    let args = daemon_args(opts, &dns_xdp, &file, &token, out)?;
     r.meta.daemon_args = args.clone();
     r.meta.notes = notes(opts);
 
     let mut bed = netbed::Netbed::create(&dns_xdp)?;
     bed.ensure_xdp_pass()?;
-    let outcome = serve_and_measure(&mut r, &dns_xdp, &args, out, opts);
-    drop(bed); // namespaces, veths and every XDP program on them go here
+    let outcome = serve_and_measure(&mut r, &dns_xdp, &args, &file, out, opts);
     if let Err(e) = outcome {
         r.error = Some(format!("{e:#}"));
     }
+    let refs: &[Ref] = if opts.no_refs { &[] } else { &opts.refs };
+    let (_, reload_targets) = targets(opts);
+    let ctx = refs::Context { opts, out, zone: &zone.path, reload_targets: &reload_targets, versions: &versions };
+    for &which in refs {
+        if proc::stopping() {
+            break;
+        }
+        r.references.push(refs::measure(which, &ctx));
+    }
+    drop(bed); // namespaces, veths and every XDP program on them go here
     r.meta.loadavg_end = Some(results::loadavg());
     Ok(r)
 }
@@ -324,7 +307,10 @@ fn notes(opts: &Options) -> Vec<String> {
             .into(),
         "Memory: VmRSS / VmHWM from /proc/PID/status, less the resident pages of BPF maps the daemon maps \
          (its hit index, /proc/PID/smaps `anon_inode:bpf-map`), which memlock counts; BPF: the sum of `memlock` \
-         in /proc/PID/fdinfo of the daemon's bpf-map fds. Read once the start is done."
+         in /proc/PID/fdinfo of the daemon's bpf-map fds. Read once the start is done and RSS + BPF held within \
+         1% over 5 readings 100 ms apart, for every server. Summed over the process and its descendants, with Pss \
+         from /proc/PID/smaps_rollup (NSD forks: the RSS sum counts the pages its processes share once per process, \
+         PSS once in all)."
             .into(),
         format!(
             "Change: PUT /v1/zones/{}/rrsets/<name>/A with a new address (no other nodes, so 200 once served \
@@ -340,13 +326,40 @@ fn notes(opts: &Options) -> Vec<String> {
             zonegen::ORIGIN.trim_end_matches('.'),
             if opts.journal { ", after the journal fsync" } else { "; no journal" }
         ),
+        "Reload: the server's own copy of the zone file is rewritten (beside it, then renamed over) with one more \
+         name moved to a new address and the SOA serial bumped, then dns-xdp gets SIGHUP, knotd `knotc zone-reload`, \
+         NSD `nsd-control reload` (both on a unix control socket; both return before the reload is done); the change \
+         poller times the new answer (dns-xdp: from XDP, told apart as for the changes). dns-xdp's reloads come \
+         before its API changes, after which it serves a zone newer than its file."
+            .into(),
+        "knotd and NSD: after dns-xdp, one at a time, on the same zone, namespaces and client, with the configs of \
+         `cargo xtask bench` (knotd: its defaults, one UDP worker per core; NSD: server-count 2, RRL off). Start: \
+         spawn to the first right answer for the zone's last name, asked every 20 ms."
+            .into(),
     ]
 }
 
 /// Log lines of the daemon, each with seconds since the spawn (its own timestamps have 1 s steps).
 type Log = Arc<Mutex<Vec<(f64, String)>>>;
 
-fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: &Path, opts: &Options) -> Result<()> {
+/// The names the API changes and the reloads move, each sample on a name of its own.
+fn targets(opts: &Options) -> (Vec<usize>, Vec<usize>) {
+    let changes = zonegen::spread_a_names(opts.names, opts.repeat, &[]);
+    let reloads = zonegen::spread_a_names(opts.names, opts.reloads, &changes);
+    (changes, reloads)
+}
+
+/// dns-xdp serving `file` (its own copy of the zone) with `args`: start, memory, the SIGHUP
+/// reloads, then the API changes (after them the served zone is newer than any file: a reload
+/// would keep it, see the daemon's `reload`).
+fn serve_and_measure(
+    r: &mut ZoneResults,
+    dns_xdp: &Path,
+    args: &[String],
+    file: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<()> {
     netbed::detach_xdp(srv_ns(), SRV_IF);
     let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
     // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
@@ -378,11 +391,24 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
         eprintln!("bench-zone: all answers installed {:.2} s after the spawn", start.installed_s);
         r.start = Some(start.clone());
         r.log = log.lock().expect("log lock").iter().filter(|(t, _)| *t <= start.installed_s + 1.0).cloned().collect();
-        r.memory = Some(per_name(pid, spawned, opts.names));
+        r.memory = Some(settled_memory(pid, spawned, opts.names)?);
         let probe_name = zonegen::name(zonegen::last_a(opts.names));
-        in_netns_client(|| tap_self_check(&probe_name))?;
+        in_netns_client(|| change::tap_self_check(&probe_name, srv(METRICS_PORT)))?;
         eprintln!("bench-zone: packet tap self-check passed (it sees the daemon's replies, not XDP's)");
-        let targets = zonegen::spread_a_names(opts.names, opts.repeat);
+        let (targets, reload_targets) = targets(opts);
+        let deadline = Duration::from_secs(opts.change_timeout);
+        let samples = Samples {
+            server: "dns-xdp",
+            pid,
+            spawned,
+            file,
+            names: opts.names,
+            targets: &reload_targets,
+            deadline,
+            metrics: Some(srv(METRICS_PORT)),
+        };
+        samples.run(&Trigger::Sighup(pid), &mut r.reloads)?;
+        r.reload_summary = reload::summarise(&r.reloads, true);
         for (k, &i) in targets.iter().enumerate() {
             proc::check_stop()?;
             if !probe::alive(pid) {
@@ -390,29 +416,22 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
             }
             // TEST-NET-2: never one of the zone's 10/8 addresses, so the new answer is unmistakable.
             let new_a = Ipv4Addr::new(198, 51, 100, (k % 254 + 1) as u8);
-            let deadline = Duration::from_secs(opts.change_timeout);
-            let change = in_netns_client(|| Ok(one_change(&zonegen::name(i), new_a, deadline, spawned)))?;
+            let change = in_netns_client(|| Ok(change::api_change(&zonegen::name(i), new_a, deadline, spawned)))?;
             eprintln!(
-                "bench-zone: change {}/{}: {} -> {new_a}: PUT at +{:.3} s, API {} in {} ms, first new answer after {} ms, from XDP \
-                 after {} ms; daemon answered {} of {} polls ({} by its counter, {} with the new address){}",
+                "bench-zone: change {}/{}: {} -> {new_a}: PUT at +{:.3} s, API {} in {} ms, {}{}",
                 k + 1,
                 targets.len(),
                 zonegen::name(i),
                 change.put_at_s.unwrap_or(f64::NAN),
                 change.api_status.map(|s| s.to_string()).unwrap_or("-".into()),
                 fmt_ms(change.api_ms),
-                fmt_ms(change.first_new_ms),
-                fmt_ms(change.xdp_ms),
-                change.daemon_answered,
-                change.polls_sent,
-                change.daemon_answered_metrics,
-                change.new_from_daemon,
+                change.seen.progress(true),
                 change.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
             );
             r.changes.push(change);
             proc::sleep(Duration::from_millis(50));
         }
-        r.change_summary = summarise(&r.changes);
+        r.change_summary = change::summarise_changes(&r.changes);
         r.memory_after_changes = Some(per_name(pid, spawned, opts.names));
         Ok(())
     })();
@@ -427,18 +446,6 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
     let _ = reader.join();
     netbed::detach_xdp(srv_ns(), SRV_IF);
     result
-}
-
-fn per_name(pid: u32, spawned: Instant, names: usize) -> PerName {
-    let m = probe::memory(pid);
-    let n = names as f64;
-    PerName {
-        at_s: spawned.elapsed().as_secs_f64(),
-        rss_per_name: m.rss_bytes as f64 / n,
-        bpf_per_name: m.bpf_memlock_bytes as f64 / n,
-        total_per_name: (m.rss_bytes + m.bpf_memlock_bytes) as f64 / n,
-        memory: m,
-    }
 }
 
 fn in_netns_client<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
@@ -457,321 +464,12 @@ fn cli_v4() -> Ipv4Addr {
     CLI_V4.parse().expect("literal")
 }
 
-/// The start figures; runs inside the client namespace.
-fn start_figures(pid: u32, spawned: Instant, opts: &Options) -> Result<Start> {
-    let metrics = srv(METRICS_PORT);
-    let last = zonegen::last_a(opts.names);
-    let (qname, want) = (zonegen::name(last), zonegen::addr(last));
-    let mut prober = Prober::new(cli_v4(), srv(53))?;
-    let timeout = Duration::from_secs(opts.start_timeout);
-    let cap = opts.max_mem_mib * 1024 * 1024;
-    let mut s = Start::default();
-    // (seconds, summed entries) of every scrape: when the gauge reached its final value.
-    let mut entries: Vec<(f64, u64)> = Vec::new();
-    let mut rounds = 0u64;
-    let at = || spawned.elapsed().as_secs_f64();
-    loop {
-        proc::check_stop()?;
-        if !probe::alive(pid) {
-            bail!("the daemon exited during the start (see daemon.log)");
-        }
-        if spawned.elapsed() > timeout {
-            bail!("no XDP answer for {qname} within {timeout:?} of the spawn");
-        }
-        rounds += 1;
-        if rounds.is_multiple_of(10) {
-            let m = probe::memory(pid);
-            if m.rss_bytes + m.bpf_memlock_bytes > cap {
-                bail!(
-                    "memory cap: RSS {} MiB + BPF maps {} MiB passed --max-mem-mib {} at {:.1} s; stopped",
-                    m.rss_bytes >> 20,
-                    m.bpf_memlock_bytes >> 20,
-                    opts.max_mem_mib,
-                    at()
-                );
-            }
-        }
-        let round_end = Instant::now() + START_POLL;
-        if s.healthz_s.is_none() && probe::http(metrics, "GET", "/healthz", None, "").is_ok_and(|(st, _)| st == 200) {
-            s.healthz_s = Some(at());
-        }
-        let before = probe::scrape(metrics).ok();
-        if let Some(n) = before.and_then(|c| c.map_entries) {
-            entries.push((at(), n));
-        }
-        let reply = prober.ask_a(&qname, START_POLL)?;
-        let answered_at = at();
-        if reply.is_some_and(|r| r.rcode == 0 && r.a == [want]) {
-            s.first_answer_s.get_or_insert(answered_at);
-            let after = probe::scrape(metrics).ok();
-            if let (Some(b), Some(a)) = (before, after)
-                && from_xdp(b, a)
-            {
-                s.last_name_xdp_s = answered_at;
-                break;
-            }
-        }
-        if let Some(left) = round_end.checked_duration_since(Instant::now()) {
-            std::thread::sleep(left);
-        }
-    }
-    // The answer alone does not prove the rest is installed (a loader may fill in any order): wait for
-    // the gauge to settle, then take the moment it first showed its final value.
-    let settle_deadline = Instant::now() + timeout.saturating_sub(spawned.elapsed()).max(Duration::from_secs(30));
-    loop {
-        let c = probe::scrape(metrics)?;
-        let Some(n) = c.map_entries else { break };
-        entries.push((at(), n));
-        let tail = &entries[entries.len().saturating_sub(SETTLED_READINGS)..];
-        if tail.len() == SETTLED_READINGS && tail.iter().all(|&(_, v)| v == n) {
-            break;
-        }
-        if Instant::now() > settle_deadline {
-            bail!("dnsxdp_bpf_map_entries still moving at {:.1} s (now {n})", at());
-        }
-        proc::check_stop()?;
-        std::thread::sleep(SETTLE_POLL);
-    }
-    if let Some(&(_, last)) = entries.last() {
-        let first = entries.iter().rev().take_while(|&&(_, v)| v == last).last().map(|&(t, _)| t);
-        s.entries_final_s = first;
-        s.map_entries = Some(last);
-    }
-    s.installed_s = s.last_name_xdp_s.max(s.entries_final_s.unwrap_or(0.0));
-    Ok(s)
-}
-
-/// Between two scrapes around one query: XDP sent something and the daemon answered nothing.
-fn from_xdp(before: Counters, after: Counters) -> bool {
-    after.daemon_responses == before.daemon_responses && after.xdp_tx > before.xdp_tx
-}
-
-/// One timed change; runs inside the client namespace. Failures land in the sample's `error`.
-fn one_change(name: &str, new_a: Ipv4Addr, deadline: Duration, spawned: Instant) -> Change {
-    let mut ch = Change { name: name.to_owned(), new_a: new_a.to_string(), ..Change::default() };
-    if let Err(e) = timed_change(&mut ch, name, new_a, deadline, spawned) {
-        ch.error = Some(format!("{e:#}"));
-    }
-    ch
-}
-
-fn timed_change(ch: &mut Change, name: &str, new_a: Ipv4Addr, deadline: Duration, spawned: Instant) -> Result<()> {
-    let metrics = srv(METRICS_PORT);
-    let mut prober = Prober::new(cli_v4(), srv(53))?;
-    // The name answers from XDP before the change: the sample starts from the served state.
-    let before = prober.ask_a(name, Duration::from_secs(1))?.context("no answer for the name before the change")?;
-    if before.a.contains(&new_a) {
-        bail!("{name} already holds {new_a}");
-    }
-    // The tap is bound before the first scrape, so it covers every reply the counters below count.
-    let tap = Capture::start(srv_ns(), SRV_IF, deadline + TAP_SLACK)?;
-    let c0 = probe::scrape(metrics)?;
-    let zone = zonegen::ORIGIN.trim_end_matches('.');
-    let relative = name.strip_suffix(zonegen::ORIGIN).unwrap_or(name).trim_end_matches('.');
-    let path = format!("/v1/zones/{zone}/rrsets/{relative}/A");
-    let body = format!("{{\"ttl\": 300, \"rdata\": [\"{new_a}\"]}}");
-    // The prober's ports during the sample (a new one each 65,535 IDs): the tap's replies to count.
-    let mut ports = vec![prober.local_port()];
-    // The PUT's status once it is back (1: no response), so a rejected write ends the polling.
-    let put_status = AtomicU16::new(0);
-    let t0 = Instant::now();
-    ch.put_at_s = Some(t0.duration_since(spawned).as_secs_f64());
-    let (api, first_new, xdp_at) = std::thread::scope(|s| {
-        let put = s.spawn(|| {
-            let res = probe::http(srv(API_PORT), "PUT", &path, Some(TOKEN), &body);
-            let took = t0.elapsed();
-            put_status.store(res.as_ref().map_or(1, |(st, _)| *st), Ordering::SeqCst);
-            (res, took)
-        });
-        // Open loop: a query every CHANGE_POLL whatever came back; replies are matched by content.
-        let mut next = t0;
-        let mut first_new: Option<Duration> = None;
-        let mut xdp_at: Option<Duration> = None;
-        // Replies with the new address, in arrival order, whose path the tap cannot tell yet.
-        let mut pending: VecDeque<(PollKey, Instant)> = VecDeque::new();
-        while t0.elapsed() < deadline && !proc::stopping() {
-            if !matches!(put_status.load(Ordering::SeqCst), 0 | 200) {
-                break;
-            }
-            if first_new.is_some_and(|f| t0.elapsed() > f + XDP_AFTER_FIRST_NEW) {
-                break;
-            }
-            if Instant::now() >= next {
-                if prober.send_a(name).is_ok() {
-                    ch.polls_sent += 1;
-                    let port = prober.local_port();
-                    if !ports.contains(&port) {
-                        ports.push(port);
-                    }
-                }
-                next += CHANGE_POLL;
-            }
-            let wait = next.saturating_duration_since(Instant::now());
-            if let Some(r) = prober.recv(wait) {
-                let at = Instant::now();
-                ch.polls_answered += 1;
-                if r.a.contains(&new_a) {
-                    first_new.get_or_insert(at - t0);
-                    pending.push_back(((prober.local_port(), r.id), at));
-                }
-            }
-            while let Some(&(key, at)) = pending.front() {
-                match tap.verdict(key, at) {
-                    Some(true) => {
-                        ch.new_from_daemon += 1;
-                        pending.pop_front();
-                    }
-                    Some(false) => {
-                        xdp_at = Some(at - t0);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if xdp_at.is_some() {
-                break;
-            }
-        }
-        (put.join().expect("PUT thread"), first_new, xdp_at)
-    });
-    let (res, api_took) = api;
-    let (status, resp) = res.context("PUT")?;
-    ch.api_status = Some(status);
-    ch.api_ms = Some(api_took.as_secs_f64() * 1e3);
-    ch.api_body = resp.chars().take(300).collect();
-    if status != 200 {
-        bail!("PUT {path}: {status} {}", ch.api_body);
-    }
-    let first_new = first_new.with_context(|| format!("no reply with {new_a} within {deadline:?}"))?;
-    ch.first_new_ms = Some(first_new.as_secs_f64() * 1e3);
-    // The replies still in flight, so both counts below cover every poll (the figures are taken).
-    while prober.recv(Duration::from_millis(20)).is_some() {
-        ch.polls_answered += 1;
-    }
-    let c1 = probe::scrape(metrics)?;
-    let seen = tap.finish()?;
-    ch.daemon_answered = seen.replies.iter().filter(|(port, _)| ports.contains(port)).count() as u64;
-    ch.daemon_answered_metrics = c1.daemon_responses.saturating_sub(c0.daemon_responses);
-    if seen.frames == 0 {
-        bail!(
-            "the packet tap on {SRV_IF} saw no frame at all (not even the /metrics responses) while the daemon's reply \
-             counter moved by {}: the tap is broken, the sample cannot be attributed",
-            ch.daemon_answered_metrics
-        );
-    }
-    if seen.dropped > 0 || seen.timed_out {
-        bail!(
-            "the packet tap on {SRV_IF} dropped {} frames{}: an unseen reply is no proof of XDP",
-            seen.dropped,
-            if seen.timed_out { " and stopped at its time limit" } else { "" }
-        );
-    }
-    if ch.daemon_answered < ch.daemon_answered_metrics {
-        bail!(
-            "the daemon's counter says it sent {} replies, the packet tap on {SRV_IF} saw {} of ours leave ({} frames in \
-             all): the tap misses replies, so an unseen one is no proof of XDP",
-            ch.daemon_answered_metrics,
-            ch.daemon_answered,
-            seen.frames
-        );
-    }
-    let xdp_at = xdp_at.with_context(|| {
-        format!(
-            "the new address never came from XDP within {XDP_AFTER_FIRST_NEW:?} of the first new answer ({} replies with \
-             it left through the daemon)",
-            ch.new_from_daemon
-        )
-    })?;
-    ch.xdp_ms = Some(xdp_at.as_secs_f64() * 1e3);
-    Ok(())
-}
-
-/// Once before the changes: the tap on the server veth must see the daemon's reply to a query with
-/// a COOKIE option (the XDP program passes every such query to the daemon), and must not see XDP's
-/// reply to a plain query for the same name. Runs inside the client namespace.
-fn tap_self_check(name: &str) -> Result<()> {
-    let metrics = srv(METRICS_PORT);
-    let mut prober = Prober::new(cli_v4(), srv(53))?;
-    let tap = Capture::start(srv_ns(), SRV_IF, Duration::from_secs(60))?;
-    let wait = Duration::from_secs(1);
-    let verdict = |tap: &Capture, key: PollKey, at: Instant| {
-        let end = Instant::now() + wait;
-        loop {
-            match tap.verdict(key, at) {
-                Some(v) => return Some(v),
-                None if Instant::now() > end => return None,
-                None => std::thread::sleep(Duration::from_micros(200)),
-            }
-        }
-    };
-    let c0 = probe::scrape(metrics)?;
-    let id = prober.send_a_with_cookie(name)?;
-    prober
-        .reply_to(id, wait)
-        .with_context(|| format!("tap self-check: no reply to a query for {name} with a COOKIE"))?;
-    let cookie_seen = verdict(&tap, (prober.local_port(), id), Instant::now());
-    let c1 = probe::scrape(metrics)?;
-    let id = prober.send_a(name)?;
-    prober.reply_to(id, wait).with_context(|| format!("tap self-check: no reply to a plain query for {name}"))?;
-    let plain_seen = verdict(&tap, (prober.local_port(), id), Instant::now());
-    let c2 = probe::scrape(metrics)?;
-    let seen = tap.finish()?;
-    if c1.daemon_responses == c0.daemon_responses {
-        bail!(
-            "tap self-check: the daemon's reply counter did not move for a query with a COOKIE option (XDP answered it?)"
-        );
-    }
-    if cookie_seen != Some(true) {
-        bail!(
-            "tap self-check: the daemon answered a query with a DNS COOKIE option (XDP passes all of those to it), but an \
-             AF_PACKET tap on {SRV_IF} in {} did not see the reply leave ({} frames seen): it cannot tell the daemon's \
-             replies from XDP's",
-            srv_ns(),
-            seen.frames
-        );
-    }
-    if from_xdp(c1, c2) && plain_seen != Some(false) {
-        bail!(
-            "tap self-check: XDP answered a plain query for {name} (the daemon's reply counter did not move), yet the tap \
-             on {SRV_IF} saw the reply leave: XDP_TX replies are visible to it here, so it cannot tell the paths apart"
-        );
-    }
-    if seen.dropped > 0 {
-        bail!("tap self-check: the tap dropped {} frames", seen.dropped);
-    }
-    Ok(())
-}
-
-fn summarise(changes: &[Change]) -> Option<ChangeSummary> {
-    let pick = |get: fn(&Change) -> Option<f64>| -> Vec<f64> {
-        let mut v: Vec<f64> = changes.iter().filter(|c| c.error.is_none()).filter_map(get).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let xdp = pick(|c| c.xdp_ms);
-    if xdp.is_empty() {
-        return None;
-    }
-    let first = pick(|c| c.first_new_ms);
-    let api = pick(|c| c.api_ms);
-    let q = |v: &[f64], p: f64| if v.is_empty() { f64::NAN } else { super::load::quantile(v, p) };
-    Some(ChangeSummary {
-        ok: xdp.len(),
-        xdp_p50_ms: q(&xdp, 0.5),
-        xdp_max_ms: q(&xdp, 1.0),
-        first_new_p50_ms: q(&first, 0.5),
-        first_new_max_ms: q(&first, 1.0),
-        api_p50_ms: q(&api, 0.5),
-        api_max_ms: q(&api, 1.0),
-        with_daemon_answers: changes.iter().filter(|c| c.daemon_answered > 0).count(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The whole command, small: 10,000 names, 3 changes, namespaces of its own. Runs under
+    /// The whole command, small: 10,000 names, 3 changes, 2 reloads on dns-xdp, knotd and NSD,
+    /// namespaces of its own. Runs under
     /// `cargo xtask test` (root, DNS_XDP_BIN set); asserts that figures were produced and parse,
     /// never how fast anything was.
     #[test]
@@ -788,6 +486,9 @@ mod tests {
         let opts = Options {
             names: 10_000,
             repeat: 3,
+            reloads: 2,
+            refs: vec![Ref::Knotd, Ref::Nsd],
+            no_refs: false,
             start_timeout: 60,
             change_timeout: 60,
             max_mem_mib: 4096,
@@ -807,9 +508,18 @@ mod tests {
         let m = r.memory.expect("memory figures");
         assert!(m.memory.rss_bytes > 0 && m.memory.bpf_memlock_bytes > 0, "{m:?}");
         assert_eq!(r.changes.len(), 3);
-        assert!(r.changes.iter().all(|c| c.api_status == Some(200) && c.xdp_ms.is_some()), "{:?}", r.changes);
+        assert!(r.changes.iter().all(|c| c.api_status == Some(200) && c.seen.xdp_ms.is_some()), "{:?}", r.changes);
         assert!(r.change_summary.is_some_and(|s| s.ok == 3));
-        assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("names"));
+        assert!(r.reload_summary.is_some_and(|s| s.ok == 2), "{:?}", r.reloads);
+        assert_eq!(r.references.iter().map(|f| f.server.as_str()).collect::<Vec<_>>(), ["knotd", "nsd"]);
+        for f in &r.references {
+            assert!(f.error.is_none(), "{}: {:?}", f.server, f.error);
+            assert!(f.start.as_ref().is_some_and(|s| s.last_name_s > 0.0), "{f:?}");
+            assert!(f.memory.as_ref().is_some_and(|m| m.memory.rss_bytes > 0), "{f:?}");
+            assert!(f.reload_summary.as_ref().is_some_and(|s| s.ok == 2), "{:?}", f.reloads);
+        }
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("names") && md.contains("| dns-xdp / knotd | dns-xdp / nsd |"), "{md}");
         assert!(!Path::new("/run/netns").join(srv_ns()).exists(), "namespaces removed");
         let _ = std::fs::remove_dir_all(&out);
     }

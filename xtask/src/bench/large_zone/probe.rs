@@ -71,6 +71,11 @@ pub struct Counters {
     pub map_entries: Option<u64>,
 }
 
+/// Between two scrapes around one query: XDP sent something and the daemon answered nothing.
+pub fn from_xdp(before: Counters, after: Counters) -> bool {
+    after.daemon_responses == before.daemon_responses && after.xdp_tx > before.xdp_tx
+}
+
 pub fn scrape(metrics: SocketAddr) -> Result<Counters> {
     let (status, body) = http(metrics, "GET", "/metrics", None, "")?;
     if status != 200 {
@@ -271,10 +276,13 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The daemon's memory: resident set now and at its peak, and the BPF maps it holds.
+/// A server's memory, summed over its process and their descendants (NSD forks a transfer
+/// daemon and server processes; dns-xdp and knotd are one process): resident set now and at its
+/// peak, and the BPF maps it holds.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     pub rss_bytes: u64,
+    /// The sum of each process's VmHWM: an upper bound of the peak, as the peaks need not coincide.
     pub rss_peak_bytes: u64,
     /// Sum of `memlock` over the process's BPF map fds (/proc/PID/fdinfo): the kernel's own
     /// account of each map's memory.
@@ -284,6 +292,13 @@ pub struct Memory {
     /// the maps' memlock alike, so taken out of `rss_bytes` to count them once.
     #[serde(default)]
     pub bpf_mapped_bytes: u64,
+    /// Processes summed.
+    #[serde(default)]
+    pub processes: usize,
+    /// Proportional set size (/proc/PID/smaps_rollup), summed, less `bpf_mapped_bytes`: a page that
+    /// forked processes share counts once in all, where the RSS sum counts it in each.
+    #[serde(default)]
+    pub pss_bytes: u64,
 }
 
 /// Resident bytes of the process's mappings of BPF maps (/proc/PID/smaps, `anon_inode:bpf-map`).
@@ -294,44 +309,66 @@ fn bpf_mapped(smaps: &str) -> u64 {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             in_map = line.ends_with("anon_inode:bpf-map");
-        } else if in_map
-            && let Some(kib) = line.strip_prefix("Rss:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        {
+        } else if in_map && let Some(kib) = kib_field(line, "Rss:") {
             total += kib * 1024;
         }
     }
     total
 }
 
-pub fn memory(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |field: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let mapped = bpf_mapped(&std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default());
-    let mut m = Memory {
-        rss_bytes: (kib("VmRSS:") * 1024).saturating_sub(mapped),
-        rss_peak_bytes: kib("VmHWM:") * 1024,
-        bpf_mapped_bytes: mapped,
-        ..Memory::default()
-    };
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
-        let is_map = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-map");
-        if !is_map {
-            continue;
+/// The number of `field` (`VmRSS:`, `Pss:`...) on a /proc line in kB; None on any other line.
+fn kib_field(line: &str, field: &str) -> Option<u64> {
+    line.strip_prefix(field)?.split_whitespace().next()?.parse().ok()
+}
+
+/// `pid` and its descendants, from the parent ids in /proc/*/stat.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // The parent is the second field after the command name, which may hold spaces and ')'.
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((p, ppid));
         }
-        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
-            .unwrap_or_default();
-        m.bpf_memlock_bytes += info
-            .lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        m.bpf_maps += 1;
+    }
+    let mut tree = vec![pid];
+    let mut k = 0;
+    while let Some(&p) = tree.get(k) {
+        tree.extend(parent_of.iter().filter(|&&(_, pp)| pp == p).map(|&(c, _)| c));
+        k += 1;
+    }
+    tree
+}
+
+pub fn memory(pid: u32) -> Memory {
+    let mut m = Memory::default();
+    for p in process_tree(pid) {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let kib = |text: &str, field: &str| text.lines().find_map(|l| kib_field(l, field)).unwrap_or(0);
+        let rollup = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).unwrap_or_default();
+        let mapped = bpf_mapped(&std::fs::read_to_string(format!("/proc/{p}/smaps")).unwrap_or_default());
+        m.rss_bytes += (kib(&status, "VmRSS:") * 1024).saturating_sub(mapped);
+        m.rss_peak_bytes += kib(&status, "VmHWM:") * 1024;
+        m.pss_bytes += (kib(&rollup, "Pss:") * 1024).saturating_sub(mapped);
+        m.bpf_mapped_bytes += mapped;
+        m.processes += 1;
+        for fd in std::fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten().flatten() {
+            let is_map = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-map");
+            if !is_map {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!("/proc/{p}/fdinfo/{}", fd.file_name().to_string_lossy()))
+                .unwrap_or_default();
+            m.bpf_memlock_bytes += info
+                .lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            m.bpf_maps += 1;
+        }
     }
     m
 }
@@ -390,6 +427,17 @@ mod tests {
     fn reads_this_process_memory() {
         let m = memory(std::process::id());
         assert!(m.rss_bytes > 0 && m.rss_peak_bytes >= m.rss_bytes);
+        assert!(m.processes >= 1 && m.pss_bytes > 0, "{m:?}");
         assert!(alive(std::process::id()));
+    }
+
+    #[test]
+    fn sums_a_process_and_its_children() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let tree = process_tree(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.contains(&child.id()), "{tree:?}");
+        assert_eq!(tree[0], std::process::id());
     }
 }

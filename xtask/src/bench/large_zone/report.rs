@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{AIM_BYTES_PER_NAME, AIM_CHANGE_MS, AIM_START_S, ZoneResults};
+use super::compare::{self, Figure};
+use super::reload::Reload;
+use super::{AIM_BYTES_PER_NAME, AIM_CHANGE_MS, AIM_START_S, AIM_VS_KNOTD_MEMORY, AIM_VS_KNOTD_START, ZoneResults};
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }
@@ -44,6 +46,29 @@ fn rows(r: &ZoneResults) -> Vec<[String; 4]> {
             format!("< {AIM_CHANGE_MS:.0} ms"),
             verdict(c.xdp_max_ms < AIM_CHANGE_MS).into(),
         ]);
+    }
+    let vs_knotd = [
+        (Figure::Start, "start against knotd's (knotd: spawn to the last name answered)", AIM_VS_KNOTD_START, "s"),
+        (Figure::MemorySettled, "memory per name against knotd's RSS per name", AIM_VS_KNOTD_MEMORY, "B"),
+        (
+            Figure::ReloadP50,
+            "zone file reload, one record changed: SIGHUP to the new answer from XDP against knotc zone-reload to the new answer (p50)",
+            1.0,
+            "ms",
+        ),
+    ];
+    for (what, label, aim, unit) in vs_knotd {
+        if let Some((a, b, x)) = compare::against_knotd(r, what) {
+            // The reload must be faster; start and memory may reach the bound.
+            let (met, bound) = if what == Figure::ReloadP50 { (x < aim, "< 1x") } else { (x <= aim, "<= 1.5x") };
+            let digits = if unit == "B" { 0 } else { 2 };
+            out.push([
+                label.into(),
+                format!("{x:.2}x ({a:.digits$} / {b:.digits$} {unit})"),
+                bound.into(),
+                verdict(met).into(),
+            ]);
+        }
     }
     out
 }
@@ -204,6 +229,8 @@ fn section(r: &ZoneResults) -> String {
             );
         }
     }
+    compare::markdown(r, &mut s);
+    reloads(r, &mut s);
     if !r.changes.is_empty() {
         let _ = writeln!(s, "\n### One-record changes\n");
         if let Some(c) = &r.change_summary {
@@ -242,13 +269,13 @@ fn section(r: &ZoneResults) -> String {
                 c.name,
                 c.api_status.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 ms(c.api_ms),
-                ms(c.first_new_ms),
-                ms(c.xdp_ms),
-                c.polls_sent,
-                c.polls_answered,
-                c.daemon_answered,
-                c.daemon_answered_metrics,
-                c.new_from_daemon,
+                ms(c.seen.first_new_ms),
+                ms(c.seen.xdp_ms),
+                c.seen.polls_sent,
+                c.seen.polls_answered,
+                c.seen.daemon_answered,
+                c.seen.daemon_answered_metrics,
+                c.seen.new_from_daemon,
                 c.error.as_deref().unwrap_or("").replace('|', "/")
             );
         }
@@ -259,6 +286,47 @@ fn section(r: &ZoneResults) -> String {
          times: `daemon.log` there."
     );
     s
+}
+
+/// Every reload sample of every server, in one table.
+fn reloads(r: &ZoneResults, s: &mut String) {
+    let all: Vec<(&str, &Reload)> = r
+        .reloads
+        .iter()
+        .map(|x| ("dns-xdp", x))
+        .chain(r.references.iter().flat_map(|f| f.reloads.iter().map(|x| (f.server.as_str(), x))))
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### Zone file reloads\n");
+    let _ = writeln!(
+        s,
+        "Each reload rewrites the server's zone file with one more name moved to a new address and the SOA serial \
+         bumped, then sets it off; times from just before the command. From XDP: dns-xdp's new answer as in the \
+         changes below.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | name | serial | command | command ms | first new ms | from XDP ms | polls sent / answered | error |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|---:|---|");
+    let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    for (server, x) in all {
+        let _ = writeln!(
+            s,
+            "| {server} | {} | {} | `{}` | {} | {} | {} | {} / {} | {} |",
+            x.name,
+            x.serial,
+            x.command,
+            ms(x.command_ms),
+            ms(x.seen.first_new_ms),
+            ms(x.seen.xdp_ms),
+            x.seen.polls_sent,
+            x.seen.polls_answered,
+            x.error.as_deref().unwrap_or("").replace('|', "/")
+        );
+    }
 }
 
 pub fn terminal(r: &ZoneResults) -> String {
@@ -274,8 +342,26 @@ pub fn terminal(r: &ZoneResults) -> String {
             c.api_p50_ms, c.api_max_ms, c.first_new_p50_ms, c.first_new_max_ms
         );
     }
+    for row in compare::rows(r).iter().filter(|row| !row.refs.is_empty()) {
+        let refs: Vec<String> = r
+            .references
+            .iter()
+            .zip(&row.refs)
+            .map(|(f, &v)| {
+                let x = compare::ratio(row.dns_xdp, v).map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+                format!("{} {} ({x})", f.server, v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()))
+            })
+            .collect();
+        let dns_xdp = row.dns_xdp.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        let _ = writeln!(s, "  {}: dns-xdp {dns_xdp}; {}", row.what.label(), refs.join("; "));
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(s, "  did not complete: {e}");
+    }
+    for f in &r.references {
+        if let Some(e) = &f.error {
+            let _ = writeln!(s, "  {} did not complete: {e}", f.server);
+        }
     }
     s
 }
@@ -284,7 +370,7 @@ const HOW_HEADING: &str = "## How to run";
 const HOW: &str = "## How to run
 
 ```
-cargo xtask bench-zone                          # 1,000,000 names, 20 changes; writes this file
+cargo xtask bench-zone                          # 1,000,000 names, 20 changes, 3 reloads; writes this file
 cargo xtask bench-zone --names 100000 --repeat 20
 cargo xtask bench-zone --names 10000 --repeat 3 --no-publish   # quick look; target/bench-zone only
 ```
@@ -295,12 +381,16 @@ Needs root (namespaces, XDP). Builds first unless `--no-build`. `--start-timeout
 shared machine; the run then records what it saw and how it ended. `--answers-capacity auto|none|N` (auto: 8
 entries per name, passed only while `dns-xdp serve --help` lists the flag) keeps every answer in the map rather
 than in the hot set. `--journal` gives the daemon a journal, so each API write includes an fsync.
-`cargo xtask test` runs it with 10,000 names and 3 changes and checks only that the figures exist and parse.
+`--reloads N` (default 3) zone file reloads per server; `--refs knotd,nsd` (the default) are the servers run
+after dns-xdp on the same zone for the side-by-side table, `--no-refs` runs none.
+`cargo xtask test` runs it with 10,000 names, 3 changes and 2 reloads, knotd and NSD too, and checks only that the
+figures exist and parse.
 ";
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Change, ChangeSummary, PerName, Start, ZoneResults};
+    use super::super::change::{Change, ChangeSummary, Polled};
+    use super::super::{PerName, Start, ZoneResults};
     use super::*;
 
     #[test]
@@ -311,7 +401,8 @@ mod tests {
             Some(Start { last_name_xdp_s: 2.0, entries_final_s: Some(2.5), installed_s: 2.5, ..Start::default() });
         r.memory =
             Some(PerName { total_per_name: 2048.0, rss_per_name: 1024.0, bpf_per_name: 1024.0, ..PerName::default() });
-        r.changes = vec![Change { name: "h1.big.test.".into(), xdp_ms: Some(3.0), ..Change::default() }];
+        let seen = Polled { xdp_ms: Some(3.0), ..Polled::default() };
+        r.changes = vec![Change { name: "h1.big.test.".into(), seen, ..Change::default() }];
         r.change_summary = Some(ChangeSummary { ok: 1, xdp_p50_ms: 3.0, xdp_max_ms: 3.0, ..ChangeSummary::default() });
         let md = markdown(&r);
         assert!(md.contains("| 2.50 s | < 10 s | met |"), "{md}");

@@ -2,6 +2,7 @@
 //! CNAME (the mix of big_zone() in dns-xdp-userspace/examples/kernel_share.rs), written
 //! deterministically so runs compare.
 
+use std::collections::HashMap;
 use std::io::{BufWriter, Write as _};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -44,12 +45,13 @@ pub fn last_a(names: usize) -> usize {
     (0..names).rev().find(|&i| has_a(i)).expect("a zone of at least one name has an A name")
 }
 
-/// `count` distinct names holding an A record, spread over the zone (for the change latency).
-pub fn spread_a_names(names: usize, count: usize) -> Vec<usize> {
+/// `count` distinct names holding an A record, spread over the zone, none of them in `taken` (for
+/// the change and reload latencies: each sample on a name of its own).
+pub fn spread_a_names(names: usize, count: usize, taken: &[usize]) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::with_capacity(count);
     for k in 0..count {
         let mut i = (k * names) / count.max(1) + names / (2 * count.max(1));
-        while i < names && (!has_a(i) || out.contains(&i)) {
+        while i < names && (!has_a(i) || out.contains(&i) || taken.contains(&i)) {
             i += 1;
         }
         if i < names {
@@ -59,24 +61,33 @@ pub fn spread_a_names(names: usize, count: usize) -> Vec<usize> {
     out
 }
 
+/// The zone as generated: serial 1, every name with its own address.
 pub fn write(dir: &Path, names: usize) -> Result<ZoneFile> {
+    write_version(&dir.join(format!("big-{names}.zone")), names, 1, &[])
+}
+
+/// The zone at `path` with SOA serial `serial` and name i's A address replaced by a for each (i, a)
+/// in `changed` (the reload samples: each one more changed record than the last). Written beside
+/// and renamed over, so a server that reads the file meanwhile sees one version or the other.
+pub fn write_version(path: &Path, names: usize, serial: u32, changed: &[(usize, Ipv4Addr)]) -> Result<ZoneFile> {
     if names == 0 || names > MAX_NAMES {
         bail!("--names must be 1..={MAX_NAMES}");
     }
-    let path = dir.join(format!("big-{names}.zone"));
-    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let tmp = path.with_extension("zone.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     write!(
         w,
-        "$ORIGIN {ORIGIN}\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n  IN NS ns\n  IN MX 10 mail\n\
+        "$ORIGIN {ORIGIN}\n$TTL 300\n@ IN SOA ns hostmaster {serial} 3600 600 86400 60\n  IN NS ns\n  IN MX 10 mail\n\
          ns IN A 192.0.2.1\nmail IN A 192.0.2.2\n"
     )?;
+    let changed: HashMap<usize, Ipv4Addr> = changed.iter().copied().collect();
     for i in 0..names {
         if !has_a(i) {
             writeln!(w, "h{i} IN CNAME h{}", i.saturating_sub(1))?;
             continue;
         }
-        writeln!(w, "h{i} IN A {}", addr(i))?;
+        writeln!(w, "h{i} IN A {}", changed.get(&i).copied().unwrap_or_else(|| addr(i)))?;
         if i % AAAA_EVERY == 0 {
             writeln!(w, "h{i} IN AAAA fd00:b:d::{:x}:{:x}", i >> 16, i & 0xffff)?;
         }
@@ -84,9 +95,11 @@ pub fn write(dir: &Path, names: usize) -> Result<ZoneFile> {
             writeln!(w, "h{i} IN MX 10 mail\nh{i} IN TXT \"v=spf1 -all\"")?;
         }
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
-    let bytes = std::fs::metadata(&path)?.len();
-    Ok(ZoneFile { path, bytes })
+    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+    drop(w);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    let bytes = std::fs::metadata(path)?.len();
+    Ok(ZoneFile { path: path.to_owned(), bytes })
 }
 
 #[cfg(test)]
@@ -108,6 +121,16 @@ mod tests {
         assert_eq!(addrs.len(), a.len(), "distinct addresses");
         assert!(text.contains("h999 IN A 10.0.3.231\n"));
         assert!(text.lines().any(|l| l.contains(" IN AAAA ")) && text.lines().any(|l| l.contains(" IN TXT ")));
+        let v = write_version(&z.path, 1000, 3, &[(999, Ipv4Addr::new(203, 0, 113, 1))]).unwrap();
+        let changed = std::fs::read_to_string(&v.path).unwrap();
+        let diff: Vec<(&str, &str)> = text.lines().zip(changed.lines()).filter(|(a, b)| a != b).collect();
+        assert_eq!(
+            diff,
+            [
+                ("@ IN SOA ns hostmaster 1 3600 600 86400 60", "@ IN SOA ns hostmaster 3 3600 600 86400 60"),
+                ("h999 IN A 10.0.3.231", "h999 IN A 203.0.113.1")
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -115,11 +138,14 @@ mod tests {
     fn probes_ask_names_that_hold_an_a_record() {
         assert_eq!(last_a(1000), 999);
         assert_eq!(last_a(51), 49);
-        let spread = spread_a_names(10_000, 20);
+        let spread = spread_a_names(10_000, 20, &[]);
         assert_eq!(spread.len(), 20);
         assert!(spread.iter().all(|&i| has_a(i) && i < 10_000));
         let mut sorted = spread.clone();
         sorted.dedup();
         assert_eq!(sorted.len(), 20);
+        let others = spread_a_names(10_000, 20, &spread);
+        assert_eq!(others.len(), 20);
+        assert!(others.iter().all(|i| has_a(*i) && !spread.contains(i)), "{others:?}");
     }
 }
