@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::answer::{Transport, handle_with};
 use crate::compare::{self, Scope};
+use crate::config::ShadowSettings;
 use crate::exchange::{self, Proto};
 use crate::metrics::{Exposition, Labels};
 use crate::state::State;
@@ -33,8 +34,6 @@ use crate::state::State;
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Comparisons in flight at once (each holds one socket to the reference).
 pub const MAX_IN_FLIGHT: usize = 64;
-/// How long the reference may take to answer (per transport tried).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Mismatch log lines per `LOG_WINDOW`; the rest are counted and summarised on the next line.
 const LOG_LINES_PER_WINDOW: u32 = 10;
 const LOG_WINDOW: Duration = Duration::from_secs(1);
@@ -56,15 +55,6 @@ impl Path {
             Path::Userspace => "userspace",
         }
     }
-}
-
-/// Settings of `--shadow-reference` and `--shadow-sample`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShadowSettings {
-    pub reference: SocketAddr,
-    /// One query in `sample` is shadowed (1: all).
-    pub sample: u32,
-    pub timeout: Duration,
 }
 
 /// One answer to compare: the query as received and the response we sent.

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::answer::{Client, Transport, handle_from};
+use crate::config::TcpLimits;
 use crate::state::State;
 
 /// Largest DNS message: the two-byte length prefix allows no more.
@@ -22,47 +23,6 @@ const MAX_MESSAGE: usize = 65535;
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
 /// once spins a core while nothing can change.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// File descriptors kept back from the TCP cap for everything else the daemon opens (UDP sockets,
-/// BPF maps and programs, journals, the API and metrics connections).
-const RESERVED_FDS: u64 = 256;
-
-/// How DNS over TCP is bounded. Defaults as Knot's and NSD's where they have one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpLimits {
-    /// Connections at once, all clients together; more wait in the accept queue.
-    pub max_connections: usize,
-    /// Connections at once from one client address; more are closed at accept.
-    pub max_per_client: usize,
-    /// A connection with no complete query for this long is closed (RFC 7766 section 6.2.3;
-    /// Knot's tcp-idle-timeout).
-    pub idle: Duration,
-    /// A connection is closed this long after it opened, whatever it does (NSD's tcp-timeout).
-    pub lifetime: Duration,
-    /// A reply not written within this long closes the connection (Knot's tcp-remote-io-timeout),
-    /// and unacknowledged data is given up after as long (TCP_USER_TIMEOUT).
-    pub write: Duration,
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        TcpLimits {
-            max_connections: 1024,
-            max_per_client: 32,
-            idle: Duration::from_secs(10),
-            lifetime: Duration::from_secs(120),
-            write: Duration::from_secs(5),
-        }
-    }
-}
-
-impl TcpLimits {
-    /// `self` with the overall cap lowered to what the open-file limit `nofile` leaves room for.
-    pub fn fitted_to(self, nofile: u64) -> Self {
-        let room = usize::try_from(nofile.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX).max(1);
-        TcpLimits { max_connections: self.max_connections.min(room), ..self }
-    }
-}
-
 /// Raises the soft open-file limit to the hard one and returns it: every TCP connection is a
 /// descriptor, and the default soft limit (1,024) is below the connection cap.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
@@ -217,13 +177,5 @@ mod tests {
         let third = table.take(a, 2).expect("a slot came back");
         drop((second, third));
         assert!(table.open.lock().unwrap().is_empty(), "no entry left for idle addresses");
-    }
-
-    #[test]
-    fn the_cap_fits_the_open_file_limit() {
-        let l = TcpLimits::default();
-        assert_eq!(l.fitted_to(1024).max_connections, 1024 - RESERVED_FDS as usize);
-        assert_eq!(l.fitted_to(1 << 20).max_connections, 1024);
-        assert_eq!(l.fitted_to(10).max_connections, 1);
     }
 }
