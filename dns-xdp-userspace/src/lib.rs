@@ -25,6 +25,7 @@ pub mod name;
 pub mod publish;
 pub mod replication;
 pub mod reply_count;
+pub mod responder;
 pub mod rrl;
 pub mod shadow;
 pub mod slowpath;

@@ -12,11 +12,12 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use dns_xdp::config::{Cli, Command, Settings};
 use dns_xdp::loader::{XdpProgram, attach_pass};
-use dns_xdp::metrics::{Metrics, Sources, serve_http};
+use dns_xdp::metrics::{KernelCounters, KernelReader, Sources, serve_http};
 use dns_xdp::publish::{Publisher, install};
 use dns_xdp::replication::{Replication, secondary};
+use dns_xdp::responder::Responder;
 use dns_xdp::rrl::{LimitLog, Limiter};
-use dns_xdp::state::State;
+use dns_xdp::state::{Metrics, State};
 use dns_xdp::zone::Severity;
 use dns_xdp::{load_zones, slowpath};
 
@@ -160,19 +161,15 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         metrics: Metrics::default(),
         edns_payload: settings.edns_payload,
         chaos: settings.chaos.clone(),
-        shadow: Default::default(),
         cookies: settings.cookies.clone(),
-        replication: Default::default(),
     });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
-    if let Some(shadow) = &settings.shadow {
-        dns_xdp::shadow::start(&state, shadow.clone());
-    }
+    let shadow = settings.shadow.clone().map(dns_xdp::shadow::start);
     log_rrl(&settings.rrl);
 
     // Load XDP and fill its maps before attaching, so the first packet already hits.
     let mut xdp = None;
-    let mut xdp_stats = None;
+    let mut kernel = None;
     let _bpf_stats = if settings.bpf_stats { Some(dns_xdp::loader::enable_bpf_stats()?) } else { None };
     if let Some(preload) = preload {
         let (mut program, mut stats) =
@@ -199,7 +196,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         install(&mut program, &state, &state.zones.load())?;
         program.expect_referrers(referrers);
         program.set_rrl(&settings.rrl)?;
-        if let Some(shadow) = state.shadow.get() {
+        if let Some(shadow) = &shadow {
             program.set_shadow_sample(shadow.settings.sample)?;
             tokio::spawn(dns_xdp::shadow::run_xdp(shadow.clone(), state.clone(), program.take_shadow_ring()?));
         }
@@ -209,14 +206,21 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             log::info!("XDP attached to {iface} in {mode} mode");
         }
         xdp = Some(program);
-        xdp_stats = Some(Arc::new(stats));
+        let read: KernelReader =
+            Arc::new(move || Ok(KernelCounters { stats: stats.read()?, run_time: stats.run_time() }));
+        kernel = Some(read);
     }
 
     // Replication: replay the journals (publishing what they add), then take over transfers,
     // NOTIFY and the API.
     let publisher = Arc::new(Publisher::new(state.clone(), xdp));
     let (replication, secondaries) = Replication::new(publisher.clone(), settings.replication.clone())?;
-    let _ = state.replication.set(replication.clone());
+    let responder = Arc::new(Responder {
+        state: state.clone(),
+        replication: replication.clone(),
+        shadow: shadow.clone(),
+        limiter: limiter.clone(),
+    });
 
     // Bind. Every TCP connection is a descriptor: raise the soft limit, and fit the TCP cap to it.
     let tcp_limits = match dns_xdp::tcp::raise_nofile_limit() {
@@ -230,14 +234,14 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut tasks = Vec::new();
     for addr in &settings.listen {
         for socket in slowpath::bind_udp(*addr, workers)? {
-            slowpath::spawn_udp(socket, state.clone(), limiter.clone()).context("starting a UDP thread")?;
+            slowpath::spawn_udp(socket, responder.clone()).context("starting a UDP thread")?;
         }
-        tasks.push(tokio::spawn(dns_xdp::tcp::serve(slowpath::bind_tcp(*addr)?, state.clone(), tcp_limits)));
+        tasks.push(tokio::spawn(dns_xdp::tcp::serve(slowpath::bind_tcp(*addr)?, responder.clone(), tcp_limits)));
         log::info!("answering DNS on {addr} (UDP, TCP)");
     }
     let http = dns_xdp::http::bind(settings.metrics)
         .with_context(|| format!("binding the metrics address {}", settings.metrics))?;
-    tasks.push(tokio::spawn(serve_http(http, Sources { state: state.clone(), xdp: xdp_stats, rrl: limiter.clone() })));
+    tasks.push(tokio::spawn(serve_http(http, Sources { state: state.clone(), shadow, rrl: limiter.clone(), kernel })));
     log::info!("metrics and health on http://{}/metrics", settings.metrics);
     if let Some(api) = &settings.api {
         let addr = api.addr;

@@ -459,9 +459,7 @@ mod tests {
             metrics: Default::default(),
             edns_payload: 1232,
             chaos: Default::default(),
-            shadow: Default::default(),
             cookies: crate::cookie::Cookies::new([7; 16]),
-            replication: Default::default(),
         });
         let config = ReplicationSettings { journal: Some(dir.to_path_buf()), ..Default::default() };
         Replication::new(Arc::new(Publisher::new(state, None)), config).unwrap().0
