@@ -1,7 +1,7 @@
 //! The command line: subcommands and the `serve` flags, as clap parses them. Every `serve` flag
 //! has a key of the same name in the configuration file (file.rs); merge.rs settles the two into
-//! `Settings`. Owns the clap types; calls nothing of the daemon's (the test-bed subcommands' own
-//! argument types excepted).
+//! `Settings`. Owns the clap types; uses only address prefixes (rrl.rs) and the test-bed
+//! subcommands' own argument types.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

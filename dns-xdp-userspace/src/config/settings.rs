@@ -1,7 +1,7 @@
 //! The settled settings of `serve`: plain data, read and checked once at start (merge.rs), then
 //! handed down to the parts that use them (replication, shadow validation, the TCP listener, the
 //! XDP loader). Those import this module, never the reverse. Owns the types and their defaults;
-//! calls nothing of the daemon's beyond the value types it holds (names, prefixes, cookies).
+//! uses only the value types it holds (names, prefixes, cookies, CH answers, rate-limit settings).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
