@@ -2,8 +2,9 @@
 //!
 //! The kernel looks up, userspace decides: `zone` holds the data and the RFC 1034 lookup,
 //! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
-//! program's map entries, `loader` puts them into the kernel, `slowpath` answers what XDP
-//! passes on.
+//! program's map entries, `loader` puts them into the kernel, `slowpath` and `tcp` answer what
+//! XDP passes on (through `responder`), and `daemon` starts, reloads and stops it all with the
+//! `config` settings.
 
 pub mod answer;
 pub mod api;
@@ -12,6 +13,7 @@ pub mod compare;
 pub mod compile;
 pub mod config;
 pub mod cookie;
+pub mod daemon;
 pub mod diff;
 pub mod exchange;
 #[doc(hidden)]
@@ -25,6 +27,7 @@ pub mod name;
 pub mod publish;
 pub mod replication;
 pub mod reply_count;
+pub mod responder;
 pub mod rrl;
 pub mod shadow;
 pub mod slowpath;

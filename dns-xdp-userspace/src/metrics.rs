@@ -1,9 +1,11 @@
-//! Counters, and the HTTP endpoint serving `GET /metrics` (OpenMetrics text, through
-//! prometheus-client's encoder) and `GET /healthz`.
+//! The HTTP endpoint serving `GET /metrics` (OpenMetrics text, through prometheus-client's
+//! encoder) and `GET /healthz`. Owns the series' names and how each part's counters are rendered:
+//! the daemon's (state.rs), the rate limiter's, shadow validation's, and the XDP program's, which
+//! it reads through a `KernelReader` it is handed (it does not know the loader).
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,51 +27,10 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::loader::Stats;
 use crate::rrl::Limiter;
-use crate::state::State;
+use crate::shadow::{self, Shadow};
+use crate::state::{RCODES, State};
 use crate::wire::rcode;
-
-/// RCODEs we count individually; everything else is "OTHER".
-const RCODES: [u16; 8] = [
-    rcode::NOERROR,
-    rcode::FORMERR,
-    rcode::SERVFAIL,
-    rcode::NXDOMAIN,
-    rcode::NOTIMP,
-    rcode::REFUSED,
-    rcode::YXDOMAIN,
-    rcode::BADVERS,
-];
-
-#[derive(Default)]
-pub struct Metrics {
-    responses: [AtomicU64; RCODES.len() + 1],
-    pub queries_dropped: AtomicU64,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
-    /// Reloads that found a zone's data changed under an unchanged serial.
-    pub serial_unchanged: AtomicU64,
-    /// Name records in the kernel's NAMES maps.
-    pub map_entries: AtomicU64,
-    /// Distinct answers in the kernel's ANSWERS maps.
-    pub answer_entries: AtomicU64,
-    /// Entries in use in the kernel's hit index (HITS).
-    pub hit_entries: AtomicU64,
-    pub tcp_connections: AtomicU64,
-    /// TCP connections closed at accept: over the per-client cap, or out of descriptors (tcp.rs).
-    pub tcp_refused: AtomicU64,
-    /// TCP connections closed because a reply could not be written in time (a client not reading).
-    pub tcp_write_stalls: AtomicU64,
-    pub ready: AtomicBool,
-}
-
-impl Metrics {
-    pub fn count_response(&self, rc: u16) {
-        let i = RCODES.iter().position(|&r| r == rc).unwrap_or(RCODES.len());
-        self.responses[i].fetch_add(1, Relaxed);
-    }
-}
 
 const ACTIONS: [(&str, u32); 6] = [
     ("tx", stat::ACTION_TX),
@@ -105,9 +66,23 @@ const PASS_REASONS: [(&str, u32); 14] = [
 #[derive(Clone)]
 pub struct Sources {
     pub state: Arc<State>,
-    pub xdp: Option<Arc<Stats>>,
+    /// Shadow validation, when it runs.
+    pub shadow: Option<Arc<Shadow>>,
     pub rrl: Arc<Limiter>,
+    /// The XDP program's counters, when it runs.
+    pub kernel: Option<KernelReader>,
 }
+
+/// The XDP program's counters at one scrape.
+pub struct KernelCounters {
+    /// The per-CPU STATS map summed, indexed by `dns_xdp_common::stat`.
+    pub stats: Vec<u64>,
+    /// Nanoseconds spent in the program and runs counted, while BPF stats are enabled.
+    pub run_time: Option<(u64, u64)>,
+}
+
+/// Reads the XDP program's counters (from the loader's `Stats`, in whoever loaded the program).
+pub type KernelReader = Arc<dyn Fn() -> anyhow::Result<KernelCounters> + Send + Sync>;
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,7 +92,7 @@ impl std::fmt::Debug for Sources {
 
 impl Collector for Sources {
     fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
-        collect(&mut Exposition(encoder), &self.state, self.xdp.as_deref(), &self.rrl)
+        collect(&mut Exposition(encoder), self)
     }
 }
 
@@ -209,19 +184,22 @@ impl EncodeLabelValue for Escaped<'_> {
     }
 }
 
-fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limiter) -> fmt::Result {
+fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
+    let state = &sources.state;
     let m = &state.metrics;
-    let kernel = xdp.and_then(|s| match s.read() {
-        Ok(v) => Some(v),
-        Err(err) => {
+    let (kernel, run_time) = match sources.kernel.as_ref().map(|read| read()) {
+        Some(Ok(k)) => (Some(k.stats), k.run_time),
+        Some(Err(err)) => {
             log::warn!("reading XDP counters: {err:#}");
-            None
+            (None, None)
         }
-    });
+        None => (None, None),
+    };
+    let sent = m.responses();
     let mut responses = Vec::new();
     for (i, rc) in RCODES.iter().enumerate() {
         let name = rcode::name(*rc);
-        responses.push((vec![("path", "userspace"), ("rcode", name)], m.responses[i].load(Relaxed)));
+        responses.push((vec![("path", "userspace"), ("rcode", name)], sent[i]));
         if let Some(k) = &kernel
             && *rc < 16
         {
@@ -229,7 +207,7 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
                 .push((vec![("path", "xdp"), ("rcode", name)], k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
         }
     }
-    responses.push((vec![("path", "userspace"), ("rcode", "OTHER")], m.responses[RCODES.len()].load(Relaxed)));
+    responses.push((vec![("path", "userspace"), ("rcode", "OTHER")], sent[RCODES.len()]));
     out.counter("dnsxdp_responses_total", "DNS responses sent, by path and RCODE.", &borrowed(&responses))?;
     if let Some(k) = &kernel {
         let mut actions = vec![(&[("action", "rx")][..], k[stat::RX as usize])];
@@ -249,7 +227,7 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
         let passes: Vec<(Labels, u64)> =
             PASS_REASONS.iter().zip(&reason_labels).map(|((_, i), l)| (&l[..], k[*i as usize])).collect();
         out.counter("dnsxdp_xdp_pass_total", "Packets passed to the kernel stack, by reason.", &passes)?;
-        if let Some((ns, runs)) = xdp.and_then(Stats::run_time) {
+        if let Some((ns, runs)) = run_time {
             out.counter(
                 "dnsxdp_xdp_run_seconds_total",
                 "Time spent in the XDP program (while BPF stats are enabled).",
@@ -271,9 +249,9 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
             ],
         )?;
     }
-    render_rrl(out, kernel.as_deref(), rrl)?;
-    if let Some(shadow) = state.shadow.get() {
-        shadow.render(out, kernel.as_deref())?;
+    render_rrl(out, kernel.as_deref(), &sources.rrl)?;
+    if let Some(shadow) = &sources.shadow {
+        render_shadow(out, shadow, kernel.as_deref())?;
     }
     let zones = state.zones.load();
     let mut list: Vec<_> = zones.iter().map(|z| (z.origin.to_string(), z.serial)).collect();
@@ -375,6 +353,64 @@ fn render_rrl(out: &mut Exposition, kernel: Option<&[u64]>, rrl: &Limiter) -> fm
         results.extend(xdp.iter().map(|(result, i)| (vec![("path", "xdp"), ("result", *result)], k[*i as usize])));
     }
     out.counter("dnsxdp_rrl_total", "Rate limiter outcomes other than answering, by path.", &borrowed(&results))
+}
+
+/// Shadow validation (shadow.rs): comparisons, mismatches by field, what was not compared.
+fn render_shadow(out: &mut Exposition, shadow: &Shadow, kernel: Option<&[u64]>) -> fmt::Result {
+    let c = &shadow.counters;
+    let queries: Vec<_> = [shadow::Path::Xdp, shadow::Path::Userspace]
+        .map(|p| ([("path", p.name())], c.queries[p as usize].load(Relaxed)))
+        .to_vec();
+    out.counter(
+        "dnsxdp_shadow_queries_total",
+        "Answers compared with the reference server's, by the path that sent ours.",
+        &queries.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
+    )?;
+    let fields: Vec<_> =
+        shadow::FIELDS.iter().zip(&c.mismatches).map(|(field, n)| ([("field", *field)], n.load(Relaxed))).collect();
+    out.counter(
+        "dnsxdp_shadow_mismatches_total",
+        "Compared answers that differ from the reference's, by field.",
+        &fields.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
+    )?;
+    out.counter(
+        "dnsxdp_shadow_mismatched_queries_total",
+        "Compared queries with at least one mismatch.",
+        &[(&[], c.mismatched_queries.load(Relaxed))],
+    )?;
+    out.counter(
+        "dnsxdp_shadow_reference_errors_total",
+        "Shadow queries the reference did not answer usably (not mismatches).",
+        &[
+            (&[("kind", "timeout")], c.timeouts.load(Relaxed)),
+            (&[("kind", "unreachable")], c.unreachable.load(Relaxed)),
+            (&[("kind", "malformed")], c.malformed.load(Relaxed)),
+        ],
+    )?;
+    let mut dropped: Vec<(Labels, u64)> = vec![
+        (&[("reason", "queue_full")], c.dropped.load(Relaxed)),
+        (&[("reason", "answer_changed")], c.stale.load(Relaxed)),
+    ];
+    if let Some(k) = kernel {
+        dropped.push((&[("reason", "ring_full")], k[stat::SHADOW_RING_FULL as usize]));
+    }
+    out.counter(
+        "dnsxdp_shadow_dropped_total",
+        "Samples not compared: queue full, ring buffer full, or answer changed since sent.",
+        &dropped,
+    )?;
+    if let Some(k) = kernel {
+        out.counter(
+            "dnsxdp_shadow_xdp_sampled_total",
+            "Answers the XDP program sampled for comparison.",
+            &[(&[], k[stat::SHADOW_SAMPLED as usize])],
+        )?;
+    }
+    out.gauge(
+        "dnsxdp_shadow_seconds_since_mismatch",
+        "Seconds since the last mismatch (or since shadowing started).",
+        &[(&[], (shadow.seconds_since_mismatch() * 1000.0).round() / 1000.0)],
+    )
 }
 
 /// The content type of the OpenMetrics text format.

@@ -2,7 +2,7 @@
 //! a reference server (`--shadow-reference`), and the two responses are compared with
 //! `compare::differences` under `Scope::Answer`. Mismatches are counted per field and logged,
 //! one line each (rate-limited); an unreachable or slow reference is counted apart and never
-//! called a mismatch.
+//! called a mismatch. metrics.rs renders the counters.
 //!
 //! Sources: the XDP program copies a random sample of the answers it sends to SHADOW_RING
 //! (dns-xdp-ebpf/src/shadow.rs); the daemon rebuilds each query from the record and renders the
@@ -20,21 +20,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, Scratch, stat};
+use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, Scratch};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::answer::{Transport, handle_with};
 use crate::compare::{self, Scope};
+use crate::config::ShadowSettings;
 use crate::exchange::{self, Proto};
-use crate::metrics::{Exposition, Labels};
 use crate::state::State;
 
 /// Jobs waiting for a comparison; more are dropped (and counted), never waited for.
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Comparisons in flight at once (each holds one socket to the reference).
 pub const MAX_IN_FLIGHT: usize = 64;
-/// How long the reference may take to answer (per transport tried).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Mismatch log lines per `LOG_WINDOW`; the rest are counted and summarised on the next line.
 const LOG_LINES_PER_WINDOW: u32 = 10;
 const LOG_WINDOW: Duration = Duration::from_secs(1);
@@ -56,15 +54,6 @@ impl Path {
             Path::Userspace => "userspace",
         }
     }
-}
-
-/// Settings of `--shadow-reference` and `--shadow-sample`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShadowSettings {
-    pub reference: SocketAddr,
-    /// One query in `sample` is shadowed (1: all).
-    pub sample: u32,
-    pub timeout: Duration,
 }
 
 /// One answer to compare: the query as received and the response we sent.
@@ -253,63 +242,6 @@ impl Shadow {
         w.lines += 1;
         Some(std::mem::take(&mut w.suppressed))
     }
-
-    /// Prometheus series; `kernel` is the XDP program's STATS when it runs.
-    pub fn render(&self, out: &mut Exposition, kernel: Option<&[u64]>) -> std::fmt::Result {
-        let c = &self.counters;
-        let queries: Vec<_> =
-            [Path::Xdp, Path::Userspace].map(|p| ([("path", p.name())], c.queries[p as usize].load(Relaxed))).to_vec();
-        out.counter(
-            "dnsxdp_shadow_queries_total",
-            "Answers compared with the reference server's, by the path that sent ours.",
-            &queries.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
-        )?;
-        let fields: Vec<_> =
-            FIELDS.iter().zip(&c.mismatches).map(|(field, n)| ([("field", *field)], n.load(Relaxed))).collect();
-        out.counter(
-            "dnsxdp_shadow_mismatches_total",
-            "Compared answers that differ from the reference's, by field.",
-            &fields.iter().map(|(l, n)| (&l[..], *n)).collect::<Vec<_>>(),
-        )?;
-        out.counter(
-            "dnsxdp_shadow_mismatched_queries_total",
-            "Compared queries with at least one mismatch.",
-            &[(&[], c.mismatched_queries.load(Relaxed))],
-        )?;
-        out.counter(
-            "dnsxdp_shadow_reference_errors_total",
-            "Shadow queries the reference did not answer usably (not mismatches).",
-            &[
-                (&[("kind", "timeout")], c.timeouts.load(Relaxed)),
-                (&[("kind", "unreachable")], c.unreachable.load(Relaxed)),
-                (&[("kind", "malformed")], c.malformed.load(Relaxed)),
-            ],
-        )?;
-        let mut dropped: Vec<(Labels, u64)> = vec![
-            (&[("reason", "queue_full")], c.dropped.load(Relaxed)),
-            (&[("reason", "answer_changed")], c.stale.load(Relaxed)),
-        ];
-        if let Some(k) = kernel {
-            dropped.push((&[("reason", "ring_full")], k[stat::SHADOW_RING_FULL as usize]));
-        }
-        out.counter(
-            "dnsxdp_shadow_dropped_total",
-            "Samples not compared: queue full, ring buffer full, or answer changed since sent.",
-            &dropped,
-        )?;
-        if let Some(k) = kernel {
-            out.counter(
-                "dnsxdp_shadow_xdp_sampled_total",
-                "Answers the XDP program sampled for comparison.",
-                &[(&[], k[stat::SHADOW_SAMPLED as usize])],
-            )?;
-        }
-        out.gauge(
-            "dnsxdp_shadow_seconds_since_mismatch",
-            "Seconds since the last mismatch (or since shadowing started).",
-            &[(&[], (self.seconds_since_mismatch() * 1000.0).round() / 1000.0)],
-        )
-    }
 }
 
 /// Runs the comparisons: takes jobs off the queue, at most `MAX_IN_FLIGHT` at once.
@@ -387,9 +319,9 @@ pub fn from_record(record: &Scratch, state: &State) -> Option<Job> {
     })
 }
 
-/// Registers shadowing in `state` and starts the comparison task (on the current runtime).
-/// The XDP side is started by whoever owns the program (`run_xdp`).
-pub fn start(state: &Arc<State>, settings: ShadowSettings) {
+/// Starts the comparison task (on the current runtime) and returns the handle the slow path
+/// offers its answers to. The XDP side is started by whoever owns the program (`run_xdp`).
+pub fn start(settings: ShadowSettings) -> Arc<Shadow> {
     log::info!(
         "shadow validation: one query in {} compared with {} (mismatches are logged and counted as dnsxdp_shadow_*)",
         settings.sample,
@@ -397,6 +329,6 @@ pub fn start(state: &Arc<State>, settings: ShadowSettings) {
     );
     let (shadow, jobs) = Shadow::new(settings);
     let shadow = Arc::new(shadow);
-    let _ = state.shadow.set(shadow.clone());
-    tokio::spawn(run(shadow, jobs));
+    tokio::spawn(run(shadow.clone(), jobs));
+    shadow
 }

@@ -1,9 +1,15 @@
-//! What the listeners share: the zone snapshot being served and the counters.
+//! What every query needs, built whole before the listeners start: the zone snapshot being
+//! served, the settings the answers depend on, and the daemon's counters. Parts that come and go
+//! with the configuration (replication, shadow validation, the rate limiter) are not in here: the
+//! per-query handler (responder.rs) holds them beside it. Calls only the types it holds.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use arc_swap::ArcSwap;
 
 use crate::answer::Chaos;
-use crate::metrics::Metrics;
+use crate::cookie::Cookies;
+use crate::wire::rcode;
 use crate::zone::ZoneSet;
 
 pub struct State {
@@ -13,10 +19,53 @@ pub struct State {
     pub edns_payload: u16,
     /// CH-class version.bind/id.server answers (refused when unset).
     pub chaos: Chaos,
-    /// Shadow validation, when `--shadow-reference` is set (shadow.rs).
-    pub shadow: std::sync::OnceLock<std::sync::Arc<crate::shadow::Shadow>>,
     /// The DNS cookie secret (RFC 9018): server cookies issued and checked by the listeners.
-    pub cookies: crate::cookie::Cookies,
-    /// Zone transfers and NOTIFY, once set up (the listeners hand those messages over).
-    pub replication: std::sync::OnceLock<std::sync::Arc<crate::replication::Replication>>,
+    pub cookies: Cookies,
+}
+
+/// RCODEs we count individually; everything else is "OTHER".
+pub const RCODES: [u16; 8] = [
+    rcode::NOERROR,
+    rcode::FORMERR,
+    rcode::SERVFAIL,
+    rcode::NXDOMAIN,
+    rcode::NOTIMP,
+    rcode::REFUSED,
+    rcode::YXDOMAIN,
+    rcode::BADVERS,
+];
+
+/// The daemon's own counters; metrics.rs renders them.
+#[derive(Default)]
+pub struct Metrics {
+    responses: [AtomicU64; RCODES.len() + 1],
+    pub queries_dropped: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// Reloads that found a zone's data changed under an unchanged serial.
+    pub serial_unchanged: AtomicU64,
+    /// Name records in the kernel's NAMES maps.
+    pub map_entries: AtomicU64,
+    /// Distinct answers in the kernel's ANSWERS maps.
+    pub answer_entries: AtomicU64,
+    /// Entries in use in the kernel's hit index (HITS).
+    pub hit_entries: AtomicU64,
+    pub tcp_connections: AtomicU64,
+    /// TCP connections closed at accept: over the per-client cap, or out of descriptors (tcp.rs).
+    pub tcp_refused: AtomicU64,
+    /// TCP connections closed because a reply could not be written in time (a client not reading).
+    pub tcp_write_stalls: AtomicU64,
+    pub ready: AtomicBool,
+}
+
+impl Metrics {
+    pub fn count_response(&self, rc: u16) {
+        let i = RCODES.iter().position(|&r| r == rc).unwrap_or(RCODES.len());
+        self.responses[i].fetch_add(1, Relaxed);
+    }
+
+    /// Responses sent by the daemon, by `RCODES` index; the last counts every other RCODE.
+    pub fn responses(&self) -> [u64; RCODES.len() + 1] {
+        std::array::from_fn(|i| self.responses[i].load(Relaxed))
+    }
 }

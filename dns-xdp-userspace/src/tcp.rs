@@ -14,55 +14,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::answer::{Client, Transport, handle_from};
-use crate::state::State;
+use crate::answer::Transport;
+use crate::config::TcpLimits;
+use crate::responder::{Outcome, Responder};
 
 /// Largest DNS message: the two-byte length prefix allows no more.
 const MAX_MESSAGE: usize = 65535;
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
 /// once spins a core while nothing can change.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// File descriptors kept back from the TCP cap for everything else the daemon opens (UDP sockets,
-/// BPF maps and programs, journals, the API and metrics connections).
-const RESERVED_FDS: u64 = 256;
-
-/// How DNS over TCP is bounded. Defaults as Knot's and NSD's where they have one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpLimits {
-    /// Connections at once, all clients together; more wait in the accept queue.
-    pub max_connections: usize,
-    /// Connections at once from one client address; more are closed at accept.
-    pub max_per_client: usize,
-    /// A connection with no complete query for this long is closed (RFC 7766 section 6.2.3;
-    /// Knot's tcp-idle-timeout).
-    pub idle: Duration,
-    /// A connection is closed this long after it opened, whatever it does (NSD's tcp-timeout).
-    pub lifetime: Duration,
-    /// A reply not written within this long closes the connection (Knot's tcp-remote-io-timeout),
-    /// and unacknowledged data is given up after as long (TCP_USER_TIMEOUT).
-    pub write: Duration,
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        TcpLimits {
-            max_connections: 1024,
-            max_per_client: 32,
-            idle: Duration::from_secs(10),
-            lifetime: Duration::from_secs(120),
-            write: Duration::from_secs(5),
-        }
-    }
-}
-
-impl TcpLimits {
-    /// `self` with the overall cap lowered to what the open-file limit `nofile` leaves room for.
-    pub fn fitted_to(self, nofile: u64) -> Self {
-        let room = usize::try_from(nofile.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX).max(1);
-        TcpLimits { max_connections: self.max_connections.min(room), ..self }
-    }
-}
-
 /// Raises the soft open-file limit to the hard one and returns it: every TCP connection is a
 /// descriptor, and the default soft limit (1,024) is below the connection cap.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
@@ -106,7 +66,8 @@ impl Drop for ClientSlot {
 }
 
 /// Accepts and serves connections on `listener` for ever.
-pub async fn serve(listener: TcpListener, state: Arc<State>, limits: TcpLimits) {
+pub async fn serve(listener: TcpListener, responder: Arc<Responder>, limits: TcpLimits) {
+    let metrics = &responder.state.metrics;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = Arc::new(PerClient::default());
     loop {
@@ -116,7 +77,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, limits: TcpLimits) 
             Err(err) => {
                 // Out of descriptors or memory: nothing changes by retrying at once.
                 if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
-                    state.metrics.tcp_refused.fetch_add(1, Relaxed);
+                    metrics.tcp_refused.fetch_add(1, Relaxed);
                     log::warn!("tcp accept: {err}; pausing accepts for {ACCEPT_BACKOFF:?}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 } else {
@@ -126,15 +87,15 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, limits: TcpLimits) 
             }
         };
         let Some(slot) = per_client.take(peer.ip(), limits.max_per_client) else {
-            state.metrics.tcp_refused.fetch_add(1, Relaxed);
+            metrics.tcp_refused.fetch_add(1, Relaxed);
             log::debug!("tcp {peer}: over {} connections from one address; closed", limits.max_per_client);
             continue;
         };
-        state.metrics.tcp_connections.fetch_add(1, Relaxed);
-        let state = state.clone();
+        metrics.tcp_connections.fetch_add(1, Relaxed);
+        let responder = responder.clone();
         tokio::spawn(async move {
             let opened = Instant::now();
-            let served = tokio::time::timeout(limits.lifetime, connection(conn, peer, &state, limits)).await;
+            let served = tokio::time::timeout(limits.lifetime, connection(conn, peer, &responder, limits)).await;
             match served {
                 Ok(Err(err)) => log::debug!("tcp {peer}: {err}"),
                 Err(_) => log::debug!("tcp {peer}: closed after {:?} (lifetime)", opened.elapsed()),
@@ -147,7 +108,12 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, limits: TcpLimits) 
 }
 
 /// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1).
-async fn connection(mut conn: TcpStream, peer: SocketAddr, state: &State, limits: TcpLimits) -> std::io::Result<()> {
+async fn connection(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    responder: &Responder,
+    limits: TcpLimits,
+) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
     // Data the client never acknowledges is given up on after the write timeout, also in the kernel.
     let _ = socket2::SockRef::from(&conn).set_tcp_user_timeout(Some(limits.write));
@@ -163,24 +129,12 @@ async fn connection(mut conn: TcpStream, peer: SocketAddr, state: &State, limits
             Ok(Ok(_)) => {}
             _ => return Ok(()),
         }
-        // Zone transfers (a stream of messages) and NOTIFY go to the replication code.
-        let replies = match state.replication.get().and_then(|r| r.intercept(msg, peer, true)) {
-            Some(replies) => replies,
-            None => {
-                let zones = state.zones.load();
-                let client = Client { ip: peer.ip(), cookies: &state.cookies };
-                let Some(reply) =
-                    handle_from(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos, Some(client))
-                else {
-                    state.metrics.queries_dropped.fetch_add(1, Relaxed);
-                    return Ok(());
-                };
-                if let Some(shadow) = state.shadow.get() {
-                    shadow.sample_answer(msg, &reply.bytes, Transport::Tcp, peer);
-                }
-                state.metrics.count_response(reply.rcode);
-                vec![reply.bytes]
-            }
+        // Zone transfers come back as a stream of messages.
+        let replies = match responder.respond(msg, peer, Transport::Tcp) {
+            Outcome::Reply(reply) => vec![reply],
+            Outcome::Messages(replies) => replies,
+            Outcome::Withheld => continue,
+            Outcome::Dropped => return Ok(()),
         };
         for reply in replies {
             let mut out = Vec::with_capacity(reply.len() + 2);
@@ -192,7 +146,7 @@ async fn connection(mut conn: TcpStream, peer: SocketAddr, state: &State, limits
                 Ok(Ok(())) => {}
                 Ok(Err(err)) if err.kind() != std::io::ErrorKind::TimedOut => return Err(err),
                 Ok(Err(_)) | Err(_) => {
-                    state.metrics.tcp_write_stalls.fetch_add(1, Relaxed);
+                    responder.state.metrics.tcp_write_stalls.fetch_add(1, Relaxed);
                     return Ok(());
                 }
             }
@@ -217,13 +171,5 @@ mod tests {
         let third = table.take(a, 2).expect("a slot came back");
         drop((second, third));
         assert!(table.open.lock().unwrap().is_empty(), "no entry left for idle addresses");
-    }
-
-    #[test]
-    fn the_cap_fits_the_open_file_limit() {
-        let l = TcpLimits::default();
-        assert_eq!(l.fitted_to(1024).max_connections, 1024 - RESERVED_FDS as usize);
-        assert_eq!(l.fitted_to(1 << 20).max_connections, 1024);
-        assert_eq!(l.fitted_to(10).max_connections, 1);
     }
 }

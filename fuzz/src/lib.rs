@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use dns_xdp::name::Name;
-use dns_xdp::replication::tsig::Key;
+use dns_xdp::replication::tsig::{self, Key};
 use dns_xdp::zone::{Zone, ZoneSet};
 
 /// The conformance zones (testdata/conformance), loaded once per fuzzing process.
@@ -36,7 +36,7 @@ pub fn example_test() -> &'static Arc<Zone> {
 pub fn tsig_key() -> Key {
     Key::new(
         Name::from_text("xfr-key").expect("literal"),
-        "hmac-sha256",
+        tsig::Algorithm::Sha256,
         b"dns-xdp fuzzing secret, 32 bytes",
         Vec::new(),
     )

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::config::ReplicationSettings;
 use crate::name::Name;
 use crate::publish::Publisher;
 use crate::rrl::Cidr;
@@ -29,26 +29,6 @@ use crate::zone::{Zone, rtype};
 use journal::{Changeset, Journal};
 use message::{Builder, OPCODE_NOTIFY, OPCODE_QUERY};
 use tsig::Key;
-
-/// Replication settings (flags `--secondary`, `--node`, `--quorum`, `--journal`, ...).
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    /// Zones pulled from a primary.
-    pub secondaries: Vec<(Name, SocketAddr)>,
-    /// The fleet a primary notifies and counts confirmations from.
-    pub nodes: Vec<SocketAddr>,
-    /// Nodes that must serve a new serial before a write returns 200.
-    pub quorum: usize,
-    pub quorum_deadline: Duration,
-    pub journal: Option<PathBuf>,
-    /// TSIG keys: when any is set, transfers and NOTIFY must be signed with one of the keys valid
-    /// for the peer (tsig.rs), and ours to a peer are signed with its first key.
-    pub keys: Vec<Key>,
-    /// Who may transfer our zones (and send us NOTIFY besides our primaries). Default: the nodes.
-    pub allow_transfer: Vec<Cidr>,
-    /// Bounds on what a transfer from our primary may bring.
-    pub xfr_limits: xfr::Limits,
-}
 
 /// A zone's change history: the journal on a primary, in memory on a secondary (which with
 /// `--journal` also persists what it transferred: `store`).
@@ -70,7 +50,11 @@ pub type Secondary = (Name, SocketAddr, mpsc::Receiver<()>);
 
 pub struct Replication {
     pub publisher: Arc<Publisher>,
-    pub config: Config,
+    pub config: ReplicationSettings,
+    /// The signing keys of `config.tsig_keys`: when any is set, transfers and NOTIFY must be
+    /// signed with one of the keys valid for the peer (tsig.rs), and ours to a peer are signed
+    /// with its first key.
+    keys: Vec<Key>,
     history: Mutex<HashMap<Name, History>>,
     notify_tx: HashMap<Name, mpsc::Sender<()>>,
     /// Serialises API writes (each reads the served version and derives the next).
@@ -91,7 +75,18 @@ pub enum CommitError {
 impl Replication {
     /// Sets up replication and replays the journals over the zones loaded from files. Returns
     /// the receivers the secondary tasks wait on for NOTIFY.
-    pub fn new(publisher: Arc<Publisher>, mut config: Config) -> anyhow::Result<(Arc<Self>, Vec<Secondary>)> {
+    pub fn new(
+        publisher: Arc<Publisher>,
+        mut config: ReplicationSettings,
+    ) -> anyhow::Result<(Arc<Self>, Vec<Secondary>)> {
+        let keys = config
+            .tsig_keys
+            .iter()
+            .map(|k| {
+                Key::new(k.name.clone(), k.algorithm, &k.secret, k.peers.clone())
+                    .map_err(|e| anyhow::anyhow!("tsig_key {}: {e}", k.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if config.allow_transfer.is_empty() {
             config.allow_transfer =
                 config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
@@ -163,6 +158,7 @@ impl Replication {
         let repl = Replication {
             publisher,
             config,
+            keys,
             history: Mutex::new(history),
             notify_tx,
             write: tokio::sync::Mutex::new(()),
@@ -173,12 +169,12 @@ impl Replication {
 
     /// The key messages to `peer` are signed with.
     pub fn key_for(&self, peer: IpAddr) -> Option<&Key> {
-        tsig::key_for(&self.config.keys, peer)
+        tsig::key_for(&self.keys, peer)
     }
 
     /// Every configured key (the quorum poller picks each node's).
     pub fn keys(&self) -> &[Key] {
-        &self.config.keys
+        &self.keys
     }
 
     pub fn is_secondary(&self, zone: &Name) -> bool {
@@ -319,7 +315,7 @@ impl Replication {
     pub fn intercept(&self, raw: &[u8], peer: SocketAddr, tcp: bool) -> Option<Vec<Vec<u8>>> {
         let opcode = (*raw.get(2)? >> 3) & 0xf;
         // A signed query (a secondary's SOA refresh check, RFC 1996 section 3.11) is ours on UDP too.
-        let signed = raw.get(10..12).is_some_and(|ar| ar != [0, 0]) && !self.config.keys.is_empty();
+        let signed = raw.get(10..12).is_some_and(|ar| ar != [0, 0]) && !self.keys.is_empty();
         if raw[2] & 0x80 != 0 || (opcode != OPCODE_NOTIFY && !(opcode == OPCODE_QUERY && (tcp || signed))) {
             return None;
         }
@@ -352,11 +348,7 @@ impl Replication {
             }
             // A secondary's signed SOA query: answered signed with its key (Knot and BIND check
             // the primary's serial this way before an IXFR). Unsigned ones take the normal path.
-            _ if qtype == rtype::SOA
-                && tsig_present
-                && !self.config.keys.is_empty()
-                && self.transfer_allowed(peer.ip()) =>
-            {
+            _ if qtype == rtype::SOA && tsig_present && !self.keys.is_empty() && self.transfer_allowed(peer.ip()) => {
                 let mut verified = match self.check_tsig(raw, &zone, peer, "SOA query") {
                     Ok(verified) => verified,
                     Err(refusal) => return Some(vec![refusal]),
@@ -419,10 +411,10 @@ impl Replication {
         peer: SocketAddr,
         what: &str,
     ) -> Result<Option<tsig::Verified>, Vec<u8>> {
-        if self.config.keys.is_empty() {
+        if self.keys.is_empty() {
             return Ok(None);
         }
-        match tsig::verify_request(raw, &self.config.keys, peer.ip(), tsig::now()) {
+        match tsig::verify_request(raw, &self.keys, peer.ip(), tsig::now()) {
             Ok(verified) => Ok(Some(verified)),
             Err(refusal) => {
                 self.warnings.warn(|| format!("{what} of {zone} from {peer} refused: TSIG: {}", refusal.reason));
@@ -467,11 +459,9 @@ mod tests {
             metrics: Default::default(),
             edns_payload: 1232,
             chaos: Default::default(),
-            shadow: Default::default(),
             cookies: crate::cookie::Cookies::new([7; 16]),
-            replication: Default::default(),
         });
-        let config = Config { journal: Some(dir.to_path_buf()), ..Config::default() };
+        let config = ReplicationSettings { journal: Some(dir.to_path_buf()), ..Default::default() };
         Replication::new(Arc::new(Publisher::new(state, None)), config).unwrap().0
     }
 

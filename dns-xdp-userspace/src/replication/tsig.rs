@@ -16,11 +16,14 @@ use domain::base::iana::{Rcode, TsigRcode};
 use domain::base::message_builder::AdditionalBuilder;
 use domain::base::{Message, MessageBuilder, ToName, UnknownRecordData};
 use domain::rdata::tsig::Time48;
-use domain::tsig::{self as dt, Algorithm, KeyName};
+use domain::tsig::{self as dt, KeyName};
 
 use super::message;
 use crate::name::Name;
 use crate::rrl::Cidr;
+
+/// The HMAC algorithms a key may use.
+pub use domain::tsig::Algorithm;
 
 /// A TSIG key as configured: name, algorithm, secret and the peers it is for.
 #[derive(Clone, Debug)]
@@ -38,14 +41,7 @@ impl AsRef<dt::Key> for Key {
 }
 
 impl Key {
-    /// `algorithm` as key files spell it: "hmac-sha256" (also sha1, sha384, sha512).
-    pub fn new(name: Name, algorithm: &str, secret: &[u8], peers: Vec<Cidr>) -> Result<Key, String> {
-        let alg = Algorithm::from_name(
-            &domain::base::Name::<Vec<u8>>::from_chars(algorithm.chars()).map_err(|e| format!("{algorithm:?}: {e}"))?,
-        )
-        .ok_or_else(|| {
-            format!("algorithm {algorithm:?} is not supported (hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512)")
-        })?;
+    pub fn new(name: Name, alg: Algorithm, secret: &[u8], peers: Vec<Cidr>) -> Result<Key, String> {
         let key_name = KeyName::from_chars(name.to_string().chars()).map_err(|e| format!("key name {name}: {e}"))?;
         let inner = dt::Key::new(alg, secret, key_name, None, None).map_err(|e| format!("key {name}: {e}"))?;
         Ok(Key { name, peers, inner })
@@ -241,12 +237,6 @@ impl StreamVerifier {
     }
 }
 
-/// Decodes a base64 secret as key files write it (RFC 4648 section 4, padding optional).
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +246,7 @@ mod tests {
 
     fn key(name: &str, secret: &[u8], peers: &[&str]) -> Key {
         let peers = peers.iter().map(|p| p.parse().unwrap()).collect();
-        Key::new(Name::from_text(name).unwrap(), "hmac-sha256", secret, peers).unwrap()
+        Key::new(Name::from_text(name).unwrap(), Algorithm::Sha256, secret, peers).unwrap()
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use super::journal::Changeset;
 use super::message::{self, Builder, Section, record_len};
 use super::tsig::{self, Key, StreamVerifier};
+use crate::config::XfrLimits;
 use crate::name::Name;
 use crate::zone::{Record, Zone, rtype, serial_newer, soa_serial, zone_from_records};
 
@@ -21,20 +22,6 @@ const MESSAGE_BUDGET: usize = 16 * 1024;
 pub const XFR_IDLE: Duration = Duration::from_secs(10);
 /// And any transfer ends after this long (BIND's `max-transfer-time-in` default: 120 minutes).
 pub const XFR_MAX_TIME: Duration = Duration::from_secs(2 * 3600);
-
-/// What a transfer from a primary may bring (`--xfr-max-records`, `--xfr-max-bytes`), like BIND's
-/// `max-records` and Knot's `zone-max-size`: a primary gone wrong cannot exhaust our memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_records: u64,
-    pub max_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { max_records: 20_000_000, max_bytes: 4 << 30 }
-    }
-}
 
 /// The records answering an AXFR, or an IXFR from `client_serial` (`chain` when the history
 /// reaches it, else the whole zone, as RFC 1995 section 4 allows).
@@ -125,7 +112,7 @@ pub async fn pull(
     zone: &Name,
     current: Option<&Zone>,
     key: Option<&Key>,
-    limits: Limits,
+    limits: XfrLimits,
 ) -> Result<Pulled, XfrError> {
     let total = || XfrError::Timeout(primary, format!("not complete after {XFR_MAX_TIME:?}"));
     tokio::time::timeout(XFR_MAX_TIME, pull_inner(primary, zone, current, key, limits)).await.map_err(|_| total())?
@@ -148,7 +135,7 @@ async fn pull_inner(
     zone: &Name,
     current: Option<&Zone>,
     key: Option<&Key>,
-    limits: Limits,
+    limits: XfrLimits,
 ) -> Result<Pulled, XfrError> {
     let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
     let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
@@ -391,13 +378,15 @@ mod tests {
     async fn transfers_past_the_limits_are_abandoned() {
         let z = zone(2000);
         let addr = primary(z.clone()).await;
-        let got = pull(addr, &z.origin, None, None, Limits::default()).await.unwrap();
+        let got = pull(addr, &z.origin, None, None, XfrLimits::default()).await.unwrap();
         assert!(matches!(got, Pulled::Full(ref full) if full.records() == z.records()));
-        let err =
-            pull(addr, &z.origin, None, None, Limits { max_records: 1000, ..Limits::default() }).await.unwrap_err();
+        let err = pull(addr, &z.origin, None, None, XfrLimits { max_records: 1000, ..XfrLimits::default() })
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("xfr_max_records"), "{err}");
-        let err =
-            pull(addr, &z.origin, None, None, Limits { max_bytes: 20_000, ..Limits::default() }).await.unwrap_err();
+        let err = pull(addr, &z.origin, None, None, XfrLimits { max_bytes: 20_000, ..XfrLimits::default() })
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("xfr_max_bytes"), "{err}");
     }
 }

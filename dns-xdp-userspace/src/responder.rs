@@ -1,0 +1,106 @@
+//! One query through the daemon, the same for UDP and TCP: replication's messages (NOTIFY, zone
+//! transfers) go to replication, the rest to the zone logic (answer.rs) with the client's cookie;
+//! answers are offered to shadow validation and counted, and over UDP pass the rate limiter.
+//! The listeners (slowpath.rs for UDP, tcp.rs) only move bytes. Owns that order; calls answer,
+//! replication, shadow, rrl and the state's counters.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::answer::{Client, Transport, handle_from};
+use crate::replication::Replication;
+use crate::rrl::{self, Decision, Limiter};
+use crate::shadow::Shadow;
+use crate::state::State;
+use crate::wire::{self, Parsed};
+
+/// Everything a listener needs to answer, complete before the first listener starts.
+pub struct Responder {
+    pub state: Arc<State>,
+    /// Zone transfers and NOTIFY: the listeners hand those messages over.
+    pub replication: Arc<Replication>,
+    /// Shadow validation, when `--shadow-reference` is set.
+    pub shadow: Option<Arc<Shadow>>,
+    /// Response rate limiting, applied to UDP only: a TCP client's address cannot be spoofed, and
+    /// TCP is where slips send real clients.
+    pub limiter: Arc<Limiter>,
+}
+
+/// What to send back for one query.
+pub enum Outcome {
+    /// One DNS response.
+    Reply(Vec<u8>),
+    /// Replication's messages, in order: a NOTIFY or SOA answer, or a zone transfer's stream.
+    Messages(Vec<Vec<u8>>),
+    /// Nothing: the rate limiter held the answer back, or the source port is one that only
+    /// reflection attacks use (both counted by the limiter).
+    Withheld,
+    /// Nothing: not a query we can answer (counted as dropped). TCP closes the connection.
+    Dropped,
+}
+
+impl Responder {
+    /// Answers the DNS message `query` from `peer`.
+    pub fn respond(&self, query: &[u8], peer: SocketAddr, transport: Transport) -> Outcome {
+        let udp = transport == Transport::Udp;
+        if udp && rrl::reflection_port(peer.port()) {
+            self.limiter.counters.reflection.fetch_add(1, Relaxed);
+            return Outcome::Withheld;
+        }
+        if let Some(replies) = self.replication.intercept(query, peer, !udp) {
+            if !udp {
+                return Outcome::Messages(replies);
+            }
+            // NOTIFY answers (and refusals) are responses like any other: a spoofed flood must
+            // not be reflected at full rate (BIND's RRL limits every UDP response the same way).
+            return Outcome::Messages(
+                replies.into_iter().filter_map(|reply| self.limit_message(peer, reply)).collect(),
+            );
+        }
+        let state = &self.state;
+        let zones = state.zones.load();
+        let client = Client { ip: peer.ip(), cookies: &state.cookies };
+        let Some(mut reply) = handle_from(&zones, query, transport, state.edns_payload, &state.chaos, Some(client))
+        else {
+            state.metrics.queries_dropped.fetch_add(1, Relaxed);
+            return Outcome::Dropped;
+        };
+        if let Some(shadow) = &self.shadow {
+            shadow.sample_answer(query, &reply.bytes, transport, peer);
+        }
+        if udp && self.limiter.is_on() {
+            match self.limiter.check(peer.ip(), rrl::rrl_key(&reply.bytes), reply.server_cookie) {
+                Decision::Send => {}
+                Decision::Drop => return Outcome::Withheld,
+                Decision::Slip => {
+                    let edns = match wire::parse_query(query) {
+                        Parsed::Query(q) => q.edns,
+                        _ => None,
+                    };
+                    match rrl::slip(&reply.bytes, edns, reply.rcode, state.edns_payload) {
+                        Some(bytes) => reply.bytes = bytes,
+                        None => return Outcome::Withheld,
+                    }
+                }
+            }
+        }
+        state.metrics.count_response(reply.rcode);
+        Outcome::Reply(reply.bytes)
+    }
+
+    /// A replication message to `peer` over UDP as the rate limiter decides: as is, slipped
+    /// (TC=1) or not at all.
+    fn limit_message(&self, peer: SocketAddr, reply: Vec<u8>) -> Option<Vec<u8>> {
+        if !self.limiter.is_on() {
+            return Some(reply);
+        }
+        match self.limiter.check(peer.ip(), rrl::rrl_key(&reply), false) {
+            Decision::Send => Some(reply),
+            Decision::Drop => None,
+            Decision::Slip => {
+                rrl::slip(&reply, None, u16::from(reply.get(3).map_or(0, |b| b & 0xf)), self.state.edns_payload)
+            }
+        }
+    }
+}
