@@ -1,15 +1,14 @@
 //! Zones as immutable snapshots: parsed and validated once, then shared read-only by the slow
 //! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
 
+pub mod edit;
 mod load;
 pub mod lookup;
 mod nodes;
 pub mod nsec3;
 mod presentation;
 
-pub use load::{
-    Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records, zone_with_rrsets,
-};
+pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records};
 
 use std::collections::HashMap;
 
