@@ -1,8 +1,11 @@
-//! The contract between the XDP program and the daemon: map names, keys, values, counters.
+//! The contract between the XDP program and the daemon: map names, keys, values, counters; and
+//! (`dns`) the DNS protocol's numbers, which both sides read and write.
 //!
 //! Everything here is `#[repr(C)]` with explicit widths and size asserts, because the kernel
 //! side (bpfel, no_std) and userspace (x86_64, std) must agree on every byte.
 #![no_std]
+
+pub mod dns;
 
 /// Longest wire-format qname (RFC 1035 section 2.3.4), root label included.
 pub const MAX_QNAME_LEN: usize = 255;

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderValue, Method, Response, StatusCode, Uri, header};
+use dns_xdp_common::dns::rcode;
 use dns_xdp_common::stat;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -28,7 +29,6 @@ use tower_http::timeout::TimeoutLayer;
 use crate::loader::Stats;
 use crate::rrl::Limiter;
 use crate::state::State;
-use crate::wire::rcode;
 
 /// RCODEs we count individually; everything else is "OTHER".
 const RCODES: [u16; 8] = [

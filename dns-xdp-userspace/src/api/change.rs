@@ -4,11 +4,12 @@
 
 use std::str::FromStr as _;
 
+use dns_xdp_common::dns::rtype;
 use serde_json::{Value, json};
 
 use crate::name::Name;
 use crate::zone::edit::Change;
-use crate::zone::{Record, parse_records, rtype, type_name};
+use crate::zone::{Record, parse_records, type_name};
 
 /// A request the API refuses: which field (`changes[2].rdata[0]`) and why; answered 400.
 #[derive(Debug, thiserror::Error)]

@@ -126,7 +126,9 @@ fn rdata_text(rt: u16, wire: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::{parse_records, rtype};
+    use dns_xdp_common::dns::rtype;
+
+    use crate::zone::parse_records;
 
     #[test]
     fn rdata_in_presentation_format() {

@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dns_xdp_common::dns::rtype;
+
 use super::load::{Growing, MAX_TTL};
-use super::{Diagnostic, Node, Rdata, Record, Zone, rtype, soa_with_serial, type_name, zone_from_records};
+use super::{Diagnostic, Node, Rdata, Record, Zone, soa_with_serial, type_name, zone_from_records};
 use crate::name::Name;
 
 /// One validated change: replace (`Some`) or delete (`None`) the RRset at (owner, type).

@@ -16,34 +16,9 @@ pub use nodes::NodeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::name::{Name, wire_name_len};
+use dns_xdp_common::dns::rtype;
 
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const DNAME: u16 = 39;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const RRSIG: u16 = 46;
-    pub const NSEC: u16 = 47;
-    pub const DNSKEY: u16 = 48;
-    pub const NSEC3: u16 = 50;
-    pub const NSEC3PARAM: u16 = 51;
-    pub const SVCB: u16 = 64;
-    pub const HTTPS: u16 = 65;
-    /// Transaction signature (RFC 8945): a meta type, only ever in a message's additional section.
-    pub const TSIG: u16 = 250;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const ANY: u16 = 255;
-}
+use crate::name::{Name, wire_name_len};
 
 /// One record's data in uncompressed wire format.
 ///

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dns_xdp_common::dns::rtype;
+
 use super::rules;
 use super::{Diagnostic, Scanned, Severity, type_name};
 use crate::name::Name;
-use crate::zone::{Node, NodeMap, RRset, Rdata, Zone, canonical_key, nsec3, rtype};
+use crate::zone::{Node, NodeMap, RRset, Rdata, Zone, canonical_key, nsec3};
 
 /// The nodes while a zone is assembled.
 pub(super) type Nodes = HashMap<Name, Node, foldhash::fast::RandomState>;

@@ -3,12 +3,12 @@
 //! stand, NS at the apex with glue for in-zone targets, no NSEC3 record at the apex). Each problem
 //! is a diagnostic at the line of the record it is about; build.rs calls these while it assembles.
 
+use dns_xdp_common::dns::rtype;
 use domain::base::iana::Class;
 
 use super::build::Nodes;
 use super::{Diagnostic, Scanned, Severity};
 use crate::name::Name;
-use crate::zone::rtype;
 
 /// Largest TTL a resolver honours (RFC 2181 section 8: the top bit must be zero).
 pub(in crate::zone) const MAX_TTL: u32 = 0x7fff_ffff;
