@@ -516,7 +516,7 @@ pub const RRL_ALLOW_CAPACITY: u32 = 1024;
 ///
 /// The program does not count `RX` and `ACTION_TX` itself (two counter updates less per
 /// answer): readers derive them with [`stat::derive`].
-/// The test bed's reply counter (`xdp_count`, dns-xdp-ebpf/src/count.rs): the load generator's
+/// The test bed's reply counter (`xdp_count`, dns-xdp-ebpf/src/testbed/count.rs): the load generator's
 /// client end counts DNS replies in the kernel and drops them, passing a 1-in-(mask+1) sample
 /// (the DNS ID ANDed with `COUNT_CONFIG[0]` is zero) to the stack for checking and timing.
 pub mod count {

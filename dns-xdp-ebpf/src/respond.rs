@@ -8,12 +8,11 @@ use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, MAX_QNAME_LEN, ReplyBody, Scra
 use crate::{
     Exit, cursor,
     dns::{DnsHdr, QTAIL_LEN, Query},
-    l2l3::{EthHdr, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
+    headers::{EthHdr, IPPROTO_UDP, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
 };
 
 /// TTL / hop limit of our replies (the Linux default).
 const REPLY_TTL: u8 = 64;
-const IPPROTO_UDP: u8 = 17;
 const IPV4_ADDR_WORDS: usize = 2;
 const IPV6_ADDR_WORDS: usize = 8;
 /// Ethernet with two VLAN tags, IPv6, UDP and DNS headers: 14 + 8 + 40 + 8 + 12 = 82 bytes,

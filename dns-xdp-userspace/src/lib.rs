@@ -7,7 +7,6 @@
 
 pub mod answer;
 pub mod api;
-pub mod bounce;
 pub mod compare;
 pub mod compile;
 pub mod config;
@@ -24,14 +23,12 @@ pub mod metrics;
 pub mod name;
 pub mod publish;
 pub mod replication;
-pub mod reply_count;
 pub mod rrl;
 pub mod shadow;
 pub mod slowpath;
 pub mod state;
 pub mod store;
 pub mod tcp;
-pub mod testframe;
 pub mod wire;
 pub mod zone;
 
