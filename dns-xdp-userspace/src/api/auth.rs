@@ -9,7 +9,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use tower_http::validate_request::ValidateRequest;
 
-use super::routes::reply;
+use super::reply::reply;
 
 /// Checks `Authorization: Bearer TOKEN` (the scheme is case-insensitive, RFC 9110 section 11.1).
 /// Both sides are hashed first and the digests compared in constant time, so neither the position

@@ -9,12 +9,14 @@
 //! - `POST /v1/zones/{zone}/batch` with `{"changes": [{"op": "put"|"delete", "name", "type",
 //!   "ttl", "rdata"}]}`: all or nothing, one serial.
 //!
-//! `server` stacks the limits and the token check in front of `routes`, which answers the
-//! reads and hands writes to `write`; `change` validates a change's JSON. None of them edits a
-//! zone: `zone::edit` makes the next version, `replication` commits and confirms it.
+//! `server` stacks the limits and the token check (`auth`) in front of `routes`, which answers
+//! the reads and hands writes to `write`; `change` validates a change's JSON; `reply` shapes
+//! every answer. None of them edits a zone: `zone::edit` makes the next version, `replication`
+//! commits and confirms it.
 
 mod auth;
 mod change;
+mod reply;
 mod routes;
 mod server;
 mod write;

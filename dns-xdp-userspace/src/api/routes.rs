@@ -1,21 +1,18 @@
 //! The API's routes, behind the token check: the reads answered here (zones and their RRsets as
-//! JSON), writes handed to write.rs; every answer a JSON body with its status.
+//! JSON), writes handed to write.rs with the zone they name.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, Response, StatusCode, Uri, header};
+use axum::http::{Method, Response, Uri};
 use serde_json::{Value, json};
 
-use super::change::FieldError;
+use super::reply::{Answer, bad, reply};
 use super::write::write;
 use crate::name::Name;
 use crate::replication::Replication;
 use crate::zone::{Zone, type_name};
-
-/// A status and its JSON body.
-pub(super) type Answer = (u16, Value);
 
 pub(super) async fn handle(
     State(repl): State<Arc<Replication>>,
@@ -25,18 +22,6 @@ pub(super) async fn handle(
 ) -> Response<Body> {
     let (status, value) = route(method.as_str(), uri.path(), &body, &repl).await;
     reply(status, &value)
-}
-
-pub(super) fn reply(status: u16, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// 400 for `field`.
-pub(super) fn bad(field: &str, message: impl std::fmt::Display) -> Answer {
-    (400, FieldError::new(field, message).json())
 }
 
 async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Answer {
@@ -66,7 +51,10 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Ans
             change["op"] = json!(op);
             change["name"] = json!(name);
             change["type"] = json!(rtype_text);
-            write(repl, zone, &[change], false).await
+            match find_zone(repl, zone) {
+                Ok(zone) => write(repl, &zone, &[change], false).await,
+                Err(e) => e,
+            }
         }
         ("POST", ["v1", "zones", zone, "batch"]) => {
             let changes = match serde_json::from_slice::<Value>(body) {
@@ -74,7 +62,10 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Ans
                 Err(_) => None,
             };
             match changes {
-                Some(c) if !c.is_empty() => write(repl, zone, &c, true).await,
+                Some(c) if !c.is_empty() => match find_zone(repl, zone) {
+                    Ok(zone) => write(repl, &zone, &c, true).await,
+                    Err(e) => e,
+                },
                 _ => bad("changes", "expected {\"changes\": [...]} with at least one change"),
             }
         }
@@ -84,7 +75,7 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Ans
 }
 
 /// The served zone `zone` names: 400 when it is no name, 404 when we do not serve it.
-pub(super) fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, Answer> {
+fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, Answer> {
     let name = Name::from_text(zone).ok_or_else(|| bad("zone", format!("{zone:?} is not a domain name")))?;
     repl.current(&name)
         .ok_or_else(|| (404, json!({"error": format!("zone {name} is not served here"), "field": "zone"})))

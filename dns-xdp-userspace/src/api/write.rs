@@ -5,18 +5,16 @@
 use serde_json::{Value, json};
 
 use super::change::parse_change;
-use super::routes::{Answer, bad, find_zone};
+use super::reply::{Answer, bad};
 use crate::name::Name;
 use crate::replication::{Replication, quorum};
+use crate::zone::Zone;
 use crate::zone::edit::{self, EditError};
 
-/// Applies `changes` (JSON, already split out of the request) to `zone`; `batch` says whether
-/// they came as a batch, which names fields by their position (`changes[2].rdata`).
-pub(super) async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -> Answer {
-    let current = match find_zone(repl, zone) {
-        Ok(z) => z,
-        Err(e) => return e,
-    };
+/// Applies `changes` (JSON, already split out of the request) to `current`, the zone as the
+/// request found it; `batch` says whether they came as a batch, which names fields by their
+/// position (`changes[2].rdata`).
+pub(super) async fn write(repl: &Replication, current: &Zone, changes: &[Value], batch: bool) -> Answer {
     if repl.is_secondary(&current.origin) {
         return bad("zone", format!("zone {} is a secondary here; write to its primary", current.origin));
     }

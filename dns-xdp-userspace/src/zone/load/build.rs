@@ -15,7 +15,7 @@ use crate::name::Name;
 use crate::zone::{Node, NodeMap, RRset, Rdata, Zone, canonical_key, nsec3};
 
 /// The nodes while a zone is assembled.
-pub(super) type Nodes = HashMap<Name, Node, foldhash::fast::RandomState>;
+type Nodes = HashMap<Name, Node, foldhash::fast::RandomState>;
 
 /// An RRset as its records come in, which `build` boxes for the zone.
 pub(in crate::zone) struct Growing {

@@ -3,12 +3,15 @@
 //! stand, NS at the apex with glue for in-zone targets, no NSEC3 record at the apex). Each problem
 //! is a diagnostic at the line of the record it is about; build.rs calls these while it assembles.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
 use dns_xdp_common::dns::rtype;
 use domain::base::iana::Class;
 
-use super::build::Nodes;
 use super::{Diagnostic, Scanned, Severity};
 use crate::name::Name;
+use crate::zone::Node;
 
 /// Largest TTL a resolver honours (RFC 2181 section 8: the top bit must be zero).
 pub(in crate::zone) const MAX_TTL: u32 = 0x7fff_ffff;
@@ -35,8 +38,8 @@ pub(super) fn record_problem(r: &Scanned, origin: &Name) -> Option<String> {
 
 /// The node-level rules, reported in the order of the records they are about (`firsts` is
 /// sorted so); the apex's own at its SOA record.
-pub(super) fn check_nodes(
-    nodes: &Nodes,
+pub(super) fn check_nodes<S: BuildHasher>(
+    nodes: &HashMap<Name, Node, S>,
     firsts: &mut [First<'_>],
     origin: &Name,
     first_soa: &Scanned,
