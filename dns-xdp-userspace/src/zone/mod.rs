@@ -1,5 +1,6 @@
 //! Zones as immutable snapshots: parsed and validated once, then shared read-only by the slow
-//! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
+//! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in; an edit
+//! (`edit`, the control API's writes) builds the next version of one zone.
 
 pub mod edit;
 mod load;
