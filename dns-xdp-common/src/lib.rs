@@ -1,8 +1,11 @@
-//! The contract between the XDP program and the daemon: map names, keys, values, counters.
+//! The contract between the XDP program and the daemon: map names, keys, values, counters; and
+//! (`dns`) the DNS protocol's numbers, which both sides read and write.
 //!
 //! Everything here is `#[repr(C)]` with explicit widths and size asserts, because the kernel
 //! side (bpfel, no_std) and userspace (x86_64, std) must agree on every byte.
 #![no_std]
+
+pub mod dns;
 
 /// Longest wire-format qname (RFC 1035 section 2.3.4), root label included.
 pub const MAX_QNAME_LEN: usize = 255;
@@ -513,7 +516,7 @@ pub const RRL_ALLOW_CAPACITY: u32 = 1024;
 ///
 /// The program does not count `RX` and `ACTION_TX` itself (two counter updates less per
 /// answer): readers derive them with [`stat::derive`].
-/// The test bed's reply counter (`xdp_count`, dns-xdp-ebpf/src/count.rs): the load generator's
+/// The test bed's reply counter (`xdp_count`, dns-xdp-ebpf/src/testbed/count.rs): the load generator's
 /// client end counts DNS replies in the kernel and drops them, passing a 1-in-(mask+1) sample
 /// (the DNS ID ANDed with `COUNT_CONFIG[0]` is zero) to the stack for checking and timing.
 pub mod count {

@@ -2,31 +2,19 @@
 //! key, the question's type and class, and the OPT record (RFC 6891).
 
 use aya_ebpf::programs::XdpContext;
+use dns_xdp_common::dns::{CLASS_IN, EDNS_DO, FLAG_QR, FLAG_TC, HEADER_LEN, OPCODE_MASK, OPT_LEN, option, rtype};
 use dns_xdp_common::{KEY_NAME_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_QNAME_LEN, Scratch, stat};
 
 use crate::{Exit, cursor, l2l3::Frame};
 
-pub const DNS_HLEN: usize = 12;
 /// QTYPE + QCLASS after the qname.
 pub const QTAIL_LEN: usize = 4;
-/// An OPT RR without options: root name, TYPE, CLASS, TTL, RDLEN.
-pub const OPT_LEN: usize = 11;
 
-pub const FLAG_QR: u16 = 0x8000;
-pub const FLAG_TC: u16 = 0x0200;
-pub const FLAG_RD: u16 = 0x0100;
-pub const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
-const CLASS_IN: u16 = 1;
-const TYPE_OPT: u16 = 41;
 /// EDNS option code and length fields.
 const OPTION_HLEN: usize = 4;
-const OPTION_COOKIE: u16 = 10;
 /// Options walked in an OPT: real clients send one to three (COOKIE, NSID, padding, ECS); a
 /// query with more is odd enough for the daemon, and the bound keeps the verifier's walk short.
 const MAX_EDNS_OPTIONS: usize = 8;
-/// DO bit in the OPT TTL's flags half (RFC 3225).
-pub const EDNS_DO: u16 = 0x8000;
 
 /// 4-byte words of a key name: the lowercasing copy works a word at a time.
 const KEY_NAME_WORDS: usize = KEY_NAME_LEN / 4;
@@ -68,7 +56,7 @@ fn be16(b: [u8; 2]) -> u16 {
 #[inline(always)]
 pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Query, Exit> {
     let msg_len = frame.msg_len;
-    if msg_len < DNS_HLEN {
+    if msg_len < HEADER_LEN {
         return Err(Exit::Pass(stat::PASS_HEADER));
     }
     let hdr: *const DnsHdr = cursor::ptr_at(ctx, frame.dns_off).ok_or(Exit::Pass(stat::PASS_HEADER))?;
@@ -83,11 +71,11 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
     }
 
     let (qname_len, qname_sum, mut qtail) = fill_key(scratch, walk_qname(ctx, frame, scratch)?)?;
-    let qtail_off = DNS_HLEN + qname_len;
+    let qtail_off = HEADER_LEN + qname_len;
     if qtail_off + QTAIL_LEN > msg_len {
         return Err(Exit::Pass(stat::PASS_QNAME));
     }
-    // walk_qname copied min(msg_len - DNS_HLEN, KEY_NAME_LEN) bytes, so fill_key's QTYPE/QCLASS
+    // walk_qname copied min(msg_len - HEADER_LEN, KEY_NAME_LEN) bytes, so fill_key's QTYPE/QCLASS
     // came from this packet unless the name is within 4 bytes of 256.
     if qname_len + QTAIL_LEN > KEY_NAME_LEN {
         cursor::load(ctx, frame.dns_off + qtail_off, qtail.as_mut_ptr(), QTAIL_LEN)
@@ -126,7 +114,7 @@ pub fn parse(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<Q
 /// labels over 63, names over 255, names running past the message.
 #[inline(always)]
 fn walk_qname(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<usize, Exit> {
-    let avail = frame.msg_len - DNS_HLEN;
+    let avail = frame.msg_len - HEADER_LEN;
     // Need at least a root label, QTYPE and QCLASS; the lower bound also proves len > 0 to
     // the verifier for the helper below.
     if avail < 1 + QTAIL_LEN {
@@ -136,7 +124,7 @@ fn walk_qname(ctx: &XdpContext, frame: &Frame, scratch: *mut Scratch) -> Result<
     // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run; raw holds
     // KEY_NAME_LEN + 4 bytes and copy <= KEY_NAME_LEN.
     let raw = unsafe { (*scratch).raw.as_mut_ptr() };
-    cursor::load_words(ctx, frame.dns_off + DNS_HLEN, raw, copy).ok_or(Exit::Pass(stat::PASS_QNAME))?;
+    cursor::load_words(ctx, frame.dns_off + HEADER_LEN, raw, copy).ok_or(Exit::Pass(stat::PASS_QNAME))?;
 
     let mut idx = 0usize;
     // MAX_LABELS: a 255-byte name has at most 128 labels (root included), so the walk ends by
@@ -171,14 +159,14 @@ fn parse_opt(ctx: &XdpContext, frame: &Frame, opt_off: usize, query: &mut Query)
     let opt: *const [u8; OPT_LEN] = cursor::ptr_at(ctx, frame.dns_off + opt_off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
     // SAFETY: bounds checked by ptr_at.
     let opt = unsafe { *opt };
-    let rtype = be16([opt[1], opt[2]]);
+    let opt_type = be16([opt[1], opt[2]]);
     let payload = be16([opt[3], opt[4]]);
     let version = opt[6];
     let ext_flags = be16([opt[7], opt[8]]);
     let rdlen = be16([opt[9], opt[10]]) as usize;
     // The RDATA must end the message; its options are walked below. Version > 0 goes to the
     // daemon, which answers BADVERS (RFC 6891 6.1.3).
-    if opt[0] != 0 || rtype != TYPE_OPT || opt_off + OPT_LEN + rdlen != frame.msg_len || version != 0 {
+    if opt[0] != 0 || opt_type != rtype::OPT || opt_off + OPT_LEN + rdlen != frame.msg_len || version != 0 {
         return Err(Exit::Pass(stat::PASS_EDNS));
     }
     query.edns = true;
@@ -207,7 +195,7 @@ fn walk_options(ctx: &XdpContext, frame: &Frame, mut off: usize) -> Result<(), E
             cursor::ptr_at(ctx, frame.dns_off + off).ok_or(Exit::Pass(stat::PASS_EDNS))?;
         // SAFETY: bounds checked by ptr_at.
         let opt_hdr = unsafe { *opt_hdr };
-        if be16([opt_hdr[0], opt_hdr[1]]) == OPTION_COOKIE {
+        if be16([opt_hdr[0], opt_hdr[1]]) == option::COOKIE {
             return Err(Exit::Pass(stat::PASS_COOKIE));
         }
         off += OPTION_HLEN + be16([opt_hdr[2], opt_hdr[3]]) as usize;

@@ -3,66 +3,22 @@
 use aya_ebpf::programs::XdpContext;
 use dns_xdp_common::stat;
 
+use crate::headers::{
+    ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr,
+};
 use crate::{Exit, cursor};
 
-pub const ETH_HLEN: usize = 14;
-pub const IPV4_HLEN: usize = 20;
-pub const IPV6_HLEN: usize = 40;
-pub const UDP_HLEN: usize = 8;
-
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_UDP: u8 = 17;
 
 /// VLAN tags we look through: one 802.1Q tag, or QinQ (802.1ad outer + 802.1Q inner), is the
 /// deepest stack a server port sees; a bound is also what lets the verifier accept the loop.
 const MAX_VLAN_TAGS: usize = 2;
 
 #[repr(C)]
-pub struct EthHdr {
-    pub dst: [u8; 6],
-    pub src: [u8; 6],
-    pub proto: [u8; 2],
-}
-
-#[repr(C)]
 struct VlanHdr {
     _tci: [u8; 2],
     proto: [u8; 2],
-}
-
-#[repr(C)]
-pub struct Ipv4Hdr {
-    pub version_ihl: u8,
-    pub tos: u8,
-    pub tot_len: [u8; 2],
-    pub id: [u8; 2],
-    pub frag_off: [u8; 2],
-    pub ttl: u8,
-    pub protocol: u8,
-    pub check: [u8; 2],
-    pub saddr: [u8; 4],
-    pub daddr: [u8; 4],
-}
-
-#[repr(C)]
-pub struct Ipv6Hdr {
-    pub version_class_flow: [u8; 4],
-    pub payload_len: [u8; 2],
-    pub next_header: u8,
-    pub hop_limit: u8,
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-}
-
-#[repr(C)]
-pub struct UdpHdr {
-    pub source: [u8; 2],
-    pub dest: [u8; 2],
-    pub len: [u8; 2],
-    pub check: [u8; 2],
 }
 
 /// Where the layers of an accepted query start, and how long its DNS message is.

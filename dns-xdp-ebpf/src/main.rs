@@ -6,14 +6,12 @@
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "core::intrinsics atomics, see rrl.rs")]
 
-mod bounce;
-mod count;
 mod cursor;
 mod dns;
+mod headers;
 mod hits;
 mod l2l3;
 mod maps;
-mod plain;
 mod resolve;
 mod respond;
 mod rrl;
@@ -78,13 +76,6 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
             xdp_action::XDP_DROP
         }
     }
-}
-
-/// Does nothing. The test bed attaches it to the client end of a veth pair: veth delivers a
-/// native-mode XDP_TX frame only to a peer that runs an XDP program itself.
-#[xdp]
-pub fn xdp_pass(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
 }
 
 /// Returns what reply was left in the packet, or how else the packet leaves.

@@ -2,17 +2,17 @@
 //! append the precompiled answer and our OPT, fix lengths and checksums.
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
+use dns_xdp_common::dns::{EDNS_DO, FLAG_CD, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN};
 use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, MAX_QNAME_LEN, ReplyBody, Scratch, XdpConfig, stat};
 
 use crate::{
     Exit, cursor,
-    dns::{DNS_HLEN, DnsHdr, EDNS_DO, FLAG_CD, FLAG_RD, FLAG_TC, OPT_LEN, QTAIL_LEN, Query},
-    l2l3::{EthHdr, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
+    dns::{DnsHdr, QTAIL_LEN, Query},
+    headers::{EthHdr, IPPROTO_UDP, IPV4_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN, UdpHdr},
 };
 
 /// TTL / hop limit of our replies (the Linux default).
 const REPLY_TTL: u8 = 64;
-const IPPROTO_UDP: u8 = 17;
 const IPV4_ADDR_WORDS: usize = 2;
 const IPV6_ADDR_WORDS: usize = 8;
 /// Ethernet with two VLAN tags, IPv6, UDP and DNS headers: 14 + 8 + 40 + 8 + 12 = 82 bytes,
@@ -22,7 +22,7 @@ const HDRS_MAX: usize = 88;
 /// Bytes of the DNS reply: header, question as received, answer data, our OPT if the query had one.
 #[inline(always)]
 pub fn reply_len(query: &Query, data_len: usize) -> usize {
-    DNS_HLEN + query.qname_len + QTAIL_LEN + data_len + if query.edns { OPT_LEN } else { 0 }
+    HEADER_LEN + query.qname_len + QTAIL_LEN + data_len + if query.edns { OPT_LEN } else { 0 }
 }
 
 /// Ones'-complement sum helpers. Every word is read in memory order (native little-endian
@@ -95,7 +95,7 @@ fn front_to_head(
     scratch: *mut Scratch,
     shift: usize,
 ) -> bool {
-    let hdrs_len = (frame.dns_off + DNS_HLEN) & 0x7f;
+    let hdrs_len = (frame.dns_off + HEADER_LEN) & 0x7f;
     if hdrs_len == 0 || hdrs_len > HDRS_MAX {
         return false;
     }
@@ -255,7 +255,7 @@ pub fn build(
     let qt = query.qtail;
     sum += at_offset(fold(ne16([qt[0], qt[1]]) + ne16([qt[2], qt[3]])), query.qname_len);
 
-    let data_off = frame.dns_off + DNS_HLEN + query.qname_len + QTAIL_LEN;
+    let data_off = frame.dns_off + HEADER_LEN + query.qname_len + QTAIL_LEN;
     if data_len > 0 {
         let data = value.data.as_ptr();
         if (8..=cursor::WORDS_MAX_LEN).contains(&data_len) {

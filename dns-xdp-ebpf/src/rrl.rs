@@ -19,7 +19,8 @@ use dns_xdp_common::{
 use crate::{
     Exit, cursor,
     dns::Query,
-    l2l3::{Frame, Ipv4Hdr, Ipv6Hdr, UdpHdr},
+    headers::{Ipv4Hdr, Ipv6Hdr, UdpHdr},
+    l2l3::Frame,
     maps::{RRL_ALLOW, RRL_BUCKETS},
     stats,
 };

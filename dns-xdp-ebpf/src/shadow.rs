@@ -13,7 +13,8 @@ use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, SHADOW_RECORD_LEN, Scr
 use crate::{
     cursor,
     dns::Query,
-    l2l3::{Frame, Ipv4Hdr, Ipv6Hdr, UdpHdr},
+    headers::{Ipv4Hdr, Ipv6Hdr, UdpHdr},
+    l2l3::Frame,
     maps::SHADOW_RING,
     stats,
 };

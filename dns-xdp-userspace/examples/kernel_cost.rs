@@ -3,7 +3,7 @@
 //! fixed frames (an A hit over IPv4, an AAAA hit over IPv6 with EDNS, a random-subdomain
 //! NXDOMAIN that walks to its closest encloser, a DO=1 query for a signed zone) the kernel's own
 //! accounting (bpf_stats run_time_ns / run_cnt) over many BPF_PROG_TEST_RUN calls, as the median
-//! of several batches; the do-nothing `xdp_pass` program gives the floor.
+//! of several batches; the test bed's do-nothing `xdp_pass` program gives the floor.
 //!
 //! Why single runs rather than one test_run with a large `repeat`: with `repeat` the kernel runs
 //! the program again on its own output, and an answered query comes back as a response (QR=1)
@@ -16,14 +16,21 @@
 //! Also prints a hash of each reply, so a change meant to leave every byte alone can be checked
 //! by comparing two runs' output (the golden and kernel-vs-daemon tests are the real guard).
 
+#[path = "../tests/testframe/mod.rs"]
+mod testframe;
+
 use std::path::PathBuf;
 
 use aya::{Ebpf, TestRun as _, TestRunOptions, programs::Xdp};
 use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
-use dns_xdp::loader::{PASS_PROG_NAME, XdpProgram};
-use dns_xdp::testframe::{ipv4 as frame4, ipv6 as frame6};
+use dns_xdp::loader::XdpProgram;
 
+use testframe::{ipv4 as frame4, ipv6 as frame6};
+
+/// The test bed's object, built by build.rs beside the daemon's: its do-nothing `xdp_pass` is the floor.
+static TESTBED_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp-testbed"));
+const FLOOR: &str = "xdp_pass";
 const PAYLOAD: u16 = 1232;
 const XDP_TX: u32 = 3;
 /// Test runs per batch: long enough that bpf_stats' nanosecond totals swamp rounding.
@@ -31,7 +38,7 @@ const BATCH: usize = 4000;
 
 /// A query, with an OPT (our payload size, DO as given) when `edns` is set.
 fn query(qname: &str, qtype: u16, edns: Option<bool>) -> Vec<u8> {
-    dns_xdp::testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
+    testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
 }
 
 /// The zone kernel_share.rs serves, smaller: hosts with A, half with AAAA.
@@ -104,8 +111,8 @@ fn main() {
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
     // The floor: a program that only returns, timed the same way.
-    let mut floor = Ebpf::load(dns_xdp::EBPF_OBJECT).expect("object loads");
-    let pass: &mut Xdp = floor.program_mut(PASS_PROG_NAME).expect("xdp_pass").try_into().expect("XDP");
+    let mut floor = Ebpf::load(TESTBED_OBJECT).expect("the test bed's object loads");
+    let pass: &mut Xdp = floor.program_mut(FLOOR).expect("xdp_pass").try_into().expect("XDP");
     pass.load().expect("xdp_pass verifies");
     let pass_id = pass.info().expect("xdp_pass info").id();
     assert!(!before_ids.contains(&pass_id));
@@ -188,7 +195,7 @@ fn main() {
         }
         let (t1, c1) = stats.run_time().expect("bpf_stats");
         alternating_runs.push((t1 - t0) as f64 / (c1 - c0) as f64);
-        let pass: &Xdp = floor.program(PASS_PROG_NAME).unwrap().try_into().unwrap();
+        let pass: &Xdp = floor.program(FLOOR).unwrap().try_into().unwrap();
         let (t0, c0) = run_time(pass_id);
         let mut out = vec![0u8; 2048];
         for _ in 0..BATCH {

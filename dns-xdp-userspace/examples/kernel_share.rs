@@ -3,14 +3,18 @@
 //! of a random-subdomain flood that the XDP program answers itself (BPF_PROG_TEST_RUN, its own
 //! counters), its kernel time per query from bpf_stats, and the cost of installing a large zone.
 
+#[path = "../tests/testframe/mod.rs"]
+mod testframe;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
-use dns_xdp::testframe::ipv4 as frame;
 use dns_xdp_common::stat;
+
+use testframe::ipv4 as frame;
 
 const PAYLOAD: u16 = 1232;
 
@@ -29,7 +33,7 @@ impl Rng {
 
 /// A query, with an OPT (our payload size, DO as given) when `edns` is set.
 fn query(qname: &str, qtype: u16, edns: Option<bool>) -> Vec<u8> {
-    dns_xdp::testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
+    testframe::query(qname, qtype, edns.map(|dnssec| (PAYLOAD, dnssec)))
 }
 
 /// A zone of `names` hosts: A everywhere, AAAA on half, MX and TXT on a tenth, CNAMEs on a tenth.

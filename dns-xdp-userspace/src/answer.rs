@@ -4,9 +4,11 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use dns_xdp_common::dns::{CLASS_ANY, CLASS_CH, CLASS_IN, OPCODE_NOTIFY, OPCODE_QUERY, rcode, rtype};
+
 use crate::cookie::Cookies;
-use crate::wire::{self, Parsed, Query, Response, Rr, rcode};
-use crate::zone::{Rdata, ZoneSet, lookup::lookup, rtype};
+use crate::wire::{self, Parsed, Query, Response, Rr};
+use crate::zone::{Rdata, ZoneSet, lookup::lookup};
 
 /// Our EDNS(0) UDP payload size: 1232 avoids IP fragmentation on any path (DNS flag day 2020).
 pub const DEFAULT_EDNS_PAYLOAD: u16 = 1232;
@@ -104,10 +106,7 @@ fn answer_on(
         // No TSIG key signs queries here (the replication module checks its own, before this):
         // RFC 8945 section 5.2, an unknown key is NOTAUTH with an unsigned BADKEY record.
         Response { tsig: Some(tsig.error_record(rcode::BADKEY)), ..Response::with_rcode(rcode::NOTAUTH) }
-    } else if query.qclass == wire::CLASS_CH
-        && query.opcode() == OPCODE_QUERY
-        && query.edns.is_none_or(|e| e.version == 0)
-    {
+    } else if query.qclass == CLASS_CH && query.opcode() == OPCODE_QUERY && query.edns.is_none_or(|e| e.version == 0) {
         chaos_answer(query, chaos)
     } else {
         decide(zones, query, transport)
@@ -123,12 +122,6 @@ fn answer_on(
     let rcode = resp.rcode;
     Reply { bytes: wire::render(query, &resp, limit, our_payload), rcode, server_cookie }
 }
-
-/// Opcodes (RFC 6895 section 2.2).
-const OPCODE_QUERY: u8 = 0;
-const OPCODE_NOTIFY: u8 = 4;
-/// QCLASS * (RFC 1035 section 3.2.5): matches IN, the only class we serve.
-const CLASS_ANY: u16 = 255;
 
 fn decide<'z>(zones: &'z ZoneSet, query: &Query<'_>, transport: Transport) -> Response<'z> {
     match query.opcode() {
@@ -147,7 +140,8 @@ fn decide<'z>(zones: &'z ZoneSet, query: &Query<'_>, transport: Transport) -> Re
         (rtype::AXFR | rtype::IXFR, _) => return Response::with_rcode(rcode::REFUSED),
         _ => {}
     }
-    if query.qclass != wire::CLASS_IN && query.qclass != CLASS_ANY {
+    // QCLASS * matches IN, the only class we serve.
+    if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
         return Response::with_rcode(rcode::REFUSED);
     }
     let dnssec_ok = query.edns.is_some_and(|e| e.dnssec_ok);
@@ -173,7 +167,7 @@ fn chaos_answer(query: &Query<'_>, chaos: &Chaos) -> Response<'static> {
     }
     Response {
         aa: true,
-        class: Some(wire::CLASS_CH),
+        class: Some(CLASS_CH),
         answer: vec![Rr {
             owner: Cow::Owned(query.qname.clone()),
             rtype: rtype::TXT,

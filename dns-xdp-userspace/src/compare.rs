@@ -6,6 +6,8 @@
 use std::fmt;
 use std::fmt::Write as _;
 
+use dns_xdp_common::dns::{CLASS_CH, CLASS_IN, EDNS_DO, FLAG_AA, FLAG_CD, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK};
+
 /// Record types whose RDATA holds names a server may compress (RFC 3597 section 4) or that we
 /// decompress for comparison: (type, offset of the first name, number of consecutive names).
 const NAME_RDATA: &[(u16, usize, usize)] = &[
@@ -114,8 +116,8 @@ pub fn type_name(t: u16) -> String {
 
 fn class_name(c: u16) -> String {
     match c {
-        1 => "IN".into(),
-        3 => "CH".into(),
+        CLASS_IN => "IN".into(),
+        CLASS_CH => "CH".into(),
         _ => format!("CLASS{c}"),
     }
 }
@@ -216,7 +218,7 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
             let start = after + 10;
             let rdata = msg.get(start..start + rdlen).ok_or("rdata cut short")?;
             pos = start + rdlen;
-            if rtype == 41 {
+            if rtype == dns_xdp_common::dns::rtype::OPT {
                 let mut options = Vec::new();
                 let mut at = 0;
                 while at + 4 <= rdata.len() {
@@ -225,7 +227,12 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
                 }
                 options.sort_unstable();
                 rcode |= ((ttl >> 24) as u16) << 4;
-                opt = Some(Opt { payload: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & 0x8000 != 0, options });
+                opt = Some(Opt {
+                    payload: class,
+                    version: (ttl >> 16) as u8,
+                    dnssec_ok: ttl & u32::from(EDNS_DO) != 0,
+                    options,
+                });
                 continue;
             }
             let rdata = match NAME_RDATA.iter().find(|(t, _, _)| *t == rtype) {
@@ -255,11 +262,11 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
     let [answer, authority, additional] = sections;
     Ok(Normal {
         rcode,
-        aa: flags & 0x0400 != 0,
-        tc: flags & 0x0200 != 0,
-        rd: flags & 0x0100 != 0,
-        cd: flags & 0x0010 != 0,
-        opcode: ((flags >> 11) & 0xf) as u8,
+        aa: flags & FLAG_AA != 0,
+        tc: flags & FLAG_TC != 0,
+        rd: flags & FLAG_RD != 0,
+        cd: flags & FLAG_CD != 0,
+        opcode: ((flags & OPCODE_MASK) >> 11) as u8,
         question,
         answer,
         authority,
@@ -321,11 +328,11 @@ pub fn differences(a: &Normal, b: &Normal, scope: Scope) -> Vec<&'static str> {
 
 /// A query in a few words, for reports: `www.example.com. A edns do` (`rd` when RD is set).
 pub fn describe_query(msg: &[u8]) -> String {
-    let Some((name, after)) = read_name(msg, 12).filter(|_| msg.len() >= 12) else {
+    let Some((name, after)) = read_name(msg, HEADER_LEN).filter(|_| msg.len() >= HEADER_LEN) else {
         return format!("unparseable query ({} bytes)", msg.len());
     };
     let mut out = format!("{name} {}", be16(msg, after).map_or_else(|| "?".into(), type_name));
-    if be16(msg, after + 2).is_some_and(|c| c != 1) {
+    if be16(msg, after + 2).is_some_and(|c| c != CLASS_IN) {
         let _ = write!(out, " class{}", be16(msg, after + 2).unwrap_or(0));
     }
     if msg[2] & 1 != 0 {

@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use dns_xdp_common::dns::{CLASS_IN, FLAG_TC, HEADER_LEN, OPT_LEN, rtype};
 use dns_xdp_common::{
     AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_KERNEL_NAME,
     MAX_WALK_STEPS, QTYPE_DEFAULT, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
@@ -26,8 +27,8 @@ use dns_xdp_common::{
 
 use crate::answer;
 use crate::name::Name;
-use crate::wire::{self, Edns, FLAG_TC, HEADER_LEN, OPT_LEN, Query};
-use crate::zone::{Node, Zone, ZoneSet, rtype};
+use crate::wire::{Edns, Query};
+use crate::zone::{Node, Zone, ZoneSet};
 
 /// Types whose answer may differ from a name's type-independent one even when absent there.
 const SPECIAL_QTYPES: [u16; 5] = [rtype::ANY, rtype::RRSIG, rtype::NSEC, rtype::DS, rtype::CNAME];
@@ -601,7 +602,7 @@ pub fn compile_one(
         qname_wire: qname,
         qname: name,
         qtype,
-        qclass: wire::CLASS_IN,
+        qclass: CLASS_IN,
         edns,
         cookie: None,
         tsig: None,
@@ -613,7 +614,7 @@ pub fn compile_one(
     let (end, arcount) = if dnssec {
         // Our OPT is the last record and carries no option (an EDE would make it longer).
         let opt_at = bytes.len().checked_sub(OPT_LEN)?;
-        if bytes[opt_at..opt_at + 3] != [0, 0, 41] || count(opt_at + 9) != 0 {
+        if bytes[opt_at] != 0 || count(opt_at + 1) != rtype::OPT || count(opt_at + 9) != 0 {
             return None;
         }
         (opt_at, count(10).checked_sub(1)?)

@@ -17,8 +17,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use siphasher::sip::SipHasher24;
 
-/// EDNS option code of COOKIE (RFC 7873 section 4).
-pub const OPTION: u16 = 10;
 /// Client cookie length (RFC 7873 section 4).
 pub const CLIENT_LEN: usize = 8;
 /// Server cookie length limits (RFC 7873 section 4).

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dns_xdp_common::dns::MAX_MESSAGE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -42,9 +43,6 @@ impl AskError {
         }
     }
 }
-
-/// Largest DNS message (a TCP length prefix is 16 bits).
-const MAX_MESSAGE: usize = 65535;
 
 /// Sends `query` to `server` over `proto` and returns the reply carrying the same ID.
 pub async fn ask(server: SocketAddr, query: &[u8], proto: Proto, timeout: Duration) -> Result<Vec<u8>, AskError> {

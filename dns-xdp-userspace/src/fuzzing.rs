@@ -3,9 +3,10 @@
 
 use serde_json::Value;
 
+use crate::api::FieldError;
 use crate::name::Name;
 use crate::replication::journal::{self, Changeset};
-use crate::zone::Record;
+use crate::zone::edit::Change;
 
 /// One journal record at the start of `bytes` (magic, length, CRC, changeset) and its length.
 pub fn journal_read_record(bytes: &[u8]) -> Option<(Changeset, usize)> {
@@ -17,11 +18,7 @@ pub fn journal_record_bytes(change: &Changeset) -> Vec<u8> {
     journal::record_bytes(change)
 }
 
-/// A change of the control API's JSON body, validated as a write to zone `origin` validates it:
-/// (owner, type, `Some(records)` to replace or `None` to delete), or (HTTP status, error body).
-/// One parsed API change: owner, type, and its records (`None`: a deletion).
-pub type Change = (Name, u16, Option<Vec<Record>>);
-
-pub fn api_change(origin: &Name, change: &Value, prefix: &str) -> Result<Change, (u16, Value)> {
-    crate::api::parse_change(origin, change, prefix).map(|c| (c.owner, c.rtype, c.records))
+/// A change of the control API's JSON body, validated as a write to zone `origin` validates it.
+pub fn api_change(origin: &Name, change: &Value, prefix: &str) -> Result<Change, FieldError> {
+    crate::api::parse_change(origin, change, prefix)
 }

@@ -2,7 +2,7 @@
 //! a port facing untrusted clients needs. What one connection may hold (header bytes, time between
 //! requests) is bounded here, per connection; what one request may hold (its body, its run time, a
 //! slot among the requests in flight) is bounded by the tower layers each endpoint stacks in front of
-//! its router (api.rs, metrics.rs).
+//! its router (api/server.rs, metrics.rs).
 
 use std::io;
 use std::net::SocketAddr;

@@ -8,7 +8,6 @@
 
 pub mod answer;
 pub mod api;
-pub mod bounce;
 pub mod compare;
 pub mod compile;
 pub mod config;
@@ -26,7 +25,6 @@ pub mod metrics;
 pub mod name;
 pub mod publish;
 pub mod replication;
-pub mod reply_count;
 pub mod responder;
 pub mod rrl;
 pub mod shadow;
@@ -34,7 +32,6 @@ pub mod slowpath;
 pub mod state;
 pub mod store;
 pub mod tcp;
-pub mod testframe;
 pub mod wire;
 pub mod zone;
 

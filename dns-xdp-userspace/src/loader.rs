@@ -1,6 +1,6 @@
 //! Loading, attaching and detaching the XDP program, and typed access to its maps (the answer
-//! maps through store.rs). Besides these two, only bounce.rs (the benchmark's XDP_TX ceiling)
-//! talks to the kernel's BPF interfaces.
+//! maps through store.rs). No other module of the daemon talks to the kernel's BPF interfaces
+//! (the test bed's programs have their own binary, testbed/).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,9 +23,6 @@ use crate::rrl::RrlSettings;
 pub use crate::store::Diff;
 use crate::store::{Maps, Store};
 use crate::zone::ZoneSet;
-
-/// Name of the do-nothing program in the object (test beds attach it to veth peers).
-pub const PASS_PROG_NAME: &str = "xdp_pass";
 
 /// The loaded program and the maps the daemon writes.
 pub struct XdpProgram {
@@ -464,15 +461,4 @@ impl ShadowRing {
         guard.clear_ready();
         Ok(())
     }
-}
-
-/// Attaches the do-nothing program to `iface` in native mode; detached when the value drops.
-pub fn attach_pass(iface: &str) -> anyhow::Result<Ebpf> {
-    raise_memlock_limit();
-    let mut ebpf = Ebpf::load(crate::EBPF_OBJECT).context("loading the eBPF object")?;
-    let program: &mut Xdp =
-        ebpf.program_mut(PASS_PROG_NAME).context("eBPF object has no xdp_pass program")?.try_into()?;
-    program.load()?;
-    program.attach(iface, XdpMode::Driver).with_context(|| format!("attaching xdp_pass to {iface}"))?;
-    Ok(ebpf)
 }

@@ -6,12 +6,10 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tokio::signal::unix::{SignalKind, signal};
 
 use dns_xdp::config::{Cli, Command, ServeArgs, Settings};
 use dns_xdp::daemon::{self, ServeError};
 use dns_xdp::load_zones;
-use dns_xdp::loader::attach_pass;
 use dns_xdp::zone::Severity;
 
 /// sysexits.h: bad usage or configuration.
@@ -29,15 +27,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { zone_files } => check(&zone_files),
-        Command::XdpPass { iface } => xdp_pass(&iface),
-        Command::Bounce(args) => bounce(&args),
-        Command::XdpCount(args) => match dns_xdp::reply_count::run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                log::error!("{err:#}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Diff(args) => dns_xdp::diff::main(args),
         Command::Serve(args) => serve(args),
     }
@@ -91,45 +80,5 @@ fn check(files: &[std::path::PathBuf]) -> ExitCode {
             }
             ExitCode::from(1)
         }
-    }
-}
-
-fn xdp_pass(iface: &str) -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(async {
-        let _attached = match attach_pass(iface) {
-            Ok(e) => e,
-            Err(err) => {
-                log::error!("{err:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        log::info!("xdp_pass attached to {iface}; waiting for SIGTERM");
-        wait_for_stop().await;
-        ExitCode::SUCCESS
-    })
-}
-
-fn bounce(args: &dns_xdp::bounce::BounceArgs) -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(async {
-        let _attached = match dns_xdp::bounce::attach(args) {
-            Ok(e) => e,
-            Err(err) => {
-                log::error!("{err:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        log::info!("xdp_bounce attached to {}; waiting for SIGTERM", args.iface);
-        wait_for_stop().await;
-        ExitCode::SUCCESS
-    })
-}
-
-async fn wait_for_stop() {
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
     }
 }

@@ -12,6 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderValue, Method, Response, StatusCode, Uri, header};
+use dns_xdp_common::dns::rcode;
 use dns_xdp_common::stat;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -30,7 +31,6 @@ use tower_http::timeout::TimeoutLayer;
 use crate::rrl::Limiter;
 use crate::shadow::{self, Shadow};
 use crate::state::{RCODES, State};
-use crate::wire::rcode;
 
 const ACTIONS: [(&str, u32); 6] = [
     ("tx", stat::ACTION_TX),

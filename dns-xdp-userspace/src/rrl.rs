@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dns_xdp_common::dns::{FLAG_TC, HEADER_LEN, rcode, rtype};
 use dns_xdp_common::{RRL_FLAG_DROP_SPOOFS, RRL_FLAG_DRY_RUN, RrlConfig, RrlKey, rrl_kind};
 
 /// Buckets the daemon keeps; beyond this, idle (full) buckets are dropped first.
@@ -224,26 +225,20 @@ fn key_of(kind: u32, name: &[u8]) -> u32 {
     (kind << rrl_kind::SHIFT) | (fnv1a(kind, name) & ((1 << rrl_kind::SHIFT) - 1))
 }
 
-const RCODE_NOERROR: u16 = 0;
-const RCODE_NXDOMAIN: u16 = 3;
-const TYPE_SOA: u16 = 6;
-const TYPE_NS: u16 = 2;
-const FLAG_TC: u16 = 0x0200;
-
 fn classify(reply: &[u8]) -> Option<(u32, Vec<u8>)> {
     let flags = be16(reply, 2)?;
     let (qd, an, ns) = (be16(reply, 4)?, be16(reply, 6)?, be16(reply, 8)?);
     if qd != 1 {
         return None;
     }
-    let (qname, mut pos) = read_name(reply, 12)?;
+    let (qname, mut pos) = read_name(reply, HEADER_LEN)?;
     pos += 4;
     let rcode = flags & 0xf;
     // A truncated response carries no records; it is small, so the qname is as good as any key.
-    if rcode == RCODE_NOERROR && (an > 0 || flags & FLAG_TC != 0) {
+    if rcode == rcode::NOERROR && (an > 0 || flags & FLAG_TC != 0) {
         return Some((rrl_kind::POSITIVE, qname));
     }
-    if rcode != RCODE_NOERROR && rcode != RCODE_NXDOMAIN {
+    if rcode != rcode::NOERROR && rcode != rcode::NXDOMAIN {
         return None;
     }
     for _ in 0..an {
@@ -256,10 +251,10 @@ fn classify(reply: &[u8]) -> Option<(u32, Vec<u8>)> {
         None
     };
     match (rcode, authority) {
-        (RCODE_NXDOMAIN, Some((zone, _))) => Some((rrl_kind::NXDOMAIN, zone)),
-        (RCODE_NXDOMAIN, None) => Some((rrl_kind::NXDOMAIN, Vec::new())),
-        (_, Some((zone, TYPE_SOA))) => Some((rrl_kind::NODATA, zone)),
-        (_, Some((cut, TYPE_NS))) => Some((rrl_kind::REFERRAL, cut)),
+        (rcode::NXDOMAIN, Some((zone, _))) => Some((rrl_kind::NXDOMAIN, zone)),
+        (rcode::NXDOMAIN, None) => Some((rrl_kind::NXDOMAIN, Vec::new())),
+        (_, Some((zone, rtype::SOA))) => Some((rrl_kind::NODATA, zone)),
+        (_, Some((cut, rtype::NS))) => Some((rrl_kind::REFERRAL, cut)),
         (_, Some((zone, _))) => Some((rrl_kind::NODATA, zone)),
         (_, None) => None,
     }
@@ -279,7 +274,7 @@ pub fn reflection_port(port: u16) -> bool {
 /// record (our payload size, DO echoed, extended RCODE kept) when the query had EDNS. Byte for
 /// byte what the XDP program sends for an answer it holds (respond::stage).
 pub fn slip(reply: &[u8], edns: Option<crate::wire::Edns>, rcode: u16, our_payload: u16) -> Option<Vec<u8>> {
-    let (_, qend) = read_name(reply, 12)?;
+    let (_, qend) = read_name(reply, HEADER_LEN)?;
     let qend = qend + 4;
     let mut out = reply.get(..qend)?.to_vec();
     let flags = be16(&out, 2)? | FLAG_TC;
@@ -288,7 +283,8 @@ pub fn slip(reply: &[u8], edns: Option<crate::wire::Edns>, rcode: u16, our_paylo
     if let Some(e) = edns {
         let p = our_payload.to_be_bytes();
         let d = if e.dnssec_ok { 0x80 } else { 0 };
-        out.extend_from_slice(&[0, 0, 41, p[0], p[1], (rcode >> 4) as u8, 0, d, 0, 0, 0]);
+        let t = rtype::OPT.to_be_bytes();
+        out.extend_from_slice(&[0, t[0], t[1], p[0], p[1], (rcode >> 4) as u8, 0, d, 0, 0, 0]);
     }
     Some(out)
 }

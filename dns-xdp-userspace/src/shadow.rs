@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use dns_xdp_common::dns::CLASS_IN;
 use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, Scratch};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -288,7 +289,7 @@ pub fn from_record(record: &Scratch, state: &State) -> Option<Job> {
     query.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
     query.extend_from_slice(qname);
     query.extend_from_slice(&record.key.qtype.to_be_bytes());
-    query.extend_from_slice(&crate::wire::CLASS_IN.to_be_bytes());
+    query.extend_from_slice(&CLASS_IN.to_be_bytes());
     if edns {
         let do_bit: u8 = if s.edns_flags & SHADOW_EDNS_DO != 0 { 0x80 } else { 0 };
         query.extend_from_slice(&[0, 0, 41]);

@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 
 use crate::answer::Chaos;
 use crate::cookie::Cookies;
-use crate::wire::rcode;
 use crate::zone::ZoneSet;
+use dns_xdp_common::dns::rcode;
 
 pub struct State {
     /// Swapped whole on reload; readers hold an `Arc` to the version they started with.

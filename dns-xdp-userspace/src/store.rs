@@ -19,6 +19,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
+use dns_xdp_common::dns::{HEADER_LEN, rcode};
 use dns_xdp_common::{
     ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, Answer, AnswerValue, KEY_VARIANT_CHILD, MAP_ANSWERS, MAP_NAMES,
     MAP_SERIAL_GEN, MAP_SERIALS, MAX_RECORD_PARTS, NAME_CLASSES, NameKey, NameRecord, QTYPE_DEFAULT,
@@ -699,8 +700,7 @@ fn class_of(len: usize) -> u32 {
 /// is the zone's SOA alone and last (NODATA, NXDOMAIN, and a CNAME chain ending in either): no
 /// additional records, one authority record, a SOA. `None` for every other answer.
 fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
-    let rcode = v.flags & 0xf;
-    if v.nscount != 1 || v.arcount != 0 || !(rcode == 0 || rcode == 3) {
+    if v.nscount != 1 || v.arcount != 0 || !matches!(v.flags & 0xf, rcode::NOERROR | rcode::NXDOMAIN) {
         return None;
     }
     let data = &v.data[..usize::from(v.data_len)];
@@ -723,7 +723,7 @@ fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
         let (rtype, rdlen) = (field(0)?, usize::from(field(8)?));
         let rdata_end = at + 10 + rdlen;
         if rr == usize::from(v.ancount) {
-            let soa = rtype == crate::zone::rtype::SOA && rdata_end == data.len() && rdlen >= 22;
+            let soa = rtype == dns_xdp_common::dns::rtype::SOA && rdata_end == data.len() && rdlen >= 22;
             return soa.then(|| (owner_at, rdata_end - 20));
         }
         at = rdata_end;
@@ -736,7 +736,7 @@ fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
 /// of the same length, so pointers into it stay valid).
 fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> {
     let data = &v.data[..usize::from(v.data_len)];
-    let data_start = crate::wire::HEADER_LEN + qname.len() + 4;
+    let data_start = HEADER_LEN + qname.len() + 4;
     let mut in_question = false;
     let mut out = Vec::new();
     // A pointer only goes backwards, but a broken one could loop: bounded.
@@ -746,9 +746,7 @@ fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> 
         if len & 0xc0 == 0xc0 {
             let to = ((len & 0x3f) << 8) | usize::from(*buf.get(at + 1)?);
             (in_question, at) = match to {
-                t if (crate::wire::HEADER_LEN..crate::wire::HEADER_LEN + qname.len()).contains(&t) => {
-                    (true, t - crate::wire::HEADER_LEN)
-                }
+                t if (HEADER_LEN..HEADER_LEN + qname.len()).contains(&t) => (true, t - HEADER_LEN),
                 t if t >= data_start => (false, t - data_start),
                 _ => return None,
             };

@@ -14,12 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use dns_xdp_common::dns::MAX_MESSAGE;
+
 use crate::answer::Transport;
 use crate::config::TcpLimits;
 use crate::responder::{Outcome, Responder};
 
-/// Largest DNS message: the two-byte length prefix allows no more.
-const MAX_MESSAGE: usize = 65535;
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
 /// once spins a core while nothing can change.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

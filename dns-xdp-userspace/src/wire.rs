@@ -5,62 +5,14 @@
 
 use std::borrow::Cow;
 
+use dns_xdp_common::dns::{
+    CLASS_ANY, CLASS_IN, EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK, OPT_LEN,
+    option, rtype,
+};
+
 use crate::cookie::{self, QueryCookie};
 use crate::name::{Name, wire_name_len};
-use crate::zone::{Rdata, rtype};
-
-pub const HEADER_LEN: usize = 12;
-pub const FLAG_QR: u16 = 0x8000;
-pub const FLAG_AA: u16 = 0x0400;
-pub const FLAG_TC: u16 = 0x0200;
-pub const FLAG_RD: u16 = 0x0100;
-pub const FLAG_CD: u16 = 0x0010;
-/// EDNS flags: DNSSEC OK (RFC 3225).
-pub const EDNS_DO: u16 = 0x8000;
-
-pub mod rcode {
-    pub const NOERROR: u16 = 0;
-    pub const FORMERR: u16 = 1;
-    pub const SERVFAIL: u16 = 2;
-    pub const NXDOMAIN: u16 = 3;
-    pub const NOTIMP: u16 = 4;
-    pub const REFUSED: u16 = 5;
-    pub const YXDOMAIN: u16 = 6;
-    pub const NOTAUTH: u16 = 9;
-    /// TSIG error BADKEY (RFC 8945 section 3): the key is not known to the server.
-    pub const BADKEY: u16 = 17;
-    /// Extended RCODE 16, carried partly in the OPT record (RFC 6891 section 6.1.3).
-    pub const BADVERS: u16 = 16;
-
-    pub fn name(rcode: u16) -> &'static str {
-        match rcode {
-            NOERROR => "NOERROR",
-            FORMERR => "FORMERR",
-            SERVFAIL => "SERVFAIL",
-            NXDOMAIN => "NXDOMAIN",
-            NOTIMP => "NOTIMP",
-            REFUSED => "REFUSED",
-            YXDOMAIN => "YXDOMAIN",
-            NOTAUTH => "NOTAUTH",
-            BADVERS => "BADVERS",
-            _ => "OTHER",
-        }
-    }
-}
-
-pub const CLASS_IN: u16 = 1;
-/// The CHAOS class (RFC 4892 uses it for server identification).
-pub const CLASS_CH: u16 = 3;
-/// Class ANY: the class of a TSIG record (RFC 8945 section 4.2).
-pub const CLASS_ANY: u16 = 255;
-
-/// Extended DNS Error info-codes we send (RFC 8914 section 4).
-pub mod ede {
-    /// EDNS option code of an Extended DNS Error.
-    pub const OPTION: u16 = 15;
-    /// "Not Authoritative": the query is for no zone we serve (Knot and NSD send it with REFUSED).
-    pub const NOT_AUTHORITATIVE: u16 = 20;
-}
+use crate::zone::Rdata;
 
 /// The EDNS(0) parameters of a query (RFC 6891 section 6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,7 +238,7 @@ fn options(mut rdata: &[u8]) -> Option<Option<QueryCookie>> {
     while !rdata.is_empty() {
         let (code, len) = (be16(rdata, 0)?, be16(rdata, 2)? as usize);
         let data = rdata.get(4..4 + len)?;
-        if code == cookie::OPTION {
+        if code == option::COOKIE {
             let c = QueryCookie::parse(data)?;
             found.get_or_insert(c);
         }
@@ -431,9 +383,6 @@ impl Writer {
     }
 }
 
-/// Bytes of an OPT record with no options.
-pub const OPT_LEN: usize = 11;
-
 /// Largest UDP response for a query: 512 without EDNS, else the requestor's payload size capped
 /// by ours (RFC 6891 section 6.2.5; capping avoids fragmentation, as Knot and NSD do).
 pub fn udp_limit(edns: Option<Edns>, our_payload: u16) -> usize {
@@ -450,7 +399,7 @@ pub fn udp_limit(edns: Option<Edns>, our_payload: u16) -> usize {
 pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload: u16) -> Vec<u8> {
     let mut w = Writer::new(512);
     let flags = FLAG_QR
-        | (query.flags & (0xf << 11))
+        | (query.flags & OPCODE_MASK)
         | if resp.aa { FLAG_AA } else { 0 }
         | (query.flags & (FLAG_RD | FLAG_CD))
         | (resp.rcode & 0xf);
@@ -509,12 +458,12 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
         w.u16(if edns.dnssec_ok { EDNS_DO } else { 0 });
         w.u16((ede_len + cookie_len) as u16);
         if let Some(data) = &resp.cookie {
-            w.u16(cookie::OPTION);
+            w.u16(option::COOKIE);
             w.u16(cookie::REPLY_LEN as u16);
             w.buf.extend_from_slice(data);
         }
         if let Some(code) = resp.ede {
-            w.u16(ede::OPTION);
+            w.u16(option::EDE);
             w.u16(2);
             w.u16(code);
         }
@@ -534,7 +483,7 @@ pub fn render(query: &Query<'_>, resp: &Response<'_>, limit: usize, our_payload:
 /// A reply with no records (FORMERR for malformed queries): ID, opcode and RD echoed, and the
 /// question (exactly as received) when there is one.
 pub fn render_header_only(id: u16, query_flags: u16, rcode: u16, question: Option<&[u8]>) -> Vec<u8> {
-    let flags = FLAG_QR | (query_flags & (0xf << 11)) | (query_flags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
+    let flags = FLAG_QR | (query_flags & OPCODE_MASK) | (query_flags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
     let mut out = Vec::with_capacity(HEADER_LEN + question.map_or(0, <[u8]>::len));
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());

@@ -8,6 +8,8 @@
 //! (default 200,000 queries, about 2 s) and `DNS_XDP_FUZZ_SECONDS` (default 30); `DNS_XDP_FUZZ_SEED` picks
 //! another sequence. `cargo xtask fuzz` runs it with its time budget.
 
+mod testframe;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,6 @@ use dns_xdp::answer::{Transport, handle};
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
-use dns_xdp::testframe;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -3,12 +3,15 @@
 //! the daemon answers; and its entries follow the records, so a removed name is never answered
 //! from a stale entry and a changed address is served at once.
 
+mod testframe;
+
 use dns_xdp::answer::{Transport, handle};
 use dns_xdp::load_zones;
 use dns_xdp::loader::{Stats, XdpProgram};
-use dns_xdp::testframe::ipv4 as frame;
 use dns_xdp::zone::ZoneSet;
 use dns_xdp_common::stat;
+
+use testframe::ipv4 as frame;
 
 const XDP_TX: u32 = 3;
 const PAYLOAD: u16 = 1232;
@@ -34,7 +37,7 @@ fn zones(dir: &std::path::Path, version: u32, hosts: &[(String, String)]) -> Zon
 /// Asks for `host`'s A record: the kernel must answer, exactly as the daemon does. True if the
 /// answer came from the hit index.
 fn ask(program: &XdpProgram, stats: &Stats, zones: &ZoneSet, host: &str) -> bool {
-    let q = dns_xdp::testframe::query(&format!("{host}.hits.test"), 1, None);
+    let q = testframe::query(&format!("{host}.hits.test"), 1, None);
     let before = stats.read().unwrap()[stat::TX_HIT as usize];
     let (action, out) = program.test_run(&frame(&q)).expect("test_run");
     assert_eq!(action, XDP_TX, "{host}: not answered by XDP");
@@ -45,7 +48,7 @@ fn ask(program: &XdpProgram, stats: &Stats, zones: &ZoneSet, host: &str) -> bool
 
 #[test]
 fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
-    if !dns_xdp::testframe::can_load_bpf("xdp_hits") {
+    if !testframe::can_load_bpf("xdp_hits") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("dns-xdp-hits-{}", std::process::id()));
@@ -74,7 +77,7 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
     hosts.iter_mut().filter(|(h, _)| *h == kept).for_each(|(_, a)| *a = "10.9.9.9".into());
     let v2 = zones(&dir, 2, &hosts);
     program.install(&v2, PAYLOAD).expect("install version 2");
-    let q = dns_xdp::testframe::query(&format!("{gone}.hits.test"), 1, None);
+    let q = testframe::query(&format!("{gone}.hits.test"), 1, None);
     let (action, out) = program.test_run(&frame(&q)).expect("test_run");
     let daemon = handle(&v2, &q, Transport::Udp, PAYLOAD).expect("the daemon answers").bytes;
     assert_eq!(daemon[3] & 0xf, 3, "{gone} is gone: NXDOMAIN");

@@ -2,6 +2,8 @@
 //! (run through BPF_PROG_TEST_RUN, no network) must be byte-for-byte the daemon's answer to the
 //! same query, inside a frame with correct addresses, lengths and checksums.
 
+mod testframe;
+
 use std::path::PathBuf;
 
 use std::net::IpAddr;
@@ -139,7 +141,7 @@ fn scramble(wire: &[u8], pattern: u32) -> Vec<u8> {
 
 #[test]
 fn kernel_answers_equal_daemon_answers() {
-    if !dns_xdp::testframe::can_load_bpf("xdp_matches_daemon") {
+    if !testframe::can_load_bpf("xdp_matches_daemon") {
         return;
     }
     let root = root_dir();

@@ -4,14 +4,17 @@
 //! version older than the one reported installed when the query started (no stale answers).
 //! Also: a zone with more names than the answer capacity (the hot set) on real maps.
 
+mod testframe;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use dns_xdp::answer::{Transport, handle};
 use dns_xdp::compile::affected_with;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
-use dns_xdp::testframe::ipv4 as frame;
 use dns_xdp::zone::ZoneSet;
+
+use testframe::ipv4 as frame;
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -49,7 +52,7 @@ fn zones(dir: &std::path::Path, k: usize) -> ZoneSet {
 
 /// A query; with DO=1 an OPT (payload 4096) to carry it.
 fn query(qname: &str, qtype: u16, dnssec: bool) -> Vec<u8> {
-    dns_xdp::testframe::query(qname, qtype, dnssec.then_some((4096, true)))
+    testframe::query(qname, qtype, dnssec.then_some((4096, true)))
 }
 
 #[test]
@@ -66,7 +69,7 @@ fn answers_stay_whole_and_fresh_when_serials_are_rewritten_in_place() {
 
 /// Applies VERSIONS versions while querying; `serial_slots` limits the zones with a SERIALS slot.
 fn refresh(serial_slots: Option<u32>) {
-    if !dns_xdp::testframe::can_load_bpf("xdp_refresh") {
+    if !testframe::can_load_bpf("xdp_refresh") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("dns-xdp-refresh-{}-{serial_slots:?}", std::process::id()));
@@ -177,7 +180,7 @@ fn refresh(serial_slots: Option<u32>) {
 /// cold ones passed, never answered as missing, and missing names still get NXDOMAIN from XDP.
 #[test]
 fn more_names_than_capacity_keep_their_records() {
-    if !dns_xdp::testframe::can_load_bpf("xdp_refresh") {
+    if !testframe::can_load_bpf("xdp_refresh") {
         return;
     }
     const NAMES: usize = 1500;

@@ -11,6 +11,7 @@
 #![no_main]
 
 use dns_xdp::replication::tsig;
+use dns_xdp_common::dns::rtype;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             // Only messages that parse and carry no TSIG yet can be signed: ours never do.
             let Some(parsed) = dns_xdp::replication::message::parse(rest) else { return };
             let sections = [&parsed.answer, &parsed.authority, &parsed.additional];
-            if sections.iter().any(|s| s.iter().any(|r| r.rtype == dns_xdp::replication::message::TYPE_TSIG)) {
+            if sections.iter().any(|s| s.iter().any(|r| r.rtype == rtype::TSIG)) {
                 return;
             }
             let mut msg = rest.to_vec();

@@ -64,7 +64,7 @@ pub fn scratch_file(name: &str) -> PathBuf {
 }
 
 /// libfuzzer-sys aborts on every panic from its panic hook, even one the library catches: the
-/// zone-file reader catches `domain`'s scanner panics (zone/load.rs), so targets that reach it
+/// zone-file reader catches `domain`'s scanner panics (zone/load/scan.rs), so targets that reach it
 /// install a hook that only prints one line (no backtrace: caught panics are frequent). A panic
 /// that unwinds out of the target still aborts (libfuzzer-sys checks), so crashes are still found.
 pub fn allow_caught_panics() {

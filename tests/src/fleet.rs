@@ -3,7 +3,7 @@
 //! bridge. Nothing is added to the root namespace.
 //!
 //! veth delivers a native-mode XDP_TX frame only to a peer that runs XDP itself (ARCHITECTURE.md
-//! section 5), so every bridge-side end gets `dns-xdp xdp-pass`. Addresses: 198.19.255.0/24 of the
+//! section 5), so every bridge-side end gets `dns-xdp-testbed xdp-pass`. Addresses: 198.19.255.0/24 of the
 //! benchmarking range (RFC 2544); the bridge is isolated, so parallel test beds may reuse it.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cluster::http;
-use crate::{Metrics, Netns, TempDir, daemon_bin, run_ok, stop, unique, wait_for};
+use crate::{Metrics, Netns, TempDir, daemon_bin, run_ok, stop, testbed_bin, unique, wait_for};
 
 /// The interface name inside each member's namespace.
 pub const IFACE: &str = "eth0";
@@ -20,7 +20,7 @@ pub const IFACE: &str = "eth0";
 pub const METRICS: &str = "127.0.0.1:9153";
 /// Loading and verifying the XDP program: 17 daemons verify at once on 2 shared cores.
 pub const HEALTHY_DEADLINE: Duration = Duration::from_secs(60);
-/// How long `dns-xdp xdp-pass` may take to attach.
+/// How long `dns-xdp-testbed xdp-pass` may take to attach.
 const XDP_PASS_DEADLINE: Duration = Duration::from_secs(20);
 /// SIGTERM must end a process within this, else SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -192,7 +192,7 @@ impl Fleet {
             fleet.helpers.push(
                 fleet
                     .bridge
-                    .command(daemon_bin().to_str().expect("UTF-8 binary path"))
+                    .command(testbed_bin().to_str().expect("UTF-8 binary path"))
                     .args(["xdp-pass", "--iface", &port])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())

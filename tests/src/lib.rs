@@ -5,7 +5,8 @@
 //! Tests need root and iproute2; without them they print why and pass, unless `CI` is set, where a
 //! missing test bed is a failure (`ready()`).
 //!
-//! `cargo xtask test` sets `DNS_XDP_BIN` (the release binary) and `DNS_XDP_ROOT` (the workspace root).
+//! `cargo xtask test` sets `DNS_XDP_BIN` (the release binary) and `DNS_XDP_ROOT` (the workspace root); the test
+//! bed's XDP helpers (`dns-xdp-testbed`) are the binary built beside it.
 
 pub mod cluster;
 pub mod conformance;
@@ -70,6 +71,11 @@ pub fn daemon_bin() -> PathBuf {
     std::env::var_os("DNS_XDP_BIN").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/release/dns-xdp"))
 }
 
+/// The test bed's XDP helpers (`dns-xdp-testbed xdp-pass`), built beside the daemon under test.
+pub fn testbed_bin() -> PathBuf {
+    daemon_bin().with_file_name("dns-xdp-testbed")
+}
+
 /// The bundled example zone.
 pub fn example_zone() -> PathBuf {
     repo_root().join("examples/example.com.zone")
@@ -78,7 +84,7 @@ pub fn example_zone() -> PathBuf {
 /// Whether the test bed can run here. When not: prints why and returns false, so the test returns early;
 /// under CI (`CI` set) panics instead, because a skipped suite there would hide breakage.
 pub fn ready() -> bool {
-    ready_with(&[daemon_bin().as_path()])
+    ready_with(&[daemon_bin().as_path(), testbed_bin().as_path()])
 }
 
 /// Like [`ready`], for tests that need other programs instead of the daemon (e.g. the knotd self-test).

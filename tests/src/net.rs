@@ -5,13 +5,13 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::dig::DigOutput;
-use crate::{Netns, daemon_bin, stop, unique, wait_for};
+use crate::{Netns, stop, testbed_bin, unique, wait_for};
 
 /// The server's end of the veth pair (inside the server namespace).
 pub const SRV_IF: &str = "veth-srv";
 /// The client's end (inside the client namespace).
 pub const CLI_IF: &str = "veth-cli";
-/// How long `dns-xdp xdp-pass` may take to attach.
+/// How long `dns-xdp-testbed xdp-pass` may take to attach.
 const XDP_PASS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A server netns and a client netns joined by a veth pair.
@@ -30,7 +30,7 @@ pub struct TestNet {
 }
 
 impl TestNet {
-    /// The full test bed: veth pair, tx checksum offload off on the client, and `dns-xdp xdp-pass` on the
+    /// The full test bed: veth pair, tx checksum offload off on the client, and `dns-xdp-testbed xdp-pass` on the
     /// client veth, so native-mode XDP_TX replies reach the client (ARCHITECTURE.md section 5).
     pub fn new() -> Self {
         let mut net = Self::without_xdp_pass();
@@ -84,7 +84,7 @@ impl TestNet {
     }
 
     fn start_xdp_pass(&mut self) {
-        let bin = daemon_bin();
+        let bin = testbed_bin();
         let child = self
             .cli
             .command(bin.to_str().expect("UTF-8 binary path"))
@@ -100,7 +100,7 @@ impl TestNet {
                 if let Some(mut pipe) = self.xdp_pass.as_mut().and_then(|c| c.stderr.take()) {
                     let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
                 }
-                panic!("`dns-xdp xdp-pass --iface {CLI_IF}` exited early ({status}): {err}");
+                panic!("`dns-xdp-testbed xdp-pass --iface {CLI_IF}` exited early ({status}): {err}");
             }
             self.cli.has_xdp_program(CLI_IF).then_some(())
         });

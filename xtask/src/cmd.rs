@@ -11,6 +11,12 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent directory").to_path_buf()
 }
 
+/// The test bed's XDP helpers (`dns-xdp-testbed xdp-pass|bounce|xdp-count`), which the same
+/// `cargo build` puts beside the daemon binary `dns_xdp`.
+pub fn testbed_beside(dns_xdp: &Path) -> PathBuf {
+    dns_xdp.with_file_name("dns-xdp-testbed")
+}
+
 /// `$CARGO_HOME/bin`, defaulting to `~/.cargo/bin`, where rustup and `cargo install` put binaries.
 pub fn cargo_bin_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CARGO_HOME") {

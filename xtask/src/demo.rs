@@ -50,7 +50,7 @@ pub fn build_and_load(args: &[String]) -> Result<()> {
         return Err(err).with_context(|| format!("could not exec {} serve", bin.display()));
     }
     let demo = Demo::create()?;
-    demo.run(&bin.to_string_lossy())
+    demo.run(&bin.to_string_lossy(), &cmd::testbed_beside(&bin).to_string_lossy())
 }
 
 /// The demo namespaces and helpers; Drop tears everything down, on success, error or panic.
@@ -82,12 +82,12 @@ impl Demo {
         Ok(demo)
     }
 
-    fn run(mut self, bin: &str) -> Result<()> {
+    fn run(mut self, bin: &str, testbed: &str) -> Result<()> {
         // veth delivers native XDP_TX frames only to a peer that runs an XDP program itself.
         let helper = cmd::command("ip")
-            .args(["netns", "exec", CLI_NS, bin, "xdp-pass", "--iface", CLI_IF])
+            .args(["netns", "exec", CLI_NS, testbed, "xdp-pass", "--iface", CLI_IF])
             .spawn()
-            .with_context(|| format!("starting `{bin} xdp-pass` in {CLI_NS}"))?;
+            .with_context(|| format!("starting `{testbed} xdp-pass` in {CLI_NS}"))?;
         self.xdp_pass = Some(helper);
         self.wait_for_xdp_pass()?;
 
@@ -114,7 +114,7 @@ impl Demo {
         let start = Instant::now();
         while start.elapsed() < XDP_PASS_DEADLINE {
             if let Some(status) = self.xdp_pass.as_mut().and_then(|h| h.try_wait().ok().flatten()) {
-                bail!("`dns-xdp xdp-pass --iface {CLI_IF}` in {CLI_NS} exited early ({status})");
+                bail!("`dns-xdp-testbed xdp-pass --iface {CLI_IF}` in {CLI_NS} exited early ({status})");
             }
             let out = cmd::output(cmd::command("ip").args(["-n", CLI_NS, "link", "show", CLI_IF]))?;
             if has_xdp_program(&String::from_utf8_lossy(&out.stdout)) {
@@ -122,7 +122,7 @@ impl Demo {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("no XDP program on {CLI_IF} in {CLI_NS} after {XDP_PASS_DEADLINE:?} of `dns-xdp xdp-pass`")
+        bail!("no XDP program on {CLI_IF} in {CLI_NS} after {XDP_PASS_DEADLINE:?} of `dns-xdp-testbed xdp-pass`")
     }
 }
 

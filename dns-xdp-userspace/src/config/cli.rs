@@ -28,20 +28,6 @@ pub enum Command {
         #[arg(required = true)]
         zone_files: Vec<PathBuf>,
     },
-    /// Test-bed helper: attach a do-nothing XDP program to IF (native mode) until SIGTERM/SIGINT.
-    /// veth only delivers native-mode XDP_TX frames to a peer that runs an XDP program.
-    XdpPass {
-        #[arg(long)]
-        iface: String,
-    },
-    /// Benchmark helper: attach `xdp_bounce`, which sends every DNS query straight back (XDP_TX,
-    /// no lookup), to IF until SIGTERM/SIGINT; the test bed's ceiling for `cargo xtask bench`.
-    #[command(hide = true)]
-    Bounce(crate::bounce::BounceArgs),
-    /// Load-generator helper: attach `xdp_count`, which counts DNS replies on IF and drops all but a
-    /// sample; prints the counters for every line read on stdin, detaches at end of input.
-    #[command(hide = true)]
-    XdpCount(crate::reply_count::CountArgs),
     /// Ask two servers every query of a file and compare their answers as shadow validation
     /// does; prints each mismatch and a summary; exit 1 if any answer differs.
     Diff(DiffArgs),

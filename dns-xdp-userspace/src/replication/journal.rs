@@ -18,8 +18,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use dns_xdp_common::dns::rtype;
+
 use crate::name::{Name, wire_name_len};
-use crate::zone::{Record, Zone, rtype, soa_serial, zone_from_records};
+use crate::zone::{Record, Zone, soa_serial, zone_from_records};
 
 const MAGIC: &[u8; 4] = b"DXJ1";
 const HEADER: usize = 12;

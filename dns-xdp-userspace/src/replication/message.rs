@@ -2,15 +2,11 @@
 //! (owners and the RFC 1035 RDATA names) and a plain uncompressed builder. Queries answered from
 //! zones go through `wire.rs`; this is only for the replication protocols.
 
-use crate::name::Name;
-use crate::zone::{Record, rtype};
+use dns_xdp_common::dns::{CLASS_IN, FLAG_QR, HEADER_LEN, rtype};
 
-pub const HEADER_LEN: usize = 12;
-pub const OPCODE_QUERY: u8 = 0;
-pub const OPCODE_NOTIFY: u8 = 4;
-pub const CLASS_IN: u16 = 1;
-pub const CLASS_ANY: u16 = 255;
-pub const TYPE_TSIG: u16 = 250;
+use crate::name::Name;
+use crate::zone::Record;
+
 /// Compression pointers one name may follow; more is a loop.
 const MAX_POINTERS: usize = 128;
 
@@ -50,7 +46,7 @@ impl Message {
         self.flags & 0xf
     }
     pub fn is_response(&self) -> bool {
-        self.flags & 0x8000 != 0
+        self.flags & FLAG_QR != 0
     }
 }
 

@@ -18,16 +18,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use dns_xdp_common::dns::{FLAG_AA, FLAG_QR, FLAG_RD, OPCODE_MASK, OPCODE_NOTIFY, OPCODE_QUERY, rcode, rtype};
 use tokio::sync::mpsc;
 
 use crate::config::ReplicationSettings;
 use crate::name::Name;
 use crate::publish::Publisher;
 use crate::rrl::Cidr;
-use crate::wire::rcode;
-use crate::zone::{Zone, rtype};
+use crate::zone::Zone;
 use journal::{Changeset, Journal};
-use message::{Builder, OPCODE_NOTIFY, OPCODE_QUERY};
+use message::Builder;
 use tsig::Key;
 
 /// A zone's change history: the journal on a primary, in memory on a secondary (which with
@@ -321,7 +321,7 @@ impl Replication {
         }
         let msg = message::parse(raw)?;
         let (zone, qtype, _) = msg.question.clone()?;
-        let tsig_present = msg.additional.last().is_some_and(|r| r.rtype == message::TYPE_TSIG);
+        let tsig_present = msg.additional.last().is_some_and(|r| r.rtype == rtype::TSIG);
         match opcode {
             OPCODE_NOTIFY => {
                 let primary = self.config.secondaries.iter().find(|(z, _)| *z == zone).map(|(_, p)| p.ip());
@@ -354,7 +354,7 @@ impl Replication {
                     Err(refusal) => return Some(vec![refusal]),
                 };
                 let current = self.current(&zone)?;
-                let mut b = Builder::new(msg.id, 0x8400 | (msg.flags & 0x0100), Some((&zone, qtype)));
+                let mut b = Builder::new(msg.id, FLAG_QR | FLAG_AA | (msg.flags & FLAG_RD), Some((&zone, qtype)));
                 b.push(message::Section::Answer, &current.soa_record());
                 let mut out = b.buf;
                 if let Some(v) = verified.as_mut()
@@ -433,7 +433,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// A header-and-question reply with `rc`, mirroring the request's opcode and ID.
 fn reply(msg: &message::Message, zone: &Name, qtype: u16, rc: u16) -> Vec<u8> {
-    let flags = 0x8000 | (msg.flags & 0x7800) | 0x0400 | (rc & 0xf);
+    let flags = FLAG_QR | (msg.flags & OPCODE_MASK) | FLAG_AA | (rc & 0xf);
     Builder::new(msg.id, flags, Some((zone, qtype))).buf
 }
 

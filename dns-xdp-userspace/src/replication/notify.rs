@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dns_xdp_common::dns::{FLAG_AA, OPCODE_NOTIFY, rcode, rtype};
 use tokio::net::UdpSocket;
 
-use super::message::{self, Builder, OPCODE_NOTIFY, Section};
+use super::message::{self, Builder, Section};
 use super::tsig::{self, Key};
 use crate::name::Name;
-use crate::zone::{Record, rtype};
+use crate::zone::Record;
 
 /// RFC 1996 section 3.6: retry an unanswered NOTIFY a few times, some time apart.
 const TRIES: u32 = 5;
@@ -19,7 +20,7 @@ const FIRST_WAIT: Duration = Duration::from_millis(250);
 /// `wait` for the acknowledgement; whether it came.
 pub async fn send(target: SocketAddr, zone: &Name, soa: &Record, key: Option<&Key>, wait: Duration) -> bool {
     let id = super::xfr::rand_id();
-    let flags = u16::from(OPCODE_NOTIFY) << 11 | 0x0400;
+    let flags = u16::from(OPCODE_NOTIFY) << 11 | FLAG_AA;
     let mut b = Builder::new(id, flags, Some((zone, rtype::SOA)));
     b.push(Section::Answer, soa);
     let mut msg = b.buf;
@@ -47,8 +48,8 @@ pub async fn send(target: SocketAddr, zone: &Name, soa: &Record, key: Option<&Ke
                 && m.id == id
                 && m.is_response()
             {
-                if m.rcode() != 0 {
-                    log::warn!("NOTIFY {zone} to {target}: answered {}", crate::wire::rcode::name(m.rcode()));
+                if m.rcode() != rcode::NOERROR {
+                    log::warn!("NOTIFY {zone} to {target}: answered {}", rcode::name(m.rcode()));
                     return false;
                 }
                 // A signed NOTIFY's acknowledgement must be signed by the peer (RFC 8945 5.3).

@@ -12,9 +12,11 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use dns_xdp_common::dns::rtype;
+
 use super::journal::{self, Changeset, Journal};
 use crate::name::Name;
-use crate::zone::{Zone, rtype, zone_from_records};
+use crate::zone::{Zone, zone_from_records};
 
 /// Journal length at which the zone is snapshotted again: replay stays short, and the disk holds
 /// about as many changes as a secondary keeps in memory for IXFR.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use dns_xdp_common::dns::{CLASS_IN, rcode, rtype};
 use tokio::net::UdpSocket;
 
 use super::message::{self, Builder};
 use super::tsig::{self, Key};
 use crate::name::Name;
-use crate::zone::{Record, rtype, serial_newer, soa_serial};
+use crate::zone::{Record, serial_newer, soa_serial};
 
 /// Between SOA probes of one node: short, since propagation is a few milliseconds on a LAN.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -65,10 +66,10 @@ fn answered_serial(reply: &[u8], id: u16, zone: &Name) -> Option<u32> {
     let (qname, qtype, qclass) = m.question.as_ref()?;
     if !m.is_response()
         || m.id != id
-        || m.rcode() != 0
+        || m.rcode() != rcode::NOERROR
         || qname != zone
         || *qtype != rtype::SOA
-        || *qclass != message::CLASS_IN
+        || *qclass != CLASS_IN
     {
         return None;
     }

@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 
+use dns_xdp_common::dns::{FLAG_QR, HEADER_LEN, rcode, rtype};
 use domain::base::iana::{Rcode, TsigRcode};
 use domain::base::message_builder::AdditionalBuilder;
 use domain::base::{Message, MessageBuilder, ToName, UnknownRecordData};
@@ -180,7 +181,7 @@ pub fn verify_request(raw: &[u8], keys: &[Key], peer: IpAddr, now: Time48) -> Re
 /// Sets the error field of `reply`'s (unsigned) TSIG record.
 fn set_tsig_error(reply: &mut [u8], error: u16) {
     let Some(m) = message::parse(reply) else { return };
-    let Some(t) = m.additional.last().filter(|r| r.rtype == message::TYPE_TSIG) else { return };
+    let Some(t) = m.additional.last().filter(|r| r.rtype == rtype::TSIG) else { return };
     let Some(alg) = crate::name::wire_name_len(&t.rdata) else { return };
     let Some(mac_len) = t.rdata.get(alg + 8..alg + 10).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
         return;
@@ -195,11 +196,11 @@ fn set_tsig_error(reply: &mut [u8], error: u16) {
 }
 
 fn formerr(raw: &[u8]) -> Refusal {
-    let mut reply = raw.get(..12).map(<[u8]>::to_vec).unwrap_or_default();
-    if reply.len() == 12 {
-        reply[2] |= 0x80;
-        reply[3] = (reply[3] & 0xf0) | 1;
-        reply[4..12].fill(0);
+    let mut reply = raw.get(..HEADER_LEN).map(<[u8]>::to_vec).unwrap_or_default();
+    if reply.len() == HEADER_LEN {
+        let flags = (u16::from_be_bytes([reply[2], reply[3]]) | FLAG_QR) & !0xf | rcode::FORMERR;
+        reply[2..4].copy_from_slice(&flags.to_be_bytes());
+        reply[4..HEADER_LEN].fill(0);
     }
     Refusal { reason: "malformed".into(), reply }
 }
@@ -256,7 +257,7 @@ mod tests {
     /// The TSIG error field of `reply`'s TSIG record, and whether it carries a MAC.
     fn tsig_error(reply: &[u8]) -> (u16, u16, bool) {
         let m = message::parse(reply).expect("reply parses");
-        let t = m.additional.last().filter(|r| r.rtype == message::TYPE_TSIG).expect("reply has a TSIG record");
+        let t = m.additional.last().filter(|r| r.rtype == rtype::TSIG).expect("reply has a TSIG record");
         let alg = crate::name::wire_name_len(&t.rdata).unwrap();
         let f = &t.rdata[alg..];
         let mac_len = u16::from_be_bytes([f[8], f[9]]) as usize;

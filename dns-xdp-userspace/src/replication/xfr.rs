@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dns_xdp_common::dns::{HEADER_LEN, rcode, rtype};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -12,7 +13,7 @@ use super::message::{self, Builder, Section, record_len};
 use super::tsig::{self, Key, StreamVerifier};
 use crate::config::XfrLimits;
 use crate::name::Name;
-use crate::zone::{Record, Zone, rtype, serial_newer, soa_serial, zone_from_records};
+use crate::zone::{Record, Zone, serial_newer, soa_serial, zone_from_records};
 
 /// Bytes of records per transfer message: well under the 64 KiB TCP limit, leaving room for TSIG.
 const MESSAGE_BUDGET: usize = 16 * 1024;
@@ -62,7 +63,7 @@ pub fn messages(
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut b = Builder::new(id, FLAGS, Some((zone, qtype)));
     for r in records {
-        if b.len() + record_len(r) > MESSAGE_BUDGET && b.len() > message::HEADER_LEN + zone.as_wire().len() + 4 {
+        if b.len() + record_len(r) > MESSAGE_BUDGET && b.len() > HEADER_LEN + zone.as_wire().len() + 4 {
             out.push(std::mem::replace(&mut b, Builder::new(id, FLAGS, None)).buf);
         }
         b.push(Section::Answer, r);
@@ -243,11 +244,11 @@ impl StreamState {
         if msg.id != id || !msg.is_response() {
             return Err("response does not match the query".into());
         }
-        if msg.rcode() != 0 {
-            return Err(format!("primary answered {}", crate::wire::rcode::name(msg.rcode())));
+        if msg.rcode() != rcode::NOERROR {
+            return Err(format!("primary answered {}", rcode::name(msg.rcode())));
         }
         let mut taken = 0;
-        for rr in msg.answer.iter().filter(|r| r.rtype != message::TYPE_TSIG) {
+        for rr in msg.answer.iter().filter(|r| r.rtype != rtype::TSIG) {
             self.push(rr.record())?;
             taken += 1;
         }

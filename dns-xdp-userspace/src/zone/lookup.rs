@@ -8,9 +8,11 @@
 
 use std::borrow::Cow;
 
-use super::{Node, RRset, Rdata, Zone, ZoneSet, rtype};
+use dns_xdp_common::dns::{ede, rcode, rtype};
+
+use super::{Node, RRset, Rdata, Zone, ZoneSet};
 use crate::name::Name;
-use crate::wire::{Response, Rr, ede, rcode};
+use crate::wire::{Response, Rr};
 
 /// Most CNAME/DNAME links followed for one query.
 const MAX_CHAIN: usize = 16;

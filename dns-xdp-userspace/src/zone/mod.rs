@@ -1,15 +1,15 @@
 //! Zones as immutable snapshots: parsed and validated once, then shared read-only by the slow
-//! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in.
+//! path and the map compiler. A reload builds a whole new `ZoneSet` and swaps it in; an edit
+//! (`edit`, the control API's writes) builds the next version of one zone.
 
+pub mod edit;
 mod load;
 pub mod lookup;
 mod nodes;
 pub mod nsec3;
 mod presentation;
 
-pub use load::{
-    Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records, zone_with_rrsets,
-};
+pub use load::{Diagnostic, LoadError, Severity, load_zone_file, parse_records, type_name, zone_from_records};
 
 use std::collections::HashMap;
 
@@ -17,34 +17,9 @@ pub use nodes::NodeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::name::{Name, wire_name_len};
+use dns_xdp_common::dns::rtype;
 
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const DNAME: u16 = 39;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const RRSIG: u16 = 46;
-    pub const NSEC: u16 = 47;
-    pub const DNSKEY: u16 = 48;
-    pub const NSEC3: u16 = 50;
-    pub const NSEC3PARAM: u16 = 51;
-    pub const SVCB: u16 = 64;
-    pub const HTTPS: u16 = 65;
-    /// Transaction signature (RFC 8945): a meta type, only ever in a message's additional section.
-    pub const TSIG: u16 = 250;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const ANY: u16 = 255;
-}
+use crate::name::{Name, wire_name_len};
 
 /// One record's data in uncompressed wire format.
 ///

@@ -235,7 +235,7 @@ pub fn run(load: Load, params: &Params, query_file: &Path, target: &Target) -> R
                 duration: Duration::from_secs(d),
                 rate,
                 sample_mask: params.xdpgen_sample_mask,
-                dns_xdp: target.dns_xdp.to_owned(),
+                testbed: crate::cmd::testbed_beside(target.dns_xdp),
                 threads: params.xdpgen_threads,
             };
             let o = xdpgen::run(&cfg)?;

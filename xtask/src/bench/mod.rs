@@ -395,9 +395,10 @@ fn notes(hit_names: usize, threads: u16) -> Vec<String> {
         "Test bed: server and client network namespaces joined by one veth pair; servers and load generators \
          share the same cores, unpinned."
             .into(),
-        "Client veth for dnsperf loads: tx checksum offload off and a do-nothing XDP program (`dns-xdp xdp-pass`), \
-         which native XDP_TX over veth needs (ARCHITECTURE.md section 5); the same for every server. xdpgen \
-         replaces it with its reply counter (`dns-xdp xdp-count`), kxdpgun with its own AF_XDP program."
+        "Client veth for dnsperf loads: tx checksum offload off and a do-nothing XDP program (`dns-xdp-testbed \
+         xdp-pass`), which native XDP_TX over veth needs (ARCHITECTURE.md section 5); the same for every server. \
+         xdpgen replaces it with its reply counter (`dns-xdp-testbed xdp-count`), kxdpgun with its own AF_XDP \
+         program."
             .into(),
         format!(
             "xdpgen: AF_PACKET sockets with the qdisc bypassed, a batch of frames per sendmmsg, {} sending \

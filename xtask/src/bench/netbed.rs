@@ -46,20 +46,25 @@ pub fn cli_ns() -> &'static str {
 pub struct Netbed {
     pub srv_mac: String,
     pub cli_mac: String,
-    /// `dns-xdp xdp-pass` on the client veth: veth delivers native XDP_TX frames only to a peer that runs
-    /// an XDP program itself (ARCHITECTURE.md section 5). Stopped while kxdpgun owns the client veth.
+    /// `dns-xdp-testbed xdp-pass` on the client veth: veth delivers native XDP_TX frames only to a peer
+    /// that runs an XDP program itself (ARCHITECTURE.md section 5). Stopped while kxdpgun owns the client veth.
     xdp_pass: Option<Guard>,
-    dns_xdp: String,
+    testbed: String,
 }
 
 impl Netbed {
+    /// The bed for the daemon binary `dns_xdp`, whose test-bed helpers sit beside it.
     pub fn create(dns_xdp: &Path) -> Result<Self> {
+        let testbed = cmd::testbed_beside(dns_xdp);
+        if !testbed.is_file() {
+            bail!("{} not found: run `cargo xtask build` (or drop --no-build)", testbed.display());
+        }
         delete_namespaces(); // left over from a crash
         let mut bed = Netbed {
             srv_mac: String::new(),
             cli_mac: String::new(),
             xdp_pass: None,
-            dns_xdp: dns_xdp.display().to_string(),
+            testbed: testbed.display().to_string(),
         };
         ip(&["netns", "add", srv_ns()])?;
         ip(&["netns", "add", cli_ns()])?;
@@ -87,7 +92,7 @@ impl Netbed {
             return Ok(());
         }
         detach_xdp(cli_ns(), CLI_IF);
-        let mut c = proc::in_netns(cli_ns(), &self.dns_xdp);
+        let mut c = proc::in_netns(cli_ns(), &self.testbed);
         c.args(["xdp-pass", "--iface", CLI_IF]).stdout(Stdio::null()).stderr(Stdio::null());
         let mut g = Guard::spawn(c)?;
         let start = Instant::now();

@@ -591,7 +591,7 @@ Loads, all from the client namespace against one server at a time:
 - `xdpgen-v4/-v6`, `xdpgen-nx10-v4`: our own generator (xtask/src/bench/xdpgen/) as fast as it sends: AF_PACKET
   sockets with the qdisc bypassed, a batch of frames per sendmmsg, one thread per core, 32 source ports, IDs that
   look random and repeat on a port only after 65,536 queries. Replies are counted in the kernel by an XDP program
-  on the client veth (`dns-xdp xdp-count`, dns-xdp-ebpf/src/count.rs), which drops them but for 1 in 64; each of
+  on the client veth (`dns-xdp-testbed xdp-count`, dns-xdp-ebpf/src/testbed/count.rs), which drops them but for 1 in 64; each of
   those must repeat the ID and question of the query sent from its port with its ID, or the run fails.
   replies/s is the server's limit unless the limit column says `generator`.
 - `xdpgen-at50-v4`, `xdpgen-at90-v4`: the same at 50% and 90% of the XDP_TX ceiling's xdpgen-v4 rate in the
@@ -599,7 +599,7 @@ Loads, all from the client namespace against one server at a time:
   query's batch went to the kernel).
 - `kxdpgun-v4/-v6`: kxdpgun (AF_XDP, one thread), where the kernel still accepts its program.
 
-`xdp-tx-ceiling` is not a server: `dns-xdp bounce` attaches `xdp_bounce` (dns-xdp-ebpf/src/bounce.rs) in native
+`xdp-tx-ceiling` is not a server: `dns-xdp-testbed bounce` attaches `xdp_bounce` (dns-xdp-ebpf/src/testbed/bounce.rs) in native
 mode, which turns every query around with XDP_TX (MACs, addresses and ports swapped, QR set, UDP checksum updated
 for the flag, nothing looked up). It runs under the generator loads only, in the same repetitions as the servers:
 what this bed carries with no server work. dns-xdp / ceiling is the share of it dns-xdp reaches (the

@@ -38,7 +38,7 @@ pub enum Server {
     KnotXdp,
     /// NSD with response rate limiting off.
     Nsd,
-    /// Not a server: `dns-xdp bounce`, an XDP program that sends every query straight back (XDP_TX,
+    /// Not a server: `dns-xdp-testbed bounce`, an XDP program that sends every query straight back (XDP_TX,
     /// QR set, no lookup). What the bed carries with no server work; xdpgen and kxdpgun loads only.
     XdpTxCeiling,
 }
@@ -131,7 +131,7 @@ pub fn command(server: Server, dns_xdp: &Path, origin: &str, zone_file: &Path, d
             c
         }
         Server::XdpTxCeiling => {
-            let mut c = proc::in_netns(srv_ns(), &dns_xdp.to_string_lossy());
+            let mut c = proc::in_netns(srv_ns(), &crate::cmd::testbed_beside(dns_xdp).to_string_lossy());
             c.args(["bounce", "--iface", SRV_IF, "--xdp-mode", "native"]);
             c
         }

@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use base64::Engine as _;
+use dns_xdp_common::{MAX_LABEL_LEN, MAX_QNAME_LEN};
 use domain::base::iana::{Class, Rtype};
 
 mod rdata;
@@ -24,12 +25,6 @@ use rdata::*;
 
 /// Longest RDATA a record can carry (its RDLENGTH is 16 bits).
 const MAX_RDATA_LEN: usize = 0xffff;
-
-/// Longest wire name (RFC 1035 section 2.3.4).
-const MAX_NAME_LEN: usize = 255;
-
-/// Longest label (RFC 1035 section 2.3.4).
-const MAX_LABEL_LEN: usize = 63;
 
 /// Types whose text format `domain` 0.12.3 reads into the right wire data: passed through as they
 /// are (`domain_reads_its_types` below pins each). SVCB and HTTPS are not among them: `domain`
@@ -477,8 +472,8 @@ fn name_wire(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
         let origin = origin.ok_or_else(|| format!("relative name {} but no $ORIGIN", shown()))?;
         wire.extend_from_slice(origin);
     }
-    if wire.len() > MAX_NAME_LEN {
-        return Err(format!("name {} is longer than {MAX_NAME_LEN} bytes", shown()));
+    if wire.len() > MAX_QNAME_LEN {
+        return Err(format!("name {} is longer than {MAX_QNAME_LEN} bytes", shown()));
     }
     Ok(wire)
 }

@@ -43,9 +43,9 @@ pub struct Args {
     /// Sending threads.
     #[arg(long, default_value_t = 1)]
     threads: u16,
-    /// The dns-xdp binary (for its reply counter).
-    #[arg(long, default_value = "target/release/dns-xdp")]
-    dns_xdp: PathBuf,
+    /// The test bed's binary (for its reply counter).
+    #[arg(long, default_value = "target/release/dns-xdp-testbed")]
+    testbed: PathBuf,
 }
 
 pub fn main(a: &Args) -> Result<()> {
@@ -61,7 +61,7 @@ pub fn main(a: &Args) -> Result<()> {
         duration: Duration::from_secs(a.duration),
         rate: a.rate,
         sample_mask: a.sample_mask,
-        dns_xdp: crate::cmd::repo_root().join(&a.dns_xdp),
+        testbed: crate::cmd::repo_root().join(&a.testbed),
         threads: a.threads,
     };
     let _signals = crate::bench::proc::catch_stop_signals();

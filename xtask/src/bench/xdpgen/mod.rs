@@ -4,7 +4,7 @@
 //! Sends through AF_PACKET sockets with the qdisc bypassed (tx.rs), one per thread, from the client end of the veth,
 //! every query of a dnsperf-format file in turn (frame.rs), each with its own source port (one of
 //! `SRC_PORTS`) and a DNS ID that looks random but repeats on a port only after 65,536 uses. Replies are
-//! counted in the kernel by `dns-xdp xdp-count` (dns-xdp-ebpf/src/count.rs), which drops them but for a
+//! counted in the kernel by `dns-xdp-testbed xdp-count` (dns-xdp-ebpf/src/testbed/count.rs), which drops them but for a
 //! sample (ID & mask == 0); the sample reaches UDP sockets here (sample.rs), and each sampled reply must
 //! repeat the ID and question of the query sent from that port with that ID, or the run fails. At a fixed
 //! rate, the sample also gives per-reply latency: kernel receive timestamp minus the time its batch was
@@ -57,8 +57,8 @@ pub struct Config {
     /// Offered queries/s; None: as fast as it can send.
     pub rate: Option<u64>,
     pub sample_mask: u16,
-    /// The dns-xdp binary, for `dns-xdp xdp-count`.
-    pub dns_xdp: PathBuf,
+    /// The test bed's binary, for `dns-xdp-testbed xdp-count`.
+    pub testbed: PathBuf,
     /// Sending threads, each with its own socket and its own share of the source ports.
     pub threads: u16,
 }
@@ -310,7 +310,7 @@ impl Check {
     }
 }
 
-/// `dns-xdp xdp-count` on the interface: counters read on request over its stdin and stdout.
+/// `dns-xdp-testbed xdp-count` on the interface: counters read on request over its stdin and stdout.
 struct Counter {
     guard: Guard,
     stdin: Option<ChildStdin>,
@@ -319,10 +319,10 @@ struct Counter {
 
 impl Counter {
     fn start(cfg: &Config) -> Result<Self> {
-        let dns_xdp = cfg.dns_xdp.to_string_lossy();
+        let testbed = cfg.testbed.to_string_lossy();
         let mut c = match &cfg.netns {
-            Some(ns) => proc::in_netns(ns, &dns_xdp),
-            None => cmd::command(&dns_xdp),
+            Some(ns) => proc::in_netns(ns, &testbed),
+            None => cmd::command(&testbed),
         };
         c.args(["xdp-count", "--iface", &cfg.iface, "--sample-mask", &cfg.sample_mask.to_string()])
             .env("RUST_LOG", "warn")
@@ -349,7 +349,7 @@ impl Counter {
                 counter.stop();
                 let stderr = err.join().unwrap_or_default();
                 bail!(
-                    "`dns-xdp xdp-count` did not attach to {} ({}): {}",
+                    "`dns-xdp-testbed xdp-count` did not attach to {} ({}): {}",
                     cfg.iface,
                     match other {
                         Ok(l) => format!("said `{l}`"),

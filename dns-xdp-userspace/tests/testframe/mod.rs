@@ -1,7 +1,9 @@
 //! Hand-built queries and frames for running the XDP program through BPF_PROG_TEST_RUN: one
-//! copy for the kernel tests and the examples that measure it. Fixed addresses (198.18.0.2 ->
-//! 198.18.0.1, 2001:db8::2 -> 2001:db8::1), client port 40000, server port 53, UDP checksum 0
-//! (the program never trusts the query's).
+//! copy for the kernel tests, the examples that measure it and the test bed's own test, each of
+//! which includes this file (`mod testframe;`, or by `#[path]`); no part of the library. Fixed
+//! addresses (198.18.0.2 -> 198.18.0.1, 2001:db8::2 -> 2001:db8::1), client port 40000, server
+//! port 53, UDP checksum 0 (the program never trusts the query's).
+#![allow(dead_code, reason = "each includer uses its own part of it")]
 
 /// The client's UDP port in every frame.
 pub const CLIENT_PORT: u16 = 40000;

@@ -1,13 +1,14 @@
 //! xdp_bounce: the test bed's XDP_TX ceiling. Sends every DNS query straight back as its own
 //! "reply" (addresses and ports swapped, QR set, nothing looked up), so `cargo xtask bench` can
 //! measure how many replies per second the veth path and the load generator carry at all, and
-//! read dns-xdp's figure as a share of that. Never attached by `dns-xdp serve`.
+//! read dns-xdp's figure as a share of that.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dns_xdp_common::dns::FLAG_QR;
 
 use crate::cursor;
-use crate::l2l3::{ETH_HLEN, Ipv4Hdr, Ipv6Hdr, UDP_HLEN};
-use crate::plain::{self, DNS_PORT, DnsIdFlags, ETH_P_IP, FLAG_QR};
+use crate::headers::{ETH_HLEN, ETH_P_IP, Ipv4Hdr, Ipv6Hdr, UDP_HLEN};
+use crate::plain::{self, DNS_PORT, DnsIdFlags};
 
 #[xdp]
 pub fn xdp_bounce(ctx: XdpContext) -> u32 {

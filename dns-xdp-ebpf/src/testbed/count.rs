@@ -3,7 +3,6 @@
 //! is counted in the kernel at any rate; passes a sample (the DNS ID ANDed with the configured mask
 //! is zero) to the stack, where the generator checks each against the query it sent and times it.
 //! Everything else passes: the servers need ARP and neighbour discovery to reach the client.
-//! Never attached by `dns-xdp serve`.
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -12,10 +11,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_xdp_common::count;
+use dns_xdp_common::dns::FLAG_QR;
 
 use crate::cursor;
-use crate::l2l3::UDP_HLEN;
-use crate::plain::{self, DNS_PORT, DnsIdFlags, FLAG_QR};
+use crate::headers::UDP_HLEN;
+use crate::plain::{self, DNS_PORT, DnsIdFlags};
 
 /// `count::REPLIES`, `count::SAMPLED`, `count::OTHER`.
 #[map]

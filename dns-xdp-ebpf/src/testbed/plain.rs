@@ -1,19 +1,15 @@
-//! Plain UDP frames for the test bed's own programs (bounce.rs, count.rs): Ethernet with no VLAN
+//! Plain UDP frames for the test bed's programs (bounce.rs, count.rs): Ethernet with no VLAN
 //! tag, IPv4 without options or fragments, IPv6 without extension headers. The load generators
-//! send nothing else, so these programs need none of l2l3.rs's generality, and pass the rest.
+//! send nothing else, so these programs need none of dns_xdp's l2l3.rs, and pass the rest.
 
 use aya_ebpf::programs::XdpContext;
 
 use crate::cursor;
-use crate::l2l3::{ETH_HLEN, EthHdr, IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr, UdpHdr};
-
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-const IPPROTO_UDP: u8 = 17;
+use crate::headers::{
+    ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr, UdpHdr,
+};
 /// Queries go to it and replies come from it; everything else (ARP, neighbour discovery) passes.
 pub const DNS_PORT: u16 = 53;
-/// QR, the high bit of the header's flags word (RFC 1035 4.1.1): what makes a message a reply.
-pub const FLAG_QR: u16 = 0x8000;
 
 /// The first 4 bytes of the DNS header: the ID, then the flags word.
 #[repr(C)]
