@@ -23,6 +23,7 @@ use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
 use dns_xdp::loader::{PASS_PROG_NAME, XdpProgram};
 use dns_xdp::testframe::{ipv4 as frame4, ipv6 as frame6};
+use dns_xdp::update::Updater;
 
 const PAYLOAD: u16 = 1232;
 const XDP_TX: u32 = 3;
@@ -100,7 +101,8 @@ fn main() {
     let _bpf_stats = dns_xdp::loader::enable_bpf_stats().expect("bpf_stats");
     let before_ids: Vec<u32> = aya::programs::loaded_programs().filter_map(Result::ok).map(|p| p.id()).collect();
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load");
-    program.apply(compile(&zones, PAYLOAD)).expect("install");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    answers.apply(&compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
     // The floor: a program that only returns, timed the same way.

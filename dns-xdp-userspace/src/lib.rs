@@ -2,8 +2,9 @@
 //!
 //! The kernel looks up, userspace decides: `zone` holds the data and the RFC 1034 lookup,
 //! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
-//! program's map entries, `loader` puts them into the kernel, `slowpath` answers what XDP
-//! passes on.
+//! program's map entries, `update` decides what a change recompiles and which names the hot
+//! set keeps, `store` writes the entries into the maps (`kernel`) that `loader` loads with the
+//! program, `slowpath` answers what XDP passes on.
 
 pub mod answer;
 pub mod api;
@@ -16,9 +17,9 @@ pub mod diff;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod hits;
 pub mod hotset;
 pub mod http;
+pub mod kernel;
 pub mod loader;
 pub mod metrics;
 pub mod name;
@@ -32,6 +33,7 @@ pub mod state;
 pub mod store;
 pub mod tcp;
 pub mod testframe;
+pub mod update;
 pub mod wire;
 pub mod zone;
 

@@ -11,12 +11,14 @@ use clap::Parser as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use dns_xdp::config::{Cli, Command, Settings};
+use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::loader::{XdpProgram, attach_pass};
 use dns_xdp::metrics::{Metrics, Sources, serve_http};
-use dns_xdp::publish::{Publisher, install};
+use dns_xdp::publish::{Publisher, Xdp, install};
 use dns_xdp::replication::{Replication, secondary};
 use dns_xdp::rrl::{LimitLog, Limiter};
 use dns_xdp::state::State;
+use dns_xdp::update::{Referrers, Updater};
 use dns_xdp::zone::Severity;
 use dns_xdp::{load_zones, slowpath};
 
@@ -139,7 +141,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let preload = settings.xdp_enabled().then(|| {
         let (port, payload, capacity) = (settings.dns_port(), settings.edns_payload, settings.answers_capacity);
-        std::thread::spawn(move || XdpProgram::load_with_capacity(port, payload, capacity))
+        std::thread::spawn(move || XdpProgram::load_sized(port, payload, MapSizes::for_capacity(capacity)))
     });
     let (zones, warnings) = match load_zones(&settings.zones) {
         Ok(z) => z,
@@ -162,6 +164,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         chaos: settings.chaos.clone(),
         shadow: Default::default(),
         cookies: settings.cookies.clone(),
+        demand: Default::default(),
         replication: Default::default(),
     });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
@@ -179,25 +182,26 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
         // Loaded before the zones were known: too small for every name's record (more names
         // than --answers-capacity in one length class), load it again with room for them.
-        if let Some(records) = program.records_needed(&state.zones.load()) {
+        if let Some(records) = program.sizes().records_needed(&state.zones.load()) {
             log::warn!(
                 "XDP name records: the zones need {records:?} entries (NAMES maps by name length), more than --answers-capacity {} gives; loading the XDP program with room for them",
                 settings.answers_capacity
             );
+            let sizes = program.sizes().with_records(records);
             drop(program);
-            (program, stats) =
-                XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
+            (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, sizes)?;
         }
+        let mut answers = Updater::new(program.take_answer_maps()?, state.demand.clone());
         // The index of who points at whom, for narrow updates: built beside the compile (a
         // walk of every zone), so the first write after the start finds it ready.
         let (tx, referrers) = std::sync::mpsc::channel();
         let zones = state.zones.load_full();
         std::thread::spawn(move || {
-            let index = dns_xdp::compile::Referrers::build(&zones);
+            let index = Referrers::build(&zones);
             let _ = tx.send((zones, index));
         });
-        install(&mut program, &state, &state.zones.load())?;
-        program.expect_referrers(referrers);
+        install(&mut answers, &state, &state.zones.load())?;
+        answers.expect_referrers(referrers);
         program.set_rrl(&settings.rrl)?;
         if let Some(shadow) = state.shadow.get() {
             program.set_shadow_sample(shadow.settings.sample)?;
@@ -208,7 +212,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             let mode = program.attach(iface, settings.xdp_mode)?;
             log::info!("XDP attached to {iface} in {mode} mode");
         }
-        xdp = Some(program);
+        xdp = Some(Xdp { program, answers });
         xdp_stats = Some(Arc::new(stats));
     }
 
@@ -271,11 +275,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             }
             _ = report.tick() => {
                 let mut limiting: Vec<_> = limiter.take_limiting().into_iter().collect();
-                if let Some(more) = publisher.with_xdp(|program| program.rrl_limiting()) {
+                if let Some(more) = publisher.with_xdp(|xdp| xdp.program.rrl_limiting()) {
                     limiting.extend(more);
                 }
                 // Promote the names the daemon answered most since the last tick (hot set).
-                if let Some(Err(err)) = publisher.with_xdp(|program| program.rebalance(&state.zones.load(), state.edns_payload)) {
+                if let Some(Err(err)) = publisher.with_xdp(|xdp| xdp.answers.rebalance(&state.zones.load(), state.edns_payload)) {
                     log::warn!("hot set: {err:#}");
                 }
                 limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);
@@ -324,7 +328,7 @@ fn reload_rrl(limiter: &Limiter, publisher: &Publisher, settings: &Settings) {
     if rrl == limiter.settings() {
         return;
     }
-    if let Some(Err(err)) = publisher.with_xdp(|program| program.set_rrl(&rrl)) {
+    if let Some(Err(err)) = publisher.with_xdp(|xdp| xdp.program.set_rrl(&rrl)) {
         log::error!("updating the XDP rate-limiting settings failed: {err:#}");
         return;
     }

@@ -100,7 +100,8 @@ fn serve_udp(socket: &std::net::UdpSocket, state: &State, limiter: &Limiter) {
         }
         let zones = state.zones.load();
         let client = Client { ip: peer.ip(), cookies: &state.cookies };
-        match handle_from(&zones, &buf[..len], Transport::Udp, state.edns_payload, &state.chaos, Some(client)) {
+        let (payload, chaos, demand) = (state.edns_payload, &state.chaos, Some(&*state.demand));
+        match handle_from(&zones, &buf[..len], Transport::Udp, payload, chaos, Some(client), demand) {
             Some(mut reply) => {
                 if let Some(shadow) = state.shadow.get() {
                     shadow.sample_answer(&buf[..len], &reply.bytes, Transport::Udp, peer);

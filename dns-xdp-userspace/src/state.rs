@@ -3,6 +3,7 @@
 use arc_swap::ArcSwap;
 
 use crate::answer::Chaos;
+use crate::hotset::Demand;
 use crate::metrics::Metrics;
 use crate::zone::ZoneSet;
 
@@ -17,6 +18,9 @@ pub struct State {
     pub shadow: std::sync::OnceLock<std::sync::Arc<crate::shadow::Shadow>>,
     /// The DNS cookie secret (RFC 9018): server cookies issued and checked by the listeners.
     pub cookies: crate::cookie::Cookies,
+    /// What the listeners answer, sampled for the hot set, which the XDP answers' updates
+    /// follow (update/).
+    pub demand: std::sync::Arc<Demand>,
     /// Zone transfers and NOTIFY, once set up (the listeners hand those messages over).
     pub replication: std::sync::OnceLock<std::sync::Arc<crate::replication::Replication>>,
 }

@@ -169,8 +169,9 @@ async fn connection(mut conn: TcpStream, peer: SocketAddr, state: &State, limits
             None => {
                 let zones = state.zones.load();
                 let client = Client { ip: peer.ip(), cookies: &state.cookies };
+                let demand = Some(&*state.demand);
                 let Some(reply) =
-                    handle_from(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos, Some(client))
+                    handle_from(&zones, msg, Transport::Tcp, state.edns_payload, &state.chaos, Some(client), demand)
                 else {
                     state.metrics.queries_dropped.fetch_add(1, Relaxed);
                     return Ok(());

@@ -469,6 +469,7 @@ mod tests {
             chaos: Default::default(),
             shadow: Default::default(),
             cookies: crate::cookie::Cookies::new([7; 16]),
+            demand: Default::default(),
             replication: Default::default(),
         });
         let config = Config { journal: Some(dir.to_path_buf()), ..Config::default() };

@@ -352,7 +352,7 @@ fn serve_and_measure(r: &mut ZoneResults, dns_xdp: &Path, args: &[String], out: 
     // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
     // changes' put_at_s in daemon.log.
     c.args(args)
-        .env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::loader=debug")
+        .env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::update=debug,dns_xdp::loader=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
