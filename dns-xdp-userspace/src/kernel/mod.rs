@@ -3,7 +3,8 @@
 //! XDP program runs over them (resolve.rs). The bottom layer: loader.rs hands the maps out of a
 //! loaded program, the store writes them.
 //!
-//! May call: dns_xdp_common, aya, libc; of the daemon only names and zones. Nothing above.
+//! May call: dns_xdp_common, aya, libc; of the daemon only the zones (to count their names).
+//! Nothing above it.
 
 mod batch;
 mod bpf;
