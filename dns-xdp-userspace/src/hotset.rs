@@ -108,8 +108,7 @@ mod tests {
 
     #[test]
     fn hot_names_win_and_cold_names_pass_instead_of_nxdomain() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let (zones, _) = crate::load_zones(&[root.join("testdata/zones/xdp.test.zone")]).expect("zone loads");
+        let zones = crate::test_zones(&["zones/xdp.test.zone"]);
         let all = compile(&zones, 1232);
         let hot = Name::from_text("v6.xdp.test").unwrap();
         let cold_name = Name::from_text("mixed.xdp.test").unwrap();

@@ -73,3 +73,11 @@ pub fn load_zones(files: &[PathBuf]) -> Result<(ZoneSet, Vec<Diagnostic>), Vec<D
     }
     Ok((ZoneSet::new(zones), warnings))
 }
+
+/// The zones of the repository's `testdata/` files `paths` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_zones(paths: &[&str]) -> ZoneSet {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let files: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+    load_zones(&files).unwrap_or_else(|d| panic!("{paths:?} do not load: {d:?}")).0
+}

@@ -281,8 +281,7 @@ mod tests {
 
     #[test]
     fn finds_the_serial_of_negative_answers_only() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let (zones, _) = crate::load_zones(&[root.join("testdata/zones/xdp.test.zone")]).expect("zone loads");
+        let zones = crate::test_zones(&["zones/xdp.test.zone"]);
         let zone = zones.iter().next().unwrap();
         let serial = zone.serial.to_be_bytes();
         let entries = compile::compile(&zones, 1232);
@@ -300,9 +299,7 @@ mod tests {
 
     #[test]
     fn finds_the_zone_a_negative_answer_belongs_to() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let files = ["example.test.zone", "sub.example.test.zone"].map(|f| root.join("testdata/conformance").join(f));
-        let (zones, _) = crate::load_zones(&files).expect("zones load");
+        let zones = crate::test_zones(&["conformance/example.test.zone", "conformance/sub.example.test.zone"]);
         let entries = compile::compile(&zones, 1232);
         let (mut parent, mut child, mut ds_at_apex) = (0, 0, 0);
         for (k, v) in entries.iter().filter(|(_, v)| v.value_flags & VALUE_FLAG_PASS == 0) {

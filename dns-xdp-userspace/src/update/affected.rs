@@ -145,20 +145,18 @@ mod tests {
 
     #[test]
     fn affected_names_follow_cname_chains_with_and_without_the_index() {
-        let dir = std::env::temp_dir().join(format!("dnsxdp-affected-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let text = std::fs::read_to_string(root.join("testdata/zones/xdp.test.zone")).unwrap();
+        let old = crate::test_zones(&["zones/xdp.test.zone"]);
+        let text = std::fs::read_to_string(old.iter().next().expect("one zone").file.as_path()).unwrap();
         let target = text
             .lines()
             .find(|l| l.to_ascii_lowercase().starts_with("mixed") && l.contains(" A "))
             .expect("an A record at mixed");
         let changed = text.replace(target, "mixed IN A 192.0.2.99").replace(" 7 3600", " 8 3600");
-        let (a, b) = (dir.join("a.zone"), dir.join("b.zone"));
-        std::fs::write(&a, &text).unwrap();
-        std::fs::write(&b, &changed).unwrap();
-        let (old, _) = crate::load_zones(&[a]).unwrap();
-        let (new, _) = crate::load_zones(&[b]).unwrap();
+        let dir = std::env::temp_dir().join(format!("dnsxdp-affected-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("changed.zone");
+        std::fs::write(&file, &changed).unwrap();
+        let (new, _) = crate::load_zones(&[file]).unwrap();
         let name = |t: &str| Name::from_text(t).unwrap();
         let scan: HashSet<Name> = affected(&old, &new).expect("a narrow change").into_iter().collect();
         let index = Referrers::build(&old);
