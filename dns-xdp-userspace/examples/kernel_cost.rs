@@ -25,6 +25,7 @@ use aya::{Ebpf, TestRun as _, TestRunOptions, programs::Xdp};
 use dns_xdp::compile::compile;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::update::Updater;
 
 use testframe::{ipv4 as frame4, ipv6 as frame6};
 
@@ -107,7 +108,8 @@ fn main() {
     let _bpf_stats = dns_xdp::loader::enable_bpf_stats().expect("bpf_stats");
     let before_ids: Vec<u32> = aya::programs::loaded_programs().filter_map(Result::ok).map(|p| p.id()).collect();
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load");
-    program.apply(compile(&zones, PAYLOAD)).expect("install");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    answers.apply(&compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
     // The floor: a program that only returns, timed the same way.

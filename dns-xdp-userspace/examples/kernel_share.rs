@@ -10,8 +10,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dns_xdp::compile::compile;
+use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::update::Updater;
 use dns_xdp_common::stat;
 
 use testframe::ipv4 as frame;
@@ -91,8 +93,9 @@ fn main() {
     let files = vec![big_zone(&dir, names), root.join("testdata/conformance/secure.test.zone")];
     let (zones, _) = load_zones(&files).expect("zones load");
     let _bpf_stats = dns_xdp::loader::enable_bpf_stats().expect("bpf_stats");
-    let (mut program, stats) = XdpProgram::load_with_capacity(53, PAYLOAD, 1 << 20).expect("load");
-    program.apply(compile(&zones, PAYLOAD)).expect("install");
+    let (mut program, stats) = XdpProgram::load_sized(53, PAYLOAD, MapSizes::for_capacity(1 << 20)).expect("load");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    answers.apply(&compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
     let signed: Vec<(&str, u16)> = vec![
         ("secure.test", 6),
@@ -181,7 +184,7 @@ fn main() {
     assert!(mix_share >= 95.0 && flood_share >= 99.0, "mix {mix_share:.2}%, flood {flood_share:.2}%");
 
     // Installing a large zone: load, compile, write the maps (`BIG_ZONE_NAMES`, default 100k).
-    drop(program);
+    drop((answers, program));
     let size: usize = std::env::var("BIG_ZONE_NAMES").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let file = big_zone(&dir, size);
     let rss0 = rss_kib();
@@ -193,14 +196,15 @@ fn main() {
     let rss_zone = rss_kib().saturating_sub(rss0);
     let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
     let capacity = (names + names / 4) as u32;
-    let (mut program, _stats) = XdpProgram::load_with_capacity(53, PAYLOAD, capacity).expect("load");
-    let diff = program.install(&zones, PAYLOAD).expect("install");
+    let (mut program, _stats) = XdpProgram::load_sized(53, PAYLOAD, MapSizes::for_capacity(capacity)).expect("load");
+    let mut writer = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let diff = writer.install(&zones, PAYLOAD).expect("install");
     // As the daemon does after a full compile (publish::install).
     // SAFETY: malloc_trim only walks glibc's own heap.
     unsafe { libc::malloc_trim(0) };
     let t_all = t.elapsed();
     let rss = rss_kib().saturating_sub(rss0);
-    let (records, answers) = program.entries();
+    let (records, answers) = writer.entries();
     let memlock = bpf_map_memlock();
     eprintln!(
         "{size}-host zone ({names} names): {records} name records, {answers} answers ({} written); load {:.2}s, \
@@ -228,9 +232,9 @@ fn main() {
     .unwrap();
     let (zones2, _) = load_zones(&[changed]).expect("changed zone loads");
     let t = Instant::now();
-    let names = dns_xdp::compile::affected(&zones, &zones2).expect("a narrow change");
+    let names = dns_xdp::update::affected(&zones, &zones2).expect("a narrow change");
     let t_affected = t.elapsed();
-    let diff = program.install_names(&zones2, PAYLOAD, &names).expect("apply the change");
+    let diff = writer.install_names(&zones2, PAYLOAD, &names).expect("apply the change");
     eprintln!(
         "one-record change in the {size}-host zone: {} names affected (found in {:.1} ms), {} rewritten, {} answers written, \
          {} freed; maps updated {:.1} ms after that",
@@ -242,7 +246,7 @@ fn main() {
         (t.elapsed() - t_affected).as_secs_f64() * 1e3
     );
     let t = Instant::now();
-    let diff = program.install(&zones2, PAYLOAD).expect("full recompile");
+    let diff = writer.install(&zones2, PAYLOAD).expect("full recompile");
     eprintln!(
         "the same zone recompiled in full afterwards: {} names rewritten (must be 0) in {:.2}s",
         diff.added + diff.changed + diff.removed,

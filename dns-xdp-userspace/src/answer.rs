@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use dns_xdp_common::dns::{CLASS_ANY, CLASS_CH, CLASS_IN, OPCODE_NOTIFY, OPCODE_QUERY, rcode, rtype};
 
 use crate::cookie::Cookies;
+use crate::hotset::Demand;
 use crate::wire::{self, Parsed, Query, Response, Rr};
 use crate::zone::{Rdata, ZoneSet, lookup::lookup};
 
@@ -45,22 +46,13 @@ pub struct Reply {
 
 /// Answers one DNS message; `None` means send nothing (not a query, or too broken to reply to).
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, our_payload: u16) -> Option<Reply> {
-    handle_with(zones, msg, transport, our_payload, &Chaos::default())
+    handle_from(zones, msg, transport, our_payload, &Chaos::default(), None, None)
 }
 
-/// `handle`, answering CH-class identification queries as `chaos` says.
-pub fn handle_with(
-    zones: &ZoneSet,
-    msg: &[u8],
-    transport: Transport,
-    our_payload: u16,
-    chaos: &Chaos,
-) -> Option<Reply> {
-    handle_from(zones, msg, transport, our_payload, chaos, None)
-}
-
-/// `handle_with` for a query from a known `client`: a COOKIE option is answered with a server
-/// cookie and checked (without a client, COOKIE options are ignored like any other option).
+/// `handle`, answering CH-class identification queries as `chaos` says, for a query from a
+/// known `client` (a COOKIE option is answered with a server cookie and checked; without a
+/// client, COOKIE options are ignored like any other option), noting the query's name in
+/// `demand` (the hot set's) when given.
 pub fn handle_from(
     zones: &ZoneSet,
     msg: &[u8],
@@ -68,6 +60,7 @@ pub fn handle_from(
     our_payload: u16,
     chaos: &Chaos,
     client: Option<Client<'_>>,
+    demand: Option<&Demand>,
 ) -> Option<Reply> {
     match wire::parse_query(msg) {
         Parsed::Drop => None,
@@ -78,7 +71,9 @@ pub fn handle_from(
         }),
         Parsed::Query(query) => {
             // What reaches the daemon is what the kernel does not hold: demand for the hot set.
-            crate::hotset::note(query.qname.as_wire());
+            if let Some(demand) = demand {
+                demand.note(query.qname.as_wire());
+            }
             let limit = match transport {
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
                 Transport::Tcp => u16::MAX as usize,
@@ -196,7 +191,7 @@ mod tests {
         let refused = handle(&zones, &q, Transport::Udp, 1232).unwrap();
         assert_eq!(refused.rcode, rcode::REFUSED);
         let chaos = Chaos { version: Some("dns-xdp".into()), identity: None };
-        let reply = handle_with(&zones, &q, Transport::Udp, 1232, &chaos).unwrap();
+        let reply = handle_from(&zones, &q, Transport::Udp, 1232, &chaos, None, None).unwrap();
         assert_eq!(reply.rcode, rcode::NOERROR);
         // Answer: pointer to the question, TXT, CH, TTL 0, "dns-xdp".
         assert!(
@@ -204,7 +199,8 @@ mod tests {
             "{:?}",
             reply.bytes
         );
-        let id = handle_with(&zones, &ch_query(b"\x02id\x06server\x00"), Transport::Udp, 1232, &chaos).unwrap();
+        let id =
+            handle_from(&zones, &ch_query(b"\x02id\x06server\x00"), Transport::Udp, 1232, &chaos, None, None).unwrap();
         assert_eq!(id.rcode, rcode::REFUSED, "identity not configured");
     }
 
@@ -225,7 +221,7 @@ mod tests {
         let client = Client { ip: "192.0.2.1".parse().unwrap(), cookies: &cookies };
         let chaos = Chaos::default();
         let ask = |opts: &[u8], client| {
-            handle_from(&zones, &with_options(opts), Transport::Udp, 1232, &chaos, client).unwrap()
+            handle_from(&zones, &with_options(opts), Transport::Udp, 1232, &chaos, client, None).unwrap()
         };
         // NSID (ignored) then a client cookie: the OPT carries the client cookie + a server cookie.
         let first = ask(b"\x00\x03\x00\x00\x00\x0a\x00\x08abcdefgh", Some(client));

@@ -15,6 +15,9 @@
 //! For signed zones every key also has a `KEY_VARIANT_DO` twin rendered for DO=1 (RRSIGs and
 //! proofs), minus the OPT record the kernel appends itself. A DO=1 negative is compiled only
 //! when its proof cannot depend on the missing name: NSEC chains, encloser without descendants.
+//!
+//! May call: answer.rs (the encoder), the zones, kernel/resolve.rs (the key search `resolve`
+//! runs). It hands each name's entries to its caller and writes nothing itself.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,10 +25,11 @@ use std::sync::Arc;
 use dns_xdp_common::dns::{CLASS_IN, FLAG_TC, HEADER_LEN, OPT_LEN, rtype};
 use dns_xdp_common::{
     AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_KERNEL_NAME,
-    MAX_WALK_STEPS, QTYPE_DEFAULT, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+    QTYPE_DEFAULT, RECORD_SIGNED, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
 };
 
 use crate::answer;
+use crate::kernel::resolve::{NamesView, is_meta, search};
 use crate::name::Name;
 use crate::wire::{Edns, Query};
 use crate::zone::{Node, Zone, ZoneSet};
@@ -46,185 +50,6 @@ pub fn key_variant(name_wire: &[u8], qtype: u16, variant: u16) -> AnswerKey {
     let mut key = AnswerKey { name: [0; KEY_NAME_LEN], qtype, variant };
     key.name[..name_wire.len()].copy_from_slice(name_wire);
     key
-}
-
-/// RFC 6895 section 3.1 meta and query types: the kernel never serves them a default answer.
-pub fn is_meta(qtype: u16) -> bool {
-    (128..=255).contains(&qtype)
-}
-
-/// The names whose compiled answers may differ between `old` and `new`, when a narrow
-/// recompile is safe: every owner whose data changed, its ancestors up to the apex (existence,
-/// wildcards and the answers below them), and every name whose records point at a changed
-/// name or below it (CNAME chains, additional-section targets), to a fixpoint. `None` when the
-/// whole set must be recompiled: zones added or removed, a signed zone changed, or a change
-/// to a wildcard, a zone cut or a DNAME, or to the set of types a zone holds.
-pub fn affected(old: &ZoneSet, new: &ZoneSet) -> Option<Vec<Name>> {
-    affected_with(old, new, None, None)
-}
-
-/// Which names point at which (CNAME, DNAME, NS, MX, SRV, PTR targets): target -> owners.
-/// Built once from a zone set, then kept up to date by adding the targets of names as they are
-/// recompiled (an owner that stopped pointing somewhere stays listed: it is only recompiled
-/// once too often).
-#[derive(Default)]
-pub struct Referrers {
-    by_target: HashMap<Name, Vec<Name>>,
-}
-
-impl Referrers {
-    pub fn build(zones: &ZoneSet) -> Self {
-        let mut r = Referrers::default();
-        for zone in zones.iter() {
-            for (name, node) in &zone.nodes {
-                r.add_node(name, node);
-            }
-        }
-        r
-    }
-
-    fn add_node(&mut self, name: &Name, node: &Node) {
-        for set in &node.rrsets {
-            for target in set.rdatas.iter().filter_map(|rd| rd.target(set.rtype)) {
-                let owners = self.by_target.entry(target).or_default();
-                if !owners.contains(name) {
-                    owners.push(name.clone());
-                }
-            }
-        }
-    }
-
-    /// Records what `names` point at in `zones` now.
-    pub fn add(&mut self, zones: &ZoneSet, names: &[Name]) {
-        for name in names {
-            if let Some(node) = zones.find(name).and_then(|z| z.nodes.get(name)) {
-                self.add_node(name, node);
-            }
-        }
-    }
-
-    fn of(&self, target: &Name) -> &[Name] {
-        self.by_target.get(target).map_or(&[], Vec::as_slice)
-    }
-}
-
-/// `affected`, told which owners the change touched (`touched`, the API's and IXFR's own
-/// list), so the zones are not compared node by node.
-/// With `referrers` (an index of `old`), names pointing at changed ones are looked up instead of
-/// found by walking the zone.
-pub fn affected_with(
-    old: &ZoneSet,
-    new: &ZoneSet,
-    touched: Option<&[Name]>,
-    referrers: Option<&Referrers>,
-) -> Option<Vec<Name>> {
-    if old.len() != new.len() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for zone in new.iter() {
-        let before = old.get(&zone.origin)?;
-        if Arc::ptr_eq(before, zone) {
-            continue;
-        }
-        if zone.signed || before.signed {
-            return None;
-        }
-        let mut changed: HashSet<Name> = HashSet::new();
-        match touched {
-            Some(owners) => {
-                changed.extend(
-                    owners.iter().filter(|n| zones_find_is(new, n, zone) || zones_find_is(old, n, before)).cloned(),
-                );
-                changed.insert(zone.origin.clone());
-            }
-            None => {
-                for (name, node) in &zone.nodes {
-                    if before.nodes.get(name) != Some(node) {
-                        changed.insert(name.clone());
-                    }
-                }
-                for name in before.nodes.keys() {
-                    if !zone.nodes.contains_key(name) {
-                        changed.insert(name.clone());
-                    }
-                }
-            }
-        }
-        let risky = |z: &Zone, n: &Name| {
-            n.as_wire().starts_with(b"\x01*")
-                || z.nodes.get(n).is_some_and(|node| {
-                    node.get(rtype::DNAME).is_some() || (node.get(rtype::NS).is_some() && *n != z.origin)
-                })
-        };
-        if changed.iter().any(|n| risky(zone, n) || risky(before, n)) {
-            return None;
-        }
-        if zone.types != before.types {
-            return None;
-        }
-        // Ancestors, then referrers until nothing new comes in.
-        let mut all: HashSet<Name> = HashSet::new();
-        for name in &changed {
-            let mut n = Some(name.clone());
-            while let Some(cur) = n {
-                if !all.insert(cur.clone()) || cur == zone.origin {
-                    break;
-                }
-                n = cur.parent();
-            }
-        }
-        if let Some(index) = referrers {
-            // Names pointing at a recompiled name, and at those, and so on. (A change above a
-            // target, not at it, matters only for wildcards, cuts and DNAMEs, which take the
-            // whole recompile above.)
-            let mut queue: Vec<Name> = all.iter().cloned().collect();
-            while let Some(target) = queue.pop() {
-                for owner in index.of(&target) {
-                    if zones_find_is(new, owner, zone) && all.insert(owner.clone()) {
-                        queue.push(owner.clone());
-                    }
-                }
-            }
-            out.extend(all);
-            continue;
-        }
-        loop {
-            let before_len = all.len();
-            let touches = |target: &Name| {
-                target.suffix_offsets().any(|o| {
-                    // A change at or above the target (not the apex: its SOA changes every time)
-                    // may change what the target resolves to.
-                    Name::from_wire(&target.as_wire()[o..])
-                        .is_some_and(|s| (s != zone.origin && changed.contains(&s)) || all.contains(target))
-                })
-            };
-            let mut found = Vec::new();
-            for (name, node) in &zone.nodes {
-                if all.contains(name) {
-                    continue;
-                }
-                let points = node
-                    .rrsets
-                    .iter()
-                    .any(|set| set.rdatas.iter().any(|rd| rd.target(set.rtype).is_some_and(|t| touches(&t))));
-                if points {
-                    found.push(name.clone());
-                }
-            }
-            all.extend(found);
-            if all.len() == before_len {
-                break;
-            }
-        }
-        out.extend(all);
-    }
-    Some(out)
-}
-
-/// Whether `name` belongs to `zone` within `zones`.
-fn zones_find_is(zones: &ZoneSet, name: &Name, zone: &Arc<Zone>) -> bool {
-    zones.find(name).is_some_and(|z| Arc::ptr_eq(z, zone))
 }
 
 /// One name's compiled answers: (QTYPE, variant, answer) slots, markers as `pass_value`s.
@@ -641,45 +466,33 @@ pub fn compile_one(
     Some(value)
 }
 
-/// The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/resolve.rs): which
-/// installed value the kernel serves for this query, if any (before its size and DO checks).
-/// `qname` is lowercase wire format.
+/// Which compiled value the kernel would serve for this query, were `entries` installed as they
+/// are (before its size and DO checks); `qname` is lowercase wire format.
 pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool) -> Option<&'e AnswerValue> {
-    // The kernel's name keys stop there; longer names always pass.
-    if qname.len() > MAX_KERNEL_NAME {
-        return None;
+    search(&Compiled(entries), qname, qtype, dnssec)
+}
+
+/// Compiled entries as the kernel's key search reads them: every key stands alone (no record
+/// parts), and a name's record is signed when its existence marker is.
+struct Compiled<'e>(&'e Entries);
+
+impl<'e> NamesView for Compiled<'e> {
+    type Answer = &'e AnswerValue;
+
+    fn slot(&self, name: &[u8], qtype: u16, variant: u16, _part0: bool) -> Option<&'e AnswerValue> {
+        self.0.get(&key_variant(name, qtype, variant))
     }
-    let get = |name: &[u8], t: u16, v: u16| entries.get(&key_variant(name, t, v));
-    let d = if dnssec { KEY_VARIANT_DO } else { 0 };
-    let meta = is_meta(qtype);
-    let found = get(qname, qtype, d)
-        .or_else(|| if dnssec { get(qname, qtype, 0) } else { None })
-        .or_else(|| if meta { None } else { get(qname, QTYPE_DEFAULT, d) })
-        .or_else(|| if meta || !dnssec { None } else { get(qname, QTYPE_DEFAULT, 0) });
-    if found.is_some() {
-        return found.filter(|v| v.value_flags & VALUE_FLAG_PASS == 0);
-    }
-    let mut off = 0;
-    for step in 0..=MAX_WALK_STEPS {
-        let suffix = &qname[off..];
-        if let Some(marker) = get(suffix, QTYPE_DEFAULT, KEY_VARIANT_CHILD) {
-            if step == 0 || marker.value_flags & VALUE_FLAG_PASS != 0 {
-                return None;
-            }
-            let v = if dnssec && marker.value_flags & VALUE_FLAG_SIGNED != 0 {
-                KEY_VARIANT_CHILD | KEY_VARIANT_DO
-            } else {
-                KEY_VARIANT_CHILD
-            };
-            let value = get(suffix, qtype, v).or_else(|| if meta { None } else { get(suffix, QTYPE_DEFAULT, v) })?;
-            return (value.value_flags & VALUE_FLAG_PASS == 0).then_some(value);
+
+    fn flags(&self, name: &[u8]) -> u16 {
+        match self.slot(name, QTYPE_DEFAULT, KEY_VARIANT_CHILD, true) {
+            Some(marker) if marker.value_flags & VALUE_FLAG_SIGNED != 0 => RECORD_SIGNED,
+            _ => 0,
         }
-        if qname[off] == 0 {
-            return None;
-        }
-        off += qname[off] as usize + 1;
     }
-    None
+
+    fn passes(answer: Self::Answer) -> bool {
+        answer.value_flags & VALUE_FLAG_PASS != 0
+    }
 }
 
 /// Ones'-complement sum of `data` as big-endian 16-bit words (RFC 1071), folded, not inverted.
@@ -705,39 +518,4 @@ pub fn same_value(a: &AnswerValue, b: &AnswerValue) -> bool {
         && a.value_flags == b.value_flags
         && a.data_csum == b.data_csum
         && a.data[..a.data_len as usize] == b.data[..b.data_len as usize]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn affected_names_follow_cname_chains_with_and_without_the_index() {
-        let dir = std::env::temp_dir().join(format!("dnsxdp-affected-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let text = std::fs::read_to_string(root.join("testdata/zones/xdp.test.zone")).unwrap();
-        let target = text
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("mixed") && l.contains(" A "))
-            .expect("an A record at mixed");
-        let changed = text.replace(target, "mixed IN A 192.0.2.99").replace(" 7 3600", " 8 3600");
-        let (a, b) = (dir.join("a.zone"), dir.join("b.zone"));
-        std::fs::write(&a, &text).unwrap();
-        std::fs::write(&b, &changed).unwrap();
-        let (old, _) = crate::load_zones(&[a]).unwrap();
-        let (new, _) = crate::load_zones(&[b]).unwrap();
-        let name = |t: &str| Name::from_text(t).unwrap();
-        let scan: HashSet<Name> = affected(&old, &new).expect("a narrow change").into_iter().collect();
-        let index = Referrers::build(&old);
-        let hinted: HashSet<Name> = affected_with(&old, &new, Some(&[name("mixed.xdp.test")]), Some(&index))
-            .expect("a narrow change")
-            .into_iter()
-            .collect();
-        for n in ["mixed.xdp.test", "alias.xdp.test", "chain.xdp.test", "xdp.test"] {
-            assert!(scan.contains(&name(n)) && hinted.contains(&name(n)), "{n} recompiled");
-        }
-        assert_eq!(scan, hinted, "the index finds what the walk finds");
-        std::fs::remove_dir_all(&dir).ok();
-    }
 }

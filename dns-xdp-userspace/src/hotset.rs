@@ -6,6 +6,8 @@
 //! its existence marker and the answers for missing names below it; a cold name's record
 //! holds nothing else, so its own queries meet the marker and pass to the daemon, never an
 //! ancestor's NXDOMAIN.
+//!
+//! May call: names, the zones. The update module (update/) applies the choice.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -25,36 +27,52 @@ const DECAY_SHIFT: u32 = 1;
 /// Most distinct names tracked; beyond it new names are not counted until the next decay.
 const MAX_TRACKED: usize = 1 << 20;
 
-static SEEN: AtomicU64 = AtomicU64::new(0);
-static DEMAND: Mutex<Option<HashMap<KeyName, u64>>> = Mutex::new(None);
-/// Names moved into / out of the map by the hot set since start (for metrics).
-pub static PROMOTIONS: AtomicU64 = AtomicU64::new(0);
-pub static EVICTIONS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts a query the daemon answered (`qname` lowercase wire format), one in SAMPLE_ONE_IN.
-pub fn note(qname: &[u8]) {
-    if !SEEN.fetch_add(1, Relaxed).is_multiple_of(SAMPLE_ONE_IN) || qname.len() > KEY_NAME_LEN {
-        return;
-    }
-    let mut name = [0u8; KEY_NAME_LEN];
-    name[..qname.len()].copy_from_slice(qname);
-    let mut demand = DEMAND.lock().unwrap_or_else(|e| e.into_inner());
-    let map = demand.get_or_insert_with(HashMap::new);
-    if map.len() < MAX_TRACKED || map.contains_key(&name) {
-        *map.entry(name).or_default() += 1;
-    }
+/// What the hot set learns and does: the queries the daemon answered itself (noted by the
+/// listeners' answer path, taken at each rebalance) and the names moved since start (for the
+/// metrics). One per daemon, shared by the listeners, the update module and the metrics.
+#[derive(Default)]
+pub struct Demand {
+    seen: AtomicU64,
+    sampled: Mutex<HashMap<KeyName, u64>>,
+    promotions: AtomicU64,
+    evictions: AtomicU64,
 }
 
-/// The sampled demand so far, then halved.
-pub fn take_demand() -> HashMap<KeyName, u64> {
-    let mut demand = DEMAND.lock().unwrap_or_else(|e| e.into_inner());
-    let map = demand.get_or_insert_with(HashMap::new);
-    let now = map.clone();
-    map.retain(|_, n| {
-        *n >>= DECAY_SHIFT;
-        *n > 0
-    });
-    now
+impl Demand {
+    /// Counts a query the daemon answered (`qname` lowercase wire format), one in SAMPLE_ONE_IN.
+    pub fn note(&self, qname: &[u8]) {
+        if !self.seen.fetch_add(1, Relaxed).is_multiple_of(SAMPLE_ONE_IN) || qname.len() > KEY_NAME_LEN {
+            return;
+        }
+        let mut name = [0u8; KEY_NAME_LEN];
+        name[..qname.len()].copy_from_slice(qname);
+        let mut map = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_TRACKED || map.contains_key(&name) {
+            *map.entry(name).or_default() += 1;
+        }
+    }
+
+    /// The sampled demand so far, then halved.
+    pub fn take(&self) -> HashMap<KeyName, u64> {
+        let mut map = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
+        let now = map.clone();
+        map.retain(|_, n| {
+            *n >>= DECAY_SHIFT;
+            *n > 0
+        });
+        now
+    }
+
+    /// Counts names that entered and left the kernel's hot set.
+    pub fn count_moves(&self, promoted: usize, evicted: usize) {
+        self.promotions.fetch_add(promoted as u64, Relaxed);
+        self.evictions.fetch_add(evicted as u64, Relaxed);
+    }
+
+    /// Names moved into and out of the kernel's answers by the hot set since start.
+    pub fn moves(&self) -> (u64, u64) {
+        (self.promotions.load(Relaxed), self.evictions.load(Relaxed))
+    }
 }
 
 /// The names left out of the kernel when `zones` have more than `capacity`: the hottest
@@ -82,12 +100,6 @@ pub fn select_cold(
     ranked.into_iter().skip(capacity).map(|(name, _, _)| name.clone()).collect()
 }
 
-/// Counts names that entered and left the kernel's hot set.
-pub fn count_moves(promoted: usize, evicted: usize) {
-    PROMOTIONS.fetch_add(promoted as u64, Relaxed);
-    EVICTIONS.fetch_add(evicted as u64, Relaxed);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,8 +108,7 @@ mod tests {
 
     #[test]
     fn hot_names_win_and_cold_names_pass_instead_of_nxdomain() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let (zones, _) = crate::load_zones(&[root.join("testdata/zones/xdp.test.zone")]).expect("zone loads");
+        let zones = crate::test_zones(&["zones/xdp.test.zone"]);
         let all = compile(&zones, 1232);
         let hot = Name::from_text("v6.xdp.test").unwrap();
         let cold_name = Name::from_text("mixed.xdp.test").unwrap();

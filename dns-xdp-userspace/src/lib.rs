@@ -2,9 +2,10 @@
 //!
 //! The kernel looks up, userspace decides: `zone` holds the data and the RFC 1034 lookup,
 //! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
-//! program's map entries, `loader` puts them into the kernel, `slowpath` and `tcp` answer what
-//! XDP passes on (through `responder`), and `daemon` starts, reloads and stops it all with the
-//! `config` settings.
+//! program's map entries, `update` decides what a change recompiles and which names the hot
+//! set keeps, `store` writes the entries into the maps (`kernel`) that `loader` loads with the
+//! program, `slowpath` and `tcp` answer what XDP passes on (through `responder`), and `daemon`
+//! starts, reloads and stops it all with the `config` settings.
 
 pub mod answer;
 pub mod api;
@@ -17,9 +18,9 @@ pub mod diff;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod hits;
 pub mod hotset;
 pub mod http;
+pub mod kernel;
 pub mod loader;
 pub mod metrics;
 pub mod name;
@@ -32,6 +33,7 @@ pub mod slowpath;
 pub mod state;
 pub mod store;
 pub mod tcp;
+pub mod update;
 pub mod wire;
 pub mod zone;
 
@@ -70,4 +72,12 @@ pub fn load_zones(files: &[PathBuf]) -> Result<(ZoneSet, Vec<Diagnostic>), Vec<D
         return Err(errors);
     }
     Ok((ZoneSet::new(zones), warnings))
+}
+
+/// The zones of the repository's `testdata/` files `paths` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_zones(paths: &[&str]) -> ZoneSet {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let files: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+    load_zones(&files).unwrap_or_else(|d| panic!("{paths:?} do not load: {d:?}")).0
 }

@@ -268,15 +268,16 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
             (&[("map", "hits")], m.hit_entries.load(Relaxed)),
         ],
     )?;
+    let (promotions, evictions) = state.demand.moves();
     out.counter(
         "dnsxdp_hotset_promotions_total",
         "Names whose answers entered the kernel's map because of demand (--answers-capacity).",
-        &[(&[], crate::hotset::PROMOTIONS.load(Relaxed))],
+        &[(&[], promotions)],
     )?;
     out.counter(
         "dnsxdp_hotset_evictions_total",
         "Names whose answers left the kernel's map for hotter ones.",
-        &[(&[], crate::hotset::EVICTIONS.load(Relaxed))],
+        &[(&[], evictions)],
     )?;
     out.counter(
         "dnsxdp_reloads_total",

@@ -2,25 +2,37 @@
 //! compile the kernel's answers, apply them to the BPF maps, then swap the slow path's snapshot.
 //! The maps go first so that a SOA query (always answered by the slow path) reports a serial only
 //! once both paths serve it: that is what quorum confirmation counts.
+//!
+//! May call: update/ (which decides what to recompile and writes it), loader (the program it
+//! holds), state. Called by replication (transfers, the API's writes) and main (reloads).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use crate::loader::XdpProgram;
+use crate::name::Name;
 use crate::state::State;
+use crate::store::Diff;
+use crate::update::{Recompiled, Updater};
 use crate::zone::ZoneSet;
+
+/// The XDP program and the side that writes its answer maps.
+pub struct Xdp {
+    pub program: XdpProgram,
+    pub answers: Updater,
+}
 
 pub struct Publisher {
     pub state: Arc<State>,
     /// The XDP program when attached; the mutex also serialises publishes.
-    xdp: Mutex<Option<XdpProgram>>,
+    xdp: Mutex<Option<Xdp>>,
     /// Makes the next publish fail as a map update would (tests).
     #[cfg(test)]
     pub(crate) fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl Publisher {
-    pub fn new(state: Arc<State>, xdp: Option<XdpProgram>) -> Self {
+    pub fn new(state: Arc<State>, xdp: Option<Xdp>) -> Self {
         Publisher {
             state,
             xdp: Mutex::new(xdp),
@@ -39,7 +51,7 @@ impl Publisher {
     pub fn update_touching<E: From<anyhow::Error>>(
         &self,
         change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>,
-        touched: Option<&[crate::name::Name]>,
+        touched: Option<&[Name]>,
     ) -> Result<(), E> {
         let mut xdp = self.xdp.lock().expect("publisher lock");
         let old = self.state.zones.load_full();
@@ -48,65 +60,56 @@ impl Publisher {
         if self.fail_next.swap(false, Relaxed) {
             return Err(anyhow::anyhow!("injected map update failure").into());
         }
-        if let Some(program) = xdp.as_mut()
-            && let Err(err) = install_change(program, &self.state, &old, &new, touched)
+        if let Some(xdp) = xdp.as_mut()
+            && let Err(err) = install_change(&mut xdp.answers, &self.state, &old, &new, touched)
         {
             log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
-            let _ = install(program, &self.state, &old);
+            let _ = install(&mut xdp.answers, &self.state, &old);
             return Err(err.into());
         }
         self.state.zones.store(Arc::new(new));
         Ok(())
     }
 
-    /// Runs `f` on the XDP program, when there is one.
-    pub fn with_xdp<R>(&self, f: impl FnOnce(&mut XdpProgram) -> R) -> Option<R> {
+    /// Runs `f` on the XDP program and its answers, when there is one.
+    pub fn with_xdp<R>(&self, f: impl FnOnce(&mut Xdp) -> R) -> Option<R> {
         self.xdp.lock().expect("publisher lock").as_mut().map(f)
     }
 
     /// Takes the program out (drain: dropping it detaches XDP).
-    pub fn take_xdp(&self) -> Option<XdpProgram> {
+    pub fn take_xdp(&self) -> Option<Xdp> {
         self.xdp.lock().expect("publisher lock").take()
     }
 }
 
 /// Compiles what changed from `old` to `new` into the answer maps: only the names the change
-/// touched when that is safe (`compile::affected`), else everything.
+/// touched when that is safe, else everything (`Updater::update` decides).
 fn install_change(
-    program: &mut XdpProgram,
+    answers: &mut Updater,
     state: &State,
     old: &ZoneSet,
     new: &ZoneSet,
-    touched: Option<&[crate::name::Name]>,
+    touched: Option<&[Name]>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let Some(names) = crate::compile::affected_with(old, new, touched, Some(program.referrers(old))) else {
-        return install(program, state, new);
-    };
-    log::debug!("XDP answers: {} names affected, found in {:?}", names.len(), started.elapsed());
-    let diff = program.install_names(new, state.edns_payload, &names)?;
-    program.note_referrers(new, &names);
-    let what = format!("{} names recompiled", names.len());
-    report(program, state, &diff, &what, started, log::Level::Debug);
+    match answers.update(old, new, touched, state.edns_payload)? {
+        (Recompiled::All, diff) => full_compile_done(answers, state, &diff, started),
+        (Recompiled::Names(names), diff) => {
+            report(answers, state, &diff, &format!("{names} names recompiled"), started, log::Level::Debug)
+        }
+    }
     Ok(())
 }
 
 /// Publishes the maps' sizes in the metrics and logs what an update wrote.
-fn report(
-    program: &XdpProgram,
-    state: &State,
-    diff: &crate::store::Diff,
-    what: &str,
-    started: std::time::Instant,
-    level: log::Level,
-) {
-    let (names, answers) = program.entries();
+fn report(answers: &Updater, state: &State, diff: &Diff, what: &str, started: std::time::Instant, level: log::Level) {
+    let (names, installed) = answers.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
-    state.metrics.answer_entries.store(answers as u64, Relaxed);
-    state.metrics.hit_entries.store(program.hit_entries() as u64, Relaxed);
+    state.metrics.answer_entries.store(installed as u64, Relaxed);
+    state.metrics.hit_entries.store(answers.hit_entries() as u64, Relaxed);
     log::log!(
         level,
-        "XDP answers: {what}; {names} names, {answers} answers installed ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
+        "XDP answers: {what}; {names} names, {installed} answers installed ({} added, {} changed, {} removed names; {} answers written, {} freed) in {:.1?}",
         diff.added,
         diff.changed,
         diff.removed,
@@ -117,15 +120,20 @@ fn report(
 }
 
 /// Compiles `zones` into the answer maps.
-pub fn install(program: &mut XdpProgram, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
+pub fn install(answers: &mut Updater, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let diff = program.install(zones, state.edns_payload)?;
-    // A full compile (start, reload) frees far more than it keeps (the parser's records, the
-    // rendered answers): give it back to the system rather than keep it as resident heap.
+    let diff = answers.install(zones, state.edns_payload)?;
+    full_compile_done(answers, state, &diff, started);
+    Ok(())
+}
+
+/// After a full compile (start, reload): frees what it no longer needs and says what it did.
+fn full_compile_done(answers: &Updater, state: &State, diff: &Diff, started: std::time::Instant) {
+    // A full compile frees far more than it keeps (the parser's records, the rendered
+    // answers): give it back to the system rather than keep it as resident heap.
     release_free_memory();
     // Full compiles are rare (start, reload) and slow for large zones: worth a line.
-    report(program, state, &diff, "full compile", started, log::Level::Info);
-    Ok(())
+    report(answers, state, diff, "full compile", started, log::Level::Info);
 }
 
 /// Returns freed heap pages to the system: mimalloc's (the daemon's allocator) keeps freed pages

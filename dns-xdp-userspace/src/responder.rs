@@ -61,8 +61,8 @@ impl Responder {
         let state = &self.state;
         let zones = state.zones.load();
         let client = Client { ip: peer.ip(), cookies: &state.cookies };
-        let Some(mut reply) = handle_from(&zones, query, transport, state.edns_payload, &state.chaos, Some(client))
-        else {
+        let (payload, chaos, demand) = (state.edns_payload, &state.chaos, Some(&*state.demand));
+        let Some(mut reply) = handle_from(&zones, query, transport, payload, chaos, Some(client), demand) else {
             state.metrics.queries_dropped.fetch_add(1, Relaxed);
             return Outcome::Dropped;
         };

@@ -24,7 +24,7 @@ use dns_xdp_common::dns::CLASS_IN;
 use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, Scratch};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::answer::{Transport, handle_with};
+use crate::answer::{Transport, handle_from};
 use crate::compare::{self, Scope};
 use crate::config::ShadowSettings;
 use crate::exchange::{self, Proto};
@@ -297,7 +297,8 @@ pub fn from_record(record: &Scratch, state: &State) -> Option<Job> {
         query.extend_from_slice(&[0, 0, do_bit, 0, 0, 0]);
     }
     let zones = state.zones.load();
-    let reply = handle_with(&zones, &query, Transport::Udp, state.edns_payload, &state.chaos)?;
+    let reply =
+        handle_from(&zones, &query, Transport::Udp, state.edns_payload, &state.chaos, None, Some(&state.demand))?;
     // What XDP appends after the question is the map value's data: the same bytes, or a reload
     // came in between.
     let start = 12 + qname.len() + 4;

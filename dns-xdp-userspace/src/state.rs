@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::answer::Chaos;
 use crate::cookie::Cookies;
+use crate::hotset::Demand;
 use crate::zone::ZoneSet;
 use dns_xdp_common::dns::rcode;
 
@@ -21,6 +22,9 @@ pub struct State {
     pub chaos: Chaos,
     /// The DNS cookie secret (RFC 9018): server cookies issued and checked by the listeners.
     pub cookies: Cookies,
+    /// What the listeners answer, sampled for the hot set, which the XDP answers' updates
+    /// follow (update/).
+    pub demand: std::sync::Arc<Demand>,
 }
 
 /// RCODEs we count individually; everything else is "OTHER".

@@ -10,7 +10,8 @@ mod testframe;
 use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
 use dns_xdp::compile::Entries;
-use dns_xdp::store::{Maps, Store};
+use dns_xdp::kernel::maps::Maps;
+use dns_xdp::store::Store;
 
 use aya::{
     Ebpf, TestRun as _, TestRunOptions,
@@ -238,7 +239,7 @@ impl Runner {
         runner.set_config(1);
         // The answers go in through the daemon's own store (name records, interned answers).
         let maps = Maps::take(|name| runner.ebpf.take_map(name)).expect("the answer maps");
-        let mut store = Store::new(maps);
+        let mut store = Store::new(maps, None);
         let entries: Entries = answers.iter().map(|a| (a.key, a.value)).collect();
         assert_eq!(entries.len(), answers.len(), "two fixtures share a key");
         store.install_entries(&entries).unwrap_or_else(|e| panic!("installing the fixtures' answers: {e:#}"));

@@ -1,4 +1,4 @@
-//! The hit index (dns-xdp-userspace/src/hits.rs) on real maps, through BPF_PROG_TEST_RUN: exact
+//! The hit index (dns-xdp-userspace/src/kernel/hits.rs) on real maps, through BPF_PROG_TEST_RUN: exact
 //! hits are answered from it, names it has no room for from the records, both byte for byte as
 //! the daemon answers; and its entries follow the records, so a removed name is never answered
 //! from a stale entry and a changed address is served at once.
@@ -6,8 +6,10 @@
 mod testframe;
 
 use dns_xdp::answer::{Transport, handle};
+use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::{Stats, XdpProgram};
+use dns_xdp::update::Updater;
 use dns_xdp::zone::ZoneSet;
 use dns_xdp_common::stat;
 
@@ -18,7 +20,7 @@ const PAYLOAD: u16 = 1232;
 /// Ethernet + IPv4 + UDP headers in front of the DNS message.
 const HDRS: usize = 14 + 20 + 8;
 /// `--answers-capacity` of the test program: room for every name's own answers, and a hit
-/// index of 1024 entries (hits::entries_for), fewer than the hosts.
+/// index of 1024 entries (kernel::hits::entries_for), fewer than the hosts.
 const CAPACITY: u32 = 4096;
 const HOSTS: usize = 1500;
 
@@ -55,14 +57,16 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut hosts: Vec<(String, String)> =
         (0..HOSTS).map(|i| (format!("h{i}"), format!("10.0.{}.{}", i / 256, i % 256))).collect();
-    assert_eq!(dns_xdp::hits::entries_for(CAPACITY), 1024);
+    assert_eq!(dns_xdp::kernel::hits::entries_for(CAPACITY), 1024);
 
-    let (mut program, stats) = XdpProgram::load_with_capacity(53, PAYLOAD, CAPACITY).expect("load XDP program");
+    let sizes = MapSizes::for_capacity(CAPACITY);
+    let (mut program, stats) = XdpProgram::load_sized(53, PAYLOAD, sizes).expect("load XDP program");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
     let v1 = zones(&dir, 1, &hosts);
-    program.install(&v1, PAYLOAD).expect("install version 1");
+    answers.install(&v1, PAYLOAD).expect("install version 1");
     program.set_enabled(53, PAYLOAD, true).unwrap();
     let indexed: Vec<bool> = hosts.iter().map(|(h, _)| ask(&program, &stats, &v1, h)).collect();
-    let held = program.hit_entries();
+    let held = answers.hit_entries();
     let from_index = indexed.iter().filter(|&&x| x).count();
     eprintln!("{HOSTS} hosts: {from_index} answered from the hit index ({held} entries), the rest from the records");
     // Every entry serves its host but the apex's SOA and NS and ns's A.
@@ -76,7 +80,7 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
     hosts.retain(|(h, _)| *h != gone);
     hosts.iter_mut().filter(|(h, _)| *h == kept).for_each(|(_, a)| *a = "10.9.9.9".into());
     let v2 = zones(&dir, 2, &hosts);
-    program.install(&v2, PAYLOAD).expect("install version 2");
+    answers.install(&v2, PAYLOAD).expect("install version 2");
     let q = testframe::query(&format!("{gone}.hits.test"), 1, None);
     let (action, out) = program.test_run(&frame(&q)).expect("test_run");
     let daemon = handle(&v2, &q, Transport::Udp, PAYLOAD).expect("the daemon answers").bytes;

@@ -14,6 +14,7 @@ use dns_xdp::cookie::Cookies;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
+use dns_xdp::update::Updater;
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -160,9 +161,10 @@ fn kernel_answers_equal_daemon_answers() {
     assert!(entries.len() > 20, "compiled only {} entries", entries.len());
     let mut by_rcode = [(0usize, 0usize); 16];
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
     // The daemon's own install path: zone-aware, so answers carrying a SOA serial get it from
     // the kernel's SERIALS map at reply time.
-    program.install(&zones, PAYLOAD).expect("fill the answers map");
+    answers.install(&zones, PAYLOAD).expect("fill the answers map");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
     // Every name of every zone, and missing names around them: one and two random labels
@@ -228,7 +230,7 @@ fn kernel_answers_equal_daemon_answers() {
                 let dnssec = edns.is_some_and(|e| e.1);
                 // The installed records decide first: an answer the compiler made but the record
                 // layout could not hold (RECORD_CHILD_PARTIAL) passes.
-                let installed = program.kernel_answers(name.as_wire(), qtype, dnssec);
+                let installed = answers.kernel_answers(name.as_wire(), qtype, dnssec);
                 let hit = installed
                     && resolve(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
                         let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
@@ -309,7 +311,7 @@ fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, name
         let f = frame(&dns, v6, 41000);
         let (action, _) = program.test_run(&f.bytes).expect("test_run");
         assert_eq!(action, XDP_PASS, "{case}: a COOKIE query must go to the daemon");
-        let first = handle_from(zones, &dns, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers");
+        let first = handle_from(zones, &dns, Transport::Udp, PAYLOAD, &chaos, client, None).expect("daemon answers");
         // The COOKIE option is the OPT's first: client cookie + 16-byte RFC 9018 server cookie.
         let b = &first.bytes;
         let opt = b
@@ -323,7 +325,7 @@ fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, name
         let again = with_options(i as u16, name.as_wire(), qtype, &echo);
         let (action, _) = program.test_run(&frame(&again, v6, 41000).bytes).expect("test_run");
         assert_eq!(action, XDP_PASS, "{case}: a server cookie must go to the daemon");
-        let second = handle_from(zones, &again, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers");
+        let second = handle_from(zones, &again, Transport::Udp, PAYLOAD, &chaos, client, None).expect("daemon answers");
         assert!(second.server_cookie, "{case}: the echoed server cookie is valid for its address");
         // Apart from the OPT's option, the answer is the one a query without a cookie gets.
         let plain = with_options(i as u16, name.as_wire(), qtype, b"");
@@ -338,7 +340,7 @@ fn cookie_queries(program: &mut XdpProgram, zones: &dns_xdp::zone::ZoneSet, name
         let (action, out) = program.test_run(&f.bytes).expect("test_run");
         if action == XDP_TX {
             let daemon =
-                handle_from(zones, &nsid, Transport::Udp, PAYLOAD, &chaos, client).expect("daemon answers").bytes;
+                handle_from(zones, &nsid, Transport::Udp, PAYLOAD, &chaos, client, None).expect("daemon answers").bytes;
             assert_eq!(reply_payload(&f, &out, &case), daemon, "{case}: NSID query answered differently");
             other_options += 1;
         }

@@ -9,9 +9,10 @@ mod testframe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use dns_xdp::answer::{Transport, handle};
-use dns_xdp::compile::affected_with;
+use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::update::{Updater, affected_with};
 use dns_xdp::zone::ZoneSet;
 
 use testframe::ipv4 as frame;
@@ -102,11 +103,12 @@ fn refresh(serial_slots: Option<u32>) {
         .collect();
 
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
-    let mut writer = program.answers_writer().expect("second handle on ANSWERS");
+    // The answers are written on another thread while this one runs the program.
+    let mut writer = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
     if let Some(n) = serial_slots {
         writer.limit_serial_slots(n);
     }
-    writer.install_all(&versions[0], PAYLOAD, &|_| false).expect("install version 0");
+    writer.install(&versions[0], PAYLOAD).expect("install version 0");
     program.set_enabled(53, PAYLOAD, true).unwrap();
     let committed = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -121,8 +123,8 @@ fn refresh(serial_slots: Option<u32>) {
                 // new serial, so every NODATA and NXDOMAIN answer changes with it.
                 let narrow = if k % 2 == 1 { affected_with(&versions[k - 1], zones, None, None) } else { None };
                 match narrow {
-                    Some(names) => writer.install_names(zones, PAYLOAD, &names, &|_| false),
-                    None => writer.install_all(zones, PAYLOAD, &|_| false),
+                    Some(names) => writer.install_names(zones, PAYLOAD, &names),
+                    None => writer.install(zones, PAYLOAD),
                 }
                 .expect("apply a version");
                 // Reported served only once every write of the diff is in.
@@ -198,14 +200,17 @@ fn more_names_than_capacity_keep_their_records() {
     let (zones, _) = load_zones(&[path]).unwrap_or_else(|d| panic!("zone does not load: {d:?}"));
     std::fs::remove_dir_all(&dir).ok();
 
-    let (mut small, _) = XdpProgram::load_with_capacity(53, PAYLOAD, CAPACITY).expect("load XDP program");
+    let sizes = MapSizes::for_capacity(CAPACITY);
+    let (mut small, _) = XdpProgram::load_sized(53, PAYLOAD, sizes).expect("load XDP program");
     let records =
-        small.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
-    assert!(small.install(&zones, PAYLOAD).is_err(), "the records cannot fit the small program's NAMES map");
-    drop(small);
-    let (mut program, _) = XdpProgram::load_sized(53, PAYLOAD, CAPACITY, records).expect("load XDP program");
-    assert!(program.records_needed(&zones).is_none(), "sized for every record");
-    program.install(&zones, PAYLOAD).expect("every name's record fits");
+        sizes.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
+    let mut answers = Updater::new(small.take_answer_maps().expect("the answer maps"), Default::default());
+    assert!(answers.install(&zones, PAYLOAD).is_err(), "the records cannot fit the small program's NAMES map");
+    drop((answers, small));
+    let (mut program, _) = XdpProgram::load_sized(53, PAYLOAD, sizes.with_records(records)).expect("load XDP program");
+    assert!(program.sizes().records_needed(&zones).is_none(), "sized for every record");
+    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    answers.install(&zones, PAYLOAD).expect("every name's record fits");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 
     let (mut hot, mut cold) = (0, 0);

@@ -61,10 +61,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 fn tick(daemon: &Daemon, limit_log: &mut LimitLog) {
     let (limiter, publisher, state) = (&daemon.limiter, &daemon.publisher, &daemon.state);
     let mut limiting: Vec<_> = limiter.take_limiting().into_iter().collect();
-    if let Some(more) = publisher.with_xdp(|program| program.rrl_limiting()) {
+    if let Some(more) = publisher.with_xdp(|xdp| xdp.program.rrl_limiting()) {
         limiting.extend(more);
     }
-    if let Some(Err(err)) = publisher.with_xdp(|program| program.rebalance(&state.zones.load(), state.edns_payload)) {
+    if let Some(Err(err)) = publisher.with_xdp(|xdp| xdp.answers.rebalance(&state.zones.load(), state.edns_payload)) {
         log::warn!("hot set: {err:#}");
     }
     limit_log.report(limiting, &limiter.settings(), RRL_REPORT_PERIOD);

@@ -82,7 +82,7 @@ pub(super) fn rate_limits(limiter: &Limiter, publisher: &Publisher, settings: &S
     if rrl == limiter.settings() {
         return;
     }
-    if let Some(Err(err)) = publisher.with_xdp(|program| program.set_rrl(&rrl)) {
+    if let Some(Err(err)) = publisher.with_xdp(|xdp| xdp.program.set_rrl(&rrl)) {
         log::error!("updating the XDP rate-limiting settings failed: {err:#}");
         return;
     }

@@ -16,14 +16,16 @@ use tokio::task::JoinHandle;
 
 use super::{ServeError, log_rrl};
 use crate::config::Settings;
+use crate::kernel::maps::MapSizes;
 use crate::loader::{Stats, XdpProgram};
 use crate::metrics::{KernelCounters, KernelReader, Sources, serve_http};
-use crate::publish::{Publisher, install};
+use crate::publish::{Publisher, Xdp, install};
 use crate::replication::{Replication, secondary};
 use crate::responder::Responder;
 use crate::rrl::Limiter;
 use crate::shadow::Shadow;
 use crate::state::{Metrics, State};
+use crate::update::{Referrers, Updater};
 use crate::{load_zones, slowpath, tcp};
 
 /// What start-up leaves running, for the signal loop and the drain.
@@ -44,7 +46,7 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     let started = std::time::Instant::now();
     let preload = settings.xdp_enabled().then(|| {
         let (port, payload, capacity) = (settings.dns_port(), settings.edns_payload, settings.answers_capacity);
-        std::thread::spawn(move || XdpProgram::load_with_capacity(port, payload, capacity))
+        std::thread::spawn(move || XdpProgram::load_sized(port, payload, MapSizes::for_capacity(capacity)))
     });
     let (zones, warnings) = load_zones(&settings.zones).map_err(ServeError::Zones)?;
     for w in &warnings {
@@ -58,6 +60,7 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
         edns_payload: settings.edns_payload,
         chaos: settings.chaos.clone(),
         cookies: settings.cookies.clone(),
+        demand: Default::default(),
     });
     let limiter = Arc::new(Limiter::new(settings.rrl.clone()));
     let shadow = settings.shadow.clone().map(crate::shadow::start);
@@ -117,30 +120,31 @@ fn load_xdp(
     settings: &Settings,
     state: &Arc<State>,
     shadow: Option<&Arc<Shadow>>,
-) -> anyhow::Result<(XdpProgram, Stats)> {
+) -> anyhow::Result<(Xdp, Stats)> {
     let (mut program, mut stats) =
         preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
     // Loaded before the zones were known: too small for every name's record (more names
     // than --answers-capacity in one length class), load it again with room for them.
-    if let Some(records) = program.records_needed(&state.zones.load()) {
+    if let Some(records) = program.sizes().records_needed(&state.zones.load()) {
         log::warn!(
             "XDP name records: the zones need {records:?} entries (NAMES maps by name length), more than --answers-capacity {} gives; loading the XDP program with room for them",
             settings.answers_capacity
         );
+        let sizes = program.sizes().with_records(records);
         drop(program);
-        (program, stats) =
-            XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, settings.answers_capacity, records)?;
+        (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, sizes)?;
     }
+    let mut answers = Updater::new(program.take_answer_maps()?, state.demand.clone());
     // The index of who points at whom, for narrow updates: built beside the compile (a
     // walk of every zone), so the first write after the start finds it ready.
     let (tx, referrers) = std::sync::mpsc::channel();
     let zones = state.zones.load_full();
     std::thread::spawn(move || {
-        let index = crate::compile::Referrers::build(&zones);
+        let index = Referrers::build(&zones);
         let _ = tx.send((zones, index));
     });
-    install(&mut program, state, &state.zones.load())?;
-    program.expect_referrers(referrers);
+    install(&mut answers, state, &state.zones.load())?;
+    answers.expect_referrers(referrers);
     program.set_rrl(&settings.rrl)?;
     if let Some(shadow) = shadow {
         program.set_shadow_sample(shadow.settings.sample)?;
@@ -151,7 +155,7 @@ fn load_xdp(
         let mode = program.attach(iface, settings.xdp_mode)?;
         log::info!("XDP attached to {iface} in {mode} mode");
     }
-    Ok((program, stats))
+    Ok((Xdp { program, answers }, stats))
 }
 
 /// The XDP program's counters as the metrics endpoint reads them.

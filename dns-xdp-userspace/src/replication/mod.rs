@@ -460,6 +460,7 @@ mod tests {
             edns_payload: 1232,
             chaos: Default::default(),
             cookies: crate::cookie::Cookies::new([7; 16]),
+            demand: Default::default(),
         });
         let config = ReplicationSettings { journal: Some(dir.to_path_buf()), ..Default::default() };
         Replication::new(Arc::new(Publisher::new(state, None)), config).unwrap().0

@@ -365,7 +365,7 @@ fn serve_and_measure(
     // publish=debug: the daemon logs each API update's install into the XDP maps, to set beside the
     // changes' put_at_s in daemon.log.
     c.args(args)
-        .env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::loader=debug")
+        .env("RUST_LOG", "info,dns_xdp::publish=debug,dns_xdp::api=debug,dns_xdp::store=debug,dns_xdp::update=debug,dns_xdp::loader=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -6,7 +6,7 @@
 //! reads a hash bucket and three lines of a hash element, then the answer's line, each likely
 //! a miss and each waiting for the one before; an entry here is two adjacent lines whose
 //! misses overlap, the second holding the answer itself when it is one of the smallest and
-//! never rewritten under its id. An entry holds only what the record says (`Store` keeps the
+//! never rewritten under its id. An entry holds only what the record says (the store keeps the
 //! two in step), so a query the index misses takes the record lookup and gets the same answer.
 //!
 //! Entries are written in place, not through the bpf syscall: a map update copies a value
@@ -14,12 +14,14 @@
 //! `seq` odd, writes the entry, and makes `seq` even again, each store volatile and in that
 //! order (x86 keeps stores in order, as the program relies on its loads staying in order);
 //! the program passes to the record lookup when `seq` is odd or moves while it reads.
+//!
+//! May call: libc (the mapping), aya, dns_xdp_common. Nothing of the daemon.
 
 use std::os::fd::RawFd;
 use std::ptr::{NonNull, read_volatile, write_volatile};
 
 use anyhow::Context as _;
-use dns_xdp_common::{Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pairs};
+use dns_xdp_common::{Answer, AnswerValue, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pairs};
 
 /// Entries in HITS for `capacity` (`--answers-capacity`): a quarter as many, a power of two,
 /// at least 1024. Most hot names have one or two types asked (A, AAAA); names the index
@@ -54,6 +56,26 @@ impl Drop for Mapped {
         // SAFETY: the mapping made in `new`, unmapped once.
         unsafe { libc::munmap(self.at.as_ptr().cast(), self.len) };
     }
+}
+
+/// `v` as an `Answer<N>` (`N` at least its data): how an entry holds one of the smallest answers
+/// (`ANSWER_CLASSES[0]` bytes).
+pub fn sized<const N: usize>(v: &AnswerValue) -> Answer<N> {
+    let len = usize::from(v.data_len);
+    let mut a = Answer {
+        flags: v.flags,
+        ancount: v.ancount,
+        nscount: v.nscount,
+        arcount: v.arcount,
+        data_len: v.data_len,
+        value_flags: v.value_flags,
+        data_csum: v.data_csum,
+        serial_at: v.serial_at,
+        rrl_key: v.rrl_key,
+        data: [0; N],
+    };
+    a.data[..len].copy_from_slice(&v.data[..len]);
+    a
 }
 
 pub struct HitIndex {
@@ -130,17 +152,17 @@ impl HitIndex {
         }
     }
 
-    /// The entry holding `answer` (and its bytes, `inline`, if given) for `name` (lowercase
-    /// wire) and `qtype`, for queries with the DO bits in `serves`, with the first entries of
-    /// its two pairs; None if the name is too long. An inline answer must never change under
-    /// its id while the entry holds it.
+    /// The entry holding `answer` (and its bytes, `inline`, if given: one of the smallest
+    /// answers) for `name` (lowercase wire) and `qtype`, for queries with the DO bits in
+    /// `serves`, with the first entries of its two pairs; None if the name is too long. An
+    /// inline answer must never change under its id while the entry holds it.
     pub fn entry(
         &self,
         name: &[u8],
         qtype: u16,
         serves: u32,
         answer: u32,
-        inline: Option<Answer<44>>,
+        inline: Option<&AnswerValue>,
     ) -> Option<([u32; 2], HitEntry)> {
         let words = words(name)?;
         let entry = HitEntry {
@@ -148,7 +170,7 @@ impl HitIndex {
             answer,
             flags: if inline.is_some() { HIT_INLINE } else { 0 },
             name: words,
-            value: inline.unwrap_or(HitEntry::EMPTY.value),
+            value: inline.map_or(HitEntry::EMPTY.value, sized),
             ..HitEntry::EMPTY
         };
         Some((hit_pairs(&words, qtype, self.mask()), entry))

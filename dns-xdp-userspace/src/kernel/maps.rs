@@ -1,0 +1,416 @@
+//! The answer store's maps (dns-xdp-common explains the layout): name records in the NAMES
+//! maps by name length, interned answers in the ANSWERS maps by data length, and the zones'
+//! serials in SERIALS and SERIAL_GEN. One table, `CLASSES`, names, sizes and chooses every
+//! NAMES and ANSWERS map; entries go in as bytes (bpf.rs), queued while an update is staged
+//! (batch.rs).
+//!
+//! May call: bpf.rs, batch.rs, hits.rs (its size), dns_xdp_common, aya; the zones only to count
+//! their names. Nothing of the store or the update above it.
+
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use aya::maps::{Array, MapData, MapError};
+use dns_xdp_common::{
+    ANSWER_CLASS_SHIFT, ANSWER_CLASS_SIZE, ANSWER_CLASSES, ANSWER_HEAD_LEN, AnswerValue, MAP_ANSWERS, MAP_NAMES,
+    MAP_SERIAL_GEN, MAP_SERIALS, MAX_ANSWER_LEN, NAME_CLASS_SIZE, NAME_CLASSES, NameRecord,
+};
+
+use super::batch::Batches;
+use super::bpf::{RawMap, bytes_of};
+use crate::zone::ZoneSet;
+
+/// The two kinds of size-classed map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Keyed by answer id (`id >> ANSWER_CLASS_SHIFT` is the class), valued `Answer<max_len>`.
+    Answers,
+    /// Keyed by `NameKey<max_len>` (a name and a part number), valued `NameRecord`.
+    Names,
+}
+
+/// One size class: one NAMES or ANSWERS map.
+#[derive(Clone, Copy, Debug)]
+pub struct SizeClass {
+    pub kind: Kind,
+    /// The map's name in the eBPF object.
+    pub map: &'static str,
+    /// Longest name (NAMES) or answer data (ANSWERS) its entries hold.
+    pub max_len: usize,
+    /// Its entries per 16 of `--answers-capacity` (`NAME_CLASS_SIZE`, `ANSWER_CLASS_SIZE`).
+    pub share: u64,
+}
+
+impl SizeClass {
+    fn key_size(&self) -> usize {
+        match self.kind {
+            Kind::Answers => size_of::<u32>(),
+            Kind::Names => self.max_len + size_of::<u32>(),
+        }
+    }
+
+    fn value_size(&self) -> usize {
+        match self.kind {
+            Kind::Answers => ANSWER_HEAD_LEN + self.max_len,
+            Kind::Names => size_of::<NameRecord>(),
+        }
+    }
+}
+
+const ANSWER_MAPS: usize = ANSWER_CLASSES.len();
+const NAME_MAPS: usize = NAME_CLASSES.len();
+
+/// Every NAMES and ANSWERS map, answers first: the order batches are written in.
+pub const CLASSES: [SizeClass; ANSWER_MAPS + NAME_MAPS] = classes();
+
+const fn classes() -> [SizeClass; ANSWER_MAPS + NAME_MAPS] {
+    let mut out = [SizeClass { kind: Kind::Answers, map: "", max_len: 0, share: 0 }; ANSWER_MAPS + NAME_MAPS];
+    let mut i = 0;
+    while i < ANSWER_MAPS {
+        out[i] = SizeClass {
+            kind: Kind::Answers,
+            map: MAP_ANSWERS[i],
+            max_len: ANSWER_CLASSES[i],
+            share: ANSWER_CLASS_SIZE[i],
+        };
+        i += 1;
+    }
+    let mut i = 0;
+    while i < NAME_MAPS {
+        out[ANSWER_MAPS + i] =
+            SizeClass { kind: Kind::Names, map: MAP_NAMES[i], max_len: NAME_CLASSES[i], share: NAME_CLASS_SIZE[i] };
+        i += 1;
+    }
+    out
+}
+
+impl Kind {
+    /// This kind's maps in `CLASSES`.
+    fn maps(self) -> Range<usize> {
+        match self {
+            Kind::Answers => 0..ANSWER_MAPS,
+            Kind::Names => ANSWER_MAPS..ANSWER_MAPS + NAME_MAPS,
+        }
+    }
+
+    /// The class (counted within the kind) of an entry of `len` bytes: the smallest that holds
+    /// it, the largest for anything longer.
+    pub fn class_of(self, len: usize) -> usize {
+        let classes = &CLASSES[self.maps()];
+        classes.iter().position(|c| len <= c.max_len).unwrap_or(classes.len() - 1)
+    }
+
+    /// Where class `class` of this kind sits in `CLASSES`.
+    fn map(self, class: usize) -> usize {
+        let maps = self.maps();
+        assert!(class < maps.len(), "no {self:?} class {class}");
+        maps.start + class
+    }
+}
+
+/// How many entries each map gets: NAMES and ANSWERS from `--answers-capacity`, NAMES at least
+/// a record per name (`records_needed`), HITS from the capacity too (hits.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    /// `--answers-capacity`, at least 1: the most names whose own answers the kernel holds.
+    pub capacity: u32,
+    /// Entries of each map of `CLASSES`.
+    entries: [u32; CLASSES.len()],
+    hits: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        MapSizes::for_capacity(dns_xdp_common::ANSWERS_CAPACITY)
+    }
+}
+
+impl MapSizes {
+    /// `capacity * share / 16` entries per map, at least 1024.
+    pub fn for_capacity(capacity: u32) -> Self {
+        let capacity = capacity.max(1);
+        let entries = CLASSES.map(|c| (u64::from(capacity) * c.share / 16).clamp(1024, u64::from(u32::MAX)) as u32);
+        MapSizes { capacity, entries, hits: super::hits::entries_for(capacity) }
+    }
+
+    /// These sizes with at least `records[i]` entries in NAMES map `i`.
+    pub fn with_records(mut self, records: [u32; NAME_MAPS]) -> Self {
+        for (entries, records) in self.entries[Kind::Names.maps()].iter_mut().zip(records) {
+            *entries = (*entries).max(records);
+        }
+        self
+    }
+
+    /// NAMES map sizes that would hold a record for every name of `zones` (with a quarter to
+    /// spare), when these do not: every name keeps its record even when the hot set leaves it
+    /// without answers, so `--answers-capacity` alone may leave too little room.
+    pub fn records_needed(&self, zones: &ZoneSet) -> Option<[u32; NAME_MAPS]> {
+        let mut count = [0usize; NAME_MAPS];
+        for name in zones.iter().flat_map(|z| z.nodes.keys()) {
+            count[Kind::Names.class_of(name.as_wire().len())] += 1;
+        }
+        let room = &self.entries[Kind::Names.maps()];
+        if count.iter().zip(room).all(|(&n, &room)| n <= room as usize) {
+            return None;
+        }
+        Some(std::array::from_fn(|i| (count[i].max(room[i] as usize) as u64 * 5 / 4).min(u64::from(u32::MAX)) as u32))
+    }
+
+    /// Entries in HITS.
+    pub fn hits(&self) -> u32 {
+        self.hits
+    }
+
+    /// Each NAMES and ANSWERS map's name and entries.
+    pub fn classes(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        CLASSES.iter().zip(self.entries).map(|(c, n)| (c.map, n))
+    }
+}
+
+/// An answer's bytes as an `Answer<N>` starts: the head fields in their order, then the data,
+/// without the padding to `N`. A map value is this padded with zeros; the store keeps the
+/// answers it may have to rewrite in this form.
+pub fn answer_bytes(v: &AnswerValue, out: &mut Vec<u8>) {
+    for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, v.serial_at] {
+        out.extend_from_slice(&word.to_ne_bytes());
+    }
+    out.extend_from_slice(&v.rrl_key.to_ne_bytes());
+    out.extend_from_slice(&v.data[..usize::from(v.data_len)]);
+}
+
+/// The answer `answer_bytes` wrote.
+pub fn answer_from_bytes(b: &[u8]) -> AnswerValue {
+    let w = |i: usize| u16::from_ne_bytes([b[2 * i], b[2 * i + 1]]);
+    let data = &b[ANSWER_HEAD_LEN..];
+    let mut v = AnswerValue {
+        flags: w(0),
+        ancount: w(1),
+        nscount: w(2),
+        arcount: w(3),
+        data_len: w(4),
+        value_flags: w(5),
+        data_csum: w(6),
+        serial_at: w(7),
+        rrl_key: u32::from_ne_bytes(b[16..20].try_into().expect("4 bytes")),
+        data: [0; MAX_ANSWER_LEN],
+    };
+    v.data[..data.len()].copy_from_slice(data);
+    v
+}
+
+/// A NAMES key as `NameKey<class_len>` lays it out: the name zero-padded, then the part.
+fn name_key(name: &[u8], part: u32, class_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(name);
+    out.resize(class_len, 0);
+    out.extend_from_slice(&part.to_ne_bytes());
+}
+
+/// The NAMES and ANSWERS maps of one loaded program, with SERIALS and SERIAL_GEN.
+pub struct Maps {
+    /// The maps of `CLASSES`, in its order (shared with a batch written on another thread).
+    maps: Arc<[RawMap]>,
+    /// Which of them are arrays: their elements cannot be deleted (`del_answer`).
+    arrays: [bool; CLASSES.len()],
+    batches: Batches,
+    /// One entry's key and value, encoded.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    serials: Array<MapData, u32>,
+    serial_gen: Array<MapData, u32>,
+    /// SERIAL_GEN as last written.
+    generation: u32,
+}
+
+impl Maps {
+    /// Takes the maps out of `take` (by name), e.g. `|n| ebpf.take_map(n)`.
+    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
+        let serials = Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
+        let serial_gen = Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
+        let mut arrays = [false; CLASSES.len()];
+        let mut maps = Vec::with_capacity(CLASSES.len());
+        for (class, array) in CLASSES.iter().zip(&mut arrays) {
+            let data = match take(class.map).with_context(|| format!("no {} map in the eBPF object", class.map))? {
+                aya::maps::Map::HashMap(data) => data,
+                aya::maps::Map::Array(data) => {
+                    *array = true;
+                    data
+                }
+                _ => anyhow::bail!("{} is neither a hash map nor an array", class.map),
+            };
+            let map = RawMap::new(data, class.map).with_context(|| format!("reading the {} map's sizes", class.map))?;
+            anyhow::ensure!(
+                (map.key_size(), map.value_size()) == (class.key_size(), class.value_size()),
+                "{}: keys of {} and values of {} bytes, not the {} and {} its size class says",
+                class.map,
+                map.key_size(),
+                map.value_size(),
+                class.key_size(),
+                class.value_size()
+            );
+            maps.push(map);
+        }
+        Ok(Maps {
+            maps: maps.into(),
+            arrays,
+            batches: Batches::default(),
+            key: Vec::new(),
+            value: Vec::new(),
+            serials,
+            serial_gen,
+            generation: 0,
+        })
+    }
+
+    /// Queues writes from now on, until `flush`.
+    pub fn start_batch(&mut self) {
+        self.batches.start(CLASSES.len());
+    }
+
+    /// Whether enough writes are queued to be worth a flush.
+    pub fn full(&self) -> bool {
+        self.batches.full()
+    }
+
+    /// Writes everything queued, answers before records (batch.rs). If `more`, keeps batching
+    /// and writes on another thread; otherwise it is done when this returns.
+    pub fn flush(&mut self, more: bool) -> anyhow::Result<()> {
+        self.batches.flush(&self.maps, more)
+    }
+
+    /// Drops the queued writes of a failed update.
+    pub fn discard_batch(&mut self) {
+        self.batches.discard();
+    }
+
+    /// Writes the encoded entry to map `map`: queued while batching, else at once.
+    fn write(&mut self, map: usize) -> io::Result<()> {
+        if self.batches.queue(map, &self.key, &self.value) {
+            return Ok(());
+        }
+        self.maps[map].update(&self.key, &self.value)
+    }
+
+    pub fn put_record(&mut self, name: &[u8], part: u32, rec: &NameRecord) -> io::Result<()> {
+        let map = Kind::Names.map(Kind::Names.class_of(name.len()));
+        self.key.clear();
+        name_key(name, part, CLASSES[map].max_len, &mut self.key);
+        self.value.clear();
+        self.value.extend_from_slice(bytes_of(rec));
+        self.write(map)
+    }
+
+    pub fn del_record(&mut self, name: &[u8], part: u32) -> io::Result<()> {
+        let map = Kind::Names.map(Kind::Names.class_of(name.len()));
+        self.key.clear();
+        name_key(name, part, CLASSES[map].max_len, &mut self.key);
+        self.maps[map].delete(&self.key)
+    }
+
+    /// The map of answer `id`'s class.
+    fn answer_map(id: u32) -> usize {
+        Kind::Answers.map((id >> ANSWER_CLASS_SHIFT) as usize)
+    }
+
+    pub fn put_answer(&mut self, id: u32, v: &AnswerValue) -> io::Result<()> {
+        let map = Self::answer_map(id);
+        self.key.clear();
+        self.key.extend_from_slice(&id.to_ne_bytes());
+        self.value.clear();
+        answer_bytes(v, &mut self.value);
+        self.value.resize(CLASSES[map].value_size(), 0);
+        self.write(map)
+    }
+
+    pub fn del_answer(&mut self, id: u32) -> io::Result<()> {
+        let map = Self::answer_map(id);
+        if self.arrays[map] {
+            // An array keeps every index: the freed id's element stays as it was, unread (no
+            // record points at it), until the id names a new answer, which is written before
+            // any record points at it (the store's id pool: not within a second of the free).
+            return Ok(());
+        }
+        self.maps[map].delete(&id.to_ne_bytes())
+    }
+
+    /// Sets the serial the kernel writes into the answers of SERIALS slot `slot`.
+    pub fn put_serial(&mut self, slot: u32, serial: u32) -> Result<(), MapError> {
+        self.serials.set(slot, serial, 0)
+    }
+
+    /// Makes SERIAL_GEN odd (serials about to change) or even (done), moving it either way.
+    pub fn set_generation(&mut self, changing: bool) -> Result<(), MapError> {
+        self.generation = self.generation.wrapping_add(if (self.generation & 1 == 1) == changing { 2 } else { 1 });
+        self.serial_gen.set(0, self.generation, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dns_xdp_common::NameKey;
+
+    use super::super::hits::sized;
+    use super::*;
+
+    fn value(len: usize) -> AnswerValue {
+        let mut v = AnswerValue {
+            flags: 0x8400,
+            ancount: 1,
+            nscount: 2,
+            arcount: 3,
+            data_len: len as u16,
+            value_flags: 0x31,
+            data_csum: 0xbeef,
+            serial_at: 7,
+            rrl_key: 0x1234_5678,
+            data: [0; MAX_ANSWER_LEN],
+        };
+        v.data[..len].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8 | 1);
+        v
+    }
+
+    /// The bytes the maps get are those of the kernel's types, class by class.
+    #[test]
+    fn entries_are_laid_out_as_the_kernels_types() {
+        fn answer<const N: usize>(class: usize) {
+            let v = value(N - 3);
+            let mut bytes = Vec::new();
+            answer_bytes(&v, &mut bytes);
+            bytes.resize(CLASSES[Kind::Answers.map(class)].value_size(), 0);
+            assert_eq!(bytes, bytes_of(&sized::<N>(&v)), "ANSWERS class {class}");
+            let back = answer_from_bytes(&bytes[..ANSWER_HEAD_LEN + N - 3]);
+            assert_eq!(bytes_of(&back), bytes_of(&v));
+        }
+        answer::<44>(0);
+        answer::<108>(1);
+        answer::<172>(2);
+        answer::<428>(3);
+        answer::<MAX_ANSWER_LEN>(4);
+        fn name<const N: usize>(class: usize) {
+            let wire = b"\x03www\x07example\x00";
+            let mut k = NameKey { name: [0; N], part: 3 };
+            k.name[..wire.len()].copy_from_slice(wire);
+            let mut bytes = Vec::new();
+            name_key(wire, 3, CLASSES[Kind::Names.map(class)].max_len, &mut bytes);
+            assert_eq!(bytes, bytes_of(&k), "NAMES class {class}");
+        }
+        name::<28>(0);
+        name::<60>(1);
+        name::<124>(2);
+        name::<256>(3);
+    }
+
+    #[test]
+    fn classes_fit_their_entries() {
+        assert_eq!(Kind::Answers.class_of(0), 0);
+        assert_eq!(Kind::Answers.class_of(44), 0);
+        assert_eq!(Kind::Answers.class_of(45), 1);
+        assert_eq!(Kind::Answers.class_of(1008), 4);
+        assert_eq!(Kind::Names.class_of(28), 0);
+        assert_eq!(Kind::Names.class_of(29), 1);
+        assert_eq!(Kind::Names.class_of(255), 3);
+        assert_eq!(CLASSES[Kind::Names.map(0)].map, MAP_NAMES[0]);
+        assert_eq!(CLASSES[Kind::Answers.map(4)].map, MAP_ANSWERS[4]);
+    }
+}
