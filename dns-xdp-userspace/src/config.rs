@@ -205,6 +205,15 @@ pub struct ReplicationArgs {
     /// Default: 4294967296 (4 GiB).
     #[arg(long)]
     pub xfr_max_bytes: Option<u64>,
+    /// Bytes of changes a zone's journal (and the history IXFR is served from) may hold: past
+    /// it, the zone is snapshotted and only the newest changes, up to half of it, are kept; a
+    /// secondary further behind gets the whole zone. Default: 16777216 (16 MiB); at least 4096.
+    #[arg(long, value_name = "BYTES")]
+    pub journal_max_size: Option<u64>,
+    /// Zone transfers (AXFR, IXFR) served at once; more are answered SERVFAIL (BIND's
+    /// transfers-out). Default: 10.
+    #[arg(long, value_name = "N")]
+    pub xfr_out_max: Option<usize>,
 }
 
 /// A TSIG key (RFC 8945) in the config file: `[[tsig_key]]` with `name`, `algorithm`
@@ -303,6 +312,8 @@ struct FileConfig {
     tsig_key: Vec<TsigKeyConfig>,
     xfr_max_records: Option<u64>,
     xfr_max_bytes: Option<u64>,
+    journal_max_size: Option<u64>,
+    xfr_out_max: Option<usize>,
 }
 
 /// Settled settings for `serve`.
@@ -413,6 +424,18 @@ fn replication_settings(
             Some(ApiSettings { addr, token, tls })
         }
     };
+    let journal_max_size =
+        cli.journal_max_size.or(file.journal_max_size).unwrap_or(crate::replication::persist::DEFAULT_MAX_SIZE);
+    if journal_max_size < crate::replication::persist::MIN_MAX_SIZE {
+        return Err(format!(
+            "journal_max_size {journal_max_size}: at least {} bytes",
+            crate::replication::persist::MIN_MAX_SIZE
+        ));
+    }
+    let xfr_out_max = cli.xfr_out_max.or(file.xfr_out_max).unwrap_or(crate::replication::DEFAULT_XFR_OUT_MAX);
+    if xfr_out_max == 0 {
+        return Err("xfr_out_max 0: at least 1 (--allow-transfer decides who may transfer)".into());
+    }
     let config = crate::replication::Config {
         secondaries,
         nodes,
@@ -433,6 +456,8 @@ fn replication_settings(
                 .or(file.xfr_max_bytes)
                 .unwrap_or(crate::replication::xfr::Limits::default().max_bytes),
         },
+        journal_max_size,
+        xfr_out_max,
     };
     Ok((config, api))
 }
@@ -671,6 +696,28 @@ mod tests {
         );
         let bad = ServeArgs { config: Some(path), cookie_secret: Some("abc".into()), ..Default::default() };
         assert!(Settings::from_args(bad).unwrap_err().contains("cookie_secret"), "the flag overrides the file");
+    }
+
+    #[test]
+    fn journal_and_transfer_bounds() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-xfr-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        let settings = |keys: &str, flags: ReplicationArgs| {
+            std::fs::write(&path, format!("zone = [\"f.zone\"]\n{keys}")).unwrap();
+            Settings::from_args(ServeArgs { config: Some(path.clone()), replication: flags, ..Default::default() })
+        };
+        let s = settings("", ReplicationArgs::default()).unwrap().replication;
+        assert_eq!((s.journal_max_size, s.xfr_out_max), (16 << 20, 10), "Knot-like and BIND defaults");
+        let keys = "journal_max_size = 65536\nxfr_out_max = 3\n";
+        let s = settings(keys, ReplicationArgs::default()).unwrap().replication;
+        assert_eq!((s.journal_max_size, s.xfr_out_max), (65536, 3));
+        let flag = ReplicationArgs { xfr_out_max: Some(5), ..Default::default() };
+        assert_eq!(settings(keys, flag).unwrap().replication.xfr_out_max, 5, "the flag wins");
+        assert!(
+            settings("journal_max_size = 100\n", ReplicationArgs::default()).unwrap_err().contains("journal_max_size")
+        );
+        assert!(settings("xfr_out_max = 0\n", ReplicationArgs::default()).unwrap_err().contains("xfr_out_max"));
     }
 
     #[test]

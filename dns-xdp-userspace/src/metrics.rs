@@ -61,6 +61,9 @@ pub struct Metrics {
     pub tcp_refused: AtomicU64,
     /// TCP connections closed because a reply could not be written in time (a client not reading).
     pub tcp_write_stalls: AtomicU64,
+    /// Zone transfers we started serving, and those answered SERVFAIL over `--xfr-out-max`.
+    pub xfr_out_started: AtomicU64,
+    pub xfr_out_busy: AtomicU64,
     pub ready: AtomicBool,
 }
 
@@ -326,6 +329,14 @@ fn collect(out: &mut Exposition, state: &State, xdp: Option<&Stats>, rrl: &Limit
         &[
             (&[("reason", "refused")], m.tcp_refused.load(Relaxed)),
             (&[("reason", "write_stalled")], m.tcp_write_stalls.load(Relaxed)),
+        ],
+    )?;
+    out.counter(
+        "dnsxdp_xfr_out_total",
+        "Zone transfers (AXFR, IXFR) requested of us, by result: started, or answered SERVFAIL because --xfr-out-max were running.",
+        &[
+            (&[("result", "started")], m.xfr_out_started.load(Relaxed)),
+            (&[("result", "busy")], m.xfr_out_busy.load(Relaxed)),
         ],
     )
 }

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::answer::{Client, Transport, handle_from};
+use crate::replication::Replies;
 use crate::state::State;
 
 /// Largest DNS message: the two-byte length prefix allows no more.
@@ -179,7 +180,7 @@ async fn connection(mut conn: TcpStream, peer: SocketAddr, state: &State, limits
                     shadow.sample_answer(msg, &reply.bytes, Transport::Tcp, peer);
                 }
                 state.metrics.count_response(reply.rcode);
-                vec![reply.bytes]
+                Replies::one(reply.bytes)
             }
         };
         for reply in replies {
