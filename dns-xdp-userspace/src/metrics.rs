@@ -306,6 +306,14 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
             (&[("reason", "refused")], m.tcp_refused.load(Relaxed)),
             (&[("reason", "write_stalled")], m.tcp_write_stalls.load(Relaxed)),
         ],
+    )?;
+    out.counter(
+        "dnsxdp_xfr_out_total",
+        "Zone transfers (AXFR, IXFR) requested of us, by result: started, or answered SERVFAIL because --xfr-out-max were running.",
+        &[
+            (&[("result", "started")], m.xfr_out_started.load(Relaxed)),
+            (&[("result", "busy")], m.xfr_out_busy.load(Relaxed)),
+        ],
     )
 }
 

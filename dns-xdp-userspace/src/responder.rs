@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::answer::{Client, Transport, handle_from};
-use crate::replication::Replication;
+use crate::replication::{Replication, Replies};
 use crate::rrl::{self, Decision, Limiter};
 use crate::shadow::Shadow;
 use crate::state::State;
@@ -31,8 +31,9 @@ pub struct Responder {
 pub enum Outcome {
     /// One DNS response.
     Reply(Vec<u8>),
-    /// Replication's messages, in order: a NOTIFY or SOA answer, or a zone transfer's stream.
-    Messages(Vec<Vec<u8>>),
+    /// Replication's messages, in order: a NOTIFY or SOA answer, or a zone transfer's stream
+    /// (rendered as it is taken).
+    Messages(Replies),
     /// Nothing: the rate limiter held the answer back, or the source port is one that only
     /// reflection attacks use (both counted by the limiter).
     Withheld,
@@ -54,9 +55,8 @@ impl Responder {
             }
             // NOTIFY answers (and refusals) are responses like any other: a spoofed flood must
             // not be reflected at full rate (BIND's RRL limits every UDP response the same way).
-            return Outcome::Messages(
-                replies.into_iter().filter_map(|reply| self.limit_message(peer, reply)).collect(),
-            );
+            let limited: Vec<_> = replies.filter_map(|reply| self.limit_message(peer, reply)).collect();
+            return Outcome::Messages(Replies::Ready(limited.into_iter()));
         }
         let state = &self.state;
         let zones = state.zones.load();

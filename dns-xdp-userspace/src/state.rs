@@ -59,6 +59,9 @@ pub struct Metrics {
     pub tcp_refused: AtomicU64,
     /// TCP connections closed because a reply could not be written in time (a client not reading).
     pub tcp_write_stalls: AtomicU64,
+    /// Zone transfers we started serving, and those answered SERVFAIL over `--xfr-out-max`.
+    pub xfr_out_started: AtomicU64,
+    pub xfr_out_busy: AtomicU64,
     pub ready: AtomicBool,
 }
 

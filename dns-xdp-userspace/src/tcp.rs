@@ -18,6 +18,7 @@ use dns_xdp_common::dns::MAX_MESSAGE;
 
 use crate::answer::Transport;
 use crate::config::TcpLimits;
+use crate::replication::Replies;
 use crate::responder::{Outcome, Responder};
 
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
@@ -131,7 +132,7 @@ async fn connection(
         }
         // Zone transfers come back as a stream of messages.
         let replies = match responder.respond(msg, peer, Transport::Tcp) {
-            Outcome::Reply(reply) => vec![reply],
+            Outcome::Reply(reply) => Replies::one(reply),
             Outcome::Messages(replies) => replies,
             Outcome::Withheld => continue,
             Outcome::Dropped => return Ok(()),

@@ -21,6 +21,7 @@ pub struct Node {
     pub dns: SocketAddr,
     pub metrics: SocketAddr,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -28,6 +29,11 @@ pub struct Node {
 impl Node {
     /// Starts `dns-xdp serve --xdp-mode off --listen DNS --metrics M ARGS` and waits for /healthz.
     pub fn start(dns: SocketAddr, args: &[String]) -> Node {
+        Node::start_with_env(dns, args, &[])
+    }
+
+    /// `start` with these environment variables set for the daemon.
+    pub fn start_with_env(dns: SocketAddr, args: &[String], env: &[(&str, &str)]) -> Node {
         let dir = TempDir::new();
         let log = dir.path().join("daemon.log");
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
@@ -35,7 +41,8 @@ impl Node {
         all.push(dns.to_string());
         all.extend(["--metrics".into(), metrics.to_string()]);
         all.extend(args.iter().cloned());
-        let mut n = Node { child: None, dns, metrics, args: all, log, _dir: dir };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut n = Node { child: None, dns, metrics, args: all, env, log, _dir: dir };
         n.spawn();
         n
     }
@@ -45,6 +52,7 @@ impl Node {
         let child = Command::new(daemon_bin())
             .args(&self.args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -137,6 +145,18 @@ fn wire_name(name: &str) -> Vec<u8> {
     }
     w.push(0);
     w
+}
+
+/// A query for `name` and `qtype`, framed for TCP (length prefix).
+pub fn tcp_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    q.extend_from_slice(&wire_name(name));
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    framed
 }
 
 /// The SOA serial `server` serves for `zone` (plain UDP query), if it answers with one.

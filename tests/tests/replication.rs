@@ -1,14 +1,16 @@
 //! Replication: a primary with the control API and a journal, secondaries pulling over
-//! AXFR/IXFR on NOTIFY, quorum confirmation, crash replay, TSIG refusals and interop with knotd in
+//! AXFR/IXFR on NOTIFY, quorum confirmation, crash replay, TSIG refusals, outgoing transfers of a
+//! big zone (streamed in bounded memory, at most --xfr-out-max at once) and interop with knotd in
 //! both directions. Nodes are `dns-xdp serve` processes on loopback with distinct ports, XDP off
 //! (publish order and map updates are the same code as with XDP; xdp_path covers the kernel).
 
-use std::net::SocketAddr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dns_xdp_tests::cluster::{Node, free_port, http, json_u64, kdig_short, percentile, soa_serial};
+use dns_xdp_tests::cluster::{Node, free_port, http, json_u64, kdig_short, percentile, soa_serial, tcp_query};
 use dns_xdp_tests::{TempDir, ready, stop, wait_for, which};
 
 const ZONE: &str = "repl.test";
@@ -238,6 +240,121 @@ fn tsig_refuses_unsigned_and_wrong_key_transfers() {
     let dns2 = loopback(free_port());
     let _open = Node::start(dns2, &s(&["--zone", zone.to_str().unwrap()]));
     assert!(!kdig_short(dns2, &["+tcp", "AXFR", ZONE]).iter().any(|l| l == "192.0.2.10"));
+}
+
+/// Names in the big zone: its AXFR (some 9 MB) is more than a client that does not read lets the
+/// daemon's socket buffers take (tcp_wmem's 4 MB and the client's unread window), so such a
+/// transfer stays in progress.
+const BIG: usize = 300_000;
+const AXFR: u16 = 252;
+
+/// A primary serving a zone of `BIG` A records (h0..h299999 besides SOA, NS and ns1) to
+/// 127.0.0.1, with the flags `extra` and the environment `env`.
+fn big_primary(extra: &[&str], env: &[(&str, &str)]) -> (Node, TempDir) {
+    let dir = TempDir::new();
+    let zone = big_zone(dir.path());
+    let mut args = s(&["--zone", zone.to_str().unwrap(), "--allow-transfer", "127.0.0.1/32"]);
+    args.extend(s(extra));
+    (Node::start_with_env(loopback(free_port()), &args, env), dir)
+}
+
+fn big_zone(dir: &Path) -> PathBuf {
+    let path = dir.join("big.zone");
+    let mut text =
+        format!("$ORIGIN {ZONE}.\n$TTL 300\n@ IN SOA ns1 host 1 3600 2 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n");
+    for i in 0..BIG {
+        text.push_str(&format!("h{i} IN A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 0xff, i & 0xff));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The RCODE of the first message answering an AXFR on a fresh connection (closed after it).
+fn first_rcode(server: SocketAddr) -> Result<u8, String> {
+    let mut conn = TcpStream::connect(server).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    conn.write_all(&tcp_query(0x5151, ZONE, AXFR)).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).map_err(|e| format!("reading: {e}"))?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    conn.read_exact(&mut msg).map_err(|e| format!("reading: {e}"))?;
+    Ok(msg[3] & 0xf)
+}
+
+/// A sample of the daemon's /metrics: the value on the line starting with `series`.
+fn metric(node: &Node, series: &str) -> Option<u64> {
+    let (_, body) = http(node.metrics, "GET", "/metrics", None, "")?;
+    body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()).map(|v| v as u64)
+}
+
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/pid/status");
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number of kB")
+}
+
+/// An AXFR of a big zone is sent as it is rendered: the daemon's peak memory during the transfer
+/// stays within a few messages of what it holds anyway. The old code cloned every record and
+/// rendered every message before sending the first (some 40 MB more at the peak for this zone).
+#[test]
+fn an_axfr_of_a_big_zone_streams_in_bounded_memory() {
+    if !ready() {
+        return;
+    }
+    // mimalloc hands freed pages back at once, so the resident size follows what is allocated.
+    let (node, _dir) = big_primary(&[], &[("MIMALLOC_PURGE_DELAY", "0")]);
+    let dns = node.dns;
+    let pid = node.pid().expect("running");
+    let axfr = || kdig_short(dns, &["+tcp", "AXFR", ZONE]).len();
+    // A first transfer warms up what any transfer allocates once (buffers, the runtime's tasks).
+    assert_eq!(axfr(), BIG + 4, "SOA, NS, ns1 A, the names, SOA");
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resetting VmHWM");
+    let before = status_kib(pid, "VmRSS");
+    assert_eq!(axfr(), BIG + 4);
+    let grew = status_kib(pid, "VmHWM").saturating_sub(before);
+    println!("AXFR of {BIG} names: resident {before} KiB before, peak {grew} KiB above it");
+    assert!(grew < 8 * 1024, "the transfer's peak was {grew} KiB above {before} KiB");
+}
+
+/// `--xfr-out-max 2`: with two transfers held open by clients that do not read, a third is
+/// answered SERVFAIL at once and counted, queries are answered meanwhile, and the slots come back
+/// when those clients go. The old code served any number of transfers at once.
+#[test]
+fn transfers_past_xfr_out_max_get_servfail_until_slots_free() {
+    if !ready() {
+        return;
+    }
+    let (node, _dir) = big_primary(&["--xfr-out-max", "2"], &[]);
+    let dns = node.dns;
+    let started = "dnsxdp_xfr_out_total{result=\"started\"}";
+    let busy = "dnsxdp_xfr_out_total{result=\"busy\"}";
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|i| {
+            let mut conn = TcpStream::connect(dns).expect("connecting");
+            conn.write_all(&tcp_query(i, ZONE, AXFR)).expect("sending the AXFR request");
+            conn
+        })
+        .collect();
+    let held = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        (metric(&node, started) == Some(2)).then_some(())
+    });
+    assert!(held.is_some(), "two transfers started: {:?}", metric(&node, started));
+    let asked = Instant::now();
+    assert_eq!(first_rcode(dns), Ok(2), "SERVFAIL past the cap");
+    assert!(asked.elapsed() < Duration::from_secs(2), "promptly: {:?}", asked.elapsed());
+    assert_eq!(metric(&node, busy), Some(1));
+    for tcp in [&[][..], &["+tcp"][..]] {
+        let answer = kdig_short(dns, &[tcp, &[&format!("h1.{ZONE}"), "A"][..]].concat());
+        assert_eq!(answer, vec!["10.0.0.1".to_string()], "queries answered meanwhile ({tcp:?})");
+    }
+    // The clients go: their transfers end (write errors) and give their slots back.
+    drop(stalled);
+    let freed =
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || (first_rcode(dns) == Ok(0)).then_some(()));
+    assert!(freed.is_some(), "a slot came back");
+    assert_eq!(kdig_short(dns, &["+tcp", "AXFR", ZONE]).len(), BIG + 4, "a whole transfer again");
 }
 
 /// knotd on loopback with `conf` (its `{d}` is the run dir); stopped on Drop.

@@ -6,27 +6,14 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use dns_xdp_tests::cluster::{Node, free_port, http};
+use dns_xdp_tests::cluster::{Node, free_port, http, tcp_query};
 use dns_xdp_tests::{TempDir, ready};
 
 const ATTACKERS: usize = 1_100;
 /// Queries each attacker pipelines without reading: every answer is ~2.6 KB, 5 MB in all, more than
 /// the daemon's socket send buffer grows to (tcp_wmem's 4 MB), so its writes block.
 const PIPELINED: usize = 2_000;
-
-/// A length-prefixed TCP query for `name` TXT.
-fn tcp_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 16, 0, 1]);
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    framed
-}
+const TXT: u16 = 16;
 
 /// Seconds of CPU the process has used (user + system).
 fn cpu_seconds(pid: u32) -> f64 {
@@ -44,7 +31,7 @@ fn ask_from(from: &str, server: SocketAddr) -> Result<Duration, String> {
     let start = Instant::now();
     let mut sock = socket_from(from, server, None)?;
     sock.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
-    sock.write_all(&tcp_query(0x4242, "big.limits.test.")).map_err(|e| e.to_string())?;
+    sock.write_all(&tcp_query(0x4242, "big.limits.test.", TXT)).map_err(|e| e.to_string())?;
     let mut len = [0u8; 2];
     sock.read_exact(&mut len).map_err(|e| format!("reading the answer: {e}"))?;
     let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
@@ -116,7 +103,7 @@ fn pipelining_clients_that_never_read_do_not_starve_tcp() {
 
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
-    let burst: Vec<u8> = (0..PIPELINED).flat_map(|i| tcp_query(i as u16, "big.limits.test.")).collect();
+    let burst: Vec<u8> = (0..PIPELINED).flat_map(|i| tcp_query(i as u16, "big.limits.test.", TXT)).collect();
     let mut attackers = Vec::new();
     for _ in 0..ATTACKERS {
         // A small receive window: the answers the daemon writes back pile up on its side at once.

@@ -192,6 +192,15 @@ pub struct ReplicationArgs {
     /// Default: 4294967296 (4 GiB).
     #[arg(long)]
     pub xfr_max_bytes: Option<u64>,
+    /// Bytes of changes a zone's journal (and the history IXFR is served from) may hold: past
+    /// it, the zone is snapshotted and only the newest changes, up to half of it, are kept; a
+    /// secondary further behind gets the whole zone. Default: 16777216 (16 MiB); at least 4096.
+    #[arg(long, value_name = "BYTES")]
+    pub journal_max_size: Option<u64>,
+    /// Zone transfers (AXFR, IXFR) served at once; more are answered SERVFAIL (BIND's
+    /// transfers-out). Default: 10.
+    #[arg(long, value_name = "N")]
+    pub xfr_out_max: Option<usize>,
 }
 
 /// Response rate limiting (README "Rate limiting"). SIGHUP rereads these keys from the config

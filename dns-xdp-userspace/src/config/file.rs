@@ -77,6 +77,8 @@ pub(super) struct FileConfig {
     pub(super) tsig_key: Vec<TsigKeyConfig>,
     pub(super) xfr_max_records: Option<u64>,
     pub(super) xfr_max_bytes: Option<u64>,
+    pub(super) journal_max_size: Option<u64>,
+    pub(super) xfr_out_max: Option<usize>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {

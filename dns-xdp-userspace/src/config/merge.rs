@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use super::cli::{ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
 use super::file::{FileConfig, decode_base64, read_file};
 use super::settings::{
-    ApiSettings, DEFAULT_SHADOW_SAMPLE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits,
-    TsigKeySettings, XfrLimits,
+    ApiSettings, DEFAULT_JOURNAL_MAX_SIZE, DEFAULT_SHADOW_SAMPLE, DEFAULT_XFR_OUT_MAX, MIN_JOURNAL_MAX_SIZE,
+    ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits, TsigKeySettings, XfrLimits,
 };
 use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
@@ -73,6 +73,14 @@ fn replication_settings(
             Some(ApiSettings { addr, token, tls })
         }
     };
+    let journal_max_size = cli.journal_max_size.or(file.journal_max_size).unwrap_or(DEFAULT_JOURNAL_MAX_SIZE);
+    if journal_max_size < MIN_JOURNAL_MAX_SIZE {
+        return Err(format!("journal_max_size {journal_max_size}: at least {MIN_JOURNAL_MAX_SIZE} bytes"));
+    }
+    let xfr_out_max = cli.xfr_out_max.or(file.xfr_out_max).unwrap_or(DEFAULT_XFR_OUT_MAX);
+    if xfr_out_max == 0 {
+        return Err("xfr_out_max 0: at least 1 (--allow-transfer decides who may transfer)".into());
+    }
     let config = ReplicationSettings {
         secondaries,
         nodes,
@@ -87,6 +95,8 @@ fn replication_settings(
             max_records: cli.xfr_max_records.or(file.xfr_max_records).unwrap_or(XfrLimits::default().max_records),
             max_bytes: cli.xfr_max_bytes.or(file.xfr_max_bytes).unwrap_or(XfrLimits::default().max_bytes),
         },
+        journal_max_size,
+        xfr_out_max,
     };
     Ok((config, api))
 }
@@ -318,6 +328,28 @@ mod tests {
         );
         let bad = ServeArgs { config: Some(path), cookie_secret: Some("abc".into()), ..Default::default() };
         assert!(Settings::from_args(bad).unwrap_err().contains("cookie_secret"), "the flag overrides the file");
+    }
+
+    #[test]
+    fn journal_and_transfer_bounds() {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-xfr-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        let settings = |keys: &str, flags: ReplicationArgs| {
+            std::fs::write(&path, format!("zone = [\"f.zone\"]\n{keys}")).unwrap();
+            Settings::from_args(ServeArgs { config: Some(path.clone()), replication: flags, ..Default::default() })
+        };
+        let s = settings("", ReplicationArgs::default()).unwrap().replication;
+        assert_eq!((s.journal_max_size, s.xfr_out_max), (16 << 20, 10), "Knot-like and BIND defaults");
+        let keys = "journal_max_size = 65536\nxfr_out_max = 3\n";
+        let s = settings(keys, ReplicationArgs::default()).unwrap().replication;
+        assert_eq!((s.journal_max_size, s.xfr_out_max), (65536, 3));
+        let flag = ReplicationArgs { xfr_out_max: Some(5), ..Default::default() };
+        assert_eq!(settings(keys, flag).unwrap().replication.xfr_out_max, 5, "the flag wins");
+        assert!(
+            settings("journal_max_size = 100\n", ReplicationArgs::default()).unwrap_err().contains("journal_max_size")
+        );
+        assert!(settings("xfr_out_max = 0\n", ReplicationArgs::default()).unwrap_err().contains("xfr_out_max"));
     }
 
     #[test]

@@ -126,8 +126,17 @@ pub struct ShadowSettings {
     pub timeout: Duration,
 }
 
+/// Default `--journal-max-size`. Knot's `journal-max-usage` is 100 MiB on disk; our journal is also
+/// held in memory (IXFR is served from it, about three bytes of memory per byte of record), so the
+/// cap is lower: 16 MiB is some 100,000 single-record changes.
+pub const DEFAULT_JOURNAL_MAX_SIZE: u64 = 16 << 20;
+/// The smallest `--journal-max-size` (BIND rounds smaller `max-journal-size` values up to 4 KiB).
+pub const MIN_JOURNAL_MAX_SIZE: u64 = 4096;
+/// Default `--xfr-out-max`: BIND's `transfers-out`.
+pub const DEFAULT_XFR_OUT_MAX: usize = 10;
+
 /// Replication settings (flags `--secondary`, `--node`, `--quorum`, `--journal`, ...).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReplicationSettings {
     /// Zones pulled from a primary.
     pub secondaries: Vec<(Name, SocketAddr)>,
@@ -144,6 +153,27 @@ pub struct ReplicationSettings {
     pub allow_transfer: Vec<Cidr>,
     /// Bounds on what a transfer from our primary may bring.
     pub xfr_limits: XfrLimits,
+    /// Bytes of changes a zone's journal (and in-memory history) holds before it is compacted.
+    pub journal_max_size: u64,
+    /// Transfers we serve at once; more are answered SERVFAIL.
+    pub xfr_out_max: usize,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            secondaries: Vec::new(),
+            nodes: Vec::new(),
+            quorum: 0,
+            quorum_deadline: Duration::ZERO,
+            journal: None,
+            tsig_keys: Vec::new(),
+            allow_transfer: Vec::new(),
+            xfr_limits: XfrLimits::default(),
+            journal_max_size: DEFAULT_JOURNAL_MAX_SIZE,
+            xfr_out_max: DEFAULT_XFR_OUT_MAX,
+        }
+    }
 }
 
 /// A TSIG key (RFC 8945) as configured (`[[tsig_key]]`): checked, not yet a signing key.

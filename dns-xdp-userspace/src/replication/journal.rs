@@ -1,6 +1,7 @@
-//! The durable journal of a primary's zone changes: one append-only file per zone in `--journal
-//! DIR`, one record per serial change, each fsynced before the change is acknowledged. On start
-//! the zone file plus the journal give the last acknowledged version; IXFR is served from it.
+//! The durable journal of a zone's changes: one append-only file per zone in `--journal DIR`, one
+//! record per serial change, each fsynced before the change is acknowledged. On start a snapshot
+//! (persist.rs) or the zone file plus the journal give the last acknowledged version; IXFR is
+//! served from the changes it holds.
 //!
 //! Record layout (big-endian): magic `DXJ1`, payload length u32, CRC-32 of the payload u32, then
 //! the payload: the changeset in IXFR order (old SOA, deleted records, new SOA, added records).
@@ -13,10 +14,15 @@
 //! publish failed after its fsync is rolled back the same way (`rollback_last`) before the error
 //! is answered, so a later change with the same serial is not shadowed on replay. Creating the
 //! file fsyncs the directory, as a rename or a new file is durable only once its directory is.
+//!
+//! Compaction (persist.rs) keeps the file bounded: once a snapshot holds the newest version,
+//! `keep_newest` rewrites the file with only its newest records (a new file written beside it,
+//! fsynced and renamed over it), so a crash at any step leaves a file that replays to the same zone.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use dns_xdp_common::dns::rtype;
 
@@ -99,6 +105,14 @@ impl Changeset {
             .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
     }
 
+    /// Bytes of this change as a journal record: what `--journal-max-size` counts, on disk and in
+    /// memory alike.
+    pub fn encoded_len(&self) -> u64 {
+        let records = [&self.old_soa, &self.new_soa].into_iter().chain(&self.removed).chain(&self.added);
+        let body: usize = records.map(|r| r.owner.as_wire().len() + 8 + r.rdata.len()).sum();
+        (HEADER + 4 * 4 + body) as u64
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut put = |list: &[Record]| {
@@ -148,8 +162,8 @@ impl Changeset {
 pub struct Journal {
     path: PathBuf,
     file: File,
-    /// Every change recorded, oldest first.
-    pub changes: Vec<Changeset>,
+    /// Every change recorded, oldest first (shared with the transfers serving them).
+    pub changes: Vec<Arc<Changeset>>,
     /// Where each of `changes` starts in the file, and the length of the intact records.
     starts: Vec<u64>,
     len: u64,
@@ -160,17 +174,47 @@ pub struct Journal {
     pub(crate) fault: Option<Fault>,
 }
 
-/// Injected append failures (tests): a write that stops after this many bytes, or an fsync error.
+/// Injected failures (tests): an append whose write stops after this many bytes or whose fsync
+/// fails, or a `keep_newest` that stops after writing its new file, before the rename.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Fault {
     Write(usize),
     Sync,
+    BeforeRename,
 }
 
 /// fsyncs `dir`: a file created or renamed in it survives a crash only once this returns.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Where a new version of `path` is written before `install` renames it over `path`.
+pub(crate) fn beside(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Writes a new version of `path` beside it (`beside`), filled by `fill` and fsynced; a leftover
+/// of an earlier attempt is replaced. The handle stays open for appends once `install` ran.
+pub(crate) fn write_beside(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<File> {
+    let tmp = beside(path);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = OpenOptions::new().read(true).append(true).create_new(true).open(&tmp)?;
+    fill(&mut file)?;
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// Renames the version `write_beside` made over `path`, durably: after a crash the directory holds
+/// the old file or the new one, never a mix.
+pub(crate) fn install(path: &Path) -> std::io::Result<()> {
+    std::fs::rename(beside(path), path)?;
+    sync_dir(path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
 /// What replay found.
@@ -218,7 +262,7 @@ impl Journal {
         let mut at = 0usize;
         while at < bytes.len() {
             let Some(cs) = read_record(&bytes[at..]) else { break };
-            changes.push(cs.0);
+            changes.push(Arc::new(cs.0));
             starts.push(at as u64);
             at += cs.1;
         }
@@ -243,10 +287,11 @@ impl Journal {
 
     /// Appends `change` and waits until it is on disk. On failure nothing of it stays in the
     /// file (or, when it cannot be cut off, the journal refuses every later append).
-    pub fn append(&mut self, change: Changeset) -> std::io::Result<()> {
+    pub fn append(&mut self, change: impl Into<Arc<Changeset>>) -> std::io::Result<()> {
         if let Some(why) = &self.broken {
             return Err(std::io::Error::other(format!("refusing writes until restart: {why}")));
         }
+        let change = change.into();
         let rec = record_bytes(&change);
         let start = self.len;
         if let Err(err) = self.write_and_sync(&rec) {
@@ -277,7 +322,7 @@ impl Journal {
                 self.file.write_all(rec)?;
                 return Err(std::io::Error::from_raw_os_error(libc::EIO));
             }
-            None => {}
+            Some(Fault::BeforeRename) | None => {}
         }
         self.file.write_all(rec)?;
         self.file.sync_data()
@@ -294,10 +339,8 @@ impl Journal {
     pub fn rollback_last(&mut self) -> std::io::Result<()> {
         let Some(&start) = self.starts.last() else { return Ok(()) };
         if let Err(err) = self.cut_to(start) {
-            self.broken = Some(format!(
-                "rolling back serial {} failed: {err}",
-                self.changes.last().map_or(0, Changeset::to_serial)
-            ));
+            self.broken =
+                Some(format!("rolling back serial {} failed: {err}", self.changes.last().map_or(0, |c| c.to_serial())));
             return Err(err);
         }
         self.len = start;
@@ -310,12 +353,48 @@ impl Journal {
         &self.path
     }
 
-    /// Empties the journal (its changes are folded into a snapshot), on disk first.
-    pub fn reset(&mut self) -> std::io::Result<()> {
-        self.cut_to(0)?;
-        self.changes.clear();
-        self.starts.clear();
-        self.len = 0;
+    /// Bytes of intact records in the file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many of the newest changes fit in `budget` bytes of records.
+    pub fn newest_within(&self, budget: u64) -> usize {
+        let ends = self.starts.iter().skip(1).copied().chain([self.len]);
+        let sizes: Vec<u64> = self.starts.iter().zip(ends).map(|(start, end)| end - start).collect();
+        fitting(sizes.into_iter().rev(), budget)
+    }
+
+    /// Rewrites the file with only its newest `keep` changes: the caller made a snapshot holding
+    /// the others durable first. The new file is written beside the old one, fsynced and renamed
+    /// over it, so a crash leaves the old file or the new one, and the snapshot replays the same
+    /// over either. On failure the old file and its changes stay as they were.
+    pub fn keep_newest(&mut self, keep: usize) -> std::io::Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(std::io::Error::other(format!("refusing writes until restart: {why}")));
+        }
+        let cut = self.changes.len().saturating_sub(keep);
+        if cut == 0 {
+            return Ok(());
+        }
+        let from = self.starts.get(cut).copied().unwrap_or(self.len);
+        let mut tail = self.file.try_clone()?;
+        tail.seek(SeekFrom::Start(from))?;
+        let file = write_beside(&self.path, |f| std::io::copy(&mut tail.take(self.len - from), f).map(drop))?;
+        #[cfg(test)]
+        if let Some(Fault::BeforeRename) = self.fault.take() {
+            return Err(std::io::Error::other("injected: stopped before the rename"));
+        }
+        install(&self.path)?;
+        self.file = file;
+        self.len -= from;
+        self.starts.drain(..cut);
+        self.starts.iter_mut().for_each(|s| *s -= from);
+        self.changes.drain(..cut);
         Ok(())
     }
 
@@ -343,12 +422,15 @@ impl Journal {
     }
 }
 
-/// Changes leading from `serial` to the newest one, when the history reaches back that far.
-pub fn chain_from(changes: &[Changeset], serial: u32, current: u32) -> Option<Vec<&Changeset>> {
-    let start = changes.iter().rposition(|c| c.from_serial() == serial)?;
-    let chain: Vec<&Changeset> = changes[start..].iter().collect();
-    let linked = chain.windows(2).all(|w| w[0].to_serial() == w[1].from_serial());
-    (linked && chain.last()?.to_serial() == current).then_some(chain)
+/// How many of the leading sizes (newest change first) add up to at most `budget` bytes.
+pub(crate) fn fitting(newest_first: impl Iterator<Item = u64>, budget: u64) -> usize {
+    let mut total = 0;
+    newest_first
+        .take_while(|size| {
+            total += size;
+            total <= budget
+        })
+        .count()
 }
 
 /// `change` as one journal record: header (magic, length, CRC-32) and payload.
@@ -421,8 +503,6 @@ mod tests {
         let (replayed, n) = j.replay(zone(1, ""));
         assert_eq!((replayed.serial, n), (3, 2));
         assert_eq!(replayed.records(), z3.records());
-        assert_eq!(chain_from(&j.changes, 2, 3).unwrap().len(), 1);
-        assert!(chain_from(&j.changes, 7, 3).is_none());
         drop(j);
         // A torn tail: half of a third record, then a flipped byte in a fourth's payload.
         let whole = std::fs::read(&path).unwrap();

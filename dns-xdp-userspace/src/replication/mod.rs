@@ -1,11 +1,15 @@
-//! Replication with DNS's own machinery: a primary journals every change (journal.rs), serves
-//! AXFR/IXFR (xfr.rs) and sends NOTIFY (notify.rs) to its fleet; secondaries pull on NOTIFY or
-//! on the SOA timers (secondary.rs); the control API counts which nodes serve a new serial
-//! (quorum.rs). Transfers and NOTIFY are TSIG-signed when keys are configured (tsig.rs).
+//! Replication with DNS's own machinery: a primary journals every change (journal.rs, compacted
+//! into snapshots by persist.rs), serves AXFR/IXFR as a stream (outgoing.rs) from a bounded
+//! history (history.rs), at most `--xfr-out-max` at once, and sends NOTIFY (notify.rs) to its
+//! fleet; secondaries pull on NOTIFY or on the SOA timers (secondary.rs, xfr.rs); the control API
+//! counts which nodes serve a new serial (quorum.rs). Transfers and NOTIFY are TSIG-signed when
+//! keys are configured (tsig.rs).
 
+pub mod history;
 pub mod journal;
 pub mod message;
 pub mod notify;
+pub mod outgoing;
 pub mod persist;
 pub mod quorum;
 pub mod secondary;
@@ -15,35 +19,22 @@ pub mod xfr;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use dns_xdp_common::dns::{FLAG_AA, FLAG_QR, FLAG_RD, OPCODE_MASK, OPCODE_NOTIFY, OPCODE_QUERY, rcode, rtype};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::config::ReplicationSettings;
 use crate::name::Name;
 use crate::publish::Publisher;
 use crate::rrl::Cidr;
 use crate::zone::Zone;
-use journal::{Changeset, Journal};
+use history::{History, Tail};
+use journal::Changeset;
 use message::Builder;
+use persist::{Role, Store};
 use tsig::Key;
-
-/// A zone's change history: the journal on a primary, in memory on a secondary (which with
-/// `--journal` also persists what it transferred: `store`).
-#[derive(Default)]
-struct History {
-    journal: Option<Journal>,
-    mem: Vec<Changeset>,
-    store: Option<persist::Store>,
-}
-
-impl History {
-    fn changes(&self) -> &[Changeset] {
-        self.journal.as_ref().map_or(&self.mem, |j| &j.changes)
-    }
-}
 
 /// A zone we are secondary for: its name, its primary, and the NOTIFY receiver its task waits on.
 pub type Secondary = (Name, SocketAddr, mpsc::Receiver<()>);
@@ -61,13 +52,41 @@ pub struct Replication {
     pub write: tokio::sync::Mutex<()>,
     /// Refused NOTIFYs and transfers are logged through this.
     warnings: warn_limit::WarnLimit,
+    /// Slots of outgoing transfers (`--xfr-out-max`), each held until its transfer is dropped.
+    xfr_out: Arc<Semaphore>,
+}
+
+/// What `intercept` answers with: messages ready now, or a zone transfer rendering its messages
+/// as they are taken, which holds its `--xfr-out-max` slot until it is dropped (finished, or its
+/// connection gone).
+pub enum Replies {
+    Ready(std::vec::IntoIter<Vec<u8>>),
+    /// Boxed: a transfer (its TSIG state, its message) is some 900 bytes, a single answer 32.
+    Transfer(Box<outgoing::Transfer>, OwnedSemaphorePermit),
+}
+
+impl Replies {
+    pub fn one(msg: Vec<u8>) -> Replies {
+        Replies::Ready(vec![msg].into_iter())
+    }
+}
+
+impl Iterator for Replies {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Replies::Ready(msgs) => msgs.next(),
+            Replies::Transfer(transfer, _slot) => transfer.next(),
+        }
+    }
 }
 
 /// Why a write was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("writing the journal {0}: {1}")]
-    Journal(PathBuf, std::io::Error),
+    #[error("writing the journal {0}")]
+    Journal(persist::PersistError),
     #[error("{0:#}")]
     Publish(#[from] anyhow::Error),
 }
@@ -102,40 +121,33 @@ impl Replication {
             }
             let zones = publisher.state.zones.load_full();
             for zone in zones.iter() {
-                let path = journal::path_for(dir, &zone.origin);
-                let (j, replay) =
-                    Journal::open(&path).map_err(|e| anyhow::anyhow!("opening the journal {}: {e}", path.display()))?;
-                if replay.truncated > 0 {
-                    log::warn!(
-                        "{}: cut a torn tail of {} bytes (a write that was never acknowledged)",
-                        path.display(),
-                        replay.truncated
-                    );
-                }
-                let base = Zone::clone(zone);
-                let (replayed, applied) = j.replay(base);
-                if applied > 0 {
+                let (store, snapshot) = Store::open(dir, &zone.origin, Role::Primary, config.journal_max_size)
+                    .map_err(|e| anyhow::anyhow!("zone {}: opening its journal: {e}", zone.origin))?;
+                let snapshot_serial = snapshot.as_ref().map(|s| s.serial);
+                let (restored, applied) = store.restore(snapshot, Some(zone)).expect("a zone file");
+                if restored.serial != zone.serial {
                     log::info!(
-                        "zone {}: replayed {applied} journal changes, serial {} -> {}",
+                        "zone {}: replayed {applied} journal changes, serial {} -> {}{}",
                         zone.origin,
                         zone.serial,
-                        replayed.serial
+                        restored.serial,
+                        snapshot_serial.map(|s| format!(" (snapshot at serial {s})")).unwrap_or_default()
                     );
-                    let replayed = Arc::new(replayed);
-                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(replayed)))?;
+                    let restored = Arc::new(restored);
+                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(restored)))?;
                 }
-                history.insert(zone.origin.clone(), History { journal: Some(j), ..History::default() });
+                history.insert(zone.origin.clone(), History::Stored(store));
             }
             // Secondaries start from the serial they persisted and catch up by IXFR from there.
             for (origin, primary) in &config.secondaries {
-                let (store, zone) = match persist::Store::open(dir, origin) {
+                let (store, snapshot) = match Store::open(dir, origin, Role::Secondary, config.journal_max_size) {
                     Ok(opened) => opened,
                     Err(err) => {
                         log::warn!("zone {origin}: {err}; starting without history (AXFR)");
                         continue;
                     }
                 };
-                if let Some(zone) = zone {
+                if let Some((zone, _)) = store.restore(snapshot, None) {
                     log::info!(
                         "zone {origin}: persisted serial {} ({} journal changes), catching up from {primary}",
                         zone.serial,
@@ -144,8 +156,7 @@ impl Replication {
                     let zone = Arc::new(zone);
                     publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(zone)))?;
                 }
-                let mem = store.journal.changes.clone();
-                history.insert(origin.clone(), History { store: Some(store), mem, ..History::default() });
+                history.insert(origin.clone(), History::Stored(store));
             }
         }
         let mut notify_tx = HashMap::new();
@@ -157,12 +168,13 @@ impl Replication {
         }
         let repl = Replication {
             publisher,
-            config,
-            keys,
             history: Mutex::new(history),
             notify_tx,
             write: tokio::sync::Mutex::new(()),
             warnings: Default::default(),
+            xfr_out: Arc::new(Semaphore::new(config.xfr_out_max)),
+            config,
+            keys,
         };
         Ok((Arc::new(repl), receivers))
     }
@@ -203,12 +215,7 @@ impl Replication {
                 Some(pairs) if !old.signed && !new.signed => Changeset::of_rrsets(old, &new, pairs),
                 _ => Changeset::between(old, &new),
             };
-            let mut history = self.history.lock().expect("history lock");
-            let h = history.entry(origin.clone()).or_default();
-            match &mut h.journal {
-                Some(j) => j.append(change).map_err(|e| CommitError::Journal(j.path().to_path_buf(), e))?,
-                None => h.mem.push(change),
-            }
+            self.with_history(&origin, |h| h.record(Arc::new(change))).map_err(CommitError::Journal)?;
         }
         let new = Arc::new(new);
         let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
@@ -218,30 +225,55 @@ impl Replication {
             // Not served, so not acknowledged: take it off the journal before answering, or a
             // later write reusing the serial would be shadowed by it on replay.
             if old.is_some() {
-                self.unrecord_last(&origin);
+                self.with_history(&origin, History::unrecord_last);
             }
             return Err(err.into());
         }
+        // Only now: a snapshot must never hold a version that was not served.
+        self.compact_if_due(&new);
         self.notify_fleet(&new);
         Ok(serial)
     }
 
-    /// Rolls back the change `commit` just recorded for `origin` (truncate + fsync).
-    fn unrecord_last(&self, origin: &Name) {
+    /// Runs `f` on the history of `origin` (in memory only when nothing was opened for it).
+    fn with_history<T>(&self, origin: &Name, f: impl FnOnce(&mut History) -> T) -> T {
         let mut history = self.history.lock().expect("history lock");
-        let Some(h) = history.get_mut(origin) else { return };
-        match &mut h.journal {
-            Some(j) => {
-                if let Err(err) = j.rollback_last() {
-                    log::error!(
-                        "{}: rolling back an unpublished change: {err}; refusing writes until restart",
-                        j.path().display()
-                    );
-                }
-            }
-            None => {
-                h.mem.pop();
-            }
+        let h =
+            history.entry(origin.clone()).or_insert_with(|| History::Memory(Tail::new(self.config.journal_max_size)));
+        f(h)
+    }
+
+    /// Compacts `zone`'s journal when it outgrew `--journal-max-size`: `zone` (the newest version,
+    /// the one its last change leads to) becomes the snapshot, then the journal keeps its tail.
+    fn compact_if_due(&self, zone: &Zone) {
+        let due = self.with_history(&zone.origin, |h| match h {
+            History::Stored(store) if store.compaction_due() => Some(store.snapshot_path().to_path_buf()),
+            _ => None,
+        });
+        if let Some(path) = due {
+            self.snapshot(zone, &path);
+        }
+    }
+
+    /// Writes `zone` as its snapshot at `path`, outside the history lock (transfers keep being
+    /// served meanwhile), then folds the journal into it. A failure is logged and changes
+    /// nothing durable: the journal still holds every change.
+    fn snapshot(&self, zone: &Zone, path: &std::path::Path) {
+        let started = std::time::Instant::now();
+        let done = persist::write_snapshot(path, zone).and_then(|()| {
+            self.with_history(&zone.origin, |h| match h {
+                History::Stored(store) => store.compact(zone.serial).map(|()| store.journal.len()),
+                History::Memory(_) => Ok(0),
+            })
+        });
+        match done {
+            Ok(left) => log::info!(
+                "zone {}: snapshot at serial {} written in {:?}; {left} bytes of journal kept",
+                zone.origin,
+                zone.serial,
+                started.elapsed()
+            ),
+            Err(err) => log::error!("zone {}: compacting the journal: {err} (it keeps growing)", zone.origin),
         }
     }
 
@@ -262,11 +294,16 @@ impl Replication {
         let new = match pulled {
             xfr::Pulled::UpToDate => return Ok(None),
             xfr::Pulled::Full(zone) => {
-                let mut history = self.history.lock().expect("history lock");
-                let h = history.entry(origin.clone()).or_default();
-                h.mem.clear();
-                if let Some(Err(err)) = h.store.as_mut().map(|s| s.save_full(&zone)) {
-                    log::warn!("zone {origin}: persisting serial {}: {err} (serving it anyway)", zone.serial);
+                let persisted = self.with_history(origin, |h| {
+                    h.forget();
+                    match h {
+                        History::Stored(store) => Some(store.snapshot_path().to_path_buf()),
+                        History::Memory(_) => None,
+                    }
+                });
+                // A new snapshot, and an empty journal: its changes do not lead to this version.
+                if let Some(path) = persisted {
+                    self.snapshot(&zone, &path);
                 }
                 zone
             }
@@ -275,16 +312,12 @@ impl Replication {
                 for cs in &changes {
                     zone = cs.apply(&zone)?;
                 }
-                let mut history = self.history.lock().expect("history lock");
-                let h = history.entry(origin.clone()).or_default();
-                if let Some(Err(err)) = h.store.as_mut().map(|s| s.append(&changes, &zone)) {
+                // The tiers below us are served IXFR from this history.
+                let recorded =
+                    self.with_history(origin, |h| changes.into_iter().try_for_each(|cs| h.record(Arc::new(cs))));
+                if let Err(err) = recorded {
                     log::warn!("zone {origin}: persisting serial {}: {err} (serving it anyway)", zone.serial);
                 }
-                let mem = &mut h.mem;
-                mem.extend(changes);
-                // A secondary serves IXFR to tiers below it from a bounded memory history.
-                let excess = mem.len().saturating_sub(secondary::MEMORY_HISTORY);
-                mem.drain(..excess);
                 zone
             }
         };
@@ -293,6 +326,7 @@ impl Replication {
         self.publisher
             .update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())))
             .map_err(|e| format!("{e:#}"))?;
+        self.compact_if_due(&new);
         Ok(Some(serial))
     }
 
@@ -312,7 +346,7 @@ impl Replication {
     /// The replication messages the listeners hand over before normal query processing: NOTIFY
     /// and, over TCP, AXFR/IXFR. `None`: not ours (the normal policy answers, refusing transfers
     /// and NOTIFYs for zones we are no secondary of).
-    pub fn intercept(&self, raw: &[u8], peer: SocketAddr, tcp: bool) -> Option<Vec<Vec<u8>>> {
+    pub fn intercept(&self, raw: &[u8], peer: SocketAddr, tcp: bool) -> Option<Replies> {
         let opcode = (*raw.get(2)? >> 3) & 0xf;
         // A signed query (a secondary's SOA refresh check, RFC 1996 section 3.11) is ours on UDP too.
         let signed = raw.get(10..12).is_some_and(|ar| ar != [0, 0]) && !self.keys.is_empty();
@@ -329,11 +363,11 @@ impl Replication {
                 let from_primary = primary.is_some_and(|p| canonical(p) == canonical(peer.ip()));
                 if !from_primary && !self.transfer_allowed(peer.ip()) {
                     self.warnings.warn(|| format!("NOTIFY for {zone} from {peer} refused: not our primary"));
-                    return Some(vec![reply(&msg, &zone, qtype, rcode::REFUSED)]);
+                    return Some(Replies::one(reply(&msg, &zone, qtype, rcode::REFUSED)));
                 }
                 let mut verified = match self.check_tsig(raw, &zone, peer, "NOTIFY") {
                     Ok(verified) => verified,
-                    Err(refusal) => return Some(vec![refusal]),
+                    Err(refusal) => return Some(Replies::one(refusal)),
                 };
                 if let Some(tx) = self.notify_tx.get(&zone) {
                     let _ = tx.try_send(());
@@ -344,14 +378,14 @@ impl Replication {
                 {
                     log::warn!("signing the NOTIFY answer to {peer}: {err}");
                 }
-                Some(vec![out])
+                Some(Replies::one(out))
             }
             // A secondary's signed SOA query: answered signed with its key (Knot and BIND check
             // the primary's serial this way before an IXFR). Unsigned ones take the normal path.
             _ if qtype == rtype::SOA && tsig_present && !self.keys.is_empty() && self.transfer_allowed(peer.ip()) => {
                 let mut verified = match self.check_tsig(raw, &zone, peer, "SOA query") {
                     Ok(verified) => verified,
-                    Err(refusal) => return Some(vec![refusal]),
+                    Err(refusal) => return Some(Replies::one(refusal)),
                 };
                 let current = self.current(&zone)?;
                 let mut b = Builder::new(msg.id, FLAG_QR | FLAG_AA | (msg.flags & FLAG_RD), Some((&zone, qtype)));
@@ -362,7 +396,7 @@ impl Replication {
                 {
                     log::warn!("signing the SOA answer to {peer}: {err}");
                 }
-                Some(vec![out])
+                Some(Replies::one(out))
             }
             _ if tcp && (qtype == rtype::AXFR || qtype == rtype::IXFR) => {
                 if !self.transfer_allowed(peer.ip()) {
@@ -370,11 +404,28 @@ impl Replication {
                 }
                 let verified = match self.check_tsig(raw, &zone, peer, "transfer") {
                     Ok(verified) => verified,
-                    Err(refusal) => return Some(vec![refusal]),
+                    Err(refusal) => return Some(Replies::one(refusal)),
                 };
                 let Some(current) = self.current(&zone) else {
-                    return Some(vec![reply(&msg, &zone, qtype, rcode::NOTAUTH)]);
+                    return Some(Replies::one(reply(&msg, &zone, qtype, rcode::NOTAUTH)));
                 };
+                let metrics = &self.publisher.state.metrics;
+                // Over the cap: SERVFAIL at once, as BIND answers past `transfers-out`; the
+                // secondary retries after its SOA RETRY.
+                let Ok(slot) = self.xfr_out.clone().try_acquire_owned() else {
+                    metrics.xfr_out_busy.fetch_add(1, Relaxed);
+                    self.warnings.warn(|| {
+                        format!("transfer of {zone} to {peer}: SERVFAIL, {} transfers running", self.config.xfr_out_max)
+                    });
+                    let mut out = reply(&msg, &zone, qtype, rcode::SERVFAIL);
+                    if let Some(mut v) = verified
+                        && let Err(err) = v.sign(&mut out, tsig::now())
+                    {
+                        log::warn!("signing the SERVFAIL to {peer}: {err}");
+                    }
+                    return Some(Replies::one(out));
+                };
+                metrics.xfr_out_started.fetch_add(1, Relaxed);
                 let client_serial = (qtype == rtype::IXFR)
                     .then(|| {
                         msg.authority
@@ -383,19 +434,23 @@ impl Replication {
                             .and_then(|r| crate::zone::soa_serial(&r.rdata))
                     })
                     .flatten();
-                let history = self.history.lock().expect("history lock");
-                let chain = client_serial
-                    .and_then(|s| history.get(&zone).and_then(|h| journal::chain_from(h.changes(), s, current.serial)));
-                let incremental = chain.is_some();
-                let records = xfr::answer_records(&current, client_serial, chain);
-                drop(history);
+                // Only the changes' `Arc`s are taken under the lock; the zone is an `Arc` already.
+                let chain = client_serial.and_then(|s| {
+                    let history = self.history.lock().expect("history lock");
+                    history.get(&zone).and_then(|h| history::chain_from(h.changes(), s, current.serial))
+                });
+                let serial = current.serial;
+                let transfer = outgoing::Transfer::new(msg.id, qtype, current, client_serial, chain, verified);
+                let how = match (client_serial, transfer.kind) {
+                    (Some(from), outgoing::Kind::WholeZone) => format!(" from serial {from} (whole zone)"),
+                    (Some(from), _) => format!(" from serial {from}"),
+                    (None, _) => String::new(),
+                };
                 log::info!(
-                    "{} of {zone} serial {} to {peer}{}",
-                    if qtype == rtype::AXFR { "AXFR" } else { "IXFR" },
-                    current.serial,
-                    if qtype == rtype::IXFR && !incremental && records.len() > 1 { " (whole zone)" } else { "" }
+                    "{} of {zone} serial {serial} to {peer}{how}",
+                    if qtype == rtype::AXFR { "AXFR" } else { "IXFR" }
                 );
-                Some(xfr::messages(msg.id, &zone, qtype, &records, verified))
+                Some(Replies::Transfer(Box::new(transfer), slot))
             }
             _ => None,
         }
@@ -453,6 +508,10 @@ mod tests {
     use crate::zone::ZoneSet;
 
     fn replication(dir: &std::path::Path) -> Arc<Replication> {
+        replication_with(ReplicationSettings { journal: Some(dir.to_path_buf()), ..Default::default() })
+    }
+
+    fn replication_with(config: ReplicationSettings) -> Arc<Replication> {
         let set = ZoneSet::default().with_zone(Arc::new(zone(1, "")));
         let state = Arc::new(crate::state::State {
             zones: arc_swap::ArcSwap::from_pointee(set),
@@ -462,8 +521,66 @@ mod tests {
             cookies: crate::cookie::Cookies::new([7; 16]),
             demand: Default::default(),
         });
-        let config = ReplicationSettings { journal: Some(dir.to_path_buf()), ..Default::default() };
         Replication::new(Arc::new(Publisher::new(state, None)), config).unwrap().0
+    }
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("dnsxdp-repl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Writes past `--journal-max-size` compact the journal (the old one grew with every write)
+    /// and a restart still serves the last acknowledged write, from the snapshot and the tail.
+    #[test]
+    fn writes_past_the_journal_cap_compact_and_survive_a_restart() {
+        let dir = scratch("compact");
+        let max = 4096;
+        let config = ReplicationSettings { journal: Some(dir.clone()), journal_max_size: max, ..Default::default() };
+        let repl = replication_with(config.clone());
+        let journal = journal::path_for(&dir, &zone(1, "").origin);
+        let mut last = zone(1, "");
+        let mut largest = 0;
+        for serial in 2..=200 {
+            last = zone(serial, &format!("www 60 IN A 192.0.2.{}\nmx 60 IN MX 10 www\n", serial % 250));
+            repl.commit(last.clone()).unwrap();
+            largest = largest.max(std::fs::metadata(&journal).unwrap().len());
+        }
+        // One change past the cap triggers the compaction that brings it back under half.
+        assert!(largest <= max + 256, "journal peaked at {largest} bytes");
+        assert!(journal.with_extension("snapshot").exists());
+        let kept = repl.history.lock().unwrap()[&last.origin].changes().len();
+        assert!(kept > 0, "a tail serves IXFR");
+        drop(repl);
+        let repl = replication_with(config);
+        let served = repl.current(&last.origin).unwrap();
+        assert_eq!((served.serial, served.records()), (200, last.records()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The old code served any number of transfers at once; now the one past `--xfr-out-max` is
+    /// answered SERVFAIL and counted, and a slot comes back when a transfer is dropped.
+    #[test]
+    fn transfers_past_the_cap_get_servfail_until_one_ends() {
+        let allow = vec!["127.0.0.0/8".parse().unwrap()];
+        let repl =
+            replication_with(ReplicationSettings { xfr_out_max: 2, allow_transfer: allow, ..Default::default() });
+        let origin = zone(1, "").origin;
+        let query = Builder::new(5, 0, Some((&origin, rtype::AXFR))).buf;
+        let peer: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let ask = || repl.intercept(&query, peer, true).expect("a transfer request is ours");
+        let first = ask();
+        let second = ask();
+        assert!(matches!((&first, &second), (Replies::Transfer(..), Replies::Transfer(..))));
+        let refused: Vec<Vec<u8>> = ask().collect();
+        assert_eq!(refused.len(), 1);
+        let m = message::parse(&refused[0]).unwrap();
+        assert_eq!((m.id, m.rcode(), m.answer.len()), (5, rcode::SERVFAIL, 0));
+        let metrics = &repl.publisher.state.metrics;
+        assert_eq!((metrics.xfr_out_started.load(Relaxed), metrics.xfr_out_busy.load(Relaxed)), (2, 1));
+        // A transfer ends (sent, or its connection gone): its slot is free again.
+        assert!(first.count() > 0);
+        assert!(matches!(ask(), Replies::Transfer(..)));
     }
 
     /// A write whose publish fails after the journal fsync is not acknowledged, so it must not
@@ -471,8 +588,7 @@ mod tests {
     /// the later acknowledged write that reused its serial.
     #[test]
     fn a_failed_publish_rolls_the_journal_back() {
-        let dir = std::env::temp_dir().join(format!("dnsxdp-repl-rollback-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = scratch("rollback");
         let repl = replication(&dir);
         repl.publisher.fail_next.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(matches!(repl.commit(zone(2, "lost 60 IN A 192.0.2.66\n")), Err(CommitError::Publish(_))));

@@ -1,14 +1,21 @@
-//! What a secondary keeps on disk (`--journal DIR`), so that after a restart it serves its last
-//! transferred serial at once and catches up by IXFR instead of reloading the zone by AXFR.
+//! What a node keeps on disk (`--journal DIR`) besides its zone files, per zone: a snapshot (the
+//! whole zone at some serial: one journal record whose changeset adds every record) and the
+//! journal of changes (journal.rs). A primary replays its journal over the zone file or the
+//! snapshot, whichever is newer; a secondary over its snapshot, so that after a restart it serves
+//! its persisted serial at once and catches up by IXFR instead of reloading the zone by AXFR.
 //!
-//! Two files per zone: `<zone>.secondary.snapshot`, the whole zone at some serial (one journal
-//! record whose changeset adds every record, written to a temp file, fsynced and renamed over the
-//! old one), and `<zone>.secondary.journal`, the IXFR changesets applied since (journal.rs, fsynced
-//! per transfer). An AXFR writes a new snapshot and empties the journal; so does a journal that
-//! reaches [`COMPACT_AFTER`] changes. A crash between the two leaves a journal whose changes do not
-//! start at the snapshot's serial: replay skips them.
+//! Files: a primary's `<zone>.journal` (API changes) and `<zone>.snapshot`; a secondary's
+//! `<zone>.secondary.journal` (IXFR changes) and `<zone>.secondary.snapshot`.
+//!
+//! Compaction bounds a journal at `--journal-max-size` bytes (Knot's `journal-max-usage`, BIND's
+//! `max-journal-size`): past it, the newest version becomes the snapshot (written beside the old
+//! one, fsynced, renamed, directory fsynced), then the journal is rewritten with only its newest
+//! changes, up to half the size: the tail IXFR is served from (older serials get the whole zone,
+//! RFC 1995 section 4). An AXFR on a secondary is the same with an empty tail. A crash at any step
+//! replays to the same zone: before the snapshot's rename, the old snapshot and the whole journal;
+//! after it, a snapshot at the newest serial, and no journal change starts there (serials only
+//! grow), so replay applies none, whether the journal was rewritten yet or not.
 
-use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,16 +23,20 @@ use dns_xdp_common::dns::rtype;
 
 use super::journal::{self, Changeset, Journal};
 use crate::name::Name;
-use crate::zone::{Zone, zone_from_records};
+use crate::zone::{Zone, serial_newer, zone_from_records};
 
-/// Journal length at which the zone is snapshotted again: replay stays short, and the disk holds
-/// about as many changes as a secondary keeps in memory for IXFR.
-pub const COMPACT_AFTER: usize = super::secondary::MEMORY_HISTORY;
+/// Whose files: a primary's journal of API changes, or a secondary's of transferred ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Secondary,
+}
 
-/// A secondary zone's snapshot and journal.
+/// A zone's snapshot and journal.
 pub struct Store {
     snapshot: PathBuf,
     pub journal: Journal,
+    max_size: u64,
 }
 
 /// Why the persisted state was not usable.
@@ -39,58 +50,73 @@ pub enum PersistError {
     Invalid(PathBuf, String),
 }
 
-fn paths(dir: &Path, origin: &Name) -> (PathBuf, PathBuf) {
+fn paths(dir: &Path, origin: &Name, role: Role) -> (PathBuf, PathBuf) {
     let base = journal::path_for(dir, origin);
-    (base.with_extension("secondary.snapshot"), base.with_extension("secondary.journal"))
+    match role {
+        Role::Primary => (base.with_extension("snapshot"), base),
+        Role::Secondary => (base.with_extension("secondary.snapshot"), base.with_extension("secondary.journal")),
+    }
 }
 
 impl Store {
-    /// Opens the store of `origin` in `dir` and rebuilds the persisted version: the snapshot plus
-    /// every journal change that applies in turn. `None` when nothing was persisted yet.
-    pub fn open(dir: &Path, origin: &Name) -> Result<(Store, Option<Zone>), PersistError> {
-        let (snapshot, journal_path) = paths(dir, origin);
+    /// Opens the store of `origin` in `dir`: its journal (a torn tail cut off) and its snapshot,
+    /// `None` when none was written yet. The caller replays the journal over its base version.
+    pub fn open(dir: &Path, origin: &Name, role: Role, max_size: u64) -> Result<(Store, Option<Zone>), PersistError> {
+        let (snapshot, journal_path) = paths(dir, origin, role);
         let (journal, replay) = Journal::open(&journal_path).map_err(|e| PersistError::Io(journal_path.clone(), e))?;
         if replay.truncated > 0 {
-            log::warn!("{}: cut a torn tail of {} bytes", journal_path.display(), replay.truncated);
+            log::warn!(
+                "{}: cut a torn tail of {} bytes (a write that was never acknowledged)",
+                journal_path.display(),
+                replay.truncated
+            );
         }
-        let store = Store { snapshot, journal };
+        let store = Store { snapshot, journal, max_size };
         let zone = match std::fs::read(&store.snapshot) {
-            Ok(bytes) => {
-                let base = decode_snapshot(&bytes, &store.snapshot)?;
-                Some(store.journal.replay(base).0)
-            }
+            Ok(bytes) => Some(decode_snapshot(&bytes, &store.snapshot)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(PersistError::Io(store.snapshot.clone(), e)),
         };
         Ok((store, zone))
     }
 
-    /// Records a whole zone (after an AXFR, or to compact): snapshot first, then an empty journal.
-    pub fn save_full(&mut self, zone: &Zone) -> Result<(), PersistError> {
-        let io = |e| PersistError::Io(self.snapshot.clone(), e);
-        let tmp = self.snapshot.with_extension("snapshot.tmp");
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&encode_snapshot(zone)).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.snapshot).map_err(io)?;
-        // The rename is durable only once the directory is.
-        if let Some(dir) = self.snapshot.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        self.journal.reset().map_err(|e| PersistError::Io(self.journal.path().to_path_buf(), e))
+    /// The version to serve after a restart: the journal replayed over the snapshot, or over the
+    /// zone `file` when its serial is newer (the operator replaced the zone since; SIGHUP keeps
+    /// the same rule). Also how many changes applied; `None` with neither a snapshot nor a file.
+    pub fn restore(&self, snapshot: Option<Zone>, file: Option<&Zone>) -> Option<(Zone, usize)> {
+        let base = match (snapshot, file) {
+            (Some(snap), Some(file)) if !serial_newer(snap.serial, file.serial) => Zone::clone(file),
+            (Some(snap), _) => snap,
+            (None, file) => Zone::clone(file?),
+        };
+        Some(self.journal.replay(base))
     }
 
-    /// Records the changes an IXFR applied; `after` is the zone they lead to (snapshotted instead
-    /// when the journal is long).
-    pub fn append(&mut self, changes: &[Changeset], after: &Zone) -> Result<(), PersistError> {
-        if self.journal.changes.len() + changes.len() >= COMPACT_AFTER {
-            return self.save_full(after);
-        }
-        for cs in changes {
-            self.journal.append(cs.clone()).map_err(|e| PersistError::Io(self.journal.path().to_path_buf(), e))?;
-        }
-        Ok(())
+    pub fn snapshot_path(&self) -> &Path {
+        &self.snapshot
     }
+
+    /// Whether the journal has grown past its size cap: time to `compact`.
+    pub fn compaction_due(&self) -> bool {
+        self.journal.len() > self.max_size
+    }
+
+    /// After `write_snapshot` of the version at `serial`: rewrites the journal with the newest
+    /// changes that fit in half the size cap, when they lead to `serial` (IXFR keeps serving
+    /// them); with none when they do not.
+    pub fn compact(&mut self, serial: u32) -> Result<(), PersistError> {
+        let leads = self.journal.changes.last().is_some_and(|c| c.to_serial() == serial);
+        let keep = if leads { self.journal.newest_within(self.max_size / 2) } else { 0 };
+        self.journal.keep_newest(keep).map_err(|e| PersistError::Io(self.journal.path().to_path_buf(), e))
+    }
+}
+
+/// Writes `zone` as the snapshot at `path`: beside the old one, fsynced, renamed over it, the
+/// directory fsynced. Needs no lock: callers run it before `Store::compact`.
+pub fn write_snapshot(path: &Path, zone: &Zone) -> Result<(), PersistError> {
+    let io = |e| PersistError::Io(path.to_path_buf(), e);
+    journal::write_beside(path, |f| f.write_all(&encode_snapshot(zone))).map_err(io)?;
+    journal::install(path).map_err(io)
 }
 
 /// A zone as one journal record: the changeset from nothing (SOA to SOA) adding every record.
@@ -115,7 +141,9 @@ fn decode_snapshot(bytes: &[u8], path: &Path) -> Result<Zone, PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_JOURNAL_MAX_SIZE;
 
+    use crate::replication::journal::Fault;
     use crate::replication::test_zone as zone;
 
     fn scratch(tag: &str) -> PathBuf {
@@ -125,78 +153,169 @@ mod tests {
         dir
     }
 
+    fn origin() -> Name {
+        Name::from_text("example.org").unwrap()
+    }
+
+    /// Serial `serial` of a zone whose every version changes `www` (and adds `bulk` TXT records).
+    fn version(serial: u32, bulk: usize) -> Zone {
+        let extra: String = (0..bulk).map(|i| format!("t{i} 60 IN TXT \"{serial}\"\n")).collect();
+        zone(serial, &format!("www 60 IN A 192.0.2.{}\n{extra}", serial % 250))
+    }
+
+    /// What a restart serves: the store reopened and restored as `Replication::new` does.
+    fn restart(dir: &Path, role: Role, max: u64, file: Option<&Zone>) -> (Store, Zone) {
+        let (store, snapshot) = Store::open(dir, &origin(), role, max).unwrap();
+        let (zone, _) = store.restore(snapshot, file).expect("something to restore");
+        (store, zone)
+    }
+
     #[test]
     fn snapshot_plus_journal_restores_the_last_serial() {
         let dir = scratch("restore");
-        let origin = Name::from_text("example.org").unwrap();
-        let (z1, z2, z3) =
-            (zone(1, ""), zone(2, "www 60 IN A 192.0.2.2\n"), zone(3, "www 60 IN A 192.0.2.3\nmail 60 IN MX 10 www\n"));
+        let (z1, z2, z3) = (version(1, 0), version(2, 0), version(3, 1));
         {
-            let (mut store, none) = Store::open(&dir, &origin).unwrap();
+            let (mut store, none) = Store::open(&dir, &origin(), Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE).unwrap();
             assert!(none.is_none(), "nothing persisted yet");
-            store.save_full(&z1).unwrap();
-            store.append(&[Changeset::between(&z1, &z2)], &z2).unwrap();
-            store.append(&[Changeset::between(&z2, &z3)], &z3).unwrap();
+            write_snapshot(store.snapshot_path(), &z1).unwrap();
+            store.compact(1).unwrap();
+            store.journal.append(Changeset::between(&z1, &z2)).unwrap();
+            store.journal.append(Changeset::between(&z2, &z3)).unwrap();
         }
-        let (store, got) = Store::open(&dir, &origin).unwrap();
-        let got = got.expect("persisted zone");
+        let (store, got) = restart(&dir, Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE, None);
         assert_eq!((got.serial, got.records()), (3, z3.records()));
         assert_eq!(store.journal.changes.len(), 2);
         drop(store);
-        // An AXFR replaces the snapshot and empties the journal.
+        // An AXFR replaces the snapshot and empties the journal: its changes do not lead to 9.
         let z9 = zone(9, "other 60 IN TXT \"x\"\n");
-        let (mut store, _) = Store::open(&dir, &origin).unwrap();
-        store.save_full(&z9).unwrap();
+        let (mut store, _) = Store::open(&dir, &origin(), Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE).unwrap();
+        write_snapshot(store.snapshot_path(), &z9).unwrap();
+        store.compact(9).unwrap();
         drop(store);
-        let (store, got) = Store::open(&dir, &origin).unwrap();
-        assert_eq!(got.unwrap().records(), z9.records());
+        let (store, got) = restart(&dir, Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE, None);
+        assert_eq!(got.records(), z9.records());
         assert!(store.journal.changes.is_empty());
-        assert!(!dir.join("example.org.secondary.snapshot.tmp").exists(), "temp file renamed away");
+        assert!(!journal::beside(store.snapshot_path()).exists(), "temp file renamed away");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn crash_leftovers_are_harmless_and_corruption_is_reported() {
         let dir = scratch("crash");
-        let origin = Name::from_text("example.org").unwrap();
-        let (z1, z2, z5) = (zone(1, ""), zone(2, "www 60 IN A 192.0.2.2\n"), zone(5, "www 60 IN A 192.0.2.5\n"));
-        let (mut store, _) = Store::open(&dir, &origin).unwrap();
-        store.save_full(&z1).unwrap();
-        store.append(&[Changeset::between(&z1, &z2)], &z2).unwrap();
-        // Crash after the new snapshot's rename but before the journal reset: the old changes
-        // (from serial 1) do not start at 5 and are skipped.
-        let (snapshot, _) = paths(&dir, &origin);
-        std::fs::write(&snapshot, encode_snapshot(&z5)).unwrap();
-        // And a temp file of an interrupted later snapshot.
-        std::fs::write(snapshot.with_extension("snapshot.tmp"), b"half").unwrap();
+        let (z1, z2, z5) = (version(1, 0), version(2, 0), version(5, 0));
+        let (mut store, _) = Store::open(&dir, &origin(), Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE).unwrap();
+        write_snapshot(store.snapshot_path(), &z1).unwrap();
+        store.journal.append(Changeset::between(&z1, &z2)).unwrap();
+        // Crash after an AXFR's snapshot rename but before the journal was emptied: the old
+        // changes (from serial 1) do not start at 5 and are skipped.
+        let snapshot = store.snapshot_path().to_path_buf();
+        write_snapshot(&snapshot, &z5).unwrap();
+        // And the temp file of an interrupted later snapshot.
+        std::fs::write(journal::beside(&snapshot), b"half").unwrap();
         drop(store);
-        let (_, got) = Store::open(&dir, &origin).unwrap();
-        assert_eq!(got.unwrap().records(), z5.records());
+        let (_, got) = restart(&dir, Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE, None);
+        assert_eq!(got.records(), z5.records());
         // A snapshot that does not pass its CRC is an error (the caller falls back to AXFR).
         let mut bytes = std::fs::read(&snapshot).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&snapshot, &bytes).unwrap();
-        assert!(matches!(Store::open(&dir, &origin), Err(PersistError::Corrupt(_))));
+        let opened = Store::open(&dir, &origin(), Role::Secondary, DEFAULT_JOURNAL_MAX_SIZE);
+        assert!(matches!(opened, Err(PersistError::Corrupt(_))));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The old primary journal grew with every write. Now, past the cap, the newest version is
+    /// snapshotted and the journal keeps a tail of at most half the cap, which still serves IXFR
+    /// and replays to the newest version over the snapshot.
     #[test]
-    fn a_long_journal_is_folded_into_the_snapshot() {
+    fn compaction_bounds_the_journal_and_keeps_a_tail() {
         let dir = scratch("compact");
-        let origin = Name::from_text("example.org").unwrap();
-        let (mut store, _) = Store::open(&dir, &origin).unwrap();
-        let mut prev = zone(1, "");
-        store.save_full(&prev).unwrap();
-        for serial in 2..=(COMPACT_AFTER as u32 + 5) {
-            let next = zone(serial, &format!("www 60 IN A 192.0.2.{}\n", serial % 250));
-            store.append(&[Changeset::between(&prev, &next)], &next).unwrap();
+        let max = 8 * 1024;
+        let file = version(1, 0);
+        let (mut store, _) = Store::open(&dir, &origin(), Role::Primary, max).unwrap();
+        let mut prev = file.clone();
+        let mut compactions = 0;
+        for serial in 2..=300 {
+            let next = version(serial, serial as usize % 3);
+            store.journal.append(Changeset::between(&prev, &next)).unwrap();
+            if store.compaction_due() {
+                write_snapshot(store.snapshot_path(), &next).unwrap();
+                store.compact(serial).unwrap();
+                compactions += 1;
+                let tail = store.journal.len();
+                assert!(tail > 0 && tail <= max / 2, "tail of {tail} bytes");
+                assert_eq!(std::fs::metadata(store.journal.path()).unwrap().len(), tail);
+            }
+            assert!(store.journal.len() <= max + next.records().len() as u64 * 64, "bounded");
             prev = next;
         }
-        assert!(store.journal.changes.len() < COMPACT_AFTER, "compacted: {}", store.journal.changes.len());
+        assert!(compactions > 3, "{compactions} compactions");
+        let changes = &store.journal.changes;
+        let oldest = changes[0].from_serial();
+        assert!(oldest > 200, "only the tail is kept: from {oldest}");
+        assert!(crate::replication::history::chain_from(changes, oldest, 300).is_some(), "IXFR from the tail");
         drop(store);
-        let (_, got) = Store::open(&dir, &origin).unwrap();
-        assert_eq!(got.unwrap().records(), prev.records());
+        let (_, got) = restart(&dir, Role::Primary, max, Some(&file));
+        assert_eq!((got.serial, got.records()), (300, prev.records()));
+        // A zone file with a newer serial than the snapshot wins, as on SIGHUP.
+        let newer = version(1000, 0);
+        let (_, got) = restart(&dir, Role::Primary, max, Some(&newer));
+        assert_eq!(got.records(), newer.records());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A crash at any step of a compaction replays to the newest acknowledged version, and a
+    /// step that failed without a crash leaves a journal that takes further changes.
+    #[test]
+    fn a_crash_at_any_step_of_compaction_loses_nothing() {
+        #[derive(Debug, Clone, Copy)]
+        enum Step {
+            SnapshotWrittenNotRenamed,
+            SnapshotRenamed,
+            TailWrittenNotRenamed,
+            Done,
+        }
+        let max = 4096;
+        for step in [Step::SnapshotWrittenNotRenamed, Step::SnapshotRenamed, Step::TailWrittenNotRenamed, Step::Done] {
+            let dir = scratch(&format!("step-{step:?}"));
+            let file = version(1, 0);
+            let (mut store, _) = Store::open(&dir, &origin(), Role::Primary, max).unwrap();
+            let mut prev = file.clone();
+            let mut serial = 1;
+            while !store.compaction_due() {
+                serial += 1;
+                let next = version(serial, 2);
+                store.journal.append(Changeset::between(&prev, &next)).unwrap();
+                prev = next;
+            }
+            let before = store.journal.len();
+            let path = store.snapshot_path().to_path_buf();
+            match step {
+                Step::SnapshotWrittenNotRenamed => {
+                    journal::write_beside(&path, |f| f.write_all(&encode_snapshot(&prev))).unwrap();
+                }
+                Step::SnapshotRenamed => write_snapshot(&path, &prev).unwrap(),
+                Step::TailWrittenNotRenamed => {
+                    write_snapshot(&path, &prev).unwrap();
+                    store.journal.fault = Some(Fault::BeforeRename);
+                    assert!(store.compact(serial).is_err());
+                    assert_eq!(store.journal.len(), before, "the old journal stays in use");
+                }
+                Step::Done => {
+                    write_snapshot(&path, &prev).unwrap();
+                    store.compact(serial).unwrap();
+                    assert!(store.journal.len() < before);
+                }
+            }
+            // The process goes on: one more acknowledged change.
+            serial += 1;
+            let next = version(serial, 2);
+            store.journal.append(Changeset::between(&prev, &next)).unwrap();
+            drop(store);
+            let (_, got) = restart(&dir, Role::Primary, max, Some(&file));
+            assert_eq!((got.serial, got.records()), (serial, next.records()), "{step:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

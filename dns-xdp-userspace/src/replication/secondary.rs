@@ -12,8 +12,6 @@ use super::Replication;
 use super::xfr;
 use crate::name::Name;
 
-/// Changes a secondary keeps for the IXFRs of its own secondaries (tiered fleets).
-pub const MEMORY_HISTORY: usize = 1000;
 /// Before the first successful transfer, retry this often.
 const INITIAL_RETRY: Duration = Duration::from_secs(1);
 

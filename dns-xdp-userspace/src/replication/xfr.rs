@@ -1,84 +1,26 @@
-//! Zone transfers over TCP: AXFR (RFC 5936) and IXFR (RFC 1995), served and consumed, each
-//! message TSIG-signed when a key is in use.
+//! Pulling zone transfers over TCP from a primary: AXFR (RFC 5936) and IXFR (RFC 1995), each
+//! message's TSIG verified when a key is in use. Serving them is outgoing.rs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dns_xdp_common::dns::{HEADER_LEN, rcode, rtype};
+use dns_xdp_common::dns::{rcode, rtype};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::journal::Changeset;
-use super::message::{self, Builder, Section, record_len};
+use super::message::{self, Builder, Section};
 use super::tsig::{self, Key, StreamVerifier};
 use crate::config::XfrLimits;
 use crate::name::Name;
 use crate::zone::{Record, Zone, serial_newer, soa_serial, zone_from_records};
 
-/// Bytes of records per transfer message: well under the 64 KiB TCP limit, leaving room for TSIG.
-const MESSAGE_BUDGET: usize = 16 * 1024;
 /// A transfer whose primary sends nothing for this long is abandoned; the old version keeps
 /// serving. Per read, so a large zone that keeps arriving is not cut off (Knot's
 /// `tcp-io-timeout` is likewise per operation).
 pub const XFR_IDLE: Duration = Duration::from_secs(10);
 /// And any transfer ends after this long (BIND's `max-transfer-time-in` default: 120 minutes).
 pub const XFR_MAX_TIME: Duration = Duration::from_secs(2 * 3600);
-
-/// The records answering an AXFR, or an IXFR from `client_serial` (`chain` when the history
-/// reaches it, else the whole zone, as RFC 1995 section 4 allows).
-pub fn answer_records(zone: &Zone, client_serial: Option<u32>, chain: Option<Vec<&Changeset>>) -> Vec<Record> {
-    let soa = zone.soa_record();
-    if let Some(serial) = client_serial
-        && !serial_newer(zone.serial, serial)
-    {
-        // Up to date (or ahead of us): the SOA alone.
-        return vec![soa];
-    }
-    let mut out = vec![soa.clone()];
-    match (client_serial, chain) {
-        (Some(_), Some(chain)) => {
-            for cs in chain {
-                out.push(cs.old_soa.clone());
-                out.extend(cs.removed.iter().cloned());
-                out.push(cs.new_soa.clone());
-                out.extend(cs.added.iter().cloned());
-            }
-        }
-        _ => out.extend(zone.records()),
-    }
-    out.push(soa);
-    out
-}
-
-/// Packs `records` into response messages answering query `id` for `zone`, each signed through
-/// `verified` (the request's TSIG) when given.
-pub fn messages(
-    id: u16,
-    zone: &Name,
-    qtype: u16,
-    records: &[Record],
-    verified: Option<tsig::Verified>,
-) -> Vec<Vec<u8>> {
-    const FLAGS: u16 = 0x8400; // QR, AA
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut b = Builder::new(id, FLAGS, Some((zone, qtype)));
-    for r in records {
-        if b.len() + record_len(r) > MESSAGE_BUDGET && b.len() > HEADER_LEN + zone.as_wire().len() + 4 {
-            out.push(std::mem::replace(&mut b, Builder::new(id, FLAGS, None)).buf);
-        }
-        b.push(Section::Answer, r);
-    }
-    out.push(b.buf);
-    if let Some(mut verified) = verified {
-        let now = tsig::now();
-        for msg in &mut out {
-            if let Err(err) = verified.sign(msg, now) {
-                log::warn!("signing a transfer message of {zone}: {err}");
-            }
-        }
-    }
-    out
-}
 
 /// What a transfer from a primary brought.
 #[derive(Debug)]
@@ -364,7 +306,8 @@ mod tests {
                 let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
                 conn.read_exact(&mut q).await.unwrap();
                 let id = u16::from_be_bytes([q[0], q[1]]);
-                for m in messages(id, &z.origin, rtype::AXFR, &answer_records(&z, None, None), None) {
+                let z = std::sync::Arc::new(z.clone());
+                for m in super::super::outgoing::Transfer::new(id, rtype::AXFR, z, None, None, None) {
                     let _ = conn.write_all(&(m.len() as u16).to_be_bytes()).await;
                     let _ = conn.write_all(&m).await;
                 }

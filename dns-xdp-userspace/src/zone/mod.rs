@@ -205,34 +205,13 @@ impl Zone {
     /// served: rebuilding the zone from these (with some RRsets replaced) leaves every other
     /// RRset's answers byte for byte as they were.
     pub fn records_as_served(&self) -> Vec<Record> {
-        let mut out = Vec::new();
-        let mut push_node = |owner: &Name, node: &Node| {
-            for set in &node.rrsets {
-                for rd in &set.rdatas {
-                    out.push(Record { owner: owner.clone(), rtype: set.rtype, ttl: set.ttl, rdata: rd.wire.to_vec() });
-                }
-            }
-            for set in &node.sigs {
-                for rd in &set.rdatas {
-                    out.push(Record {
-                        owner: owner.clone(),
-                        rtype: rtype::RRSIG,
-                        ttl: set.ttl,
-                        rdata: rd.wire.to_vec(),
-                    });
-                }
-            }
-        };
-        for (owner, node) in &self.nodes {
-            push_node(owner, node);
-        }
-        if let Some(chain) = &self.nsec3 {
-            for (owner, node) in chain.records.values() {
-                push_node(owner, node);
-            }
-        }
-        out.retain(|r| r.rtype != rtype::SOA);
-        out
+        let nsec3 = self.nsec3.iter().flat_map(|chain| chain.records.values().map(|(owner, node)| (owner, node)));
+        self.nodes
+            .iter()
+            .chain(nsec3)
+            .flat_map(|(owner, node)| node_records(owner, node))
+            .filter(|r| r.rtype != rtype::SOA)
+            .collect()
     }
 
     /// The records of one RRset (none when the name or type is not there).
@@ -256,6 +235,15 @@ impl Zone {
         let at = |back: usize| u32::from_be_bytes(w[w.len() - back..w.len() - back + 4].try_into().expect("4 bytes"));
         (at(16), at(12), at(8))
     }
+}
+
+/// The records at one node, each RRset's in the order they are served, its RRSIGs last.
+pub fn node_records<'a>(owner: &'a Name, node: &'a Node) -> impl Iterator<Item = Record> + 'a {
+    let sets = node.rrsets.iter().map(|set| (set.rtype, set));
+    let sigs = node.sigs.iter().map(|set| (rtype::RRSIG, set));
+    sets.chain(sigs).flat_map(move |(rtype, set)| {
+        set.rdatas.iter().map(move |rd| Record { owner: owner.clone(), rtype, ttl: set.ttl, rdata: rd.wire.to_vec() })
+    })
 }
 
 /// The SOA RDATA `wire` with its SERIAL replaced.

@@ -135,6 +135,17 @@ impl NodeMap {
         self.shards.iter().flat_map(|s| s.iter())
     }
 
+    /// How many shards the names are spread over. A zone transfer walks them one `shard` at a
+    /// time: a few hundred names in hand, never a copy of the zone.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The names of shard `i` (of `shard_count`), in no particular order.
+    pub fn shard(&self, i: usize) -> impl Iterator<Item = (&Name, &Node)> {
+        self.shards.get(i).into_iter().flat_map(|s| s.iter())
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &Name> {
         self.iter().map(|(k, _)| k)
     }
