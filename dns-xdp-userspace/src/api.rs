@@ -367,7 +367,7 @@ async fn write(repl: &Replication, zone: &str, changes: &[Value], batch: bool) -
         }
     };
     let c = &repl.config;
-    let outcome = quorum::confirm(&c.nodes, &origin, &soa, c.quorum, c.quorum_deadline, repl.keys()).await;
+    let outcome = quorum::confirm(&c.nodes, &origin, &soa, c.quorum, c.quorum_deadline, repl.keys(), c.source).await;
     let body = json!({
         "serial": serial,
         "confirmed": outcome.confirmed,

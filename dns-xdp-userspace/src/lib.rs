@@ -31,6 +31,7 @@ pub mod responder;
 pub mod rrl;
 pub mod shadow;
 pub mod slowpath;
+pub mod source;
 pub mod state;
 pub mod store;
 pub mod tcp;

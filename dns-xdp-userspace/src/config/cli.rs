@@ -3,7 +3,7 @@
 //! `Settings`. Owns the clap types; uses only address prefixes (rrl.rs) and the test-bed
 //! subcommands' own argument types.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -206,6 +206,11 @@ pub struct ReplicationArgs {
     /// Default: 4294967296 (4 GiB).
     #[arg(long)]
     pub xfr_max_bytes: Option<u64>,
+    /// Source address of the NOTIFYs, SOA probes and transfer requests we send, one per address
+    /// family (repeatable: one IPv4, one IPv6). Default: the --listen address when exactly one
+    /// specific address of that family is given, else the kernel's choice.
+    #[arg(long, value_name = "IP")]
+    pub source: Vec<IpAddr>,
 }
 
 /// Response rate limiting (README "Rate limiting"). SIGHUP rereads these keys from the config

@@ -3,7 +3,7 @@
 //! flags for. Owns reading and parsing the file; the values are checked and merged with the
 //! flags in merge.rs. Calls nothing of the daemon's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -77,6 +77,8 @@ pub(super) struct FileConfig {
     pub(super) tsig_key: Vec<TsigKeyConfig>,
     pub(super) xfr_max_records: Option<u64>,
     pub(super) xfr_max_bytes: Option<u64>,
+    #[serde(default)]
+    pub(super) source: Vec<IpAddr>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {

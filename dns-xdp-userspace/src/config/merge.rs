@@ -14,6 +14,7 @@ use super::settings::{
 use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
 use crate::rrl::{Cidr, RrlSettings};
+use crate::source::Sources;
 
 /// Merges the replication flags over the file's keys.
 fn replication_settings(
@@ -87,6 +88,8 @@ fn replication_settings(
             max_records: cli.xfr_max_records.or(file.xfr_max_records).unwrap_or(XfrLimits::default().max_records),
             max_bytes: cli.xfr_max_bytes.or(file.xfr_max_bytes).unwrap_or(XfrLimits::default().max_bytes),
         },
+        // Settled against --listen in `from_args`, once the listen addresses are known.
+        source: Sources::default(),
     };
     Ok((config, api))
 }
@@ -136,6 +139,7 @@ impl Settings {
             Some(hex) => crate::cookie::Cookies::from_hex(hex).map_err(|e| format!("cookie_secret: {e}"))?,
             None => crate::cookie::Cookies::random().map_err(|e| format!("cookie secret from /dev/urandom: {e}"))?,
         };
+        let sources_given = pick(args.replication.source.clone(), file.source.clone());
         let (replication, api) = replication_settings(args.replication.clone(), &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
@@ -176,6 +180,7 @@ impl Settings {
         if settings.listen.is_empty() {
             settings.listen.push("[::]:53".parse().expect("literal"));
         }
+        settings.replication.source = Sources::settle(&sources_given, &settings.listen)?;
         if settings.zones.is_empty() && settings.replication.secondaries.is_empty() {
             return Err(
                 "no zone to serve: give --zone FILE or --secondary ZONE@IP:PORT (or their keys in the config file)"

@@ -12,6 +12,7 @@ use crate::answer::Chaos;
 use crate::cookie::Cookies;
 use crate::name::Name;
 use crate::rrl::{Cidr, RrlSettings};
+use crate::source::Sources;
 
 /// Settled settings for `serve`.
 #[derive(Debug, Clone)]
@@ -144,6 +145,8 @@ pub struct ReplicationSettings {
     pub allow_transfer: Vec<Cidr>,
     /// Bounds on what a transfer from our primary may bring.
     pub xfr_limits: XfrLimits,
+    /// Where our NOTIFYs, SOA probes and transfer requests leave from (`--source`).
+    pub source: Sources,
 }
 
 /// A TSIG key (RFC 8945) as configured (`[[tsig_key]]`): checked, not yet a signing key.

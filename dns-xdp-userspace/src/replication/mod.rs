@@ -253,6 +253,7 @@ impl Replication {
                 zone.origin.clone(),
                 zone.soa_record(),
                 self.key_for(node.ip()).cloned(),
+                self.config.source,
             ));
         }
     }
@@ -342,7 +343,7 @@ impl Replication {
                 if let Some(v) = verified.as_mut()
                     && let Err(err) = v.sign(&mut out, tsig::now())
                 {
-                    log::warn!("signing the NOTIFY answer to {peer}: {err}");
+                    self.warnings.warn(|| format!("signing the NOTIFY answer to {peer}: {err}"));
                 }
                 Some(vec![out])
             }
@@ -360,7 +361,7 @@ impl Replication {
                 if let Some(v) = verified.as_mut()
                     && let Err(err) = v.sign(&mut out, tsig::now())
                 {
-                    log::warn!("signing the SOA answer to {peer}: {err}");
+                    self.warnings.warn(|| format!("signing the SOA answer to {peer}: {err}"));
                 }
                 Some(vec![out])
             }
