@@ -8,6 +8,8 @@
 //! - `DELETE /v1/zones/{zone}/rrsets/{name}/{type}`
 //! - `POST /v1/zones/{zone}/batch` with `{"changes": [{"op": "put"|"delete", "name", "type",
 //!   "ttl", "rdata"}]}`: all or nothing, one serial.
+//! - `POST /v1/reload`: reread the zone files as SIGHUP does; 200 with the zones then served, or
+//!   500 with the errors (the previous zones keep serving).
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -126,13 +128,7 @@ fn bad(field: &str, message: impl std::fmt::Display) -> (u16, Value) {
 async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> (u16, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
-        ("GET", ["v1", "zones"]) => {
-            let zones = repl.publisher.state.zones.load();
-            let mut list: Vec<Value> =
-                zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
-            list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
-            (200, json!({"zones": list}))
-        }
+        ("GET", ["v1", "zones"]) => (200, zone_list(repl)),
         ("GET", ["v1", "zones", zone]) => match find_zone(repl, zone) {
             Ok(z) => (200, zone_json(&z)),
             Err(e) => e,
@@ -162,9 +158,22 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> (u1
                 _ => bad("changes", "expected {\"changes\": [...]} with at least one change"),
             }
         }
+        ("POST", ["v1", "reload"]) => match repl.reload().await {
+            Ok(()) => (200, zone_list(repl)),
+            Err(err) => (500, json!({"error": err})),
+        },
         (_, ["v1", ..]) => (405, json!({"error": format!("{method} {path} is not supported")})),
         _ => (404, json!({"error": "not found"})),
     }
+}
+
+/// `{"zones": [{"zone", "serial"}]}`, sorted by name.
+fn zone_list(repl: &Replication) -> Value {
+    let zones = repl.publisher.state.zones.load();
+    let mut list: Vec<Value> =
+        zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
+    list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
+    json!({"zones": list})
 }
 
 fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, (u16, Value)> {

@@ -16,7 +16,7 @@ pub mod xfr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::mpsc;
 
@@ -45,6 +45,10 @@ impl History {
     }
 }
 
+/// A reload asked through the control API, answered with its outcome (the error: why the zone
+/// files were not taken).
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// A zone we are secondary for: its name, its primary, and the NOTIFY receiver its task waits on.
 pub type Secondary = (Name, SocketAddr, mpsc::Receiver<()>);
 
@@ -61,6 +65,9 @@ pub struct Replication {
     pub write: tokio::sync::Mutex<()>,
     /// Refused NOTIFYs and transfers are logged through this.
     warnings: warn_limit::WarnLimit,
+    /// Where the control API sends reload requests: the daemon's signal loop, which runs them as
+    /// SIGHUP (daemon/mod.rs). Unset until that loop runs.
+    reload: OnceLock<mpsc::Sender<ReloadRequest>>,
 }
 
 /// Why a write was not committed.
@@ -163,8 +170,22 @@ impl Replication {
             notify_tx,
             write: tokio::sync::Mutex::new(()),
             warnings: Default::default(),
+            reload: OnceLock::new(),
         };
         Ok((Arc::new(repl), receivers))
+    }
+
+    /// The daemon's signal loop takes the control API's reload requests from here on.
+    pub fn take_reload_requests(&self, to: mpsc::Sender<ReloadRequest>) {
+        let _ = self.reload.set(to);
+    }
+
+    /// Reloads the zone files as SIGHUP does and waits for the outcome.
+    pub async fn reload(&self) -> Result<(), String> {
+        let to = self.reload.get().ok_or("the daemon is still starting")?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        to.send(tx).await.map_err(|_| "the daemon is stopping")?;
+        rx.await.map_err(|_| "the daemon is stopping")?
     }
 
     /// The key messages to `peer` are signed with.
