@@ -39,6 +39,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Diff(args) => dns_xdp::diff::main(args),
+        Command::Ctl(args) => dns_xdp::ctl::main(args),
+        Command::GenerateDocs(args) => match dns_xdp::package_docs::generate(&args.dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("writing the docs into {}: {err}", args.dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => serve(args),
     }
 }

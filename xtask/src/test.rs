@@ -17,6 +17,9 @@ pub fn run(extra: &[String]) -> Result<()> {
         bail!("the integration tests need {} (not on PATH); install with: {APT_INSTALL}", missing.join(", "));
     }
     crate::build()?;
+    // The package test (tests/tests/deb.rs) installs this: built here, since cargo test holds
+    // the build lock a nested `cargo xtask deb` would wait on.
+    let deb = crate::deb::package()?;
     let root = cmd::repo_root();
     let bin = root.join("target/release/dns-xdp");
     let mut test = cmd::cargo();
@@ -25,7 +28,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     for p in TEST_PACKAGES {
         test.args(["-p", p]);
     }
-    test.args(extra).env("DNS_XDP_BIN", &bin).env("DNS_XDP_ROOT", &root);
+    test.args(extra).env("DNS_XDP_BIN", &bin).env("DNS_XDP_ROOT", &root).env("DNS_XDP_DEB", &deb);
     cmd::run(&mut test)
 }
 

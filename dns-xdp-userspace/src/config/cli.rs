@@ -45,6 +45,13 @@ pub enum Command {
     /// Ask two servers every query of a file and compare their answers as shadow validation
     /// does; prints each mismatch and a summary; exit 1 if any answer differs.
     Diff(DiffArgs),
+    /// Control a running daemon over its control API: zones, records, reloads, counters.
+    /// Exit codes: 0 done, 1 refused, 2 usage, 3 not confirmed by quorum, 4 wrong token,
+    /// 5 unreachable, 64 configuration.
+    Ctl(crate::ctl::CtlArgs),
+    /// Packaging helper: write the man pages and shell completions into DIR (`cargo xtask deb`).
+    #[command(hide = true)]
+    GenerateDocs(crate::package_docs::GenerateDocsArgs),
 }
 
 /// `dns-xdp diff`.
