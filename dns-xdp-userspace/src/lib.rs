@@ -23,6 +23,7 @@ pub mod hits;
 pub mod hotset;
 pub mod http;
 pub mod loader;
+pub mod logging;
 pub mod metrics;
 pub mod name;
 pub mod package_docs;

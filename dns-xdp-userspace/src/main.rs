@@ -25,7 +25,7 @@ const EX_DATAERR: u8 = 65;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    dns_xdp::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { zone_files } => check(&zone_files),
@@ -60,6 +60,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    dns_xdp::logging::set_format(settings.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(daemon::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,

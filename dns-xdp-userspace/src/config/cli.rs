@@ -159,6 +159,10 @@ pub struct ServeArgs {
     /// Shadow one query in N (1: every query), from XDP and the daemon alike. Default: 100.
     #[arg(long, value_name = "N")]
     pub shadow_sample: Option<u32>,
+    /// Log lines as text or as one JSON object per line. Under systemd (JOURNAL_STREAM set) each
+    /// line carries its syslog priority for the journal. Default: text.
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
     #[command(flatten)]
     pub rrl: RrlArgs,
     #[command(flatten)]

@@ -51,6 +51,7 @@ pub(super) struct FileConfig {
     pub(super) bpf_stats: bool,
     pub(super) shadow_reference: Option<SocketAddr>,
     pub(super) shadow_sample: Option<u32>,
+    pub(super) log_format: Option<crate::logging::LogFormat>,
     pub(super) rrl_rate: Option<u32>,
     pub(super) rrl_burst: Option<u32>,
     pub(super) rrl_slip: Option<u32>,

@@ -172,6 +172,7 @@ impl Settings {
             rrl_cli: args.rrl.clone(),
             replication,
             api,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         };
         let mut settings = settings;
         if settings.tcp.max_connections == 0 || settings.tcp.max_per_client == 0 {

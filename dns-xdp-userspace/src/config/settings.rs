@@ -41,6 +41,7 @@ pub struct Settings {
     pub replication: ReplicationSettings,
     /// The control API: address, bearer token, TLS.
     pub api: Option<ApiSettings>,
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Settings {
