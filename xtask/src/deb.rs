@@ -70,6 +70,8 @@ fn version(bin: &Path) -> Result<String> {
     }
 }
 
+/// DEBIAN/control. Depends: what `ldd dns-xdp` shows (libc and libm are libc6, libgcc_s is
+/// libgcc-s1) and adduser for postinst.
 fn control(version: &str, arch: &str, installed_kib: u64) -> String {
     format!(
         "Package: dns-xdp
@@ -77,7 +79,7 @@ Version: {version}
 Architecture: {arch}
 Maintainer: dns-xdp developers <dev@dns-xdp.invalid>
 Installed-Size: {installed_kib}
-Depends: libc6, adduser
+Depends: libc6, libgcc-s1, adduser
 Section: net
 Priority: optional
 Description: authoritative DNS server with an XDP fast path
@@ -124,7 +126,7 @@ mod tests {
     fn control_names_the_package_and_its_dependencies() {
         let c = control("0.1.0", "amd64", 12345);
         assert!(c.starts_with("Package: dns-xdp\nVersion: 0.1.0\nArchitecture: amd64\n"), "{c}");
-        assert!(c.contains("Depends: libc6, adduser\n"), "{c}");
+        assert!(c.contains("Depends: libc6, libgcc-s1, adduser\n"), "{c}");
         // dpkg wants every description line after the first indented by one space.
         assert!(c.lines().skip_while(|l| !l.starts_with("Description:")).skip(1).all(|l| l.starts_with(' ')));
     }
