@@ -1,6 +1,7 @@
 //! The daemon under a `Type=notify` unit, without systemd: the test binds the NOTIFY_SOCKET
 //! datagram socket systemd would, and checks what the daemon tells it at start, on SIGHUP, with
-//! the watchdog on, and at shutdown. No namespace: XDP off, loopback.
+//! the watchdog on, and at shutdown; and its log lines as the journal reads them. No namespace:
+//! XDP off, loopback.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -84,4 +85,26 @@ fn ready_reloading_watchdog_and_stopping_reach_the_notify_socket() {
     let (status, _) = stop(&mut daemon.0, Duration::from_secs(10));
     assert!(status.success(), "exit {status}:\n{}", daemon_log());
     until(&sock, "STOPPING=1", Duration::from_secs(1));
+}
+
+/// With JOURNAL_STREAM set (stderr is the journal's), each line starts with its syslog priority;
+/// `--log-format json` makes the rest one JSON object.
+#[test]
+fn journal_lines_carry_syslog_priorities_and_json() {
+    if !ready() {
+        return;
+    }
+    let out = Command::new(daemon_bin())
+        .args(["serve", "--xdp-mode", "off", "--log-format", "json", "--zone", "/nonexistent/dns-xdp-test.zone"])
+        .env("JOURNAL_STREAM", "8:12345")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running dns-xdp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "a zone that does not load: {stderr}");
+    let line = stderr.lines().find(|l| l.contains("dns-xdp-test.zone")).unwrap_or_else(|| panic!("{stderr}"));
+    let json = line.strip_prefix("<3>").unwrap_or_else(|| panic!("an error without priority 3: {line}"));
+    assert!(json.starts_with('{') && json.ends_with('}'), "{line}");
+    assert!(json.contains("\"level\":\"error\""), "{line}");
+    assert!(!json.contains("\"ts\""), "the journal stamps lines itself: {line}");
 }
