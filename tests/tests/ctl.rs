@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use dns_xdp_tests::cluster::{Node, free_port, kdig_short};
-use dns_xdp_tests::{TempDir, daemon_bin, ready};
+use dns_xdp_tests::{TempDir, daemon_bin, ready, which};
 
 /// `dns-xdp ctl ARGS`: exit code, stdout, stderr.
 fn ctl(args: &[&str]) -> (i32, String, String) {
@@ -86,4 +86,53 @@ fn ctl_lists_writes_reloads_and_says_what_went_wrong() {
     let (code, out, err) = ctl(&["--config", bare.to_str().unwrap(), "--metrics", &metrics, "stats"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("dnsxdp_zone_serial{zone=\"ctl.test.\"} 5"), "{out}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert, key).
+fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let openssl = which("openssl").expect("openssl");
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let made = Command::new(openssl)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .output()
+        .expect("running openssl");
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+    (cert, key)
+}
+
+/// With `api_tls_cert` in the config, ctl talks TLS and trusts exactly that certificate.
+#[test]
+fn ctl_over_tls_trusts_the_apis_own_certificate() {
+    if !ready() {
+        return;
+    }
+    let dir = TempDir::new();
+    let zone = dir.path().join("tls.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN tls.test.\n$TTL 300\n@ IN SOA ns1 host 3 3600 2 86400 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n",
+    )
+    .unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tls-token\n").unwrap();
+    let (cert, key) = self_signed(dir.path(), "api");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("dns-xdp.toml");
+    write_config(&config, &zone, api, &token);
+    let tls_keys = format!("api_tls_cert = {cert:?}\napi_tls_key = {key:?}\n");
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + &tls_keys).unwrap();
+    let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _node = Node::start(dns, &["--config".to_string(), config.to_str().unwrap().to_string()]);
+    let cfg = config.to_str().unwrap();
+
+    let (code, out, err) = ctl(&["--config", cfg, "zone", "list"]);
+    assert_eq!((code, out.as_str()), (0, "tls.test. 3\n"), "{err}");
+    let (code, out, err) = ctl(&["--config", cfg, "--tls-name", "localhost", "zone", "list"]);
+    assert_eq!((code, out.as_str()), (0, "tls.test. 3\n"), "{err}");
+    // Another certificate as the only root: the API's is not trusted.
+    let (other, _) = self_signed(dir.path(), "other");
+    let (code, _, err) = ctl(&["--config", cfg, "--tls-ca", other.to_str().unwrap(), "zone", "list"]);
+    assert!(code == 5 && err.contains("TLS"), "{code} {err}");
 }

@@ -1,6 +1,9 @@
 //! One HTTP/1.1 request to the daemon's control API or metrics endpoint, over TCP or, when the
 //! API serves TLS, over rustls trusting the API's own certificate file (the control tool runs on
-//! the server's host and reads the same configuration).
+//! the server's host and reads the same configuration). A server whose certificate is one of
+//! that file's is trusted as pinned, whatever its name or CA flag (operators' API certificates are
+//! often self-signed, which WebPKI refuses as an end entity); any other must chain to the file's
+//! certificates as roots and carry the expected name.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -98,26 +101,79 @@ where
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// A TLS client trusting only the certificates in `roots` (PEM).
+/// A TLS client trusting only the certificates in `roots` (PEM): pinned, or as CAs.
 fn connector(roots: &Path) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
-    let pem = std::fs::read(roots).map_err(|e| format!("{}: {e}", roots.display()))?;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", roots.display());
+    let pem = std::fs::read(roots).map_err(|e| at(&e))?;
+    let pinned = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| at(&e))?;
     let mut store = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("{}: {e}", roots.display()))?;
-        store.add(cert).map_err(|e| format!("{}: {e}", roots.display()))?;
+    for cert in &pinned {
+        store.add(cert.clone()).map_err(|e| at(&e))?;
     }
     if store.is_empty() {
-        return Err(format!("{}: no certificate", roots.display()));
+        return Err(at(&"no certificate"));
     }
     #[expect(deprecated, reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and nasm")]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .build()
+        .map_err(|e| at(&e))?;
+    let verifier = Arc::new(PinnedOrCa { pinned, webpki, provider: provider.clone() });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(store)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Trusts a server presenting one of `pinned` as its certificate (the handshake signature still
+/// proves it holds the key), else verifies the chain and name against them as roots.
+#[derive(Debug)]
+struct PinnedOrCa {
+    pinned: Vec<rustls::pki_types::CertificateDer<'static>>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
