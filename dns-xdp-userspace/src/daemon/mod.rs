@@ -37,11 +37,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let mut term = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
     let mut report = tokio::time::interval(RRL_REPORT_PERIOD);
     let mut limit_log = LimitLog::default();
-    // Pinged from this loop, so a loop that hangs stops the pings and systemd restarts us.
-    let watchdog_period = systemd::watchdog_period();
     // `POST /v1/reload` on the control API: the same reload as SIGHUP, answered with its outcome.
     let (reload_tx, mut reload_requests) = tokio::sync::mpsc::channel(1);
     daemon.replication.take_reload_requests(reload_tx);
+    // Pinged from this loop, so a loop that hangs stops the pings and systemd restarts us. The
+    // interval's period is unused when the unit sets no watchdog (its branch is disabled).
+    let watchdog_period = systemd::watchdog_period();
     let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
     loop {
         tokio::select! {
