@@ -23,11 +23,19 @@ const EX_DATAERR: u8 = 65;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    dns_xdp::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { zone_files } => check(&zone_files),
         Command::Diff(args) => dns_xdp::diff::main(args),
+        Command::Ctl(args) => dns_xdp::ctl::main(args),
+        Command::GenerateDocs(args) => match dns_xdp::package_docs::generate(&args.dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("writing the docs into {}: {err}", args.dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => serve(args),
     }
 }
@@ -41,6 +49,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    dns_xdp::logging::set_format(settings.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(daemon::serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -254,6 +254,21 @@ fn api_over_tls() {
     assert!(took < Duration::from_secs(4), "plain HTTP was held {took:?} instead of refused");
 }
 
+/// Open descriptors of a process once two counts 100 ms apart agree: the sockets a write's
+/// quorum probes and NOTIFYs used close in the background after its answer.
+fn settled_fds(pid: u32) -> usize {
+    let mut last = open_fds(pid);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = open_fds(pid);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// Open descriptors of a process (its sockets among them).
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
@@ -315,15 +330,7 @@ fn put_meets_quorum_time_under_2000_idle_and_slow_connections() {
 
     // The crowd: idle connections that send nothing, and slow ones that trickle a request head,
     // one byte per connection per 200 ms (the head never completes within the test).
-    // The baseline: the fewest descriptors over a second, so a connection the PUT left closing (or
-    // a quorum probe's socket) is not counted as held before the crowd arrives.
-    let fds_before = (0..10)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            open_fds(p.pid().expect("running"))
-        })
-        .min()
-        .expect("ten readings");
+    let fds_before = settled_fds(p.pid().expect("running"));
     let mut idle = Vec::new();
     for _ in 0..IDLE {
         idle.push(TcpStream::connect(api).expect("idle connect"));

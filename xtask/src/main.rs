@@ -6,6 +6,7 @@
 mod bench;
 mod bootstrap;
 mod cmd;
+mod deb;
 mod demo;
 mod fuzz;
 mod test;
@@ -30,6 +31,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build, then the Debian package target/debian/dns-xdp_<version>_<arch>.deb (binary, man pages,
+    /// completions, example config, systemd unit).
+    Deb,
     /// Run every unit and integration test (needs root, iproute2, knot-dnsutils, bind9-dnsutils...).
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. `-- reload -- --nocapture`).
@@ -55,6 +59,10 @@ fn main() -> Result<()> {
         Task::BuildAndLoad { args } => {
             build()?;
             demo::build_and_load(&args)
+        }
+        Task::Deb => {
+            build()?;
+            deb::package().map(drop)
         }
         Task::Test { args } => test::run(&args),
         Task::Fuzz(opts) => fuzz::run(&opts),

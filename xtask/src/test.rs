@@ -17,6 +17,10 @@ pub fn run(extra: &[String]) -> Result<()> {
         bail!("the integration tests need {} (not on PATH); install with: {APT_INSTALL}", missing.join(", "));
     }
     crate::build()?;
+    // The package test (tests/tests/deb.rs) installs this: built here, since cargo test holds
+    // the build lock a nested `cargo xtask deb` would wait on. Without dpkg (not Debian) that
+    // test reports itself skipped, or fails under CI.
+    let deb = if cmd::on_path("dpkg-deb") { Some(crate::deb::package()?) } else { None };
     let root = cmd::repo_root();
     let bin = root.join("target/release/dns-xdp");
     let mut test = cmd::cargo();
@@ -26,6 +30,9 @@ pub fn run(extra: &[String]) -> Result<()> {
         test.args(["-p", p]);
     }
     test.args(extra).env("DNS_XDP_BIN", &bin).env("DNS_XDP_ROOT", &root);
+    if let Some(deb) = deb {
+        test.env("DNS_XDP_DEB", deb);
+    }
     cmd::run(&mut test)
 }
 

@@ -8,6 +8,8 @@
 //! - `DELETE /v1/zones/{zone}/rrsets/{name}/{type}`
 //! - `POST /v1/zones/{zone}/batch` with `{"changes": [{"op": "put"|"delete", "name", "type",
 //!   "ttl", "rdata"}]}`: all or nothing, one serial.
+//! - `POST /v1/reload`: reread the zone files as SIGHUP does; 200 with the zones then served, or
+//!   500 with the errors (the previous zones keep serving).
 //!
 //! `server` stacks the limits and the token check (`auth`) in front of `routes`, which answers
 //! the reads and hands writes to `write`; `change` validates a change's JSON; `reply` shapes

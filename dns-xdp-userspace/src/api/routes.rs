@@ -27,13 +27,7 @@ pub(super) async fn handle(
 async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Answer {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
-        ("GET", ["v1", "zones"]) => {
-            let zones = repl.publisher.state.zones.load();
-            let mut list: Vec<Value> =
-                zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
-            list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
-            (200, json!({"zones": list}))
-        }
+        ("GET", ["v1", "zones"]) => (200, zone_list(repl)),
         ("GET", ["v1", "zones", zone]) => match find_zone(repl, zone) {
             Ok(z) => (200, zone_json(&z)),
             Err(e) => e,
@@ -69,12 +63,25 @@ async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Ans
                 _ => bad("changes", "expected {\"changes\": [...]} with at least one change"),
             }
         }
+        ("POST", ["v1", "reload"]) => match repl.reload().await {
+            Ok(()) => (200, zone_list(repl)),
+            Err(err) => (500, json!({"error": err})),
+        },
         (_, ["v1", ..]) => (405, json!({"error": format!("{method} {path} is not supported")})),
         _ => (404, json!({"error": "not found"})),
     }
 }
 
 /// The served zone `zone` names: 400 when it is no name, 404 when we do not serve it.
+/// `{"zones": [{"zone", "serial"}]}`, sorted by name.
+fn zone_list(repl: &Replication) -> Value {
+    let zones = repl.publisher.state.zones.load();
+    let mut list: Vec<Value> =
+        zones.iter().map(|z| json!({"zone": z.origin.to_string(), "serial": z.serial})).collect();
+    list.sort_by_key(|v| v["zone"].as_str().unwrap_or("").to_string());
+    json!({"zones": list})
+}
+
 fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, Answer> {
     let name = Name::from_text(zone).ok_or_else(|| bad("zone", format!("{zone:?} is not a domain name")))?;
     repl.current(&name)

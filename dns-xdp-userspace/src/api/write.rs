@@ -55,7 +55,7 @@ pub(super) async fn write(repl: &Replication, current: &Zone, changes: &[Value],
         }
     };
     let c = &repl.config;
-    let outcome = quorum::confirm(&c.nodes, &origin, &soa, c.quorum, c.quorum_deadline, repl.keys()).await;
+    let outcome = quorum::confirm(&c.nodes, &origin, &soa, c.quorum, c.quorum_deadline, repl.keys(), c.source).await;
     let body = json!({
         "serial": serial,
         "confirmed": outcome.confirmed,

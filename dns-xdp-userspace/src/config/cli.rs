@@ -3,7 +3,7 @@
 //! `Settings`. Owns the clap types; uses only address prefixes (rrl.rs) and the test-bed
 //! subcommands' own argument types.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -31,6 +31,13 @@ pub enum Command {
     /// Ask two servers every query of a file and compare their answers as shadow validation
     /// does; prints each mismatch and a summary; exit 1 if any answer differs.
     Diff(DiffArgs),
+    /// Control a running daemon over its control API: zones, records, reloads, counters.
+    /// Exit codes: 0 done, 1 refused, 2 usage, 3 not confirmed by quorum, 4 wrong token,
+    /// 5 unreachable, 64 configuration.
+    Ctl(crate::ctl::CtlArgs),
+    /// Packaging helper: write the man pages and shell completions into DIR (`cargo xtask deb`).
+    #[command(hide = true)]
+    GenerateDocs(crate::package_docs::GenerateDocsArgs),
 }
 
 /// `dns-xdp diff`.
@@ -138,6 +145,10 @@ pub struct ServeArgs {
     /// Shadow one query in N (1: every query), from XDP and the daemon alike. Default: 100.
     #[arg(long, value_name = "N")]
     pub shadow_sample: Option<u32>,
+    /// Log lines as text or as one JSON object per line. Under systemd (JOURNAL_STREAM set) each
+    /// line carries its syslog priority for the journal. Default: text.
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
     #[command(flatten)]
     pub rrl: RrlArgs,
     #[command(flatten)]
@@ -201,6 +212,11 @@ pub struct ReplicationArgs {
     /// transfers-out). Default: 10.
     #[arg(long, value_name = "N")]
     pub xfr_out_max: Option<usize>,
+    /// Source address of the NOTIFYs, SOA probes and transfer requests we send, one per address
+    /// family (repeatable: one IPv4, one IPv6). Default: the --listen address when exactly one
+    /// specific address of that family is given, else the kernel's choice.
+    #[arg(long, value_name = "IP")]
+    pub source: Vec<IpAddr>,
 }
 
 /// Response rate limiting (README "Rate limiting"). SIGHUP rereads these keys from the config

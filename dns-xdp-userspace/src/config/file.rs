@@ -3,7 +3,7 @@
 //! flags for. Owns reading and parsing the file; the values are checked and merged with the
 //! flags in merge.rs. Calls nothing of the daemon's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -51,6 +51,7 @@ pub(super) struct FileConfig {
     pub(super) bpf_stats: bool,
     pub(super) shadow_reference: Option<SocketAddr>,
     pub(super) shadow_sample: Option<u32>,
+    pub(super) log_format: Option<crate::logging::LogFormat>,
     pub(super) rrl_rate: Option<u32>,
     pub(super) rrl_burst: Option<u32>,
     pub(super) rrl_slip: Option<u32>,
@@ -79,6 +80,8 @@ pub(super) struct FileConfig {
     pub(super) xfr_max_bytes: Option<u64>,
     pub(super) journal_max_size: Option<u64>,
     pub(super) xfr_out_max: Option<usize>,
+    #[serde(default)]
+    pub(super) source: Vec<IpAddr>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {

@@ -14,6 +14,7 @@ use super::settings::{
 use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
 use crate::rrl::{Cidr, RrlSettings};
+use crate::source::Sources;
 
 /// Merges the replication flags over the file's keys.
 fn replication_settings(
@@ -97,6 +98,8 @@ fn replication_settings(
         },
         journal_max_size,
         xfr_out_max,
+        // Settled against --listen in `from_args`, once the listen addresses are known.
+        source: Sources::default(),
     };
     Ok((config, api))
 }
@@ -146,6 +149,7 @@ impl Settings {
             Some(hex) => crate::cookie::Cookies::from_hex(hex).map_err(|e| format!("cookie_secret: {e}"))?,
             None => crate::cookie::Cookies::random().map_err(|e| format!("cookie secret from /dev/urandom: {e}"))?,
         };
+        let sources_given = pick(args.replication.source.clone(), file.source.clone());
         let (replication, api) = replication_settings(args.replication.clone(), &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
@@ -178,6 +182,7 @@ impl Settings {
             rrl_cli: args.rrl.clone(),
             replication,
             api,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         };
         let mut settings = settings;
         if settings.tcp.max_connections == 0 || settings.tcp.max_per_client == 0 {
@@ -186,6 +191,7 @@ impl Settings {
         if settings.listen.is_empty() {
             settings.listen.push("[::]:53".parse().expect("literal"));
         }
+        settings.replication.source = Sources::settle(&sources_given, &settings.listen)?;
         if settings.zones.is_empty() && settings.replication.secondaries.is_empty() {
             return Err(
                 "no zone to serve: give --zone FILE or --secondary ZONE@IP:PORT (or their keys in the config file)"

@@ -12,6 +12,7 @@ use crate::answer::Chaos;
 use crate::cookie::Cookies;
 use crate::name::Name;
 use crate::rrl::{Cidr, RrlSettings};
+use crate::source::Sources;
 
 /// Settled settings for `serve`.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub struct Settings {
     pub replication: ReplicationSettings,
     /// The control API: address, bearer token, TLS.
     pub api: Option<ApiSettings>,
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Settings {
@@ -157,6 +159,8 @@ pub struct ReplicationSettings {
     pub journal_max_size: u64,
     /// Transfers we serve at once; more are answered SERVFAIL.
     pub xfr_out_max: usize,
+    /// Where our NOTIFYs, SOA probes and transfer requests leave from (`--source`).
+    pub source: Sources,
 }
 
 impl Default for ReplicationSettings {
@@ -172,6 +176,7 @@ impl Default for ReplicationSettings {
             xfr_limits: XfrLimits::default(),
             journal_max_size: DEFAULT_JOURNAL_MAX_SIZE,
             xfr_out_max: DEFAULT_XFR_OUT_MAX,
+            source: Sources::default(),
         }
     }
 }

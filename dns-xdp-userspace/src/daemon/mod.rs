@@ -4,6 +4,7 @@
 
 mod reload;
 mod startup;
+mod systemd;
 
 use std::time::Duration;
 
@@ -30,30 +31,53 @@ pub enum ServeError {
 /// Serves until SIGTERM or SIGINT, then detaches XDP and stops the listeners.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let daemon = startup::start(&settings)?;
+    systemd::ready(&daemon.state, &daemon.xdp);
     // Wait: SIGHUP reloads, SIGTERM/SIGINT stop.
     let mut hup = signal(SignalKind::hangup()).map_err(anyhow::Error::from)?;
     let mut term = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
     let mut report = tokio::time::interval(RRL_REPORT_PERIOD);
     let mut limit_log = LimitLog::default();
+    // `POST /v1/reload` on the control API: the same reload as SIGHUP, answered with its outcome.
+    let (reload_tx, mut reload_requests) = tokio::sync::mpsc::channel(1);
+    daemon.replication.take_reload_requests(reload_tx);
+    // Pinged from this loop, so a loop that hangs stops the pings and systemd restarts us. The
+    // interval's period is unused when the unit sets no watchdog (its branch is disabled).
+    let watchdog_period = systemd::watchdog_period();
+    let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                reload::zones(&daemon.publisher, &settings);
-                reload::rate_limits(&daemon.limiter, &daemon.publisher, &settings);
+                let _ = reload(&daemon, &settings);
+            }
+            Some(asked) = reload_requests.recv() => {
+                let _ = asked.send(reload(&daemon, &settings));
             }
             _ = report.tick() => tick(&daemon, &mut limit_log),
+            _ = watchdog.tick(), if watchdog_period.is_some() => systemd::watchdog(),
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
 
     // Drain: detach XDP first so the kernel stops answering, then stop the listeners.
+    systemd::stopping();
     log::info!("stopping: detaching XDP");
     drop(daemon.publisher.take_xdp());
     for task in daemon.tasks {
         task.abort();
     }
     Ok(())
+}
+
+/// SIGHUP: the zone files and the rate-limiting keys read again, with the service manager told
+/// (RELOADING=1, then READY=1 with the serials now served). The error: why the zone files were
+/// not taken (the previous zones keep serving).
+fn reload(daemon: &Daemon, settings: &Settings) -> Result<(), String> {
+    systemd::reloading();
+    let zones = reload::zones(&daemon.publisher, settings);
+    reload::rate_limits(&daemon.limiter, &daemon.publisher, settings);
+    systemd::ready(&daemon.state, &daemon.xdp);
+    zones
 }
 
 /// Every `RRL_REPORT_PERIOD`: logs the prefixes both limiters started or stopped limiting, and

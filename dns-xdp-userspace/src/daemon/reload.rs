@@ -14,8 +14,8 @@ use crate::zone::{Severity, serial_newer};
 
 /// SIGHUP: reads every zone file again; on any error the previous zones keep serving. Zones not
 /// from files (secondaries) stay, and so does a served version newer than its file (changes
-/// made through the API, which live in the journal).
-pub(super) fn zones(publisher: &Publisher, settings: &Settings) {
+/// made through the API, which live in the journal). The error says why nothing changed.
+pub(super) fn zones(publisher: &Publisher, settings: &Settings) -> Result<(), String> {
     log::info!("SIGHUP: reloading zone files");
     let state = &publisher.state;
     let (zones, warnings) = match load_zones(&settings.zones) {
@@ -28,7 +28,9 @@ pub(super) fn zones(publisher: &Publisher, settings: &Settings) {
             for zone in state.zones.load().iter() {
                 log::error!("still serving zone {} serial {}", zone.origin, zone.serial);
             }
-            return;
+            let errors: Vec<String> =
+                diags.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect();
+            return Err(errors.join("\n"));
         }
     };
     for w in &warnings {
@@ -61,12 +63,13 @@ pub(super) fn zones(publisher: &Publisher, settings: &Settings) {
     if let Err(err) = result {
         log::error!("updating the XDP maps failed: {err:#}; restoring the previous zones");
         state.metrics.reloads_failed.fetch_add(1, Relaxed);
-        return;
+        return Err(format!("updating the XDP maps failed: {err:#}"));
     }
     state.metrics.reloads_ok.fetch_add(1, Relaxed);
     for zone in state.zones.load().iter() {
         log::info!("serving zone {} serial {}", zone.origin, zone.serial);
     }
+    Ok(())
 }
 
 /// SIGHUP: the rate-limiting keys of the config file, applied live to both limiters (the XDP

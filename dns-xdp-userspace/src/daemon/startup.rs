@@ -33,8 +33,12 @@ pub(super) struct Daemon {
     pub state: Arc<State>,
     pub publisher: Arc<Publisher>,
     pub limiter: Arc<Limiter>,
+    /// Replication and the control API (which asks the signal loop for reloads through it).
+    pub replication: Arc<Replication>,
     /// The TCP listeners, the HTTP endpoints and the secondaries' tasks: aborted at the drain.
     pub tasks: Vec<JoinHandle<()>>,
+    /// How XDP is attached ("native on eth0", "off"), for the service manager's STATUS line.
+    pub xdp: String,
     /// The kernel's BPF run-time accounting (`--bpf-stats`), on while this lives.
     _bpf_stats: Option<OwnedFd>,
 }
@@ -67,12 +71,12 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     log_rrl(&settings.rrl);
 
     let bpf_stats = if settings.bpf_stats { Some(crate::loader::enable_bpf_stats()?) } else { None };
-    let (xdp, kernel) = match preload {
+    let (xdp, kernel, attached) = match preload {
         Some(preload) => {
-            let (program, stats) = load_xdp(preload, settings, &state, shadow.as_ref())?;
-            (Some(program), Some(kernel_reader(stats)))
+            let (program, stats, attached) = load_xdp(preload, settings, &state, shadow.as_ref())?;
+            (Some(program), Some(kernel_reader(stats)), attached.join(", "))
         }
-        None => (None, None),
+        None => (None, None, "off".to_string()),
     };
 
     // Replication: replay the journals (publishing what they add), then take over transfers,
@@ -110,17 +114,17 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
         log::info!("serving zone {} serial {} from {}", zone.origin, zone.serial, zone.file.display());
     }
     state.metrics.ready.store(true, Relaxed);
-    Ok(Daemon { state, publisher, limiter, tasks, _bpf_stats: bpf_stats })
+    Ok(Daemon { state, publisher, limiter, replication, tasks, xdp: attached, _bpf_stats: bpf_stats })
 }
 
 /// Takes the program the preload thread loaded and fills its maps before attaching it, so the
-/// first packet already hits.
+/// first packet already hits. Also returns how it is attached, per interface ("native on eth0").
 fn load_xdp(
     preload: ThreadHandle<anyhow::Result<(XdpProgram, Stats)>>,
     settings: &Settings,
     state: &Arc<State>,
     shadow: Option<&Arc<Shadow>>,
-) -> anyhow::Result<(Xdp, Stats)> {
+) -> anyhow::Result<(Xdp, Stats, Vec<String>)> {
     let (mut program, mut stats) =
         preload.join().map_err(|_| anyhow::anyhow!("loading the XDP program panicked"))??;
     // Loaded before the zones were known: too small for every name's record (more names
@@ -151,11 +155,13 @@ fn load_xdp(
         tokio::spawn(crate::shadow::run_xdp(shadow.clone(), state.clone(), program.take_shadow_ring()?));
     }
     program.set_enabled(settings.dns_port(), settings.edns_payload, true)?;
+    let mut attached = Vec::new();
     for iface in &settings.ifaces {
         let mode = program.attach(iface, settings.xdp_mode)?;
         log::info!("XDP attached to {iface} in {mode} mode");
+        attached.push(format!("{mode} on {iface}"));
     }
-    Ok((Xdp { program, answers }, stats))
+    Ok((Xdp { program, answers }, stats, attached))
 }
 
 /// The XDP program's counters as the metrics endpoint reads them.

@@ -20,7 +20,7 @@ pub mod xfr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dns_xdp_common::dns::{FLAG_AA, FLAG_QR, FLAG_RD, OPCODE_MASK, OPCODE_NOTIFY, OPCODE_QUERY, rcode, rtype};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -35,6 +35,10 @@ use journal::Changeset;
 use message::Builder;
 use persist::{Role, Store};
 use tsig::Key;
+
+/// A reload asked through the control API, answered with its outcome (the error: why the zone
+/// files were not taken).
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// A zone we are secondary for: its name, its primary, and the NOTIFY receiver its task waits on.
 pub type Secondary = (Name, SocketAddr, mpsc::Receiver<()>);
@@ -54,6 +58,9 @@ pub struct Replication {
     warnings: warn_limit::WarnLimit,
     /// Slots of outgoing transfers (`--xfr-out-max`), each held until its transfer is dropped.
     xfr_out: Arc<Semaphore>,
+    /// Where the control API sends reload requests: the daemon's signal loop, which runs them as
+    /// SIGHUP (daemon/mod.rs). Unset until that loop runs.
+    reload: OnceLock<mpsc::Sender<ReloadRequest>>,
 }
 
 /// What `intercept` answers with: messages ready now, or a zone transfer rendering its messages
@@ -175,8 +182,22 @@ impl Replication {
             xfr_out: Arc::new(Semaphore::new(config.xfr_out_max)),
             config,
             keys,
+            reload: OnceLock::new(),
         };
         Ok((Arc::new(repl), receivers))
+    }
+
+    /// The daemon's signal loop takes the control API's reload requests from here on.
+    pub fn take_reload_requests(&self, to: mpsc::Sender<ReloadRequest>) {
+        let _ = self.reload.set(to);
+    }
+
+    /// Reloads the zone files as SIGHUP does and waits for the outcome.
+    pub async fn reload(&self) -> Result<(), String> {
+        let to = self.reload.get().ok_or("the daemon is still starting")?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        to.send(tx).await.map_err(|_| "the daemon is stopping")?;
+        rx.await.map_err(|_| "the daemon is stopping")?
     }
 
     /// The key messages to `peer` are signed with.
@@ -285,6 +306,7 @@ impl Replication {
                 zone.origin.clone(),
                 zone.soa_record(),
                 self.key_for(node.ip()).cloned(),
+                self.config.source,
             ));
         }
     }
@@ -376,7 +398,7 @@ impl Replication {
                 if let Some(v) = verified.as_mut()
                     && let Err(err) = v.sign(&mut out, tsig::now())
                 {
-                    log::warn!("signing the NOTIFY answer to {peer}: {err}");
+                    self.warnings.warn(|| format!("signing the NOTIFY answer to {peer}: {err}"));
                 }
                 Some(Replies::one(out))
             }
@@ -394,7 +416,7 @@ impl Replication {
                 if let Some(v) = verified.as_mut()
                     && let Err(err) = v.sign(&mut out, tsig::now())
                 {
-                    log::warn!("signing the SOA answer to {peer}: {err}");
+                    self.warnings.warn(|| format!("signing the SOA answer to {peer}: {err}"));
                 }
                 Some(Replies::one(out))
             }

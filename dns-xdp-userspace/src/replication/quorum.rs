@@ -13,12 +13,15 @@ use tokio::net::UdpSocket;
 use super::message::{self, Builder};
 use super::tsig::{self, Key};
 use crate::name::Name;
+use crate::source::Sources;
 use crate::zone::{Record, serial_newer, soa_serial};
 
 /// Between SOA probes of one node: short, since propagation is a few milliseconds on a LAN.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// How long one probe waits for its answer.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Probes start per write and node: their warnings share one budget.
+static WARNINGS: super::warn_limit::WarnLimit = super::warn_limit::WarnLimit::new();
 /// A node that still lags gets another NOTIFY this often (the first may have been lost).
 const RENOTIFY: Duration = Duration::from_secs(1);
 
@@ -84,6 +87,7 @@ pub async fn confirm(
     required: usize,
     deadline: Duration,
     keys: &[Key],
+    source: Sources,
 ) -> Outcome {
     let start = Instant::now();
     let serial = soa_serial(&soa.rdata).unwrap_or(0);
@@ -94,8 +98,13 @@ pub async fn confirm(
         let key = tsig::key_for(keys, node.ip()).cloned();
         let (confirmed, done, zone, soa) = (confirmed.clone(), done.clone(), zone.clone(), soa.clone());
         tasks.push(tokio::spawn(async move {
-            let bind: SocketAddr = if node.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
-            let Ok(sock) = UdpSocket::bind(bind).await else { return };
+            let sock = match source.udp(node).await {
+                Ok(sock) => sock,
+                Err(err) => {
+                    WARNINGS.warn(|| format!("quorum probe of {node}: binding {}: {err}", source.local_for(node)));
+                    return;
+                }
+            };
             let mut last_notify = Instant::now();
             loop {
                 if let Some(s) = probe(&sock, node, &zone).await
@@ -108,7 +117,13 @@ pub async fn confirm(
                 }
                 if last_notify.elapsed() >= RENOTIFY {
                     last_notify = Instant::now();
-                    tokio::spawn(super::notify::send_with_retries(node, zone.clone(), soa.clone(), key.clone()));
+                    tokio::spawn(super::notify::send_with_retries(
+                        node,
+                        zone.clone(),
+                        soa.clone(),
+                        key.clone(),
+                        source,
+                    ));
                 }
                 tokio::time::sleep(POLL_INTERVAL).await;
             }

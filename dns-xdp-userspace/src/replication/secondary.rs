@@ -27,8 +27,9 @@ pub async fn run(repl: Arc<Replication>, zone: Name, primary: SocketAddr, mut no
         }
         while notified.try_recv().is_ok() {}
         let current = if force_axfr { None } else { repl.current(&zone) };
+        let key = repl.key_for(primary.ip());
         let pulled =
-            xfr::pull(primary, &zone, current.as_deref(), repl.key_for(primary.ip()), repl.config.xfr_limits).await;
+            xfr::pull(primary, &zone, current.as_deref(), key, repl.config.xfr_limits, repl.config.source).await;
         let timers = repl.current(&zone).map(|z| z.soa_timers());
         let how = match &pulled {
             Ok(xfr::Pulled::Full(_)) => "AXFR".to_string(),

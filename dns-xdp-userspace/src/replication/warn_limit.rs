@@ -22,6 +22,11 @@ struct Window {
 }
 
 impl WarnLimit {
+    /// A limit usable in a `static`, for the warnings of code that holds no state (notify.rs).
+    pub const fn new() -> Self {
+        WarnLimit { state: Mutex::new(Window { start: None, sent: 0, suppressed: 0 }) }
+    }
+
     /// Logs `line()` at warning level unless this window's budget is spent; the first line of a
     /// new window says how many were left out before it.
     pub fn warn(&self, line: impl FnOnce() -> String) {

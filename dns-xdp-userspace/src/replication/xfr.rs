@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use dns_xdp_common::dns::{rcode, rtype};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::journal::Changeset;
 use super::message::{self, Builder, Section};
 use super::tsig::{self, Key, StreamVerifier};
 use crate::config::XfrLimits;
 use crate::name::Name;
+use crate::source::Sources;
 use crate::zone::{Record, Zone, serial_newer, soa_serial, zone_from_records};
 
 /// A transfer whose primary sends nothing for this long is abandoned; the old version keeps
@@ -56,9 +56,12 @@ pub async fn pull(
     current: Option<&Zone>,
     key: Option<&Key>,
     limits: XfrLimits,
+    source: Sources,
 ) -> Result<Pulled, XfrError> {
     let total = || XfrError::Timeout(primary, format!("not complete after {XFR_MAX_TIME:?}"));
-    tokio::time::timeout(XFR_MAX_TIME, pull_inner(primary, zone, current, key, limits)).await.map_err(|_| total())?
+    tokio::time::timeout(XFR_MAX_TIME, pull_inner(primary, zone, current, key, limits, source))
+        .await
+        .map_err(|_| total())?
 }
 
 /// `fut`, abandoned when the primary stays silent for `XFR_IDLE`.
@@ -79,6 +82,7 @@ async fn pull_inner(
     current: Option<&Zone>,
     key: Option<&Key>,
     limits: XfrLimits,
+    source: Sources,
 ) -> Result<Pulled, XfrError> {
     let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
     let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
@@ -92,7 +96,7 @@ async fn pull_inner(
         Some(k) => Some(tsig::sign_request(&mut query, k, tsig::now()).map_err(|e| XfrError::Tsig(primary, e))?),
         None => None,
     };
-    let mut conn = match tokio::time::timeout(XFR_IDLE, TcpStream::connect(primary)).await {
+    let mut conn = match tokio::time::timeout(XFR_IDLE, source.tcp(primary)).await {
         Ok(r) => r.map_err(|e| XfrError::Connect(primary, e))?,
         Err(_) => return Err(XfrError::Connect(primary, std::io::ErrorKind::TimedOut.into())),
     };
@@ -322,15 +326,29 @@ mod tests {
     async fn transfers_past_the_limits_are_abandoned() {
         let z = zone(2000);
         let addr = primary(z.clone()).await;
-        let got = pull(addr, &z.origin, None, None, XfrLimits::default()).await.unwrap();
+        let got = pull(addr, &z.origin, None, None, XfrLimits::default(), Sources::default()).await.unwrap();
         assert!(matches!(got, Pulled::Full(ref full) if full.records() == z.records()));
-        let err = pull(addr, &z.origin, None, None, XfrLimits { max_records: 1000, ..XfrLimits::default() })
-            .await
-            .unwrap_err();
+        let err = pull(
+            addr,
+            &z.origin,
+            None,
+            None,
+            XfrLimits { max_records: 1000, ..XfrLimits::default() },
+            Sources::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("xfr_max_records"), "{err}");
-        let err = pull(addr, &z.origin, None, None, XfrLimits { max_bytes: 20_000, ..XfrLimits::default() })
-            .await
-            .unwrap_err();
+        let err = pull(
+            addr,
+            &z.origin,
+            None,
+            None,
+            XfrLimits { max_bytes: 20_000, ..XfrLimits::default() },
+            Sources::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("xfr_max_bytes"), "{err}");
     }
 }
