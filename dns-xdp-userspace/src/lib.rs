@@ -15,6 +15,7 @@ pub mod config;
 pub mod cookie;
 pub mod daemon;
 pub mod diff;
+pub mod encrypted;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;

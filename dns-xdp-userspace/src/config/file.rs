@@ -77,6 +77,14 @@ pub(super) struct FileConfig {
     pub(super) tsig_key: Vec<TsigKeyConfig>,
     pub(super) xfr_max_records: Option<u64>,
     pub(super) xfr_max_bytes: Option<u64>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) listen_tls: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) listen_https: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) listen_quic: Vec<SocketAddr>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {

@@ -12,8 +12,8 @@ mod file;
 mod merge;
 mod settings;
 
-pub use cli::{Cli, Command, DiffArgs, DiffProto, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
+pub use cli::{Cli, Command, DiffArgs, DiffProto, EncryptedArgs, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
 pub use settings::{
-    ApiSettings, DEFAULT_SHADOW_SAMPLE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits,
-    TsigKeySettings, XfrLimits,
+    ApiSettings, DEFAULT_SHADOW_SAMPLE, EncryptedSettings, ReplicationSettings, SHADOW_TIMEOUT, Settings,
+    ShadowSettings, TcpLimits, TsigKeySettings, XfrLimits,
 };

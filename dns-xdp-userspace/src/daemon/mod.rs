@@ -40,6 +40,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             _ = hup.recv() => {
                 reload::zones(&daemon.publisher, &settings);
                 reload::rate_limits(&daemon.limiter, &daemon.publisher, &settings);
+                if let Some(certs) = &settings.encrypted.certs {
+                    crate::encrypted::reload(certs);
+                }
             }
             _ = report.tick() => tick(&daemon, &mut limit_log),
             _ = term.recv() => break,
