@@ -293,7 +293,7 @@ fn dnsperf(mode: &str, server: SocketAddr, file: &Path, outstanding: &str) -> (u
     let field = |label: &str| -> f64 {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(label))
-            .and_then(|rest| rest.trim().split_whitespace().next())
+            .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| {
                 panic!("dnsperf -m {mode}: no {label:?} in:\n{text}\n{}", String::from_utf8_lossy(&out.stderr))

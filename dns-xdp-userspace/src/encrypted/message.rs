@@ -80,3 +80,35 @@ pub fn min_ttl(msg: &[u8]) -> Option<u32> {
 pub fn opt(records: &[Record]) -> Option<&Record> {
     records.iter().find(|r| r.section == Section::Additional && r.rtype == rtype::OPT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response for `a.` with one record per (section, type, TTL) given, empty RDATA.
+    fn response(records: &[(Section, u16, u32)]) -> Vec<u8> {
+        let count = |s| records.iter().filter(|r| r.0 == s).count() as u8;
+        let mut m = vec![0, 1, 0x84, 0, 0, 1, 0, count(Section::Answer), 0, count(Section::Authority), 0];
+        m.extend_from_slice(&[count(Section::Additional), 1, b'a', 0, 0, 1, 0, 1]);
+        for (_, rtype, ttl) in records {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&rtype.to_be_bytes());
+            m.extend_from_slice(&[0, 1]);
+            m.extend_from_slice(&ttl.to_be_bytes());
+            m.extend_from_slice(&[0, 0]);
+        }
+        m
+    }
+
+    #[test]
+    fn cache_lifetime_is_the_smallest_answer_ttl_else_the_authority_s() {
+        use Section::*;
+        let answer = response(&[(Answer, 1, 300), (Answer, 1, 120), (Authority, 2, 60), (Additional, 41, 0)]);
+        assert_eq!(min_ttl(&answer), Some(120), "the authority and the OPT do not count");
+        assert_eq!(min_ttl(&response(&[(Authority, 6, 900), (Additional, 41, 0)])), Some(900), "negative: the SOA");
+        assert_eq!(min_ttl(&response(&[(Additional, 41, 0)])), None);
+        let mut truncated = answer.clone();
+        truncated.pop();
+        assert_eq!(records(&truncated), None, "a short message does not parse");
+    }
+}
