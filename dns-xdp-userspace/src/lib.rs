@@ -3,8 +3,8 @@
 //! The kernel looks up, userspace decides: `zone` holds the data and the RFC 1034 lookup,
 //! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
 //! program's map entries, `loader` puts them into the kernel, `slowpath` and `tcp` answer what
-//! XDP passes on (through `responder`), and `daemon` starts, reloads and stops it all with the
-//! `config` settings.
+//! XDP passes on (through `responder`), `encrypted` answers over TLS, HTTPS and QUIC through the
+//! same `responder`, and `daemon` starts, reloads and stops it all with the `config` settings.
 
 pub mod answer;
 pub mod api;

@@ -210,7 +210,8 @@ fn dot_and_doq_answer_the_corpus_as_tcp_does_byte_for_byte() {
     // Padding: only when asked, only over the encrypted transports, to 468-octet blocks.
     let padded = padded_query("www.example.test.", 1);
     let tcp = bed.plain.tcp(&padded).expect("TCP");
-    let tls = dot.ask(&padded).expect("DoT");
+    // A fresh connection: the first may have been idle past the idle timeout while DoQ ran.
+    let tls = Dot::connect(bed.tls, &bed.der).ask(&padded).expect("DoT");
     let quic = &doq_ask_all(bed.quic, &bed.der, std::slice::from_ref(&padded))[0];
     assert_eq!(tls.len() % BLOCK, 0, "DoT answer not padded: {} bytes", tls.len());
     assert_eq!(quic.len() % BLOCK, 0, "DoQ answer not padded: {} bytes", quic.len());
@@ -312,8 +313,9 @@ fn dnsperf_over_dot_and_doh() {
     std::fs::write(&file, "www.example.test A\nexample.test MX\nnope.example.test A\nwww.doh.test A\n").unwrap();
     // dnsperf 2.10's DoH client handles one DNS message per TLS read: with several queries in
     // flight, answers that arrive together are lost (on the client side; kdig and curl get them).
-    // So DoH runs one query in flight per client.
-    for (mode, server, outstanding, least) in [("dot", bed.tls, "100", 1000), ("doh", bed.https, "1", 100)] {
+    // So DoH runs one query in flight per client, where dnsperf paces itself (about 25 queries/s
+    // per client over DoT as well, at 0.1 ms latency).
+    for (mode, server, outstanding, least) in [("dot", bed.tls, "100", 1000), ("doh", bed.https, "1", 20)] {
         let (completed, lost, qps) = dnsperf(mode, server, &file, outstanding);
         eprintln!("dnsperf -m {mode} -q {outstanding}: {completed} completed, {lost} lost, {qps:.0} queries/s");
         assert!(completed > least, "dnsperf -m {mode}: only {completed} answers");
