@@ -14,10 +14,39 @@ use crate::zone::{Rdata, ZoneSet, lookup::lookup};
 /// Our EDNS(0) UDP payload size: 1232 avoids IP fragmentation on any path (DNS flag day 2020).
 pub const DEFAULT_EDNS_PAYLOAD: u16 = 1232;
 
+/// What a query came over. Every transport but UDP is a stream (or QUIC stream) with no size limit
+/// and a client address that cannot be spoofed: answered as over TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS (RFC 7858).
+    Tls,
+    /// DNS over HTTPS (RFC 8484).
+    Https,
+    /// DNS over QUIC (RFC 9250).
+    Quic,
+}
+
+impl Transport {
+    /// Every transport, in the order the metrics list them.
+    pub const ALL: [Transport; 5] = [Transport::Udp, Transport::Tcp, Transport::Tls, Transport::Https, Transport::Quic];
+
+    /// The `transport` label of the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Https => "https",
+            Transport::Quic => "quic",
+        }
+    }
+
+    /// Encrypted transports pad their answers (RFC 7830, RFC 8467).
+    pub fn encrypted(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Https | Transport::Quic)
+    }
 }
 
 /// Answers to CH-class TXT queries about this server (RFC 4892): `version.bind`/`version.server`
@@ -76,7 +105,7 @@ pub fn handle_from(
             }
             let limit = match transport {
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
-                Transport::Tcp => u16::MAX as usize,
+                Transport::Tcp | Transport::Tls | Transport::Https | Transport::Quic => u16::MAX as usize,
             };
             Some(answer_on(zones, &query, transport, limit, our_payload, chaos, client))
         }

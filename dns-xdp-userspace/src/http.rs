@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Largest request head (request line and headers) we accept; larger gets 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -51,10 +52,9 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// A TLS acceptor from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// A PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1), read and decoded.
+pub fn read_pem(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let name = |p: &Path| p.display().to_string();
     let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: name(p), source });
     let certs = CertificateDer::pem_slice_iter(&read(cert)?)
@@ -67,9 +67,20 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::Missing { path: name(key), what: "private key" },
         e => TlsError::Pem { path: name(key), message: e.to_string() },
     })?;
+    Ok((certs, key_der))
+}
+
+/// The TLS provider of every TLS endpoint of the daemon.
+pub fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
     #[expect(deprecated, reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and nasm")]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS acceptor from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let name = |p: &Path| p.display().to_string();
+    let (certs, key_der) = read_pem(cert, key)?;
+    let config = rustls::ServerConfig::builder_with_provider(ring_provider())
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
         .map_err(|source| TlsError::Config { cert: name(cert), key: name(key), source })?;

@@ -4,8 +4,9 @@
 //! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
 //! program's map entries, `update` decides what a change recompiles and which names the hot
 //! set keeps, `store` writes the entries into the maps (`kernel`) that `loader` loads with the
-//! program, `slowpath` and `tcp` answer what XDP passes on (through `responder`), and `daemon`
-//! starts, reloads and stops it all with the `config` settings.
+//! program, `slowpath` and `tcp` answer what XDP passes on (through `responder`), `encrypted`
+//! answers over TLS, HTTPS and QUIC through the same `responder`, and `daemon` starts, reloads
+//! and stops it all with the `config` settings.
 
 pub mod answer;
 pub mod api;
@@ -16,6 +17,7 @@ pub mod cookie;
 pub mod ctl;
 pub mod daemon;
 pub mod diff;
+pub mod encrypted;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -28,6 +28,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::answer::Transport;
 use crate::rrl::Limiter;
 use crate::shadow::{self, Shadow};
 use crate::state::{RCODES, State};
@@ -195,20 +196,23 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
         }
         None => (None, None),
     };
-    let sent = m.responses();
     let mut responses = Vec::new();
-    for (i, rc) in RCODES.iter().enumerate() {
-        let name = rcode::name(*rc);
-        responses.push((vec![("path", "userspace"), ("rcode", name)], sent[i]));
-        if let Some(k) = &kernel
-            && *rc < 16
-        {
-            responses
-                .push((vec![("path", "xdp"), ("rcode", name)], k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
+    for transport in Transport::ALL {
+        let sent = m.responses(transport);
+        let t = ("transport", transport.label());
+        for (i, rc) in RCODES.iter().enumerate() {
+            responses.push((vec![("path", "userspace"), t, ("rcode", rcode::name(*rc))], sent[i]));
+        }
+        responses.push((vec![("path", "userspace"), t, ("rcode", "OTHER")], sent[RCODES.len()]));
+    }
+    if let Some(k) = &kernel {
+        // XDP answers UDP only.
+        for rc in RCODES.iter().filter(|rc| **rc < 16) {
+            let labels = vec![("path", "xdp"), ("transport", "udp"), ("rcode", rcode::name(*rc))];
+            responses.push((labels, k[(stat::TX_RCODE_BASE + u32::from(*rc)) as usize]));
         }
     }
-    responses.push((vec![("path", "userspace"), ("rcode", "OTHER")], sent[RCODES.len()]));
-    out.counter("dnsxdp_responses_total", "DNS responses sent, by path and RCODE.", &borrowed(&responses))?;
+    out.counter("dnsxdp_responses_total", "DNS responses sent, by path, transport and RCODE.", &borrowed(&responses))?;
     if let Some(k) = &kernel {
         let mut actions = vec![(&[("action", "rx")][..], k[stat::RX as usize])];
         let action_labels: Vec<[(&str, &str); 1]> = ACTIONS.iter().map(|(name, _)| [("action", *name)]).collect();

@@ -1,7 +1,8 @@
-//! One query through the daemon, the same for UDP and TCP: replication's messages (NOTIFY, zone
-//! transfers) go to replication, the rest to the zone logic (answer.rs) with the client's cookie;
-//! answers are offered to shadow validation and counted, and over UDP pass the rate limiter.
-//! The listeners (slowpath.rs for UDP, tcp.rs) only move bytes. Owns that order; calls answer,
+//! One query through the daemon, the same for UDP, TCP and the encrypted transports: replication's
+//! messages (NOTIFY, zone transfers) go to replication, the rest to the zone logic (answer.rs) with
+//! the client's cookie; answers are offered to shadow validation and counted by transport, over UDP
+//! pass the rate limiter, and over TLS, HTTPS and QUIC are padded (RFC 8467). The listeners
+//! (slowpath.rs for UDP, tcp.rs, encrypted/) only move bytes. Owns that order; calls answer,
 //! replication, shadow, rrl and the state's counters.
 
 use std::net::SocketAddr;
@@ -85,7 +86,10 @@ impl Responder {
                 }
             }
         }
-        state.metrics.count_response(reply.rcode);
+        if transport.encrypted() {
+            crate::encrypted::padding::pad(query, &mut reply.bytes);
+        }
+        state.metrics.count_response(transport, reply.rcode);
         Outcome::Reply(reply.bytes)
     }
 

@@ -172,7 +172,8 @@ impl Shadow {
         };
         let proto = match job.transport {
             Transport::Udp => Proto::Udp,
-            Transport::Tcp => Proto::Tcp,
+            // Encrypted transports have TCP's semantics (no size limit): the reference is asked over TCP.
+            Transport::Tcp | Transport::Tls | Transport::Https | Transport::Quic => Proto::Tcp,
         };
         // The reference's truncated UDP reply is asked again over TCP when ours is complete: the
         // content is what we compare, each server's truncation threshold is its own.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use arc_swap::ArcSwap;
 
-use crate::answer::Chaos;
+use crate::answer::{Chaos, Transport};
 use crate::cookie::Cookies;
 use crate::hotset::Demand;
 use crate::zone::ZoneSet;
@@ -42,7 +42,8 @@ pub const RCODES: [u16; 8] = [
 /// The daemon's own counters; metrics.rs renders them.
 #[derive(Default)]
 pub struct Metrics {
-    responses: [AtomicU64; RCODES.len() + 1],
+    /// By transport (`Transport::ALL` order), then by `RCODES` index.
+    responses: [[AtomicU64; RCODES.len() + 1]; Transport::ALL.len()],
     pub queries_dropped: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -66,13 +67,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn count_response(&self, rc: u16) {
+    pub fn count_response(&self, transport: Transport, rc: u16) {
+        let t = Transport::ALL.iter().position(|&t| t == transport).unwrap_or(0);
         let i = RCODES.iter().position(|&r| r == rc).unwrap_or(RCODES.len());
-        self.responses[i].fetch_add(1, Relaxed);
+        self.responses[t][i].fetch_add(1, Relaxed);
     }
 
-    /// Responses sent by the daemon, by `RCODES` index; the last counts every other RCODE.
-    pub fn responses(&self) -> [u64; RCODES.len() + 1] {
-        std::array::from_fn(|i| self.responses[i].load(Relaxed))
+    /// Responses the daemon sent over `transport`, by `RCODES` index; the last counts every other RCODE.
+    pub fn responses(&self, transport: Transport) -> [u64; RCODES.len() + 1] {
+        let t = Transport::ALL.iter().position(|&t| t == transport).unwrap_or(0);
+        std::array::from_fn(|i| self.responses[t][i].load(Relaxed))
     }
 }

@@ -3,6 +3,9 @@
 //! timeouts, TCP_USER_TIMEOUT, and a pause after accept errors instead of a spin. TCP is where rate
 //! limiting sends real clients (TC=1), so a client that pipelines queries and never reads must lose
 //! its connection, not hold a slot for ever.
+//!
+//! DNS over TLS (RFC 7858) is the same listener with a TLS handshake in front (bounded by
+//! `encrypted::HANDSHAKE_TIMEOUT`) and a cap on the queries one connection may send.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,9 +13,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use dns_xdp_common::dns::MAX_MESSAGE;
 
@@ -32,13 +36,13 @@ pub fn raise_nofile_limit() -> std::io::Result<u64> {
 
 /// Open connections per client address.
 #[derive(Default)]
-struct PerClient {
+pub(crate) struct PerClient {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl PerClient {
     /// Counts a connection from `ip` unless it already has `max`; released when the slot drops.
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+    pub(crate) fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= max {
@@ -49,7 +53,7 @@ impl PerClient {
     }
 }
 
-struct ClientSlot {
+pub(crate) struct ClientSlot {
     table: Arc<PerClient>,
     ip: IpAddr,
 }
@@ -68,6 +72,15 @@ impl Drop for ClientSlot {
 
 /// Accepts and serves connections on `listener` for ever.
 pub async fn serve(listener: TcpListener, responder: Arc<Responder>, limits: TcpLimits) {
+    serve_on(listener, responder, limits, None).await
+}
+
+/// Accepts and serves DNS-over-TLS connections on `listener` for ever, with TCP's limits.
+pub async fn serve_tls(listener: TcpListener, tls: TlsAcceptor, responder: Arc<Responder>, limits: TcpLimits) {
+    serve_on(listener, responder, limits, Some(tls)).await
+}
+
+async fn serve_on(listener: TcpListener, responder: Arc<Responder>, limits: TcpLimits, tls: Option<TlsAcceptor>) {
     let metrics = &responder.state.metrics;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = Arc::new(PerClient::default());
@@ -93,10 +106,10 @@ pub async fn serve(listener: TcpListener, responder: Arc<Responder>, limits: Tcp
             continue;
         };
         metrics.tcp_connections.fetch_add(1, Relaxed);
-        let responder = responder.clone();
+        let (responder, tls) = (responder.clone(), tls.clone());
         tokio::spawn(async move {
             let opened = Instant::now();
-            let served = tokio::time::timeout(limits.lifetime, connection(conn, peer, &responder, limits)).await;
+            let served = tokio::time::timeout(limits.lifetime, accepted(conn, peer, &responder, limits, tls)).await;
             match served {
                 Ok(Err(err)) => log::debug!("tcp {peer}: {err}"),
                 Err(_) => log::debug!("tcp {peer}: closed after {:?} (lifetime)", opened.elapsed()),
@@ -108,18 +121,40 @@ pub async fn serve(listener: TcpListener, responder: Arc<Responder>, limits: Tcp
     }
 }
 
-/// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1).
-async fn connection(
-    mut conn: TcpStream,
+/// One accepted connection: socket options, the TLS handshake when there is one, then its queries.
+async fn accepted(
+    conn: TcpStream,
     peer: SocketAddr,
     responder: &Responder,
     limits: TcpLimits,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
     let _ = conn.set_nodelay(true);
     // Data the client never acknowledges is given up on after the write timeout, also in the kernel.
     let _ = socket2::SockRef::from(&conn).set_tcp_user_timeout(Some(limits.write));
+    let Some(tls) = tls else { return connection(conn, peer, responder, limits, Transport::Tcp, usize::MAX).await };
+    match tokio::time::timeout(crate::encrypted::HANDSHAKE_TIMEOUT, tls.accept(conn)).await {
+        Ok(Ok(conn)) => {
+            let max_queries = crate::encrypted::MAX_QUERIES_PER_CONNECTION;
+            connection(conn, peer, responder, limits, Transport::Tls, max_queries).await
+        }
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+    }
+}
+
+/// Several length-prefixed queries per connection, answered in order (RFC 7766 section 6.2.1),
+/// at most `max_queries` of them.
+async fn connection<IO: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: IO,
+    peer: SocketAddr,
+    responder: &Responder,
+    limits: TcpLimits,
+    transport: Transport,
+    max_queries: usize,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
+    for _ in 0..max_queries {
         let mut len = [0u8; 2];
         match tokio::time::timeout(limits.idle, conn.read_exact(&mut len)).await {
             Ok(Ok(_)) => {}
@@ -131,7 +166,7 @@ async fn connection(
             _ => return Ok(()),
         }
         // Zone transfers come back as a stream of messages.
-        let replies = match responder.respond(msg, peer, Transport::Tcp) {
+        let replies = match responder.respond(msg, peer, transport) {
             Outcome::Reply(reply) => Replies::one(reply),
             Outcome::Messages(replies) => replies,
             Outcome::Withheld => continue,
@@ -143,7 +178,12 @@ async fn connection(
             out.extend_from_slice(&reply);
             // A client that does not read its answers loses the connection, not a slot for ever.
             // TCP_USER_TIMEOUT may end it first, in the kernel: the same stall, counted alike.
-            match tokio::time::timeout(limits.write, conn.write_all(&out)).await {
+            // TLS buffers what it writes: flushing sends it (a no-op on a plain TCP stream).
+            let written = async {
+                conn.write_all(&out).await?;
+                conn.flush().await
+            };
+            match tokio::time::timeout(limits.write, written).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) if err.kind() != std::io::ErrorKind::TimedOut => return Err(err),
                 Ok(Err(_)) | Err(_) => {
@@ -153,6 +193,9 @@ async fn connection(
             }
         }
     }
+    // Past the cap: close cleanly (over TLS, with close_notify) so the client opens another.
+    let _ = tokio::time::timeout(limits.write, conn.shutdown()).await;
+    Ok(())
 }
 
 #[cfg(test)]

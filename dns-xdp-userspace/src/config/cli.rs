@@ -153,6 +153,30 @@ pub struct ServeArgs {
     pub rrl: RrlArgs,
     #[command(flatten)]
     pub replication: ReplicationArgs,
+    #[command(flatten)]
+    pub encrypted: EncryptedArgs,
+}
+
+/// DNS over TLS, HTTPS and QUIC (README "Encrypted transports"). Each listener starts only when
+/// named, and needs --tls-cert and --tls-key. They share TCP's connection limits.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct EncryptedArgs {
+    /// PEM certificate chain of the encrypted transports; SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Answer DNS over TLS (RFC 7858, ALPN dot) on IP:PORT, usually port 853 (repeatable).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen_tls: Vec<SocketAddr>,
+    /// Answer DNS over HTTPS (RFC 8484, /dns-query, HTTP/2 and HTTP/1.1) on IP:PORT, usually port
+    /// 443 (repeatable).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen_https: Vec<SocketAddr>,
+    /// Answer DNS over QUIC (RFC 9250, ALPN doq) on IP:PORT, usually UDP port 853 (repeatable).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen_quic: Vec<SocketAddr>,
 }
 
 /// Replication (README "Replication"). TSIG keys live in the config file only (`[[tsig_key]]`).

@@ -82,6 +82,14 @@ pub(super) struct FileConfig {
     pub(super) xfr_out_max: Option<usize>,
     #[serde(default)]
     pub(super) source: Vec<IpAddr>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) listen_tls: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) listen_https: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) listen_quic: Vec<SocketAddr>,
 }
 
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {

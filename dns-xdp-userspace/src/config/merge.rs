@@ -5,11 +5,12 @@
 
 use std::net::SocketAddr;
 
-use super::cli::{ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
+use super::cli::{EncryptedArgs, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
 use super::file::{FileConfig, decode_base64, read_file};
 use super::settings::{
-    ApiSettings, DEFAULT_JOURNAL_MAX_SIZE, DEFAULT_SHADOW_SAMPLE, DEFAULT_XFR_OUT_MAX, MIN_JOURNAL_MAX_SIZE,
-    ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits, TsigKeySettings, XfrLimits,
+    ApiSettings, DEFAULT_JOURNAL_MAX_SIZE, DEFAULT_SHADOW_SAMPLE, DEFAULT_XFR_OUT_MAX, EncryptedSettings,
+    MIN_JOURNAL_MAX_SIZE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits, TsigKeySettings,
+    XfrLimits,
 };
 use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
@@ -133,6 +134,32 @@ fn rrl_settings(cli: &RrlArgs, file: &FileConfig) -> Result<RrlSettings, String>
     Ok(rrl)
 }
 
+/// Merges the encrypted transports' flags over the file's keys; the certificate is loaded here, so
+/// a listener without one, or a bad one, stops the start.
+fn encrypted_settings(cli: EncryptedArgs, file: &FileConfig) -> Result<EncryptedSettings, String> {
+    let tls = pick(cli.listen_tls, file.listen_tls.clone());
+    let https = pick(cli.listen_https, file.listen_https.clone());
+    let quic = pick(cli.listen_quic, file.listen_quic.clone());
+    let listeners = !(tls.is_empty() && https.is_empty() && quic.is_empty());
+    let certs = match (cli.tls_cert.or(file.tls_cert.clone()), cli.tls_key.or(file.tls_key.clone())) {
+        (Some(cert), Some(key)) => {
+            Some(crate::encrypted::certs::Certs::load(&cert, &key).map_err(|e| format!("tls_cert/tls_key: {e}"))?)
+        }
+        (None, None) if listeners => {
+            return Err(
+                "listen_tls, listen_https and listen_quic need a certificate: give --tls-cert and --tls-key".into()
+            );
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err("tls_cert needs tls_key".into()),
+        (None, Some(_)) => return Err("tls_key needs tls_cert".into()),
+    };
+    if certs.is_some() && !listeners {
+        log::warn!("tls_cert/tls_key given without listen_tls, listen_https or listen_quic: no encrypted listener");
+    }
+    Ok(EncryptedSettings { certs, tls, https, quic })
+}
+
 fn pick<T>(cli: Vec<T>, file: Vec<T>) -> Vec<T> {
     if cli.is_empty() { file } else { cli }
 }
@@ -151,6 +178,7 @@ impl Settings {
         };
         let sources_given = pick(args.replication.source.clone(), file.source.clone());
         let (replication, api) = replication_settings(args.replication.clone(), &file)?;
+        let encrypted = encrypted_settings(args.encrypted.clone(), &file)?;
         let settings = Settings {
             ifaces: pick(args.iface, file.iface),
             zones: pick(args.zone, file.zone),
@@ -183,6 +211,7 @@ impl Settings {
             replication,
             api,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            encrypted,
         };
         let mut settings = settings;
         if settings.tcp.max_connections == 0 || settings.tcp.max_per_client == 0 {

@@ -42,6 +42,8 @@ pub struct Settings {
     /// The control API: address, bearer token, TLS.
     pub api: Option<ApiSettings>,
     pub log_format: crate::logging::LogFormat,
+    /// DNS over TLS, HTTPS and QUIC.
+    pub encrypted: EncryptedSettings,
 }
 
 impl Settings {
@@ -71,6 +73,17 @@ impl std::fmt::Debug for ApiSettings {
             .field("tls", &self.tls.is_some())
             .finish()
     }
+}
+
+/// DNS over TLS, HTTPS and QUIC (`--tls-cert`, `--tls-key`, `--listen-tls`, `--listen-https`,
+/// `--listen-quic`).
+#[derive(Clone, Debug, Default)]
+pub struct EncryptedSettings {
+    /// The certificate and key, loaded and checked; set whenever a listener is.
+    pub certs: Option<std::sync::Arc<crate::encrypted::certs::Certs>>,
+    pub tls: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub quic: Vec<SocketAddr>,
 }
 
 /// File descriptors kept back from the TCP cap for everything else the daemon opens (UDP sockets,

@@ -76,6 +76,9 @@ fn reload(daemon: &Daemon, settings: &Settings) -> Result<(), String> {
     systemd::reloading();
     let zones = reload::zones(&daemon.publisher, settings);
     reload::rate_limits(&daemon.limiter, &daemon.publisher, settings);
+    if let Some(certs) = &settings.encrypted.certs {
+        crate::encrypted::reload(certs);
+    }
     systemd::ready(&daemon.state, &daemon.xdp);
     zones
 }

@@ -189,5 +189,6 @@ fn listen(settings: &Settings, responder: &Arc<Responder>) -> anyhow::Result<Vec
         tasks.push(tokio::spawn(tcp::serve(slowpath::bind_tcp(*addr)?, responder.clone(), tcp_limits)));
         log::info!("answering DNS on {addr} (UDP, TCP)");
     }
+    tasks.extend(crate::encrypted::listen(&settings.encrypted, responder, tcp_limits)?);
     Ok(tasks)
 }
