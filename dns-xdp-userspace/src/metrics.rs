@@ -82,7 +82,7 @@ pub struct KernelCounters {
 }
 
 /// Reads the XDP program's counters (from the loader's `Stats`, in whoever loaded the program).
-pub type KernelReader = Arc<dyn Fn() -> anyhow::Result<KernelCounters> + Send + Sync>;
+pub type KernelReader = Arc<dyn Fn() -> Result<KernelCounters, aya::maps::MapError> + Send + Sync>;
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,7 +190,7 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
     let (kernel, run_time) = match sources.kernel.as_ref().map(|read| read()) {
         Some(Ok(k)) => (Some(k.stats), k.run_time),
         Some(Err(err)) => {
-            log::warn!("reading XDP counters: {err:#}");
+            log::warn!("reading XDP counters (the STATS map): {err}");
             (None, None)
         }
         None => (None, None),

@@ -13,6 +13,7 @@ mod merge;
 mod settings;
 
 pub use cli::{Cli, Command, DiffArgs, DiffProto, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
+pub use merge::ConfigError;
 pub use settings::{
     ApiSettings, DEFAULT_SHADOW_SAMPLE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits,
     TsigKeySettings, XfrLimits,

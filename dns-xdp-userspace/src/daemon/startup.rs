@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::{ServeError, log_rrl};
 use crate::config::Settings;
 use crate::kernel::maps::MapSizes;
-use crate::loader::{Stats, XdpProgram};
+use crate::loader::{LoaderError, Stats, XdpProgram};
 use crate::metrics::{KernelCounters, KernelReader, Sources, serve_http};
 use crate::publish::{Publisher, Xdp, install};
 use crate::replication::{Replication, secondary};
@@ -66,7 +66,8 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     let shadow = settings.shadow.clone().map(crate::shadow::start);
     log_rrl(&settings.rrl);
 
-    let bpf_stats = if settings.bpf_stats { Some(crate::loader::enable_bpf_stats()?) } else { None };
+    let bpf_stats =
+        if settings.bpf_stats { Some(crate::loader::enable_bpf_stats().map_err(anyhow::Error::from)?) } else { None };
     let (xdp, kernel) = match preload {
         Some(preload) => {
             let (program, stats) = load_xdp(preload, settings, &state, shadow.as_ref())?;
@@ -78,7 +79,8 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     // Replication: replay the journals (publishing what they add), then take over transfers,
     // NOTIFY and the API.
     let publisher = Arc::new(Publisher::new(state.clone(), xdp));
-    let (replication, secondaries) = Replication::new(publisher.clone(), settings.replication.clone())?;
+    let (replication, secondaries) =
+        Replication::new(publisher.clone(), settings.replication.clone()).map_err(anyhow::Error::from)?;
     let responder = Arc::new(Responder {
         state: state.clone(),
         replication: replication.clone(),
@@ -116,7 +118,7 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
 /// Takes the program the preload thread loaded and fills its maps before attaching it, so the
 /// first packet already hits.
 fn load_xdp(
-    preload: ThreadHandle<anyhow::Result<(XdpProgram, Stats)>>,
+    preload: ThreadHandle<Result<(XdpProgram, Stats), LoaderError>>,
     settings: &Settings,
     state: &Arc<State>,
     shadow: Option<&Arc<Shadow>>,

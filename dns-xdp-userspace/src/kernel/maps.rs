@@ -11,13 +11,13 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use aya::maps::{Array, MapData, MapError};
 use dns_xdp_common::{
     ANSWER_CLASS_SHIFT, ANSWER_CLASS_SIZE, ANSWER_CLASSES, ANSWER_HEAD_LEN, AnswerValue, MAP_ANSWERS, MAP_NAMES,
     MAP_SERIAL_GEN, MAP_SERIALS, MAX_ANSWER_LEN, NAME_CLASS_SIZE, NAME_CLASSES, NameRecord,
 };
 
+use super::MapsError;
 use super::batch::Batches;
 use super::bpf::{RawMap, bytes_of};
 use crate::zone::ZoneSet;
@@ -225,30 +225,36 @@ pub struct Maps {
 
 impl Maps {
     /// Takes the maps out of `take` (by name), e.g. `|n| ebpf.take_map(n)`.
-    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
-        let serials = Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
-        let serial_gen = Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
+    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> Result<Self, MapsError> {
+        let mut array = |name: &str| {
+            let map = take(name).ok_or_else(|| missing(name))?;
+            Array::try_from(map).map_err(MapsError::aya(format!("reading the {name} map")))
+        };
+        let serials = array(MAP_SERIALS)?;
+        let serial_gen = array(MAP_SERIAL_GEN)?;
         let mut arrays = [false; CLASSES.len()];
         let mut maps = Vec::with_capacity(CLASSES.len());
         for (class, array) in CLASSES.iter().zip(&mut arrays) {
-            let data = match take(class.map).with_context(|| format!("no {} map in the eBPF object", class.map))? {
+            let data = match take(class.map).ok_or_else(|| missing(class.map))? {
                 aya::maps::Map::HashMap(data) => data,
                 aya::maps::Map::Array(data) => {
                     *array = true;
                     data
                 }
-                _ => anyhow::bail!("{} is neither a hash map nor an array", class.map),
+                _ => return Err(MapsError::Object(format!("{} is neither a hash map nor an array", class.map))),
             };
-            let map = RawMap::new(data, class.map).with_context(|| format!("reading the {} map's sizes", class.map))?;
-            anyhow::ensure!(
-                (map.key_size(), map.value_size()) == (class.key_size(), class.value_size()),
-                "{}: keys of {} and values of {} bytes, not the {} and {} its size class says",
-                class.map,
-                map.key_size(),
-                map.value_size(),
-                class.key_size(),
-                class.value_size()
-            );
+            let map = RawMap::new(data, class.map)
+                .map_err(MapsError::aya(format!("reading the {} map's sizes", class.map)))?;
+            if (map.key_size(), map.value_size()) != (class.key_size(), class.value_size()) {
+                return Err(MapsError::Object(format!(
+                    "{}: keys of {} and values of {} bytes, not the {} and {} its size class says",
+                    class.map,
+                    map.key_size(),
+                    map.value_size(),
+                    class.key_size(),
+                    class.value_size()
+                )));
+            }
             maps.push(map);
         }
         Ok(Maps {
@@ -275,7 +281,7 @@ impl Maps {
 
     /// Writes everything queued, answers before records (batch.rs). If `more`, keeps batching
     /// and writes on another thread; otherwise it is done when this returns.
-    pub fn flush(&mut self, more: bool) -> anyhow::Result<()> {
+    pub fn flush(&mut self, more: bool) -> Result<(), MapsError> {
         self.batches.flush(&self.maps, more)
     }
 
@@ -344,6 +350,11 @@ impl Maps {
         self.generation = self.generation.wrapping_add(if (self.generation & 1 == 1) == changing { 2 } else { 1 });
         self.serial_gen.set(0, self.generation, 0)
     }
+}
+
+/// A map the eBPF object should hold and does not.
+fn missing(name: &str) -> MapsError {
+    MapsError::Object(format!("no {name} map in the eBPF object"))
 }
 
 #[cfg(test)]

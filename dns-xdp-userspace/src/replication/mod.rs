@@ -25,10 +25,11 @@ use crate::config::ReplicationSettings;
 use crate::name::Name;
 use crate::publish::Publisher;
 use crate::rrl::Cidr;
+use crate::store::StoreError;
 use crate::zone::Zone;
 use journal::{Changeset, Journal};
 use message::Builder;
-use tsig::Key;
+use tsig::{Key, KeyError};
 
 /// A zone's change history: the journal on a primary, in memory on a secondary (which with
 /// `--journal` also persists what it transferred: `store`).
@@ -68,8 +69,37 @@ pub struct Replication {
 pub enum CommitError {
     #[error("writing the journal {0}: {1}")]
     Journal(PathBuf, std::io::Error),
-    #[error("{0:#}")]
-    Publish(#[from] anyhow::Error),
+    #[error(transparent)]
+    Publish(#[from] StoreError),
+}
+
+/// Why replication could not start: a key it cannot use, a journal it cannot open, or a
+/// replayed version the maps would not take.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("tsig_key {name}: {err}")]
+    Key { name: Name, err: KeyError },
+    #[error("creating the journal directory {}: {err}", .dir.display())]
+    JournalDir { dir: PathBuf, err: std::io::Error },
+    #[error("syncing {}: {err}", .dir.display())]
+    SyncDir { dir: PathBuf, err: std::io::Error },
+    #[error("opening the journal {}: {err}", .path.display())]
+    Journal { path: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Publish(#[from] StoreError),
+}
+
+/// Why a secondary's pull did not go live; the version served stays.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Transfer(#[from] xfr::XfrError),
+    #[error("IXFR without a current version")]
+    NoCurrent,
+    #[error(transparent)]
+    Apply(#[from] journal::ApplyError),
+    #[error(transparent)]
+    Publish(#[from] StoreError),
 }
 
 impl Replication {
@@ -78,15 +108,15 @@ impl Replication {
     pub fn new(
         publisher: Arc<Publisher>,
         mut config: ReplicationSettings,
-    ) -> anyhow::Result<(Arc<Self>, Vec<Secondary>)> {
+    ) -> Result<(Arc<Self>, Vec<Secondary>), SetupError> {
         let keys = config
             .tsig_keys
             .iter()
             .map(|k| {
                 Key::new(k.name.clone(), k.algorithm, &k.secret, k.peers.clone())
-                    .map_err(|e| anyhow::anyhow!("tsig_key {}: {e}", k.name))
+                    .map_err(|err| SetupError::Key { name: k.name.clone(), err })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if config.allow_transfer.is_empty() {
             config.allow_transfer =
                 config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
@@ -94,17 +124,16 @@ impl Replication {
         let mut history = HashMap::new();
         if let Some(dir) = &config.journal {
             if !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|err| SetupError::JournalDir { dir: dir.clone(), err })?;
                 if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    journal::sync_dir(parent).map_err(|e| anyhow::anyhow!("syncing {}: {e}", parent.display()))?;
+                    journal::sync_dir(parent).map_err(|err| SetupError::SyncDir { dir: parent.to_path_buf(), err })?;
                 }
             }
             let zones = publisher.state.zones.load_full();
             for zone in zones.iter() {
                 let path = journal::path_for(dir, &zone.origin);
                 let (j, replay) =
-                    Journal::open(&path).map_err(|e| anyhow::anyhow!("opening the journal {}: {e}", path.display()))?;
+                    Journal::open(&path).map_err(|err| SetupError::Journal { path: path.clone(), err })?;
                 if replay.truncated > 0 {
                     log::warn!(
                         "{}: cut a torn tail of {} bytes (a write that was never acknowledged)",
@@ -122,7 +151,7 @@ impl Replication {
                         replayed.serial
                     );
                     let replayed = Arc::new(replayed);
-                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(replayed)))?;
+                    publisher.update(|set| Ok::<_, StoreError>(set.with_zone(replayed)))?;
                 }
                 history.insert(zone.origin.clone(), History { journal: Some(j), ..History::default() });
             }
@@ -142,7 +171,7 @@ impl Replication {
                         store.journal.changes.len()
                     );
                     let zone = Arc::new(zone);
-                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(zone)))?;
+                    publisher.update(|set| Ok::<_, StoreError>(set.with_zone(zone)))?;
                 }
                 let mem = store.journal.changes.clone();
                 history.insert(origin.clone(), History { store: Some(store), mem, ..History::default() });
@@ -213,7 +242,7 @@ impl Replication {
         let new = Arc::new(new);
         let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
         if let Err(err) =
-            self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref())
+            self.publisher.update_touching(|set| Ok::<_, StoreError>(set.with_zone(new.clone())), owners.as_deref())
         {
             // Not served, so not acknowledged: take it off the journal before answering, or a
             // later write reusing the serial would be shadowed by it on replay.
@@ -258,7 +287,7 @@ impl Replication {
     }
 
     /// A secondary's transfer result goes live (or is rejected, keeping the old version).
-    pub fn apply_pulled(&self, origin: &Name, pulled: xfr::Pulled) -> Result<Option<u32>, String> {
+    pub fn apply_pulled(&self, origin: &Name, pulled: xfr::Pulled) -> Result<Option<u32>, PullError> {
         let new = match pulled {
             xfr::Pulled::UpToDate => return Ok(None),
             xfr::Pulled::Full(zone) => {
@@ -271,7 +300,7 @@ impl Replication {
                 zone
             }
             xfr::Pulled::Incremental(changes) => {
-                let mut zone = Zone::clone(&*self.current(origin).ok_or("IXFR without a current version")?);
+                let mut zone = Zone::clone(&*self.current(origin).ok_or(PullError::NoCurrent)?);
                 for cs in &changes {
                     zone = cs.apply(&zone)?;
                 }
@@ -290,15 +319,13 @@ impl Replication {
         };
         let serial = new.serial;
         let new = Arc::new(new);
-        self.publisher
-            .update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())))
-            .map_err(|e| format!("{e:#}"))?;
+        self.publisher.update(|set| Ok::<_, StoreError>(set.with_zone(new.clone())))?;
         Ok(Some(serial))
     }
 
     /// A secondary zone past its SOA EXPIRE without contact stops being served (RFC 1035 3.3.13).
     pub fn expire(&self, origin: &Name) {
-        let _ = self.publisher.update(|set| Ok::<_, anyhow::Error>(set.without(origin)));
+        let _ = self.publisher.update(|set| Ok::<_, StoreError>(set.without(origin)));
     }
 
     fn transfer_allowed(&self, ip: IpAddr) -> bool {

@@ -8,12 +8,13 @@
 
 use std::hash::{BuildHasher as _, Hasher as _};
 
-use anyhow::Context as _;
 use dns_xdp_common::{ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, AnswerValue, VALUE_FLAG_PASS};
 use foldhash::HashMap;
 
+use super::StoreError;
 use super::ids::IdPool;
 use super::serials::{Carried, Serial, Serials};
+use crate::kernel::MapsError;
 use crate::kernel::maps::{Kind, Maps};
 use crate::name::Name;
 use crate::zone::ZoneSet;
@@ -225,7 +226,7 @@ impl Interner {
         name: &Name,
         value: &AnswerValue,
         interned: &mut Interned,
-    ) -> anyhow::Result<u32> {
+    ) -> Result<u32, StoreError> {
         if value.value_flags & VALUE_FLAG_PASS != 0 {
             return Ok(ANSWER_PASS);
         }
@@ -243,14 +244,16 @@ impl Interner {
         }
         let class = Kind::Answers.class_of(usize::from(value.data_len)) as u32;
         let seq = self.ids.take(class as usize, std::time::Instant::now());
-        anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
+        if seq >= 1 << ANSWER_CLASS_SHIFT {
+            return Err(StoreError::IdsExhausted(class));
+        }
         let id = (class << ANSWER_CLASS_SHIFT) | seq;
         let negative = match &carried {
             Some(c) => Some(serials.slot(c, value, maps)?),
             None => None,
         };
         maps.put_answer(id, negative.as_ref().map_or(value, |(slotted, _)| slotted))
-            .context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+            .map_err(MapsError::call("writing an ANSWERS map (is it full? see --answers-capacity)"))?;
         self.answers.insert(id, key);
         if let Some((_, negative)) = negative {
             serials.insert(id, negative);
@@ -260,8 +263,8 @@ impl Interner {
     }
 
     /// Removes answer `id` from the kernel and from here; its id rests before it is used again.
-    pub(super) fn free(&mut self, id: u32, serials: &mut Serials, maps: &mut Maps) -> anyhow::Result<()> {
-        maps.del_answer(id).context("removing from an ANSWERS map")?;
+    pub(super) fn free(&mut self, id: u32, serials: &mut Serials, maps: &mut Maps) -> Result<(), StoreError> {
+        maps.del_answer(id).map_err(MapsError::call("removing from an ANSWERS map"))?;
         if self.answers.remove(&id).is_some() {
             let (class, seq) = Answers::at(id);
             self.ids.give(class, seq as u32, std::time::Instant::now());

@@ -19,11 +19,11 @@ mod names;
 pub mod plan;
 mod serials;
 
-use anyhow::Context as _;
 use dns_xdp_common::{KEY_VARIANT_CHILD, MAX_KERNEL_NAME};
 use foldhash::HashMap;
 
 use crate::compile::{Entries, NameSlots};
+use crate::kernel::MapsError;
 use crate::kernel::hits::HitIndex;
 use crate::kernel::maps::Maps;
 use crate::name::Name;
@@ -32,6 +32,19 @@ use hit_entries::HitSync;
 use interning::Interner;
 use names::Records;
 use serials::Serials;
+
+/// Why an update of the store failed; the caller restores the previous version.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+    /// More distinct answers of one size class than its ids can name at once.
+    #[error("answer ids of size class {0} exhausted")]
+    IdsExhausted(u32),
+    /// A precompiled entry (tests, benchmarks) whose name is not in wire format.
+    #[error("an entry's name is not a wire-format name")]
+    EntryName,
+}
 
 /// How many entries an update wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +120,7 @@ impl Store {
 
     /// Installs a precompiled logical map (tests and benchmarks): every name of `entries`,
     /// nothing else.
-    pub fn install_entries(&mut self, entries: &Entries) -> anyhow::Result<Diff> {
+    pub fn install_entries(&mut self, entries: &Entries) -> Result<Diff, StoreError> {
         let mut by_name: HashMap<Vec<u8>, NameSlots> = HashMap::default();
         for (k, v) in entries {
             let len = k.name.iter().position(|&b| b == 0).map_or(k.name.len(), |p| p + 1);
@@ -118,7 +131,7 @@ impl Store {
         }
         let mut names = Vec::with_capacity(by_name.len());
         for (wire, slots) in by_name {
-            let name = Name::from_wire(&wire).context("an entry's name is not a wire-format name")?;
+            let name = Name::from_wire(&wire).ok_or(StoreError::EntryName)?;
             if name.as_wire().len() <= MAX_KERNEL_NAME {
                 names.push((name, slots));
             }

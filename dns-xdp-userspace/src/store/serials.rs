@@ -7,11 +7,12 @@
 
 use std::collections::HashSet;
 
-use anyhow::Context as _;
 use dns_xdp_common::dns::{HEADER_LEN, rcode};
 use dns_xdp_common::{AnswerValue, SERIAL_SLOTS, VALUE_SERIAL_SLOT_SHIFT};
 use foldhash::HashMap;
 
+use super::StoreError;
+use crate::kernel::MapsError;
 use crate::kernel::maps::{Maps, answer_bytes, answer_from_bytes};
 use crate::name::Name;
 use crate::zone::ZoneSet;
@@ -120,11 +121,11 @@ impl Serials {
         c: &Carried,
         value: &AnswerValue,
         maps: &mut Maps,
-    ) -> anyhow::Result<(AnswerValue, Negative)> {
+    ) -> Result<(AnswerValue, Negative), StoreError> {
         let zone_id = self.zone_id(&c.zone);
         if self.zones[zone_id as usize].1.is_none() {
             if zone_id < self.slots {
-                maps.put_serial(zone_id, c.serial).context("writing the SERIALS map")?;
+                maps.put_serial(zone_id, c.serial).map_err(MapsError::aya("writing the SERIALS map"))?;
             }
             self.zones[zone_id as usize].1 = Some(c.serial);
         }
@@ -167,11 +168,11 @@ impl Serials {
 
     /// Writes new serials: zones with a SERIALS slot get it there, the others in the bytes of
     /// their answers carrying it. Returns how many answers were rewritten.
-    pub(super) fn write(&mut self, new_serials: &HashMap<u32, u32>, maps: &mut Maps) -> anyhow::Result<usize> {
+    pub(super) fn write(&mut self, new_serials: &HashMap<u32, u32>, maps: &mut Maps) -> Result<usize, StoreError> {
         let mut rewritten = 0;
         for (&zone, &serial) in new_serials {
             if zone < self.slots {
-                maps.put_serial(zone, serial).context("writing the SERIALS map")?;
+                maps.put_serial(zone, serial).map_err(MapsError::aya("writing the SERIALS map"))?;
             }
         }
         if new_serials.keys().any(|&z| z >= self.slots) {
@@ -185,7 +186,7 @@ impl Serials {
                 let mut bytes = Vec::new();
                 answer_bytes(&v, &mut bytes);
                 neg.bytes = bytes.into_boxed_slice();
-                maps.put_answer(id, &v).context("rewriting an answer's serial")?;
+                maps.put_answer(id, &v).map_err(MapsError::call("rewriting an answer's serial"))?;
                 rewritten += 1;
             }
         }
