@@ -12,9 +12,9 @@ mod headers;
 mod hits;
 mod l2l3;
 mod maps;
-mod resolve;
 mod respond;
 mod rrl;
+mod search;
 mod shadow;
 mod stats;
 
@@ -102,10 +102,10 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     if hit != hits::MISS {
         stats::inc(stat::TX_HIT);
     } else {
-        match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
-            resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
-            resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
-            resolve::FOUND_EXACT => {}
+        match search::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
+            search::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+            search::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+            search::FOUND_EXACT => {}
             reason => return Err(Exit::Pass(reason)),
         }
     }

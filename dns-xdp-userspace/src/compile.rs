@@ -1,5 +1,5 @@
 //! Zone snapshot -> BPF map entries. Every entry is a response rendered by the slow path's own
-//! encoder (`answer::answer`) for a canonical query, with the query-dependent parts cut off, so
+//! encoder (`respond::answer`) for a canonical query, with the query-dependent parts cut off, so
 //! the kernel's answer cannot differ from the daemon's.
 //!
 //! What is compiled, per name of every zone (names a deeper zone of ours owns are left to it):
@@ -16,7 +16,7 @@
 //! proofs), minus the OPT record the kernel appends itself. A DO=1 negative is compiled only
 //! when its proof cannot depend on the missing name: NSEC chains, encloser without descendants.
 //!
-//! May call: answer.rs (the encoder), the zones, kernel/resolve.rs (the key search `resolve`
+//! May call: respond.rs (the encoder), the zones, kernel/search.rs (the key search `resolve`
 //! runs). It hands each name's entries to its caller and writes nothing itself.
 
 use std::collections::{HashMap, HashSet};
@@ -28,9 +28,9 @@ use dns_xdp_common::{
     QTYPE_DEFAULT, RECORD_SIGNED, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
 };
 
-use crate::answer;
-use crate::kernel::resolve::{NamesView, is_meta, search};
+use crate::kernel::search::{NamesView, is_meta, search};
 use crate::name::Name;
+use crate::respond;
 use crate::wire::{Edns, Query};
 use crate::zone::{Node, Zone, ZoneSet};
 
@@ -432,7 +432,7 @@ pub fn compile_one(
         cookie: None,
         tsig: None,
     };
-    let reply = answer::answer(zones, &query, u16::MAX as usize, our_payload);
+    let reply = respond::answer(zones, &query, u16::MAX as usize, our_payload);
     let bytes = reply.bytes;
     let flags = u16::from_be_bytes([bytes[2], bytes[3]]);
     let count = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);

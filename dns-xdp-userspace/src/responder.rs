@@ -1,5 +1,5 @@
 //! One query through the daemon, the same for UDP and TCP: replication's messages (NOTIFY, zone
-//! transfers) go to replication, the rest to the zone logic (answer.rs) with the client's cookie;
+//! transfers) go to replication, the rest to the zone logic (respond.rs) with the client's cookie;
 //! answers are offered to shadow validation and counted, and over UDP pass the rate limiter.
 //! The listeners (slowpath.rs for UDP, tcp.rs) only move bytes. Owns that order; calls answer,
 //! replication, shadow, rrl and the state's counters.
@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::answer::{Client, Transport, handle_from};
 use crate::replication::Replication;
+use crate::respond::{Client, Transport, handle_from};
 use crate::rrl::{self, Decision, Limiter};
 use crate::shadow::Shadow;
 use crate::state::State;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
-use crate::answer::Transport;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 
 /// UDP receive buffer: the largest DNS message over UDP.

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use arc_swap::ArcSwap;
 
-use crate::answer::Chaos;
 use crate::cookie::Cookies;
 use crate::hotset::Demand;
+use crate::respond::Chaos;
 use crate::zone::ZoneSet;
 use dns_xdp_common::dns::rcode;
 

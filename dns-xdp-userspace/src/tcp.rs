@@ -16,8 +16,8 @@ use tokio::sync::Semaphore;
 
 use dns_xdp_common::dns::MAX_MESSAGE;
 
-use crate::answer::Transport;
 use crate::config::TcpLimits;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at

@@ -13,10 +13,10 @@ mod testframe;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::Updater;
 
 const XDP_DROP: u32 = 1;

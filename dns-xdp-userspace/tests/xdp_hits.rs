@@ -5,10 +5,10 @@
 
 mod testframe;
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::{Stats, XdpProgram};
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::Updater;
 use dns_xdp::zone::ZoneSet;
 use dns_xdp_common::stat;

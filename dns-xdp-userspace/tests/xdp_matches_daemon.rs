@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use std::net::IpAddr;
 
-use dns_xdp::answer::{Chaos, Client, Transport, handle, handle_from};
 use dns_xdp::compile::{compile, resolve};
 use dns_xdp::cookie::Cookies;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
+use dns_xdp::respond::{Chaos, Client, Transport, handle, handle_from};
 use dns_xdp::update::Updater;
 
 const XDP_PASS: u32 = 2;

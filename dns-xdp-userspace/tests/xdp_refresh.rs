@@ -8,10 +8,10 @@ mod testframe;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::{Updater, affected_with};
 use dns_xdp::zone::ZoneSet;
 

@@ -12,8 +12,8 @@ use super::settings::{
     ApiSettings, DEFAULT_SHADOW_SAMPLE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits,
     TsigKeySettings, XfrLimits,
 };
-use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
+use crate::respond::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::rrl::{Cidr, RrlSettingError, RrlSettings};
 
 /// Why `serve`'s settings cannot be used; each message names the file, flag or key at fault.

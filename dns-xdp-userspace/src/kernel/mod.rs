@@ -1,6 +1,6 @@
 //! What the daemon knows of the kernel's side of the answers: the maps it writes (maps.rs over
 //! the raw calls of bpf.rs, batched by batch.rs; the hit index, hits.rs) and the key search the
-//! XDP program runs over them (resolve.rs). The bottom layer: loader.rs hands the maps out of a
+//! XDP program runs over them (search.rs). The bottom layer: loader.rs hands the maps out of a
 //! loaded program, the store writes them.
 //!
 //! May call: dns_xdp_common, aya, libc; of the daemon only the zones (to count their names).
@@ -10,7 +10,7 @@ mod batch;
 mod bpf;
 pub mod hits;
 pub mod maps;
-pub mod resolve;
+pub mod search;
 
 /// Why the daemon could not take or write one of the answer maps. Each names the map and what was
 /// being done, since the operator's fix depends on it: a full map wants a larger

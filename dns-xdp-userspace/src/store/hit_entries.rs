@@ -14,7 +14,7 @@ use super::names::Installed;
 use super::serials::Serials;
 use crate::compile::NameSlots;
 use crate::kernel::hits::HitIndex;
-use crate::kernel::resolve::is_meta;
+use crate::kernel::search::is_meta;
 use crate::name::Name;
 
 /// Hit entries written at once while staging (`HitSync::stage`): 8 MiB of them.

@@ -113,9 +113,9 @@ impl Store {
     }
 
     /// The answer id the kernel finds for a query in the records as installed (its key search:
-    /// kernel/resolve.rs), `None` when it passes. For tests: which queries the kernel answers.
+    /// kernel/search.rs), `None` when it passes. For tests: which queries the kernel answers.
     pub fn lookup(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
-        crate::kernel::resolve::search(&self.records, qname, qtype, dnssec)
+        crate::kernel::search::search(&self.records, qname, qtype, dnssec)
     }
 
     /// Installs a precompiled logical map (tests and benchmarks): every name of `entries`,

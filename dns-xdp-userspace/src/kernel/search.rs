@@ -1,4 +1,4 @@
-//! The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/resolve.rs): which
+//! The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/search.rs): which
 //! answer the kernel serves a query (before its size, DNSSEC and rate-limit checks), read from
 //! the daemon's own view of the NAMES maps. One search for both views the daemon has: the
 //! compiled entries (`compile::resolve`) and the records the store installed
