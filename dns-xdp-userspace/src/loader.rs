@@ -1,6 +1,6 @@
 //! Loading, attaching and detaching the XDP program, and its small maps (CONFIG, the rate
 //! limiter's, the shadow ring, the counters). The answer maps it loads sized as `MapSizes`
-//! says and hands out whole (`take_answer_maps`) to the side that writes them (update/).
+//! says and hands out whole (`take_response_maps`) to the side that writes them (update/).
 //! Besides it and kernel/, no module of the daemon talks to the kernel's BPF interfaces (the
 //! test bed's programs have their own binary, testbed/).
 //!
@@ -21,7 +21,7 @@ use dns_xdp_common::{
 use crate::config::XdpModeChoice;
 use crate::kernel::hits::HitIndex;
 use crate::kernel::maps::{MapSizes, Maps};
-use crate::kernel::{AnswerMaps, MapsError};
+use crate::kernel::{MapsError, ResponseMaps};
 use crate::rrl::RrlSettings;
 
 /// What went wrong with the XDP program or one of its maps: what the daemon was doing, and
@@ -60,8 +60,8 @@ impl LoaderError {
 /// The loaded program and the maps the daemon writes.
 pub struct XdpProgram {
     ebpf: Ebpf,
-    /// The answer maps; `None` once handed out (`take_answer_maps`).
-    answer_maps: Option<AnswerMaps>,
+    /// The answer maps; `None` once handed out (`take_response_maps`).
+    response_maps: Option<ResponseMaps>,
     /// The sizes the maps were loaded with.
     sizes: MapSizes,
     config: Array<MapData, XdpConfig>,
@@ -169,7 +169,7 @@ impl XdpProgram {
         config.set(0, config_value, 0).map_err(LoaderError::map("writing CONFIG"))?;
         let program = XdpProgram {
             ebpf,
-            answer_maps: Some(AnswerMaps { maps, hits, sizes }),
+            response_maps: Some(ResponseMaps { maps, hits, sizes }),
             sizes,
             config,
             config_value,
@@ -190,8 +190,8 @@ impl XdpProgram {
 
     /// The answer maps, for the side that writes them from now on (update/; the refresh tests
     /// write them on another thread while this one runs the program). Once.
-    pub fn take_answer_maps(&mut self) -> Result<AnswerMaps, LoaderError> {
-        self.answer_maps.take().ok_or(LoaderError::Missing("the answer maps were handed out already"))
+    pub fn take_response_maps(&mut self) -> Result<ResponseMaps, LoaderError> {
+        self.response_maps.take().ok_or(LoaderError::Missing("the answer maps were handed out already"))
     }
 
     /// Attaches to `iface`; returns the mode used. `Auto` tries native and falls back to generic.
@@ -302,7 +302,7 @@ impl XdpProgram {
             .try_into()
             .map_err(LoaderError::program("dns_xdp is not an XDP program"))?;
         // Room for the largest reply the program may grow the frame into.
-        let mut out = vec![0u8; frame.len() + dns_xdp_common::MAX_ANSWER_LEN + 512];
+        let mut out = vec![0u8; frame.len() + dns_xdp_common::MAX_RESPONSE_LEN + 512];
         let result = program
             .test_run(TestRunOptions {
                 data_in: Some(frame),

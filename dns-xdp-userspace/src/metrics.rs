@@ -264,7 +264,7 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
         "Entries installed in each BPF map.",
         &[
             (&[("map", "names")], m.map_entries.load(Relaxed)),
-            (&[("map", "answers")], m.answer_entries.load(Relaxed)),
+            (&[("map", "answers")], m.response_entries.load(Relaxed)),
             (&[("map", "hits")], m.hit_entries.load(Relaxed)),
         ],
     )?;

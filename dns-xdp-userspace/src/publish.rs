@@ -105,7 +105,7 @@ fn install_change(
 fn report(answers: &Updater, state: &State, diff: &Diff, what: &str, started: std::time::Instant, level: log::Level) {
     let (names, installed) = answers.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
-    state.metrics.answer_entries.store(installed as u64, Relaxed);
+    state.metrics.response_entries.store(installed as u64, Relaxed);
     state.metrics.hit_entries.store(answers.hit_entries() as u64, Relaxed);
     log::log!(
         level,
@@ -113,8 +113,8 @@ fn report(answers: &Updater, state: &State, diff: &Diff, what: &str, started: st
         diff.added,
         diff.changed,
         diff.removed,
-        diff.answers_written,
-        diff.answers_freed,
+        diff.responses_written,
+        diff.responses_freed,
         started.elapsed()
     );
 }

@@ -230,7 +230,7 @@ fn fnv1a(kind: u32, name: &[u8]) -> u32 {
     h
 }
 
-/// The rate-limiting key of a rendered response (`AnswerValue::rrl_key`): its kind in the top
+/// The rate-limiting key of a rendered response (`ResponseValue::rrl_key`): its kind in the top
 /// 4 bits and a hash of the name it is limited under. Positive answers count per qname;
 /// NODATA and NXDOMAIN per zone (the owner of the SOA in the authority section); referrals per
 /// delegation point (the NS owner); errors share one budget. Used by the map compiler and the

@@ -61,7 +61,7 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
 
     let sizes = MapSizes::for_capacity(CAPACITY);
     let (mut program, stats) = XdpProgram::load_sized(53, PAYLOAD, sizes).expect("load XDP program");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     let v1 = zones(&dir, 1, &hosts);
     answers.install(&v1, PAYLOAD).expect("install version 1");
     program.set_enabled(53, PAYLOAD, true).unwrap();

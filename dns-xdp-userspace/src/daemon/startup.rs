@@ -136,7 +136,7 @@ fn load_xdp(
         drop(program);
         (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, sizes)?;
     }
-    let mut answers = Updater::new(program.take_answer_maps()?, state.demand.clone());
+    let mut answers = Updater::new(program.take_response_maps()?, state.demand.clone());
     // The index of who points at whom, for narrow updates: built beside the compile (a
     // walk of every zone), so the first write after the start finds it ready.
     let (tx, referrers) = std::sync::mpsc::channel();

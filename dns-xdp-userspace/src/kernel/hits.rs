@@ -20,7 +20,7 @@
 use std::os::fd::RawFd;
 use std::ptr::{NonNull, read_volatile, write_volatile};
 
-use dns_xdp_common::{Answer, AnswerValue, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pairs};
+use dns_xdp_common::{HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, Response, ResponseValue, hit_pairs};
 
 use super::MapsError;
 
@@ -60,11 +60,11 @@ impl Drop for Mapped {
     }
 }
 
-/// `v` as an `Answer<N>` (`N` at least its data): how an entry holds one of the smallest answers
-/// (`ANSWER_CLASSES[0]` bytes).
-pub fn sized<const N: usize>(v: &AnswerValue) -> Answer<N> {
+/// `v` as an `Response<N>` (`N` at least its data): how an entry holds one of the smallest answers
+/// (`RESPONSE_CLASSES[0]` bytes).
+pub fn sized<const N: usize>(v: &ResponseValue) -> Response<N> {
     let len = usize::from(v.data_len);
-    let mut a = Answer {
+    let mut a = Response {
         flags: v.flags,
         ancount: v.ancount,
         nscount: v.nscount,
@@ -167,7 +167,7 @@ impl HitIndex {
         qtype: u16,
         serves: u32,
         answer: u32,
-        inline: Option<&AnswerValue>,
+        inline: Option<&ResponseValue>,
     ) -> Option<([u32; 2], HitEntry)> {
         let words = words(name)?;
         let entry = HitEntry {

@@ -45,7 +45,7 @@ impl MapsError {
 
 /// The answer store's maps, taken out of a loaded program (loader.rs) by the side that writes
 /// them (update/), with the sizes they were loaded with.
-pub struct AnswerMaps {
+pub struct ResponseMaps {
     pub maps: maps::Maps,
     pub hits: hits::HitIndex,
     pub sizes: maps::MapSizes,

@@ -1,4 +1,4 @@
-//! The kernel's answer store: what the daemon remembers of the NAMES and ANSWERS maps
+//! The kernel's answer store: what the daemon remembers of the NAMES and RESPONSES maps
 //! (kernel/maps.rs explains them), so an update writes only the difference.
 //!
 //! - names.rs: the records installed, by name;
@@ -54,8 +54,8 @@ pub struct Diff {
     pub changed: usize,
     pub removed: usize,
     /// Answers written (new ones and rewritten shared negatives) and freed.
-    pub answers_written: usize,
-    pub answers_freed: usize,
+    pub responses_written: usize,
+    pub responses_freed: usize,
 }
 
 /// The store and its kernel maps.
@@ -114,7 +114,7 @@ impl Store {
 
     /// The answer id the kernel finds for a query in the records as installed (its key search:
     /// kernel/search.rs), `None` when it passes. For tests: which queries the kernel answers.
-    pub fn lookup(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
+    pub fn search(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
         crate::kernel::search::search(&self.records, qname, qtype, dnssec)
     }
 

@@ -6,7 +6,7 @@
 
 use std::hash::BuildHasher as _;
 
-use dns_xdp_common::{ANSWER_PASS, RECORD_SLOTS, Slot};
+use dns_xdp_common::{RECORD_SLOTS, RESPONSE_PASS, Slot};
 
 use crate::kernel::search::NamesView;
 use crate::name::Name;
@@ -157,7 +157,7 @@ impl Records {
 /// The records as the kernel's key search reads the NAMES maps: a name's parts one after the
 /// other, the first `RECORD_SLOTS` slots being part 0.
 impl NamesView for Records {
-    type Answer = u32;
+    type Response = u32;
 
     fn slot(&self, name: &[u8], qtype: u16, variant: u16, part0: bool) -> Option<u32> {
         let rec = self.get_wire(name)?;
@@ -170,7 +170,7 @@ impl NamesView for Records {
     }
 
     fn passes(answer: u32) -> bool {
-        answer == ANSWER_PASS
+        answer == RESPONSE_PASS
     }
 }
 

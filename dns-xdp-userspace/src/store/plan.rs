@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use dns_xdp_common::{
-    ANSWER_PASS, KEY_VARIANT_CHILD, MAX_RECORD_PARTS, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE,
-    RECORD_SIGNED, RECORD_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_SIGNED,
+    KEY_VARIANT_CHILD, MAX_RECORD_PARTS, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
+    RECORD_SLOTS, RESPONSE_PASS, SLOT_UNUSED, Slot, VALUE_FLAG_SIGNED,
 };
 use foldhash::HashMap;
 
@@ -193,7 +193,7 @@ impl Store {
     }
 
     fn reference(&mut self, rec: &Installed, delta: i64) {
-        for s in rec.slots.iter().filter(|s| s.answer != ANSWER_PASS) {
+        for s in rec.slots.iter().filter(|s| s.answer != RESPONSE_PASS) {
             if self.interner.reference(s.answer, delta) {
                 self.released.push(s.answer);
             }
@@ -237,7 +237,7 @@ impl Store {
     fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> Result<Diff, StoreError> {
         let t0 = std::time::Instant::now();
         let Plan { changes, interned: Interned { created, mut new_serials }, added_now, mut hits } = plan;
-        let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
+        let mut diff = Diff { responses_written: created.len(), added: added_now, ..Diff::default() };
         self.serials.moved(zones, &mut new_serials);
         // 1. Markers, for new names too: once the negatives change, a query for a name that
         //    exists only in the new version must not reach its ancestor's new NXDOMAIN.
@@ -246,7 +246,7 @@ impl Store {
             // whose serial is about to move.
             let old = self.records.get(name);
             self.hits.forget(name, old);
-            let marker = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
+            let marker = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: RESPONSE_PASS };
             let marker = record(old.map_or(0, |old| old.flags & RECORD_SIGNED), &[marker]);
             self.maps
                 .put_record(name.as_wire(), 0, &marker)
@@ -260,7 +260,7 @@ impl Store {
             self.maps.set_generation(true).map_err(MapsError::aya("writing the SERIAL_GEN map"))?;
             let written = self.serials.write(&new_serials, &mut self.maps);
             self.maps.set_generation(false).map_err(MapsError::aya("writing the SERIAL_GEN map"))?;
-            diff.answers_written += written?;
+            diff.responses_written += written?;
         }
         let t2 = t0.elapsed();
         // 3. Records.
@@ -308,7 +308,7 @@ impl Store {
         };
         for id in unused {
             self.interner.free(id, &mut self.serials, &mut self.maps)?;
-            diff.answers_freed += 1;
+            diff.responses_freed += 1;
         }
         log::debug!("commit phases: markers {t1:?}, serials {t2:?}, records {t3:?}, frees {:?}", t0.elapsed());
         Ok(diff)
@@ -328,7 +328,7 @@ impl Store {
 
 /// One record part holding `slots` (at most `RECORD_SLOTS`), the rest unused.
 fn record(flags: u16, slots: &[Slot]) -> NameRecord {
-    let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
+    let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: RESPONSE_PASS };
     let mut r = NameRecord { flags, count: slots.len() as u16, _pad: 0, slots: [unused; RECORD_SLOTS] };
     r.slots[..slots.len()].copy_from_slice(slots);
     r

@@ -22,7 +22,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::compile::{self, Entries};
 use crate::hotset::Demand;
-use crate::kernel::AnswerMaps;
+use crate::kernel::ResponseMaps;
 use crate::name::Name;
 use crate::store::{Diff, Store, StoreError};
 use crate::zone::ZoneSet;
@@ -52,7 +52,7 @@ pub enum Recompiled {
 
 impl Updater {
     /// Writes the answer maps of a loaded program from now on; the hot set follows `demand`.
-    pub fn new(maps: AnswerMaps, demand: Arc<Demand>) -> Self {
+    pub fn new(maps: ResponseMaps, demand: Arc<Demand>) -> Self {
         Updater {
             store: Store::new(maps.maps, Some(maps.hits)),
             capacity: maps.sizes.capacity as usize,
@@ -168,7 +168,7 @@ impl Updater {
     /// Whether the kernel answers this query from its maps (before its size, DNSSEC and
     /// rate-limit checks), as the installed records say; see `Store::lookup`.
     pub fn kernel_answers(&self, qname: &[u8], qtype: u16, dnssec: bool) -> bool {
-        self.store.lookup(qname, qtype, dnssec).is_some()
+        self.store.search(qname, qtype, dnssec).is_some()
     }
 
     /// Entries in the answer maps: name records and distinct answers.
