@@ -193,7 +193,7 @@ pub const SERIAL_SLOTS: u32 = 1 << (16 - VALUE_SERIAL_SLOT_SHIFT);
 /// A response rendered by the daemon's encoder, minus the parts that depend on the query (ID,
 /// RD and CD bits, the question bytes, the OPT record), with room for `N` bytes of data. The
 /// RESPONSES maps hold `Response<RESPONSE_CLASSES[i]>`; the XDP program copies the one it serves into
-/// its scratch space as an `ResponseValue`, whose layout every class shares up to its data.
+/// its scratch space as a `ResponseValue`, whose layout every class shares up to its data.
 ///
 /// The XDP program builds the reply as: header (ID from the query, `flags` | query's RD/CD,
 /// QDCOUNT=1, counts from here, ARCOUNT + 1 when the query had an OPT), the question exactly as

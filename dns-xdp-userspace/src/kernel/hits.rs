@@ -60,7 +60,7 @@ impl Drop for Mapped {
     }
 }
 
-/// `v` as an `Response<N>` (`N` at least its data): how an entry holds one of the smallest answers
+/// `v` as a `Response<N>` (`N` at least its data): how an entry holds one of the smallest answers
 /// (`RESPONSE_CLASSES[0]` bytes).
 pub fn sized<const N: usize>(v: &ResponseValue) -> Response<N> {
     let len = usize::from(v.data_len);
