@@ -22,12 +22,7 @@ pub struct BindError {
     pub err: std::io::Error,
 }
 
-fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> Result<Socket, BindError> {
-    let socket = socket_with(addr, ty, protocol).map_err(|err| BindError { addr, err })?;
-    Ok(socket)
-}
-
-fn socket_with(addr: SocketAddr, ty: Type, protocol: Protocol) -> std::io::Result<Socket> {
+fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
     if addr.is_ipv6() {
         // [::] also takes IPv4 (mapped), so one default address serves both families.
@@ -45,10 +40,11 @@ pub fn bind_udp(addr: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocke
     (0..count)
         .map(|_| {
             let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
-            socket.set_nonblocking(false).map_err(|err| BindError { addr, err })?;
+            socket.set_nonblocking(false)?;
             Ok(socket.into())
         })
-        .collect()
+        .collect::<std::io::Result<_>>()
+        .map_err(|err| BindError { addr, err })
 }
 
 /// Answers UDP queries on `socket` on a thread of its own, one per core: a query is answered
@@ -65,9 +61,12 @@ pub fn spawn_udp(socket: std::net::UdpSocket, responder: Arc<Responder>) -> std:
 }
 
 pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    let socket = socket_for(addr, Type::STREAM, Protocol::TCP)?;
-    socket.listen(1024).map_err(|err| BindError { addr, err })?;
-    TcpListener::from_std(socket.into()).map_err(|err| BindError { addr, err })
+    let bound = || {
+        let socket = socket_for(addr, Type::STREAM, Protocol::TCP)?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    };
+    bound().map_err(|err| BindError { addr, err })
 }
 
 /// Answers UDP queries through the responder (which rate-limits them).
