@@ -17,7 +17,7 @@ pub const MAX_LABEL_LEN: usize = 63;
 pub const MAX_LABELS: usize = 128;
 /// Bytes of precompiled response data (everything after the question) one map value holds.
 /// An answer that does not fit is not compiled; such queries pass to the daemon.
-pub const MAX_ANSWER_LEN: usize = 1008;
+pub const MAX_RESPONSE_LEN: usize = 1008;
 /// Smallest UDP payload every DNS client accepts (RFC 1035 section 4.2.1).
 pub const MIN_UDP_PAYLOAD: u16 = 512;
 
@@ -47,7 +47,7 @@ pub const MAP_HITS: &str = "HITS";
 pub const PROG_NAME: &str = "dns_xdp";
 
 /// Default capacity of the answer maps (`--answers-capacity`): the names the kernel holds.
-/// Each map is sized from it (`NAME_CLASS_SIZE`, `ANSWER_CLASS_SIZE`).
+/// Each map is sized from it (`NAME_CLASS_SIZE`, `RESPONSE_CLASS_SIZE`).
 pub const ANSWERS_CAPACITY: u32 = 262_144;
 
 // ---------------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ pub const ANSWERS_CAPACITY: u32 = 262_144;
 //
 // A query's name is looked up once, in the NAMES map of its length class; the record lists the
 // answers held for that name as (QTYPE, variant, answer id) slots. The id names an answer in
-// the ANSWERS map of its size class. Two levels instead of one (name, type) -> answer map: a
+// the RESPONSES map of its size class. Two levels instead of one (name, type) -> answer map: a
 // name costs one small key instead of one 260-byte key per type, answers shared by many names
 // (NODATA, NXDOMAIN, referrals) are stored once, and a change to such a shared answer (a new
 // SOA serial) rewrites one entry instead of every name's.
@@ -90,7 +90,7 @@ pub struct Slot {
     pub qtype: u16,
     /// `KEY_VARIANT_*` bits.
     pub variant: u16,
-    /// The answer: `ANSWER_PASS`, or an id whose top bits are its size class.
+    /// The answer: `RESPONSE_PASS`, or an id whose top bits are its size class.
     pub answer: u32,
 }
 const _: () = assert!(core::mem::size_of::<Slot>() == 8);
@@ -100,9 +100,9 @@ const _: () = assert!(core::mem::size_of::<Slot>() == 8);
 pub const SLOT_UNUSED: u16 = 0xffff;
 
 /// `Slot::answer` of a slot that is no answer: queries that reach it pass to the daemon.
-pub const ANSWER_PASS: u32 = 0;
-/// `Slot::answer >> ANSWER_CLASS_SHIFT` is the index into `ANSWER_CLASSES`.
-pub const ANSWER_CLASS_SHIFT: u32 = 29;
+pub const RESPONSE_PASS: u32 = 0;
+/// `Slot::answer >> RESPONSE_CLASS_SHIFT` is the index into `RESPONSE_CLASSES`.
+pub const RESPONSE_CLASS_SHIFT: u32 = 29;
 
 /// Value of a NAMES map: one part of a name's record.
 #[repr(C)]
@@ -128,13 +128,13 @@ pub const RECORD_SIGNED: u16 = 1 << 1;
 /// default.
 pub const RECORD_CHILD_PARTIAL: u16 = 1 << 2;
 
-/// Data bytes of the answers of each ANSWERS map: an `Answer<N>` element (plus the kernel's
+/// Data bytes of the answers of each RESPONSES map: a `Response<N>` element (plus the kernel's
 /// per-element header and the 4-byte id key) fits a 128, 192, 256, 512 or 2048-byte slab.
-pub const ANSWER_CLASSES: [usize; 5] = [44, 108, 172, 428, MAX_ANSWER_LEN];
-pub const MAP_ANSWERS: [&str; 5] = ["ANSWERS44", "ANSWERS108", "ANSWERS172", "ANSWERS428", "ANSWERS1008"];
-/// Each ANSWERS map holds `capacity * ANSWER_CLASS_SIZE[i] / 16` entries (at least 1024): most
+pub const RESPONSE_CLASSES: [usize; 5] = [44, 108, 172, 428, MAX_RESPONSE_LEN];
+pub const MAP_RESPONSES: [&str; 5] = ["RESPONSES44", "RESPONSES108", "RESPONSES172", "RESPONSES428", "RESPONSES1008"];
+/// Each RESPONSES map holds `capacity * RESPONSE_CLASS_SIZE[i] / 16` entries (at least 1024): most
 /// answers are small, and a name has about two of its own (A and AAAA, a CNAME chain per type).
-pub const ANSWER_CLASS_SIZE: [u64; 5] = [32, 8, 4, 2, 1];
+pub const RESPONSE_CLASS_SIZE: [u64; 5] = [32, 8, 4, 2, 1];
 /// Each NAMES map holds `capacity * NAME_CLASS_SIZE[i] / 16` entries (at least 1024): names
 /// longer than 60 bytes are rare.
 pub const NAME_CLASS_SIZE: [u64; 4] = [16, 16, 4, 1];
@@ -149,25 +149,25 @@ pub const NAME_CLASS_SIZE: [u64; 4] = [16, 16, 4, 1];
 /// query's key in its scratch space; the NAMES maps are keyed by its name's first bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AnswerKey {
+pub struct ResponseKey {
     pub name: [u8; KEY_NAME_LEN],
     /// QTYPE in host byte order; `QTYPE_DEFAULT` for the answer to every type without its own key.
     pub qtype: u16,
     /// `KEY_VARIANT_*` bits; 0 for the plain answer (part of the hash, so always set exactly).
     pub variant: u16,
 }
-const _: () = assert!(core::mem::size_of::<AnswerKey>() == 260);
+const _: () = assert!(core::mem::size_of::<ResponseKey>() == 260);
 
-/// `AnswerKey::variant`: the answer to a query with DO=1 (RRSIGs and proofs included), compiled
+/// `ResponseKey::variant`: the answer to a query with DO=1 (RRSIGs and proofs included), compiled
 /// for signed zones only; a DO=1 query for an unsigned zone falls back to the plain key.
 pub const KEY_VARIANT_DO: u16 = 1 << 0;
-/// `AnswerKey::variant`: not this name's answer but the one for a name *below* it that does not
+/// `ResponseKey::variant`: not this name's answer but the one for a name *below* it that does not
 /// exist (this name is then the closest encloser, RFC 4592): NXDOMAIN, a wildcard-synthesised
 /// answer (owner 0xC00C) or a referral. Every existing name has at least the
 /// (`QTYPE_DEFAULT`, `KEY_VARIANT_CHILD`) key, so it also marks existence: the closest-encloser
 /// walk stops at the first suffix of the qname that has one.
 pub const KEY_VARIANT_CHILD: u16 = 1 << 1;
-/// `AnswerKey::qtype` of the answer shared by every query type without a key of its own at that
+/// `ResponseKey::qtype` of the answer shared by every query type without a key of its own at that
 /// name (NODATA, a referral, a CNAME chain ending in NODATA...). Type 0 is reserved (RFC 6895
 /// section 3.1) and never in a zone, so it is also the exact answer to a QTYPE 0 query. Meta
 /// types (128..=255: AXFR, IXFR, ANY...) never use it: they have explicit keys or pass.
@@ -176,14 +176,14 @@ pub const QTYPE_DEFAULT: u16 = 0;
 /// random-subdomain floods add one or two labels; deeper misses go to the daemon.
 pub const MAX_WALK_STEPS: usize = 8;
 
-/// `AnswerValue::value_flags`: the zone is DNSSEC-signed. A query with DO=1 must not be
+/// `ResponseValue::value_flags`: the zone is DNSSEC-signed. A query with DO=1 must not be
 /// answered from this entry (it would come back without RRSIGs): pass it to the daemon.
 pub const VALUE_FLAG_SIGNED: u16 = 1 << 0;
-/// `AnswerValue::value_flags`: not an answer but a marker (the name exists, or the answer below
+/// `ResponseValue::value_flags`: not an answer but a marker (the name exists, or the answer below
 /// it depends on the exact qname, e.g. NSEC3 proofs or DNAME substitution): pass to the daemon.
-/// In the maps a marker is a slot whose answer is `ANSWER_PASS`; the flag is its userspace form.
+/// In the maps a marker is a slot whose answer is `RESPONSE_PASS`; the flag is its userspace form.
 pub const VALUE_FLAG_PASS: u16 = 1 << 1;
-/// `AnswerValue::value_flags` above this shift: the answer's slot in the SERIALS map (its zone),
+/// `ResponseValue::value_flags` above this shift: the answer's slot in the SERIALS map (its zone),
 /// meaningful only when `serial_at` is nonzero.
 pub const VALUE_SERIAL_SLOT_SHIFT: u16 = 4;
 /// Zones whose serial the kernel patches in (12 bits of `value_flags`); answers of further zones
@@ -192,8 +192,8 @@ pub const SERIAL_SLOTS: u32 = 1 << (16 - VALUE_SERIAL_SLOT_SHIFT);
 
 /// A response rendered by the daemon's encoder, minus the parts that depend on the query (ID,
 /// RD and CD bits, the question bytes, the OPT record), with room for `N` bytes of data. The
-/// ANSWERS maps hold `Answer<ANSWER_CLASSES[i]>`; the XDP program copies the one it serves into
-/// its scratch space as an `AnswerValue`, whose layout every class shares up to its data.
+/// RESPONSES maps hold `Response<RESPONSE_CLASSES[i]>`; the XDP program copies the one it serves into
+/// its scratch space as a `ResponseValue`, whose layout every class shares up to its data.
 ///
 /// The XDP program builds the reply as: header (ID from the query, `flags` | query's RD/CD,
 /// QDCOUNT=1, counts from here, ARCOUNT + 1 when the query had an OPT), the question exactly as
@@ -202,7 +202,7 @@ pub const SERIAL_SLOTS: u32 = 1 << (16 - VALUE_SERIAL_SLOT_SHIFT);
 /// or into `data` itself, so they stay valid for any query whose qname has the same length.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct Answer<const N: usize> {
+pub struct Response<const N: usize> {
     /// Header flags word (host order) with QR=1 and AA/RCODE as the daemon decided; RD=CD=0.
     pub flags: u16,
     /// ANCOUNT, NSCOUNT and ARCOUNT (ARCOUNT without the OPT record) of the rendered response.
@@ -231,11 +231,11 @@ pub struct Answer<const N: usize> {
 }
 
 /// The largest answer, as the XDP program works on it.
-pub type AnswerValue = Answer<MAX_ANSWER_LEN>;
-/// Bytes of an `Answer<N>` before its data.
-pub const ANSWER_HEAD_LEN: usize = 20;
-const _: () = assert!(core::mem::size_of::<AnswerValue>() == ANSWER_HEAD_LEN + MAX_ANSWER_LEN);
-const _: () = assert!(core::mem::size_of::<Answer<44>>() == 64);
+pub type ResponseValue = Response<MAX_RESPONSE_LEN>;
+/// Bytes of a `Response<N>` before its data.
+pub const RESPONSE_HEAD_LEN: usize = 20;
+const _: () = assert!(core::mem::size_of::<ResponseValue>() == RESPONSE_HEAD_LEN + MAX_RESPONSE_LEN);
+const _: () = assert!(core::mem::size_of::<Response<44>>() == 64);
 
 /// Single entry (index 0) of the config array map, written by the daemon before attaching.
 #[repr(C)]
@@ -261,13 +261,13 @@ pub const HIT_NAME_WORDS: usize = HIT_MAX_NAME / 8;
 /// `HitEntry::qtype_serves` high half: the entry answers queries without DO, with DO.
 pub const HIT_SERVES_PLAIN: u32 = 1 << 16;
 pub const HIT_SERVES_DO: u32 = 1 << 17;
-/// `HitEntry::flags`: `value` holds the answer itself (a copy of the ANSWERS44 element).
+/// `HitEntry::flags`: `value` holds the answer itself (a copy of the RESPONSES44 element).
 pub const HIT_INLINE: u32 = 1 << 0;
 
-/// One entry of the hit index: what `resolve` would find at step 0 for (name, type) and the
+/// One entry of the hit index: what `search` would find at step 0 for (name, type) and the
 /// DO bits it serves, so an exact hit reads two adjacent cache lines instead of a hash bucket,
 /// a record element and the answer. `value` holds a copy of the answer when it is one of the
-/// smallest (ANSWERS44) and never rewritten under its id (no SOA serial): its line's address
+/// smallest (RESPONSES44) and never rewritten under its id (no SOA serial): its line's address
 /// is known before the first line arrives, so the two misses overlap. The daemon writes
 /// entries in place through its mapping under `seq` (odd while it writes); the program passes
 /// to the record lookup whenever `seq` is odd or moves while it reads. A name's entries sit in
@@ -283,7 +283,7 @@ pub struct HitEntry {
     pub flags: u32,
     /// The lowercase wire name, zero-padded, as little-endian words (the key's first bytes).
     pub name: [u64; HIT_NAME_WORDS],
-    pub value: Answer<44>,
+    pub value: Response<44>,
 }
 const _: () = assert!(core::mem::size_of::<HitEntry>() == 128);
 
@@ -294,7 +294,7 @@ impl HitEntry {
         answer: 0,
         flags: 0,
         name: [0; HIT_NAME_WORDS],
-        value: Answer {
+        value: Response {
             flags: 0,
             ancount: 0,
             nscount: 0,
@@ -331,7 +331,7 @@ pub fn hit_pairs(name: &[u64; HIT_NAME_WORDS], qtype: u16, mask: u32) -> [u32; 2
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Scratch {
-    pub key: AnswerKey,
+    pub key: ResponseKey,
     /// The question's qname exactly as received (original case), zero-padded by at least 4 bytes
     /// past its end so it can be checksummed in 4-byte steps.
     pub raw: [u8; KEY_NAME_LEN + 4],
@@ -349,14 +349,14 @@ pub struct Scratch {
     pub shadow: ShadowSample,
     /// The key the answer was found under: the query's own key, its `QTYPE_DEFAULT` or
     /// `KEY_VARIANT_DO` fallback, or a closest encloser's `KEY_VARIANT_CHILD` key.
-    pub found: AnswerKey,
+    pub found: ResponseKey,
     /// The lowercased qname again, followed by at least 256 zero bytes that are never written:
     /// a suffix of the name copied out from any label offset comes out zero-padded, as keys are.
     pub walk_name: [u8; 2 * KEY_NAME_LEN],
-    /// The answer being served, copied out of its ANSWERS map (whatever its size class).
-    pub answer: AnswerValue,
+    /// The answer being served, copied out of its RESPONSES map (whatever its size class).
+    pub response: ResponseValue,
     /// The id of that answer, as the lookup found it in a name's record.
-    pub answer_id: u32,
+    pub response_id: u32,
     /// The record part being searched, copied out of its NAMES map (one type for the
     /// verifier, whichever length class it came from).
     pub record: NameRecord,
@@ -416,13 +416,13 @@ pub struct ReplyBody {
     pub ancount: u16,
     pub nscount: u16,
     pub arcount: u16,
-    /// Bytes of `AnswerValue::data` to copy (0 for a slip).
+    /// Bytes of `ResponseValue::data` to copy (0 for a slip).
     pub data_len: u16,
     pub data_csum: u16,
 }
 const _: () = assert!(core::mem::size_of::<ReplyBody>() == 12);
 
-/// Kinds of response the limiter keeps apart (top 4 bits of `AnswerValue::rrl_key`), after BIND
+/// Kinds of response the limiter keeps apart (top 4 bits of `ResponseValue::rrl_key`), after BIND
 /// and Knot: positive answers are limited per name, negative ones per zone, so a random-subdomain
 /// or type sweep collapses into one budget.
 pub mod rrl_kind {
@@ -624,9 +624,9 @@ pub mod stat {
 mod pod {
     // SAFETY: plain `#[repr(C)]` data with no padding holes (sizes asserted above), valid for any
     // bit pattern.
-    unsafe impl aya::Pod for super::AnswerKey {}
+    unsafe impl aya::Pod for super::ResponseKey {}
     // SAFETY: as above (every field is naturally aligned; sizes are multiples of 4).
-    unsafe impl<const N: usize> aya::Pod for super::Answer<N> {}
+    unsafe impl<const N: usize> aya::Pod for super::Response<N> {}
     // SAFETY: as above.
     unsafe impl<const N: usize> aya::Pod for super::NameKey<N> {}
     // SAFETY: as above.

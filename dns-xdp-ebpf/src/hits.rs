@@ -2,7 +2,7 @@
 //! lookup. Under load the program's main cost is memory: the record lookup reads a hash
 //! bucket and the element's lines, and the answer another line, each likely a miss, one after
 //! the other. An entry is two adjacent lines whose loads overlap, and holds no more than what
-//! step 0 of `resolve` would find for the DO bits it serves (the answer id, and for the
+//! step 0 of `search` would find for the DO bits it serves (the answer id, and for the
 //! smallest answers the answer itself), in either of two pairs; anything else (no entry, a
 //! name too long for one, an entry being rewritten) takes the record lookup, which finds the
 //! same.
@@ -10,16 +10,16 @@
 use core::ptr::read_volatile;
 
 use dns_xdp_common::{
-    Answer, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Scratch, hit_pairs,
+    HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, Response, Scratch, hit_pairs,
 };
 
 use crate::maps::HITS;
 
 /// 8-byte words of an inline answer (its entry's second line).
-const ANSWER44_WORDS: usize = core::mem::size_of::<Answer<44>>() / 8;
-const _: () = assert!(core::mem::size_of::<Answer<44>>() % 8 == 0);
+const RESPONSE44_WORDS: usize = core::mem::size_of::<Response<44>>() / 8;
+const _: () = assert!(core::mem::size_of::<Response<44>>() % 8 == 0);
 
-/// `find` results: not in the index, the answer id left in `scratch.answer_id`, or the
+/// `find` results: not in the index, the answer id left in `scratch.response_id`, or the
 /// answer itself also copied into `scratch.answer`.
 pub const MISS: u32 = 0;
 pub const ID: u32 = 1;
@@ -34,7 +34,7 @@ fn probe(index: u32, name: &[u64; HIT_NAME_WORDS], want: u32, scratch: *mut Scra
     let Some(e) = HITS.get_ptr(index) else { return MISS };
     let e: *const HitEntry = e;
     // SAFETY: an array element, valid for the program's run; `scratch` is the per-CPU SCRATCH
-    // value, whose answer holds an Answer<MAX_ANSWER_LEN>, larger than the Answer<44> copied.
+    // value, whose answer holds an Response<MAX_RESPONSE_LEN>, larger than the Response<44> copied.
     unsafe {
         let seq = read_volatile(&raw const (*e).seq);
         // The second line, read now so its miss overlaps the first's.
@@ -57,15 +57,15 @@ fn probe(index: u32, name: &[u64; HIT_NAME_WORDS], want: u32, scratch: *mut Scra
         if inline {
             // Word by word: a helper call costs more than the eight loads.
             let from = (&raw const (*e).value).cast::<u64>();
-            let to = (&raw mut (*scratch).answer).cast::<u64>();
-            for i in 0..ANSWER44_WORDS {
+            let to = (&raw mut (*scratch).response).cast::<u64>();
+            for i in 0..RESPONSE44_WORDS {
                 to.add(i).write_unaligned(read_volatile(from.add(i)));
             }
         }
         if read_volatile(&raw const (*e).seq) != seq {
             return MISS;
         }
-        (*scratch).answer_id = answer;
+        (*scratch).response_id = answer;
         if inline { INLINE } else { ID }
     }
 }

@@ -1,4 +1,4 @@
-//! dns_xdp: answers DNS queries whose response the daemon precompiled into ANSWERS, straight from
+//! dns_xdp: answers DNS queries whose response the daemon precompiled into RESPONSES, straight from
 //! the driver; passes everything else to the kernel stack (ARCHITECTURE.md section 4).
 #![no_std]
 #![no_main]
@@ -12,14 +12,14 @@ mod headers;
 mod hits;
 mod l2l3;
 mod maps;
-mod resolve;
 mod respond;
 mod rrl;
+mod search;
 mod shadow;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use dns_xdp_common::{ANSWER_PASS, MAX_ANSWER_LEN, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat};
+use dns_xdp_common::{MAX_RESPONSE_LEN, RESPONSE_PASS, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED, stat};
 
 /// How a packet leaves the program when it is not answered.
 #[derive(Clone, Copy)]
@@ -102,21 +102,21 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     if hit != hits::MISS {
         stats::inc(stat::TX_HIT);
     } else {
-        match resolve::resolve(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
-            resolve::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
-            resolve::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
-            resolve::FOUND_EXACT => {}
+        match search::search(scratch, query.dnssec_ok as u32, query.qname_len as u32) {
+            search::FOUND_DEFAULT => stats::inc(stat::TX_DEFAULT),
+            search::FOUND_ENCLOSER => stats::inc(stat::TX_ENCLOSER),
+            search::FOUND_EXACT => {}
             reason => return Err(Exit::Pass(reason)),
         }
     }
-    // SAFETY: `scratch` is the per-CPU SCRATCH value; the index or resolve left the answer's id in it.
-    let (answer_id, answer) = unsafe { ((*scratch).answer_id, &raw mut (*scratch).answer) };
+    // SAFETY: `scratch` is the per-CPU SCRATCH value; the index or the search left the response id in it.
+    let (response_id, answer) = unsafe { ((*scratch).response_id, &raw mut (*scratch).response) };
     // Markers are not answers: the daemon decides (exists but not installed, qname-dependent).
-    if answer_id == ANSWER_PASS {
+    if response_id == RESPONSE_PASS {
         return Err(Exit::Pass(stat::PASS_MARKER));
     }
     // Gone meanwhile (a refresh freed it after the record was read): the daemon answers.
-    if hit != hits::INLINE && !maps::load_answer(answer_id, answer) {
+    if hit != hits::INLINE && !maps::load_response(response_id, answer) {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
     // Answers carrying a SOA serial get the zone's current one.
@@ -126,14 +126,14 @@ fn try_dns_xdp(ctx: &XdpContext) -> Result<Sent, Exit> {
     if generation & 1 != 0 || maps::serial_gen() != generation {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
-    // SAFETY: as above; load_answer filled it.
+    // SAFETY: as above; load_response filled it.
     let value = unsafe { &*answer };
     if value.value_flags & VALUE_FLAG_PASS != 0 {
         return Err(Exit::Pass(stat::PASS_MARKER));
     }
     let data_len = value.data_len as usize;
     // The daemon never stores more; a value claiming it is not ours to trust.
-    if data_len > MAX_ANSWER_LEN {
+    if data_len > MAX_RESPONSE_LEN {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
     // An unsigned answer to a DO=1 query for a signed zone would be wrong: the daemon adds RRSIGs.

@@ -1,4 +1,4 @@
-//! The maps named in the ABI (`dns_xdp_common::MAP_*`). Userspace fills the NAMES and ANSWERS
+//! The maps named in the ABI (`dns_xdp_common::MAP_*`). Userspace fills the NAMES and RESPONSES
 //! maps and CONFIG.
 
 use aya_ebpf::{
@@ -8,13 +8,13 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWERS_CAPACITY, Answer, AnswerValue, HitEntry, MAX_ANSWER_LEN, NAME_CLASSES, NameKey,
-    NameRecord, RRL_ALLOW_CAPACITY, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, RrlBucket, RrlConfig, RrlKey,
+    ANSWERS_CAPACITY, HitEntry, MAX_RESPONSE_LEN, NAME_CLASSES, NameKey, NameRecord, RESPONSE_CLASS_SHIFT,
+    RRL_ALLOW_CAPACITY, RRL_ALLOW_KEY_LEN, RRL_BUCKETS_CAPACITY, Response, ResponseValue, RrlBucket, RrlConfig, RrlKey,
     SERIAL_SLOTS, SHADOW_RING_BYTES, Scratch, VALUE_SERIAL_SLOT_SHIFT, XdpConfig, stat,
 };
 
 // Name records, one map per name length class (NAME_CLASSES), and answers, one map per size
-// class (ANSWER_CLASSES). Userspace sizes them at load time (`--answers-capacity`).
+// class (RESPONSE_CLASSES). Userspace sizes them at load time (`--answers-capacity`).
 //
 // `BPF_F_NO_PREALLOC`: an update allocates a new element and frees the old one after an RCU
 // grace period, so a reader never sees a value half-replaced by userspace. Answers are not
@@ -40,18 +40,18 @@ pub static NAMES256: HashMap<NameKey<256>, NameRecord> =
 /// points at it and not again while one may (store.rs, ID_QUARANTINE); the in-place serial
 /// rewrites of zones without a SERIALS slot happen under SERIAL_GEN, whose readers pass.
 #[map]
-pub static ANSWERS44: Array<Answer<44>> = Array::with_max_entries(ANSWERS_CAPACITY, 0);
+pub static RESPONSES44: Array<Response<44>> = Array::with_max_entries(ANSWERS_CAPACITY, 0);
 #[map]
-pub static ANSWERS108: HashMap<u32, Answer<108>> =
+pub static RESPONSES108: HashMap<u32, Response<108>> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 #[map]
-pub static ANSWERS172: HashMap<u32, Answer<172>> =
+pub static RESPONSES172: HashMap<u32, Response<172>> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 #[map]
-pub static ANSWERS428: HashMap<u32, Answer<428>> =
+pub static RESPONSES428: HashMap<u32, Response<428>> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 #[map]
-pub static ANSWERS1008: HashMap<u32, AnswerValue> =
+pub static RESPONSES1008: HashMap<u32, ResponseValue> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC as u32);
 
 /// The hit index (dns_xdp_common::MAP_HITS), written by the daemon through its mapping of the
@@ -173,30 +173,33 @@ pub fn part_offset(len: usize) -> usize {
 /// Copies one answer of class `N` into `dst`; false if it is gone or claims more data than
 /// its class holds.
 #[inline(always)]
-fn copy<const N: usize>(found: Option<&Answer<N>>, dst: *mut AnswerValue) -> bool {
+fn copy<const N: usize>(found: Option<&Response<N>>, dst: *mut ResponseValue) -> bool {
     let Some(answer) = found else { return false };
     if answer.data_len as usize > N {
         return false;
     }
-    // SAFETY: `dst` is the scratch answer (an Answer<MAX_ANSWER_LEN>, N <= MAX_ANSWER_LEN) and
-    // `answer` a live map element of size_of::<Answer<N>>() bytes; both layouts agree up to N.
+    // SAFETY: `dst` is the scratch answer (an Response<MAX_RESPONSE_LEN>, N <= MAX_RESPONSE_LEN) and
+    // `answer` a live map element of size_of::<Response<N>>() bytes; both layouts agree up to N.
     unsafe {
-        bpf_probe_read_kernel(dst.cast(), core::mem::size_of::<Answer<N>>() as u32, (answer as *const Answer<N>).cast())
-            == 0
+        bpf_probe_read_kernel(
+            dst.cast(),
+            core::mem::size_of::<Response<N>>() as u32,
+            (answer as *const Response<N>).cast(),
+        ) == 0
     }
 }
 
 /// Copies the answer `id` names into `dst` (the scratch answer); false if there is none.
 #[inline(always)]
-pub fn load_answer(id: u32, dst: *mut AnswerValue) -> bool {
+pub fn load_response(id: u32, dst: *mut ResponseValue) -> bool {
     // SAFETY: as in `record`.
     unsafe {
-        match id >> ANSWER_CLASS_SHIFT {
-            0 => copy(ANSWERS44.get(id), dst),
-            1 => copy(ANSWERS108.get(&id), dst),
-            2 => copy(ANSWERS172.get(&id), dst),
-            3 => copy(ANSWERS428.get(&id), dst),
-            4 => copy(ANSWERS1008.get(&id), dst),
+        match id >> RESPONSE_CLASS_SHIFT {
+            0 => copy(RESPONSES44.get(id), dst),
+            1 => copy(RESPONSES108.get(&id), dst),
+            2 => copy(RESPONSES172.get(&id), dst),
+            3 => copy(RESPONSES428.get(&id), dst),
+            4 => copy(RESPONSES1008.get(&id), dst),
             _ => false,
         }
     }
@@ -206,14 +209,14 @@ pub fn load_answer(id: u32, dst: *mut AnswerValue) -> bool {
 /// fixes `data_csum` to match (RFC 1624: add the complement of the old words and the new ones).
 /// False if the answer claims a serial outside its data.
 #[inline(always)]
-pub fn patch_serial(answer: *mut AnswerValue) -> bool {
-    // SAFETY: `answer` is the scratch answer; `at + 4 <= MAX_ANSWER_LEN` bounds the accesses.
+pub fn patch_serial(answer: *mut ResponseValue) -> bool {
+    // SAFETY: `answer` is the scratch answer; `at + 4 <= MAX_RESPONSE_LEN` bounds the accesses.
     unsafe {
         let at = (*answer).serial_at as usize;
         if at == 0 {
             return true;
         }
-        if at > MAX_ANSWER_LEN - 4 || at + 4 > (*answer).data_len as usize {
+        if at > MAX_RESPONSE_LEN - 4 || at + 4 > (*answer).data_len as usize {
             return false;
         }
         let slot = u32::from((*answer).value_flags >> VALUE_SERIAL_SLOT_SHIFT);

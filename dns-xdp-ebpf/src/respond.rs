@@ -3,7 +3,7 @@
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use dns_xdp_common::dns::{EDNS_DO, FLAG_CD, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN};
-use dns_xdp_common::{AnswerValue, MAX_ANSWER_LEN, MAX_QNAME_LEN, ReplyBody, Scratch, XdpConfig, stat};
+use dns_xdp_common::{MAX_QNAME_LEN, MAX_RESPONSE_LEN, ReplyBody, ResponseValue, Scratch, XdpConfig, stat};
 
 use crate::{
     Exit, cursor,
@@ -56,7 +56,7 @@ fn at_offset(sum16: u16, offset: usize) -> u64 {
 /// header with TC=1 and every section empty (the daemon's truncated response, RFC 2181 9).
 /// `slip` is 0 for an answer, else the slot the slip is counted under, plus 1.
 #[inline(always)]
-pub fn stage(scratch: *mut Scratch, value: &AnswerValue, slip: u32) {
+pub fn stage(scratch: *mut Scratch, value: &ResponseValue, slip: u32) {
     let body = if slip != 0 {
         ReplyBody { flags: value.flags | FLAG_TC, ancount: 0, nscount: 0, arcount: 0, data_len: 0, data_csum: 0 }
     } else {
@@ -124,14 +124,14 @@ pub fn build(
     ctx: &XdpContext,
     frame: &crate::l2l3::Frame,
     query: &Query,
-    value: &AnswerValue,
+    value: &ResponseValue,
     config: &XdpConfig,
     scratch: *mut Scratch,
 ) -> Result<(), Exit> {
     // SAFETY: `scratch` is the per-CPU SCRATCH value; stage() filled body.
     let body: ReplyBody = unsafe { core::ptr::read_volatile(&raw const (*scratch).body) };
     let data_len = body.data_len as usize;
-    if data_len > MAX_ANSWER_LEN {
+    if data_len > MAX_RESPONSE_LEN {
         return Err(Exit::Pass(stat::PASS_MISS));
     }
     let dns_len = reply_len(query, data_len);

@@ -12,7 +12,7 @@ use core::ptr::{read_volatile, write_volatile};
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns, maps::lpm_trie::Key, programs::XdpContext};
 use dns_xdp_common::{
-    AnswerValue, RRL_ALLOW_KEY_LEN, RRL_FLAG_DROP_SPOOFS, RRL_FLAG_DRY_RUN, RrlBucket, RrlConfig, RrlKey, rrl_kind,
+    RRL_ALLOW_KEY_LEN, RRL_FLAG_DROP_SPOOFS, RRL_FLAG_DRY_RUN, ResponseValue, RrlBucket, RrlConfig, RrlKey, rrl_kind,
     stat,
 };
 
@@ -113,7 +113,7 @@ pub fn limit(
     ctx: &XdpContext,
     frame: &Frame,
     _query: &Query,
-    value: &AnswerValue,
+    value: &ResponseValue,
     rrl: &RrlConfig,
 ) -> Result<Verdict, Exit> {
     let interval = rrl.interval_ns;

@@ -108,7 +108,7 @@ fn main() {
     let _bpf_stats = dns_xdp::loader::enable_bpf_stats().expect("bpf_stats");
     let before_ids: Vec<u32> = aya::programs::loaded_programs().filter_map(Result::ok).map(|p| p.id()).collect();
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     answers.apply(&compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 

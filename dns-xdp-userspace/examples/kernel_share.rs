@@ -94,7 +94,7 @@ fn main() {
     let (zones, _) = load_zones(&files).expect("zones load");
     let _bpf_stats = dns_xdp::loader::enable_bpf_stats().expect("bpf_stats");
     let (mut program, stats) = XdpProgram::load_sized(53, PAYLOAD, MapSizes::for_capacity(1 << 20)).expect("load");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     answers.apply(&compile(&zones, PAYLOAD)).expect("install");
     program.set_enabled(53, PAYLOAD, true).unwrap();
     let signed: Vec<(&str, u16)> = vec![
@@ -197,7 +197,7 @@ fn main() {
     let names: usize = zones.iter().map(|z| z.nodes.len()).sum();
     let capacity = (names + names / 4) as u32;
     let (mut program, _stats) = XdpProgram::load_sized(53, PAYLOAD, MapSizes::for_capacity(capacity)).expect("load");
-    let mut writer = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut writer = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     let diff = writer.install(&zones, PAYLOAD).expect("install");
     // As the daemon does after a full compile (publish::install).
     // SAFETY: malloc_trim only walks glibc's own heap.
@@ -210,7 +210,7 @@ fn main() {
         "{size}-host zone ({names} names): {records} name records, {answers} answers ({} written); load {:.2}s, \
          compile + map writes {:.2}s, total {:.2}s; daemon RSS +{} KiB ({:.0} B/name, of which the zone {:.0}); \
          BPF map memlock {} MiB ({:.0} B/name); total {:.0} B/name",
-        diff.answers_written,
+        diff.responses_written,
         t_load.as_secs_f64(),
         (t_all - t_load).as_secs_f64(),
         t_all.as_secs_f64(),
@@ -241,8 +241,8 @@ fn main() {
         names.len(),
         t_affected.as_secs_f64() * 1e3,
         diff.added + diff.changed + diff.removed,
-        diff.answers_written,
-        diff.answers_freed,
+        diff.responses_written,
+        diff.responses_freed,
         (t.elapsed() - t_affected).as_secs_f64() * 1e3
     );
     let t = Instant::now();

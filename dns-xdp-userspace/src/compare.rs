@@ -186,37 +186,65 @@ impl fmt::Display for Normal {
     }
 }
 
-/// Parses a response; `Err` describes what is broken.
-pub fn parse(msg: &[u8]) -> Result<Normal, String> {
-    let flags = be16(msg, 2).ok_or("shorter than a header")?;
+/// What is broken in a response `parse` refuses.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("shorter than a header")]
+    Short,
+    #[error("bad question name")]
+    QuestionName,
+    #[error("question cut short")]
+    QuestionCut,
+    #[error("QDCOUNT {0}")]
+    Qdcount(u16),
+    #[error("bad owner name at {0}")]
+    OwnerName(usize),
+    #[error("record cut short")]
+    RecordCut,
+    #[error("rdata cut short")]
+    RdataCut,
+    #[error("rdata too short")]
+    RdataShort,
+    #[error("bad name in rdata")]
+    RdataName,
+    #[error("rdata names overrun")]
+    RdataOverrun,
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Parses a response; `Err` says what is broken.
+pub fn parse(msg: &[u8]) -> Result<Normal, Malformed> {
+    let flags = be16(msg, 2).ok_or(Malformed::Short)?;
     if msg.len() < 12 {
-        return Err("shorter than a header".into());
+        return Err(Malformed::Short);
     }
     let counts: Vec<u16> = (0..4).map(|i| be16(msg, 4 + 2 * i).unwrap_or(0)).collect();
     let mut pos = 12;
     let question = match counts[0] {
         0 => None,
         1 => {
-            let (_, after) = read_name(msg, pos).ok_or("bad question name")?;
+            let (_, after) = read_name(msg, pos).ok_or(Malformed::QuestionName)?;
             let end = after + 4;
-            let q = msg.get(pos..end).ok_or("question cut short")?;
+            let q = msg.get(pos..end).ok_or(Malformed::QuestionCut)?;
             pos = end;
             Some(hex(q))
         }
-        n => return Err(format!("QDCOUNT {n}")),
+        n => return Err(Malformed::Qdcount(n)),
     };
     let mut sections: [Vec<Record>; 3] = Default::default();
     let mut opt = None;
     let mut rcode = flags & 0xf;
     for (s, section) in sections.iter_mut().enumerate() {
         for _ in 0..counts[s + 1] {
-            let (owner, after) = read_name(msg, pos).ok_or_else(|| format!("bad owner name at {pos}"))?;
-            let rtype = be16(msg, after).ok_or("record cut short")?;
-            let class = be16(msg, after + 2).ok_or("record cut short")?;
-            let ttl = u32::from_be_bytes(msg.get(after + 4..after + 8).ok_or("record cut short")?.try_into().unwrap());
-            let rdlen = be16(msg, after + 8).ok_or("record cut short")? as usize;
+            let (owner, after) = read_name(msg, pos).ok_or(Malformed::OwnerName(pos))?;
+            let rtype = be16(msg, after).ok_or(Malformed::RecordCut)?;
+            let class = be16(msg, after + 2).ok_or(Malformed::RecordCut)?;
+            let ttl =
+                u32::from_be_bytes(msg.get(after + 4..after + 8).ok_or(Malformed::RecordCut)?.try_into().unwrap());
+            let rdlen = be16(msg, after + 8).ok_or(Malformed::RecordCut)? as usize;
             let start = after + 10;
-            let rdata = msg.get(start..start + rdlen).ok_or("rdata cut short")?;
+            let rdata = msg.get(start..start + rdlen).ok_or(Malformed::RdataCut)?;
             pos = start + rdlen;
             if rtype == dns_xdp_common::dns::rtype::OPT {
                 let mut options = Vec::new();
@@ -237,14 +265,14 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
             }
             let rdata = match NAME_RDATA.iter().find(|(t, _, _)| *t == rtype) {
                 Some(&(_, first, names)) => {
-                    let mut text = hex(rdata.get(..first).ok_or("rdata too short")?);
+                    let mut text = hex(rdata.get(..first).ok_or(Malformed::RdataShort)?);
                     let mut at = start + first;
                     for _ in 0..names {
-                        let (name, next) = read_name(msg, at).ok_or("bad name in rdata")?;
+                        let (name, next) = read_name(msg, at).ok_or(Malformed::RdataName)?;
                         text.push_str(&format!(" {name} "));
                         at = next;
                     }
-                    text.push_str(&hex(msg.get(at..pos).ok_or("rdata names overrun")?));
+                    text.push_str(&hex(msg.get(at..pos).ok_or(Malformed::RdataOverrun)?));
                     text.trim().to_owned()
                 }
                 None => hex(rdata),
@@ -253,7 +281,7 @@ pub fn parse(msg: &[u8]) -> Result<Normal, String> {
         }
     }
     if pos != msg.len() {
-        return Err(format!("{} trailing bytes", msg.len() - pos));
+        return Err(Malformed::Trailing(msg.len() - pos));
     }
     for section in &mut sections {
         section.sort();

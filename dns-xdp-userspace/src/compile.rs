@@ -1,5 +1,5 @@
 //! Zone snapshot -> BPF map entries. Every entry is a response rendered by the slow path's own
-//! encoder (`answer::answer`) for a canonical query, with the query-dependent parts cut off, so
+//! encoder (`respond::respond`) for a canonical query, with the query-dependent parts cut off, so
 //! the kernel's answer cannot differ from the daemon's.
 //!
 //! What is compiled, per name of every zone (names a deeper zone of ours owns are left to it):
@@ -16,7 +16,7 @@
 //! proofs), minus the OPT record the kernel appends itself. A DO=1 negative is compiled only
 //! when its proof cannot depend on the missing name: NSEC chains, encloser without descendants.
 //!
-//! May call: answer.rs (the encoder), the zones, kernel/resolve.rs (the key search `resolve`
+//! May call: respond.rs (the encoder), the zones, kernel/search.rs (the key search `search`
 //! runs). It hands each name's entries to its caller and writes nothing itself.
 
 use std::collections::{HashMap, HashSet};
@@ -24,13 +24,13 @@ use std::sync::Arc;
 
 use dns_xdp_common::dns::{CLASS_IN, FLAG_TC, HEADER_LEN, OPT_LEN, rtype};
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_ANSWER_LEN, MAX_KERNEL_NAME,
-    QTYPE_DEFAULT, RECORD_SIGNED, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
+    KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_KERNEL_NAME, MAX_RESPONSE_LEN, QTYPE_DEFAULT, RECORD_SIGNED,
+    ResponseKey, ResponseValue, VALUE_FLAG_PASS, VALUE_FLAG_SIGNED,
 };
 
-use crate::answer;
-use crate::kernel::resolve::{NamesView, is_meta, search};
+use crate::kernel::search::{self, NamesView, is_meta};
 use crate::name::Name;
+use crate::respond;
 use crate::wire::{Edns, Query};
 use crate::zone::{Node, Zone, ZoneSet};
 
@@ -40,20 +40,20 @@ const SPECIAL_QTYPES: [u16; 5] = [rtype::ANY, rtype::RRSIG, rtype::NSEC, rtype::
 /// for names below it: different lengths and opposite ends of the canonical order.
 const SAMPLE_LABELS: [&[u8]; 2] = [b"\x01!", b"\x16~dns-xdp-sample-probe~"];
 
-pub type Entries = HashMap<AnswerKey, AnswerValue>;
+pub type Entries = HashMap<ResponseKey, ResponseValue>;
 
-pub fn key(name: &Name, qtype: u16) -> AnswerKey {
+pub fn key(name: &Name, qtype: u16) -> ResponseKey {
     key_variant(name.as_wire(), qtype, 0)
 }
 
-pub fn key_variant(name_wire: &[u8], qtype: u16, variant: u16) -> AnswerKey {
-    let mut key = AnswerKey { name: [0; KEY_NAME_LEN], qtype, variant };
+pub fn key_variant(name_wire: &[u8], qtype: u16, variant: u16) -> ResponseKey {
+    let mut key = ResponseKey { name: [0; KEY_NAME_LEN], qtype, variant };
     key.name[..name_wire.len()].copy_from_slice(name_wire);
     key
 }
 
 /// One name's compiled answers: (QTYPE, variant, answer) slots, markers as `pass_value`s.
-pub type NameSlots = Vec<(u16, u16, AnswerValue)>;
+pub type NameSlots = Vec<(u16, u16, ResponseValue)>;
 
 /// Compiles the kernel's view of `zones` into one map (tests, small sets).
 pub fn compile(zones: &ZoneSet, our_payload: u16) -> Entries {
@@ -205,7 +205,7 @@ struct Compiler<'a> {
     zone: &'a Zone,
     /// The answer for missing names below a plain name (`plain`): the zone's NXDOMAIN, the same
     /// for all of them, rendered (and cross-checked) once.
-    nxdomain: std::sync::OnceLock<Option<AnswerValue>>,
+    nxdomain: std::sync::OnceLock<Option<ResponseValue>>,
     /// Every type held somewhere in the zone.
     zone_types: &'a [u16],
     wild_parents: Option<&'a HashSet<Name>>,
@@ -222,7 +222,7 @@ impl Compiler<'_> {
         if self.zone.signed && !dnssec { VALUE_FLAG_SIGNED } else { 0 }
     }
 
-    fn marker(&self, dnssec: bool) -> AnswerValue {
+    fn marker(&self, dnssec: bool) -> ResponseValue {
         pass_value(self.flags(dnssec))
     }
 
@@ -282,7 +282,7 @@ impl Compiler<'_> {
         // A plain name with one RRset answers ANY with it (RFC 8482, one RRset): the same
         // answer as that type's, so it is not rendered twice.
         let only = if plain && node.rrsets.len() == 1 { Some(node.rrsets[0].rtype) } else { None };
-        let mut only_value: Option<Option<AnswerValue>> = None;
+        let mut only_value: Option<Option<ResponseValue>> = None;
         if plain {
             let apex = *name == self.zone.origin;
             qtypes.retain(|&t| {
@@ -357,7 +357,7 @@ impl Compiler<'_> {
             // With DO=1 the proof names the NSEC covering the missing name: the same for all of
             // them only when nothing exists below the encloser. NSEC3 hashes the name: never.
             let provable = !dnssec || (self.zone.nsec3.is_none() && !has_children);
-            let mut default: Option<AnswerValue> = None;
+            let mut default: Option<ResponseValue> = None;
             for &qtype in &qtypes {
                 let value = if usable && provable { self.render_below(&samples, qtype, dnssec) } else { None };
                 if qtype == QTYPE_DEFAULT {
@@ -379,7 +379,7 @@ impl Compiler<'_> {
     }
 
     /// One rendering valid for every missing name below: both samples must give the same bytes.
-    fn render_below(&self, samples: &[Name], qtype: u16, dnssec: bool) -> Option<AnswerValue> {
+    fn render_below(&self, samples: &[Name], qtype: u16, dnssec: bool) -> Option<ResponseValue> {
         let first = self.render(samples[0].as_wire(), qtype, dnssec)?;
         let all_same = samples[1..]
             .iter()
@@ -387,14 +387,14 @@ impl Compiler<'_> {
         all_same.then_some(first)
     }
 
-    fn render(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<AnswerValue> {
+    fn render(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<ResponseValue> {
         compile_one(self.zones, qname, qtype, dnssec, self.flags(dnssec), self.our_payload)
     }
 }
 
 /// A pass marker: not an answer; queries that reach it go to the daemon.
-pub fn pass_value(value_flags: u16) -> AnswerValue {
-    AnswerValue {
+pub fn pass_value(value_flags: u16) -> ResponseValue {
+    ResponseValue {
         flags: 0,
         ancount: 0,
         nscount: 0,
@@ -403,7 +403,7 @@ pub fn pass_value(value_flags: u16) -> AnswerValue {
         value_flags: VALUE_FLAG_PASS | value_flags,
         data_csum: 0,
         serial_at: 0,
-        data: [0; MAX_ANSWER_LEN],
+        data: [0; MAX_RESPONSE_LEN],
         rrl_key: 0,
     }
 }
@@ -418,7 +418,7 @@ pub fn compile_one(
     dnssec: bool,
     value_flags: u16,
     our_payload: u16,
-) -> Option<AnswerValue> {
+) -> Option<ResponseValue> {
     let name = Name::from_wire(qname)?;
     let edns = dnssec.then_some(Edns { payload: our_payload, version: 0, dnssec_ok: true });
     let query = Query {
@@ -432,7 +432,7 @@ pub fn compile_one(
         cookie: None,
         tsig: None,
     };
-    let reply = answer::answer(zones, &query, u16::MAX as usize, our_payload);
+    let reply = respond::respond(zones, &query, u16::MAX as usize, our_payload);
     let bytes = reply.bytes;
     let flags = u16::from_be_bytes([bytes[2], bytes[3]]);
     let count = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
@@ -447,10 +447,10 @@ pub fn compile_one(
         (bytes.len(), count(10))
     };
     let data = bytes.get(HEADER_LEN + qname.len() + 4..end)?;
-    if flags & FLAG_TC != 0 || reply.rcode > 15 || data.len() > MAX_ANSWER_LEN {
+    if flags & FLAG_TC != 0 || reply.rcode > 15 || data.len() > MAX_RESPONSE_LEN {
         return None;
     }
-    let mut value = AnswerValue {
+    let mut value = ResponseValue {
         flags,
         ancount: count(6),
         nscount: count(8),
@@ -459,7 +459,7 @@ pub fn compile_one(
         value_flags,
         data_csum: csum(data),
         serial_at: 0,
-        data: [0; MAX_ANSWER_LEN],
+        data: [0; MAX_RESPONSE_LEN],
         rrl_key: crate::rrl::rrl_key(&bytes),
     };
     value.data[..data.len()].copy_from_slice(data);
@@ -468,8 +468,8 @@ pub fn compile_one(
 
 /// Which compiled value the kernel would serve for this query, were `entries` installed as they
 /// are (before its size and DO checks); `qname` is lowercase wire format.
-pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool) -> Option<&'e AnswerValue> {
-    search(&Compiled(entries), qname, qtype, dnssec)
+pub fn search<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool) -> Option<&'e ResponseValue> {
+    search::search(&Compiled(entries), qname, qtype, dnssec)
 }
 
 /// Compiled entries as the kernel's key search reads them: every key stands alone (no record
@@ -477,9 +477,9 @@ pub fn resolve<'e>(entries: &'e Entries, qname: &[u8], qtype: u16, dnssec: bool)
 struct Compiled<'e>(&'e Entries);
 
 impl<'e> NamesView for Compiled<'e> {
-    type Answer = &'e AnswerValue;
+    type Response = &'e ResponseValue;
 
-    fn slot(&self, name: &[u8], qtype: u16, variant: u16, _part0: bool) -> Option<&'e AnswerValue> {
+    fn slot(&self, name: &[u8], qtype: u16, variant: u16, _part0: bool) -> Option<&'e ResponseValue> {
         self.0.get(&key_variant(name, qtype, variant))
     }
 
@@ -490,7 +490,7 @@ impl<'e> NamesView for Compiled<'e> {
         }
     }
 
-    fn passes(answer: Self::Answer) -> bool {
+    fn passes(answer: Self::Response) -> bool {
         answer.value_flags & VALUE_FLAG_PASS != 0
     }
 }
@@ -509,7 +509,7 @@ pub fn csum(data: &[u8]) -> u16 {
 }
 
 /// Two values are the same answer when every meaningful byte matches.
-pub fn same_value(a: &AnswerValue, b: &AnswerValue) -> bool {
+pub fn same_value(a: &ResponseValue, b: &ResponseValue) -> bool {
     a.flags == b.flags
         && a.ancount == b.ancount
         && a.nscount == b.nscount

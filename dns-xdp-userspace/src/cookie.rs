@@ -75,6 +75,11 @@ pub struct Outcome {
     pub valid: bool,
 }
 
+/// A configured server secret that is not 32 hex digits.
+#[derive(Debug, thiserror::Error)]
+#[error("cookie secret must be 32 hex digits (128 bits)")]
+pub struct SecretError;
+
 /// The server secret (a 128-bit SipHash key). Random per process by default; nodes of an
 /// anycast set share one (`cookie_secret`) so a cookie from one node is good at the others.
 #[derive(Clone)]
@@ -102,10 +107,10 @@ impl Cookies {
     }
 
     /// Parses a secret given as 32 hex digits.
-    pub fn from_hex(text: &str) -> Result<Self, String> {
+    pub fn from_hex(text: &str) -> Result<Self, SecretError> {
         let text = text.trim();
         if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("cookie secret must be 32 hex digits (128 bits)".into());
+            return Err(SecretError);
         }
         let mut key = [0u8; 16];
         for (i, byte) in key.iter_mut().enumerate() {

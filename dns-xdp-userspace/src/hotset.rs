@@ -103,7 +103,7 @@ pub fn select_cold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{compile, resolve};
+    use crate::compile::{compile, search};
     use dns_xdp_common::KEY_VARIANT_CHILD;
 
     #[test]
@@ -129,14 +129,14 @@ mod tests {
             })
             .map(|(k, v)| (*k, *v))
             .collect();
-        assert!(resolve(&picked, hot.as_wire(), 28, false).is_some(), "the hot name is served");
+        assert!(search(&picked, hot.as_wire(), 28, false).is_some(), "the hot name is served");
         // The cold name is not installed: the walk stops at its own marker (pass), not at the
         // apex's NXDOMAIN.
-        assert!(resolve(&picked, cold_name.as_wire(), 1, false).is_none(), "a cold name passes");
-        assert!(resolve(&all, cold_name.as_wire(), 1, false).is_some());
+        assert!(search(&picked, cold_name.as_wire(), 1, false).is_none(), "a cold name passes");
+        assert!(search(&all, cold_name.as_wire(), 1, false).is_some());
         // Missing names are still answered from the kernel.
         let missing = Name::from_text("nothing-here.xdp.test").unwrap();
-        assert!(resolve(&picked, missing.as_wire(), 1, false).is_some());
+        assert!(search(&picked, missing.as_wire(), 1, false).is_some());
         // Installed names win ties.
         let sticky = select_cold(&zones, 1, &HashMap::new(), &|n| *n == cold_name);
         assert!(!sticky.contains(&cold_name));

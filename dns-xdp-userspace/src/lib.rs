@@ -1,14 +1,13 @@
 //! dns-xdp: an authoritative DNS server whose hot path runs in XDP.
 //!
 //! The kernel looks up, userspace decides: `zone` holds the data and the RFC 1034 lookup,
-//! `wire` the one encoder, `answer` the policy around it, `compile` turns zones into the XDP
+//! `wire` the one encoder, `respond` the policy around it, `compile` turns zones into the XDP
 //! program's map entries, `update` decides what a change recompiles and which names the hot
 //! set keeps, `store` writes the entries into the maps (`kernel`) that `loader` loads with the
 //! program, `slowpath` and `tcp` answer what XDP passes on (through `responder`), `encrypted`
 //! answers over TLS, HTTPS and QUIC through the same `responder`, and `daemon` starts, reloads
 //! and stops it all with the `config` settings.
 
-pub mod answer;
 pub mod api;
 pub mod compare;
 pub mod compile;
@@ -31,6 +30,7 @@ pub mod name;
 pub mod package_docs;
 pub mod publish;
 pub mod replication;
+pub mod respond;
 pub mod responder;
 pub mod rrl;
 pub mod shadow;

@@ -28,7 +28,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::answer::Transport;
+use crate::respond::Transport;
 use crate::rrl::Limiter;
 use crate::shadow::{self, Shadow};
 use crate::state::{RCODES, State};
@@ -83,7 +83,7 @@ pub struct KernelCounters {
 }
 
 /// Reads the XDP program's counters (from the loader's `Stats`, in whoever loaded the program).
-pub type KernelReader = Arc<dyn Fn() -> anyhow::Result<KernelCounters> + Send + Sync>;
+pub type KernelReader = Arc<dyn Fn() -> Result<KernelCounters, aya::maps::MapError> + Send + Sync>;
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,7 +191,7 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
     let (kernel, run_time) = match sources.kernel.as_ref().map(|read| read()) {
         Some(Ok(k)) => (Some(k.stats), k.run_time),
         Some(Err(err)) => {
-            log::warn!("reading XDP counters: {err:#}");
+            log::warn!("reading XDP counters (the STATS map): {err}");
             (None, None)
         }
         None => (None, None),
@@ -268,7 +268,7 @@ fn collect(out: &mut Exposition, sources: &Sources) -> fmt::Result {
         "Entries installed in each BPF map.",
         &[
             (&[("map", "names")], m.map_entries.load(Relaxed)),
-            (&[("map", "answers")], m.answer_entries.load(Relaxed)),
+            (&[("map", "answers")], m.response_entries.load(Relaxed)),
             (&[("map", "hits")], m.hit_entries.load(Relaxed)),
         ],
     )?;

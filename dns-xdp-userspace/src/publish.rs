@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::loader::XdpProgram;
 use crate::name::Name;
 use crate::state::State;
-use crate::store::Diff;
+use crate::store::{Diff, StoreError};
 use crate::update::{Recompiled, Updater};
 use crate::zone::ZoneSet;
 
@@ -43,12 +43,12 @@ impl Publisher {
 
     /// Publishes the set `change` derives from the one being served. On a map failure the
     /// previous version stays (maps restored, snapshot untouched).
-    pub fn update<E: From<anyhow::Error>>(&self, change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>) -> Result<(), E> {
+    pub fn update<E: From<StoreError>>(&self, change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>) -> Result<(), E> {
         self.update_touching(change, None)
     }
 
     /// `update`, told which owners the change touched (`None`: find out by comparing).
-    pub fn update_touching<E: From<anyhow::Error>>(
+    pub fn update_touching<E: From<StoreError>>(
         &self,
         change: impl FnOnce(&ZoneSet) -> Result<ZoneSet, E>,
         touched: Option<&[Name]>,
@@ -58,12 +58,12 @@ impl Publisher {
         let new = change(&old)?;
         #[cfg(test)]
         if self.fail_next.swap(false, Relaxed) {
-            return Err(anyhow::anyhow!("injected map update failure").into());
+            return Err(StoreError::from(crate::kernel::MapsError::Object("injected map update failure".into())).into());
         }
         if let Some(xdp) = xdp.as_mut()
             && let Err(err) = install_change(&mut xdp.answers, &self.state, &old, &new, touched)
         {
-            log::error!("updating the XDP maps failed: {err:#}; keeping the previous zones");
+            log::error!("updating the XDP maps failed: {err}; keeping the previous zones");
             let _ = install(&mut xdp.answers, &self.state, &old);
             return Err(err.into());
         }
@@ -90,7 +90,7 @@ fn install_change(
     old: &ZoneSet,
     new: &ZoneSet,
     touched: Option<&[Name]>,
-) -> anyhow::Result<()> {
+) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     match answers.update(old, new, touched, state.edns_payload)? {
         (Recompiled::All, diff) => full_compile_done(answers, state, &diff, started),
@@ -105,7 +105,7 @@ fn install_change(
 fn report(answers: &Updater, state: &State, diff: &Diff, what: &str, started: std::time::Instant, level: log::Level) {
     let (names, installed) = answers.entries();
     state.metrics.map_entries.store(names as u64, Relaxed);
-    state.metrics.answer_entries.store(installed as u64, Relaxed);
+    state.metrics.response_entries.store(installed as u64, Relaxed);
     state.metrics.hit_entries.store(answers.hit_entries() as u64, Relaxed);
     log::log!(
         level,
@@ -113,14 +113,14 @@ fn report(answers: &Updater, state: &State, diff: &Diff, what: &str, started: st
         diff.added,
         diff.changed,
         diff.removed,
-        diff.answers_written,
-        diff.answers_freed,
+        diff.responses_written,
+        diff.responses_freed,
         started.elapsed()
     );
 }
 
 /// Compiles `zones` into the answer maps.
-pub fn install(answers: &mut Updater, state: &State, zones: &ZoneSet) -> anyhow::Result<()> {
+pub fn install(answers: &mut Updater, state: &State, zones: &ZoneSet) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let diff = answers.install(zones, state.edns_payload)?;
     full_compile_done(answers, state, &diff, started);

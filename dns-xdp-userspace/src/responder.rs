@@ -1,5 +1,5 @@
 //! One query through the daemon, the same for UDP, TCP and the encrypted transports: replication's
-//! messages (NOTIFY, zone transfers) go to replication, the rest to the zone logic (answer.rs) with
+//! messages (NOTIFY, zone transfers) go to replication, the rest to the zone logic (respond.rs) with
 //! the client's cookie; answers are offered to shadow validation and counted by transport, over UDP
 //! pass the rate limiter, and over TLS, HTTPS and QUIC are padded (RFC 8467). The listeners
 //! (slowpath.rs for UDP, tcp.rs, encrypted/) only move bytes. Owns that order; calls answer,
@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::answer::{Client, Transport, handle_from};
 use crate::replication::{Replication, Replies};
+use crate::respond::{Client, Transport, handle_from};
 use crate::rrl::{self, Decision, Limiter};
 use crate::shadow::Shadow;
 use crate::state::State;

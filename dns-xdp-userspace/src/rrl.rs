@@ -51,22 +51,29 @@ pub struct Cidr {
     pub len: u8,
 }
 
-impl std::str::FromStr for Cidr {
-    type Err = String;
+/// Text that is no address prefix: the text, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum CidrError {
+    #[error("{text}: {err}")]
+    Addr { text: String, err: std::net::AddrParseError },
+    #[error("{text}: prefix length must be 0..={max}")]
+    Len { text: String, max: u8 },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (addr, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|e| format!("{s}: {e}"))?;
+        let addr: IpAddr = addr.parse().map_err(|err| CidrError::Addr { text: s.to_string(), err })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("{s}: prefix length must be 0..={max}"))?,
+            Some(l) => {
+                l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| CidrError::Len { text: s.to_string(), max })?
+            }
             None => max,
         };
         Ok(Cidr { addr, len })
@@ -93,16 +100,27 @@ impl Cidr {
     }
 }
 
+/// A rate-limiting setting out of its range, named by its configuration key.
+#[derive(Debug, thiserror::Error)]
+pub enum RrlSettingError {
+    #[error("rrl_ipv4_prefix {0} must be 1..=32")]
+    Ipv4Prefix(u8),
+    #[error("rrl_ipv6_prefix {0} must be 1..=128")]
+    Ipv6Prefix(u8),
+    #[error("rrl_rate {0} is more than one response per nanosecond")]
+    Rate(u32),
+}
+
 impl RrlSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RrlSettingError> {
         if self.ipv4_prefix == 0 || self.ipv4_prefix > 32 {
-            return Err(format!("rrl_ipv4_prefix {} must be 1..=32", self.ipv4_prefix));
+            return Err(RrlSettingError::Ipv4Prefix(self.ipv4_prefix));
         }
         if self.ipv6_prefix == 0 || self.ipv6_prefix > 128 {
-            return Err(format!("rrl_ipv6_prefix {} must be 1..=128", self.ipv6_prefix));
+            return Err(RrlSettingError::Ipv6Prefix(self.ipv6_prefix));
         }
         if self.rate > 1_000_000_000 {
-            return Err(format!("rrl_rate {} is more than one response per nanosecond", self.rate));
+            return Err(RrlSettingError::Rate(self.rate));
         }
         Ok(())
     }
@@ -212,7 +230,7 @@ fn fnv1a(kind: u32, name: &[u8]) -> u32 {
     h
 }
 
-/// The rate-limiting key of a rendered response (`AnswerValue::rrl_key`): its kind in the top
+/// The rate-limiting key of a rendered response (`ResponseValue::rrl_key`): its kind in the top
 /// 4 bits and a hash of the name it is limited under. Positive answers count per qname;
 /// NODATA and NXDOMAIN per zone (the owner of the SOA in the authority section); referrals per
 /// delegation point (the NS owner); errors share one budget. Used by the map compiler and the

@@ -24,10 +24,10 @@ use dns_xdp_common::dns::CLASS_IN;
 use dns_xdp_common::{SHADOW_EDNS_DO, SHADOW_EDNS_PRESENT, Scratch};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::answer::{Transport, handle_from};
 use crate::compare::{self, Scope};
 use crate::config::ShadowSettings;
 use crate::exchange::{self, Proto};
+use crate::respond::{Transport, handle_from};
 use crate::state::State;
 
 /// Jobs waiting for a comparison; more are dropped (and counted), never waited for.

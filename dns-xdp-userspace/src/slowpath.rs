@@ -5,17 +5,24 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
-use crate::answer::Transport;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 
 /// UDP receive buffer: the largest DNS message over UDP.
 const UDP_BUF: usize = 65535;
 
-fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> anyhow::Result<Socket> {
+/// A listening socket that could not be set up: its address, and the call that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("binding {addr}: {err}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub err: std::io::Error,
+}
+
+fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
     if addr.is_ipv6() {
         // [::] also takes IPv4 (mapped), so one default address serves both families.
@@ -24,19 +31,20 @@ fn socket_for(addr: SocketAddr, ty: Type, protocol: Protocol) -> anyhow::Result<
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    socket.bind(&addr.into())?;
     Ok(socket)
 }
 
 /// Binds `count` blocking UDP sockets sharing `addr` (SO_REUSEPORT spreads queries across them).
-pub fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+pub fn bind_udp(addr: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, BindError> {
     (0..count)
         .map(|_| {
             let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
             socket.set_nonblocking(false)?;
             Ok(socket.into())
         })
-        .collect()
+        .collect::<std::io::Result<_>>()
+        .map_err(|err| BindError { addr, err })
 }
 
 /// Answers UDP queries on `socket` on a thread of its own, one per core: a query is answered
@@ -52,10 +60,13 @@ pub fn spawn_udp(socket: std::net::UdpSocket, responder: Arc<Responder>) -> std:
     Ok(())
 }
 
-pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let socket = socket_for(addr, Type::STREAM, Protocol::TCP)?;
-    socket.listen(1024)?;
-    Ok(TcpListener::from_std(socket.into())?)
+pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let bound = || {
+        let socket = socket_for(addr, Type::STREAM, Protocol::TCP)?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    };
+    bound().map_err(|err| BindError { addr, err })
 }
 
 /// Answers UDP queries through the responder (which rate-limits them).

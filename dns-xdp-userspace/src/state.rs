@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use arc_swap::ArcSwap;
 
-use crate::answer::{Chaos, Transport};
 use crate::cookie::Cookies;
 use crate::hotset::Demand;
+use crate::respond::{Chaos, Transport};
 use crate::zone::ZoneSet;
 use dns_xdp_common::dns::rcode;
 
@@ -51,8 +51,8 @@ pub struct Metrics {
     pub serial_unchanged: AtomicU64,
     /// Name records in the kernel's NAMES maps.
     pub map_entries: AtomicU64,
-    /// Distinct answers in the kernel's ANSWERS maps.
-    pub answer_entries: AtomicU64,
+    /// Distinct answers in the kernel's RESPONSES maps.
+    pub response_entries: AtomicU64,
     /// Entries in use in the kernel's hit index (HITS).
     pub hit_entries: AtomicU64,
     pub tcp_connections: AtomicU64,

@@ -20,9 +20,9 @@ use tokio_rustls::TlsAcceptor;
 
 use dns_xdp_common::dns::MAX_MESSAGE;
 
-use crate::answer::Transport;
 use crate::config::TcpLimits;
 use crate::replication::Replies;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at

@@ -13,10 +13,10 @@ mod testframe;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::Updater;
 
 const XDP_DROP: u32 = 1;
@@ -182,7 +182,7 @@ fn kernel_answers_to_mutated_queries_equal_the_daemons() {
     files.sort();
     let (zones, _) = load_zones(&files).unwrap_or_else(|d| panic!("zones do not load: {d:?}"));
     let (mut program, _stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     answers.install(&zones, PAYLOAD).expect("fill the answers map");
     program.set_enabled(53, PAYLOAD, true).expect("enable");
 

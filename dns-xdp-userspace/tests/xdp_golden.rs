@@ -19,7 +19,7 @@ use aya::{
     programs::Xdp,
 };
 use dns_xdp_common::{
-    AnswerKey, AnswerValue, KEY_NAME_LEN, MAP_CONFIG, MAP_STATS, MAX_ANSWER_LEN, PROG_NAME, XdpConfig, stat,
+    KEY_NAME_LEN, MAP_CONFIG, MAP_STATS, MAX_RESPONSE_LEN, PROG_NAME, ResponseKey, ResponseValue, XdpConfig, stat,
 };
 
 const XDP_ABORTED: u32 = 0;
@@ -33,8 +33,8 @@ const XDP_TX: u32 = 3;
 const VERIFIER_BUDGET: u32 = 660_000;
 
 struct Answer {
-    key: AnswerKey,
-    value: AnswerValue,
+    key: ResponseKey,
+    value: ResponseValue,
 }
 
 struct Case {
@@ -133,8 +133,8 @@ fn parse_fixtures(text: &str) -> (Vec<Answer>, Vec<Case>) {
         match block[0] {
             "[answer]" => {
                 let data = hex(get("data"));
-                assert!(data.len() <= MAX_ANSWER_LEN, "answer data too long for {}", get("owner"));
-                let mut value = AnswerValue {
+                assert!(data.len() <= MAX_RESPONSE_LEN, "answer data too long for {}", get("owner"));
+                let mut value = ResponseValue {
                     flags: num(get("flags")) as u16,
                     ancount: num(get("ancount")) as u16,
                     nscount: num(get("nscount")) as u16,
@@ -143,11 +143,11 @@ fn parse_fixtures(text: &str) -> (Vec<Answer>, Vec<Case>) {
                     value_flags: num(get("value_flags")) as u16,
                     data_csum: num(get("data_csum")) as u16,
                     serial_at: 0,
-                    data: [0; MAX_ANSWER_LEN],
+                    data: [0; MAX_RESPONSE_LEN],
                     rrl_key: fields.get("rrl_key").map_or(0, |k| num(k) as u32),
                 };
                 value.data[..data.len()].copy_from_slice(&data);
-                let key = AnswerKey { name: key_name(get("owner")), qtype: num(get("qtype")) as u16, variant: 0 };
+                let key = ResponseKey { name: key_name(get("owner")), qtype: num(get("qtype")) as u16, variant: 0 };
                 answers.push(Answer { key, value });
             }
             "[case]" => {

@@ -5,10 +5,10 @@
 
 mod testframe;
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::{Stats, XdpProgram};
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::Updater;
 use dns_xdp::zone::ZoneSet;
 use dns_xdp_common::stat;
@@ -61,7 +61,7 @@ fn names_without_room_fall_back_to_the_records_and_entries_follow_updates() {
 
     let sizes = MapSizes::for_capacity(CAPACITY);
     let (mut program, stats) = XdpProgram::load_sized(53, PAYLOAD, sizes).expect("load XDP program");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     let v1 = zones(&dir, 1, &hosts);
     answers.install(&v1, PAYLOAD).expect("install version 1");
     program.set_enabled(53, PAYLOAD, true).unwrap();

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use std::net::IpAddr;
 
-use dns_xdp::answer::{Chaos, Client, Transport, handle, handle_from};
-use dns_xdp::compile::{compile, resolve};
+use dns_xdp::compile::{compile, search};
 use dns_xdp::cookie::Cookies;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
 use dns_xdp::name::Name;
+use dns_xdp::respond::{Chaos, Client, Transport, handle, handle_from};
 use dns_xdp::update::Updater;
 
 const XDP_PASS: u32 = 2;
@@ -161,7 +161,7 @@ fn kernel_answers_equal_daemon_answers() {
     assert!(entries.len() > 20, "compiled only {} entries", entries.len());
     let mut by_rcode = [(0usize, 0usize); 16];
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     // The daemon's own install path: zone-aware, so answers carrying a SOA serial get it from
     // the kernel's SERIALS map at reply time.
     answers.install(&zones, PAYLOAD).expect("fill the answers map");
@@ -232,7 +232,7 @@ fn kernel_answers_equal_daemon_answers() {
                 // layout could not hold (RECORD_CHILD_PARTIAL) passes.
                 let installed = answers.kernel_answers(name.as_wire(), qtype, dnssec);
                 let hit = installed
-                    && resolve(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
+                    && search(&entries, name.as_wire(), qtype, dnssec).is_some_and(|v| {
                         let signed = v.value_flags & dns_xdp_common::VALUE_FLAG_SIGNED != 0;
                         let limit = dns_xdp::wire::udp_limit(
                             edns.map(|(p, d)| dns_xdp::wire::Edns { payload: p, version: 0, dnssec_ok: d }),

@@ -8,10 +8,10 @@ mod testframe;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-use dns_xdp::answer::{Transport, handle};
 use dns_xdp::kernel::maps::MapSizes;
 use dns_xdp::load_zones;
 use dns_xdp::loader::XdpProgram;
+use dns_xdp::respond::{Transport, handle};
 use dns_xdp::update::{Updater, affected_with};
 use dns_xdp::zone::ZoneSet;
 
@@ -104,7 +104,7 @@ fn refresh(serial_slots: Option<u32>) {
 
     let (mut program, stats) = XdpProgram::load(53, PAYLOAD).expect("load XDP program");
     // The answers are written on another thread while this one runs the program.
-    let mut writer = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut writer = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     if let Some(n) = serial_slots {
         writer.limit_serial_slots(n);
     }
@@ -204,12 +204,12 @@ fn more_names_than_capacity_keep_their_records() {
     let (mut small, _) = XdpProgram::load_sized(53, PAYLOAD, sizes).expect("load XDP program");
     let records =
         sizes.records_needed(&zones).expect("1,500 short names need more than the 1,024 records the capacity gives");
-    let mut answers = Updater::new(small.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(small.take_response_maps().expect("the answer maps"), Default::default());
     assert!(answers.install(&zones, PAYLOAD).is_err(), "the records cannot fit the small program's NAMES map");
     drop((answers, small));
     let (mut program, _) = XdpProgram::load_sized(53, PAYLOAD, sizes.with_records(records)).expect("load XDP program");
     assert!(program.sizes().records_needed(&zones).is_none(), "sized for every record");
-    let mut answers = Updater::new(program.take_answer_maps().expect("the answer maps"), Default::default());
+    let mut answers = Updater::new(program.take_response_maps().expect("the answer maps"), Default::default());
     answers.install(&zones, PAYLOAD).expect("every name's record fits");
     program.set_enabled(53, PAYLOAD, true).unwrap();
 

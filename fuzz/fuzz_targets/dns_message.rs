@@ -1,10 +1,10 @@
-//! The query path of the daemon: `wire::parse_query` and `answer::handle` over the conformance
+//! The query path of the daemon: `wire::parse_query` and `respond::handle` over the conformance
 //! zones, for UDP and TCP. Besides not panicking, every reply echoes the ID, has QR set, fits the
 //! UDP size the query allows, and parses as a DNS message.
 #![no_main]
 
-use dns_xdp::answer::{self, DEFAULT_EDNS_PAYLOAD, Transport};
 use dns_xdp::replication::message;
+use dns_xdp::respond::{self, DEFAULT_EDNS_PAYLOAD, Transport};
 use dns_xdp::wire::{self, Parsed};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,7 @@ fuzz_target!(|msg: &[u8]| {
         Parsed::Drop => None,
     };
     for transport in [Transport::Udp, Transport::Tcp] {
-        let reply = answer::handle(zones, msg, transport, DEFAULT_EDNS_PAYLOAD);
+        let reply = respond::handle(zones, msg, transport, DEFAULT_EDNS_PAYLOAD);
         assert_eq!(reply.is_some(), udp_limit.is_some(), "answered exactly what parse_query accepts");
         let Some(reply) = reply else { continue };
         let r = &reply.bytes;

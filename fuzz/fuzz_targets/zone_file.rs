@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use dns_xdp::answer::DEFAULT_EDNS_PAYLOAD;
 use dns_xdp::name::Name;
+use dns_xdp::respond::DEFAULT_EDNS_PAYLOAD;
 use dns_xdp::zone::{self, ZoneSet};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,4 @@
-//! The API's answers: a status with a JSON body, and the HTTP response made of one. Every route,
+//! The API's replies: a status with a JSON body, and the HTTP response made of one. Every route,
 //! the token check and a write's outcome answer through here, so each reply has the same shape.
 
 use axum::body::Body;
@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::change::FieldError;
 
 /// A status and its JSON body.
-pub(super) type Answer = (u16, Value);
+pub(super) type Reply = (u16, Value);
 
 pub(super) fn reply(status: u16, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
@@ -18,6 +18,6 @@ pub(super) fn reply(status: u16, body: &Value) -> Response<Body> {
 }
 
 /// 400 for `field`.
-pub(super) fn bad(field: &str, message: impl std::fmt::Display) -> Answer {
+pub(super) fn bad(field: &str, message: impl std::fmt::Display) -> Reply {
     (400, FieldError::new(field, message).json())
 }

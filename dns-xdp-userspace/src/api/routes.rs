@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{Method, Response, Uri};
 use serde_json::{Value, json};
 
-use super::reply::{Answer, bad, reply};
+use super::reply::{Reply, bad, reply};
 use super::write::write;
 use crate::name::Name;
 use crate::replication::Replication;
@@ -24,7 +24,7 @@ pub(super) async fn handle(
     reply(status, &value)
 }
 
-async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Answer {
+async fn route(method: &str, path: &str, body: &[u8], repl: &Replication) -> Reply {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         ("GET", ["v1", "zones"]) => (200, zone_list(repl)),
@@ -82,7 +82,7 @@ fn zone_list(repl: &Replication) -> Value {
     json!({"zones": list})
 }
 
-fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, Answer> {
+fn find_zone(repl: &Replication, zone: &str) -> Result<Arc<Zone>, Reply> {
     let name = Name::from_text(zone).ok_or_else(|| bad("zone", format!("{zone:?} is not a domain name")))?;
     repl.current(&name)
         .ok_or_else(|| (404, json!({"error": format!("zone {name} is not served here"), "field": "zone"})))

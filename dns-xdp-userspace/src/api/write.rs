@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::change::parse_change;
-use super::reply::{Answer, bad};
+use super::reply::{Reply, bad};
 use crate::name::Name;
 use crate::replication::{Replication, quorum};
 use crate::zone::Zone;
@@ -14,7 +14,7 @@ use crate::zone::edit::{self, EditError};
 /// Applies `changes` (JSON, already split out of the request) to `current`, the zone as the
 /// request found it; `batch` says whether they came as a batch, which names fields by their
 /// position (`changes[2].rdata`).
-pub(super) async fn write(repl: &Replication, current: &Zone, changes: &[Value], batch: bool) -> Answer {
+pub(super) async fn write(repl: &Replication, current: &Zone, changes: &[Value], batch: bool) -> Reply {
     if repl.is_secondary(&current.origin) {
         return bad("zone", format!("zone {} is a secondary here; write to its primary", current.origin));
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use super::cli::XdpModeChoice;
 
 /// A TSIG key (RFC 8945) in the config file: `[[tsig_key]]` with `name`, `algorithm`
@@ -92,9 +93,9 @@ pub(super) struct FileConfig {
     pub(super) listen_quic: Vec<SocketAddr>,
 }
 
-pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub(super) fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.to_path_buf(), err })?;
+    toml::from_str(&text).map_err(|err| ConfigError::Syntax { path: path.to_path_buf(), err: Box::new(err) })
 }
 
 /// Decodes a base64 secret as key files write it (RFC 4648 section 4, padding optional).

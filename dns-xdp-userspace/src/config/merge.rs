@@ -4,6 +4,7 @@
 //! names, prefixes, cookies, the API's TLS files).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::cli::{EncryptedArgs, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
 use super::file::{FileConfig, decode_base64, read_file};
@@ -12,16 +13,45 @@ use super::settings::{
     MIN_JOURNAL_MAX_SIZE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits, TsigKeySettings,
     XfrLimits,
 };
-use crate::answer::{Chaos, DEFAULT_EDNS_PAYLOAD};
 use crate::name::Name;
-use crate::rrl::{Cidr, RrlSettings};
+use crate::respond::{Chaos, DEFAULT_EDNS_PAYLOAD};
+use crate::rrl::{Cidr, RrlSettingError, RrlSettings};
 use crate::source::Sources;
+
+/// Why `serve`'s settings cannot be used; each message names the file, flag or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file cannot be read.
+    #[error("{}: {err}", .path.display())]
+    Read { path: PathBuf, err: std::io::Error },
+    /// The configuration file is not TOML with known keys of the right types.
+    #[error("{}: {err}", .path.display())]
+    Syntax { path: PathBuf, err: Box<toml::de::Error> },
+    #[error(transparent)]
+    Rrl(#[from] RrlSettingError),
+    /// A value, or values together, the daemon cannot serve with; the message names the flag or
+    /// key (each check is one of a kind, so its message is what it carries).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError::Invalid(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError::Invalid(message.to_string())
+    }
+}
 
 /// Merges the replication flags over the file's keys.
 fn replication_settings(
     cli: ReplicationArgs,
     file: &FileConfig,
-) -> Result<(ReplicationSettings, Option<ApiSettings>), String> {
+) -> Result<(ReplicationSettings, Option<ApiSettings>), ConfigError> {
     let mut secondaries = Vec::new();
     for text in pick(cli.secondary, file.secondary.clone()) {
         let (zone, addr) = text.split_once('@').ok_or_else(|| format!("secondary {text:?}: expected ZONE@IP:PORT"))?;
@@ -33,7 +63,7 @@ fn replication_settings(
     let default_quorum = nodes.len() - nodes.len() / 4;
     let quorum = cli.quorum.or(file.quorum).unwrap_or(default_quorum);
     if quorum > nodes.len() {
-        return Err(format!("quorum {quorum} is more than the {} configured --node addresses", nodes.len()));
+        return Err(format!("quorum {quorum} is more than the {} configured --node addresses", nodes.len()).into());
     }
     let mut keys = Vec::new();
     for k in &file.tsig_key {
@@ -70,14 +100,14 @@ fn replication_settings(
                 std::fs::read_to_string(&path).map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
             let token = token.trim().to_string();
             if token.is_empty() {
-                return Err(format!("api_token_file {}: empty", path.display()));
+                return Err(format!("api_token_file {}: empty", path.display()).into());
             }
             Some(ApiSettings { addr, token, tls })
         }
     };
     let journal_max_size = cli.journal_max_size.or(file.journal_max_size).unwrap_or(DEFAULT_JOURNAL_MAX_SIZE);
     if journal_max_size < MIN_JOURNAL_MAX_SIZE {
-        return Err(format!("journal_max_size {journal_max_size}: at least {MIN_JOURNAL_MAX_SIZE} bytes"));
+        return Err(format!("journal_max_size {journal_max_size}: at least {MIN_JOURNAL_MAX_SIZE} bytes").into());
     }
     let xfr_out_max = cli.xfr_out_max.or(file.xfr_out_max).unwrap_or(DEFAULT_XFR_OUT_MAX);
     if xfr_out_max == 0 {
@@ -106,15 +136,16 @@ fn replication_settings(
 }
 
 /// A TSIG algorithm as key files spell it: "hmac-sha256" (also sha1, sha384, sha512).
-fn tsig_algorithm(text: &str) -> Result<domain::tsig::Algorithm, String> {
+fn tsig_algorithm(text: &str) -> Result<domain::tsig::Algorithm, ConfigError> {
     let name = domain::base::Name::<Vec<u8>>::from_chars(text.chars()).map_err(|e| format!("{text:?}: {e}"))?;
-    domain::tsig::Algorithm::from_name(&name).ok_or_else(|| {
+    let algorithm = domain::tsig::Algorithm::from_name(&name).ok_or_else(|| {
         format!("algorithm {text:?} is not supported (hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512)")
-    })
+    })?;
+    Ok(algorithm)
 }
 
 /// Merges the rate-limiting flags over the file's keys over the defaults.
-fn rrl_settings(cli: &RrlArgs, file: &FileConfig) -> Result<RrlSettings, String> {
+fn rrl_settings(cli: &RrlArgs, file: &FileConfig) -> Result<RrlSettings, ConfigError> {
     let d = RrlSettings::default();
     let file_allow = file
         .rrl_allow
@@ -165,7 +196,7 @@ fn pick<T>(cli: Vec<T>, file: Vec<T>) -> Vec<T> {
 }
 
 impl Settings {
-    pub fn from_args(args: ServeArgs) -> Result<Self, String> {
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -228,7 +259,7 @@ impl Settings {
             );
         }
         if settings.edns_payload < 512 {
-            return Err(format!("edns_payload {} is below the DNS minimum of 512", settings.edns_payload));
+            return Err(format!("edns_payload {} is below the DNS minimum of 512", settings.edns_payload).into());
         }
         let ports: Vec<u16> = settings.listen.iter().map(SocketAddr::port).collect();
         if !settings.ifaces.is_empty()
@@ -241,7 +272,7 @@ impl Settings {
     }
 
     /// SIGHUP: the rate-limiting settings as the config file now says, under the same flags.
-    pub fn reread_rrl(&self) -> Result<RrlSettings, String> {
+    pub fn reread_rrl(&self) -> Result<RrlSettings, ConfigError> {
         let file = match &self.config_file {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -250,7 +281,7 @@ impl Settings {
     }
 }
 
-fn shadow_settings(cli: &ServeArgs, file: &FileConfig) -> Result<Option<ShadowSettings>, String> {
+fn shadow_settings(cli: &ServeArgs, file: &FileConfig) -> Result<Option<ShadowSettings>, ConfigError> {
     let sample = cli.shadow_sample.or(file.shadow_sample);
     let Some(reference) = cli.shadow_reference.or(file.shadow_reference) else {
         return match sample {
@@ -288,7 +319,7 @@ mod tests {
             shadow_sample: Some(5),
             ..Default::default()
         });
-        assert!(err.unwrap_err().contains("shadow_reference"));
+        assert!(err.unwrap_err().to_string().contains("shadow_reference"));
         let file = toml::from_str::<FileConfig>("shadow_reference = \"[::1]:53\"\nshadow_sample = 1\n").unwrap();
         assert_eq!(file.shadow_sample, Some(1));
     }
@@ -334,17 +365,17 @@ mod tests {
             Settings::from_args(ServeArgs { config: Some(path.clone()), ..Default::default() })
         };
         assert!(file("").unwrap().api.unwrap().tls.is_none());
-        assert_eq!(file("api_tls_cert = \"c.pem\"\n").unwrap_err(), "api_tls_cert needs api_tls_key");
+        assert_eq!(file("api_tls_cert = \"c.pem\"\n").unwrap_err().to_string(), "api_tls_cert needs api_tls_key");
         // Both keys given: the files are read at configuration time, so a missing one is named.
         let err = file("api_tls_cert = \"/nonexistent/c.pem\"\napi_tls_key = \"/nonexistent/k.pem\"\n").unwrap_err();
-        assert!(err.contains("/nonexistent/c.pem"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
         // The flags override the file's keys (and fail the same way on a missing file).
         std::fs::write(&path, format!("zone = [\"f.zone\"]\napi = \"127.0.0.1:8053\"\napi_token_file = {token:?}\n"))
             .unwrap();
         let mut args = ServeArgs { config: Some(path.clone()), ..Default::default() };
         args.replication.api_tls_cert = Some("/nonexistent/flag.pem".into());
         args.replication.api_tls_key = Some("/nonexistent/k.pem".into());
-        assert!(Settings::from_args(args).unwrap_err().contains("/nonexistent/flag.pem"));
+        assert!(Settings::from_args(args).unwrap_err().to_string().contains("/nonexistent/flag.pem"));
     }
 
     #[test]
@@ -362,7 +393,10 @@ mod tests {
             &[0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80]
         );
         let bad = ServeArgs { config: Some(path), cookie_secret: Some("abc".into()), ..Default::default() };
-        assert!(Settings::from_args(bad).unwrap_err().contains("cookie_secret"), "the flag overrides the file");
+        assert!(
+            Settings::from_args(bad).unwrap_err().to_string().contains("cookie_secret"),
+            "the flag overrides the file"
+        );
     }
 
     #[test]
@@ -382,9 +416,14 @@ mod tests {
         let flag = ReplicationArgs { xfr_out_max: Some(5), ..Default::default() };
         assert_eq!(settings(keys, flag).unwrap().replication.xfr_out_max, 5, "the flag wins");
         assert!(
-            settings("journal_max_size = 100\n", ReplicationArgs::default()).unwrap_err().contains("journal_max_size")
+            settings("journal_max_size = 100\n", ReplicationArgs::default())
+                .unwrap_err()
+                .to_string()
+                .contains("journal_max_size")
         );
-        assert!(settings("xfr_out_max = 0\n", ReplicationArgs::default()).unwrap_err().contains("xfr_out_max"));
+        assert!(
+            settings("xfr_out_max = 0\n", ReplicationArgs::default()).unwrap_err().to_string().contains("xfr_out_max")
+        );
     }
 
     #[test]
@@ -404,6 +443,6 @@ mod tests {
         let r = s.reread_rrl().unwrap();
         assert_eq!((r.rate, r.slip, r.dry_run, r.allow.len()), (5, 1, true, 0));
         std::fs::write(&path, "zone = [\"f.zone\"]\nrrl_ipv4_prefix = 33\n").unwrap();
-        assert!(Settings::from_args(args(RrlArgs::default())).unwrap_err().contains("rrl_ipv4_prefix"));
+        assert!(Settings::from_args(args(RrlArgs::default())).unwrap_err().to_string().contains("rrl_ipv4_prefix"));
     }
 }

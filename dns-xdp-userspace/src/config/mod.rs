@@ -13,6 +13,7 @@ mod merge;
 mod settings;
 
 pub use cli::{Cli, Command, DiffArgs, DiffProto, EncryptedArgs, ReplicationArgs, RrlArgs, ServeArgs, XdpModeChoice};
+pub use merge::ConfigError;
 pub use settings::{
     ApiSettings, DEFAULT_JOURNAL_MAX_SIZE, DEFAULT_SHADOW_SAMPLE, DEFAULT_XFR_OUT_MAX, EncryptedSettings,
     MIN_JOURNAL_MAX_SIZE, ReplicationSettings, SHADOW_TIMEOUT, Settings, ShadowSettings, TcpLimits, TsigKeySettings,

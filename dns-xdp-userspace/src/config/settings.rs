@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cli::{RrlArgs, XdpModeChoice};
-use crate::answer::Chaos;
 use crate::cookie::Cookies;
 use crate::name::Name;
+use crate::respond::Chaos;
 use crate::rrl::{Cidr, RrlSettings};
 use crate::source::Sources;
 

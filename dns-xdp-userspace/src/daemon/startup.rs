@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::{ServeError, log_rrl};
 use crate::config::Settings;
 use crate::kernel::maps::MapSizes;
-use crate::loader::{Stats, XdpProgram};
+use crate::loader::{LoaderError, Stats, XdpProgram};
 use crate::metrics::{KernelCounters, KernelReader, Sources, serve_http};
 use crate::publish::{Publisher, Xdp, install};
 use crate::replication::{Replication, secondary};
@@ -70,7 +70,8 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     let shadow = settings.shadow.clone().map(crate::shadow::start);
     log_rrl(&settings.rrl);
 
-    let bpf_stats = if settings.bpf_stats { Some(crate::loader::enable_bpf_stats()?) } else { None };
+    let bpf_stats =
+        if settings.bpf_stats { Some(crate::loader::enable_bpf_stats().map_err(anyhow::Error::from)?) } else { None };
     let (xdp, kernel, attached) = match preload {
         Some(preload) => {
             let (program, stats, attached) = load_xdp(preload, settings, &state, shadow.as_ref())?;
@@ -82,7 +83,8 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
     // Replication: replay the journals (publishing what they add), then take over transfers,
     // NOTIFY and the API.
     let publisher = Arc::new(Publisher::new(state.clone(), xdp));
-    let (replication, secondaries) = Replication::new(publisher.clone(), settings.replication.clone())?;
+    let (replication, secondaries) =
+        Replication::new(publisher.clone(), settings.replication.clone()).map_err(anyhow::Error::from)?;
     let responder = Arc::new(Responder {
         state: state.clone(),
         replication: replication.clone(),
@@ -120,7 +122,7 @@ pub(super) fn start(settings: &Settings) -> Result<Daemon, ServeError> {
 /// Takes the program the preload thread loaded and fills its maps before attaching it, so the
 /// first packet already hits. Also returns how it is attached, per interface ("native on eth0").
 fn load_xdp(
-    preload: ThreadHandle<anyhow::Result<(XdpProgram, Stats)>>,
+    preload: ThreadHandle<Result<(XdpProgram, Stats), LoaderError>>,
     settings: &Settings,
     state: &Arc<State>,
     shadow: Option<&Arc<Shadow>>,
@@ -138,7 +140,7 @@ fn load_xdp(
         drop(program);
         (program, stats) = XdpProgram::load_sized(settings.dns_port(), settings.edns_payload, sizes)?;
     }
-    let mut answers = Updater::new(program.take_answer_maps()?, state.demand.clone());
+    let mut answers = Updater::new(program.take_response_maps()?, state.demand.clone());
     // The index of who points at whom, for narrow updates: built beside the compile (a
     // walk of every zone), so the first write after the start finds it ready.
     let (tx, referrers) = std::sync::mpsc::channel();

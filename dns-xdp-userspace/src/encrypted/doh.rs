@@ -22,10 +22,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::{HANDSHAKE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_QUERIES_PER_CONNECTION};
-use crate::answer::Transport;
 use crate::config::TcpLimits;
 use crate::http::MAX_HEADER_BYTES;
 use crate::replication::Replies;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 use crate::tcp::PerClient;
 

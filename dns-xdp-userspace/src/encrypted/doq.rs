@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 
 use super::certs::Certs;
 use super::{ALPN_DOQ, HANDSHAKE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_QUERIES_PER_CONNECTION};
-use crate::answer::Transport;
 use crate::config::TcpLimits;
 use crate::replication::Replies;
+use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 use crate::tcp::{ClientSlot, PerClient};
 

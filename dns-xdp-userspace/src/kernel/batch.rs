@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
+use super::MapsError;
 use super::bpf::RawMap;
 
 /// Queued writes flushed together once this many are waiting.
@@ -23,7 +22,7 @@ struct Batch {
 }
 
 /// A set of batches written on another thread, given back emptied.
-type InFlight = std::thread::JoinHandle<(Vec<Batch>, anyhow::Result<()>)>;
+type InFlight = std::thread::JoinHandle<(Vec<Batch>, Result<(), MapsError>)>;
 
 #[derive(Default)]
 pub struct Batches {
@@ -59,7 +58,7 @@ impl Batches {
     /// Writes everything queued to `maps`, one call per map. If `more`, keeps batching and
     /// writes on another thread (after the previous flush's writes, which it waits for);
     /// otherwise it is done when this returns.
-    pub fn flush(&mut self, maps: &Arc<[RawMap]>, more: bool) -> anyhow::Result<()> {
+    pub fn flush(&mut self, maps: &Arc<[RawMap]>, more: bool) -> Result<(), MapsError> {
         let done = self.wait();
         let Some(mut open) = self.open.take() else { return done.map(drop) };
         self.queued = 0;
@@ -84,9 +83,9 @@ impl Batches {
     }
 
     /// Waits for the batches being written on another thread; gives them back emptied.
-    fn wait(&mut self) -> anyhow::Result<Option<Vec<Batch>>> {
+    fn wait(&mut self) -> Result<Option<Vec<Batch>>, MapsError> {
         let Some(handle) = self.in_flight.take() else { return Ok(None) };
-        let (batches, written) = handle.join().map_err(|_| anyhow::anyhow!("writing the maps panicked"))?;
+        let (batches, written) = handle.join().map_err(|_| MapsError::Panicked)?;
         written.map(|()| Some(batches))
     }
 }
@@ -99,13 +98,15 @@ impl Drop for Batches {
 }
 
 /// Writes `batches` (batch `i` to map `i`, in order) and empties them.
-fn write(maps: &[RawMap], batches: &mut [Batch]) -> anyhow::Result<()> {
+fn write(maps: &[RawMap], batches: &mut [Batch]) -> Result<(), MapsError> {
     for (map, b) in maps.iter().zip(batches) {
         if b.keys.is_empty() {
             continue;
         }
-        map.update_batch(&b.keys, &b.values)
-            .with_context(|| format!("writing the {} map (is it full? see --answers-capacity)", map.name()))?;
+        map.update_batch(&b.keys, &b.values).map_err(|err| MapsError::Call {
+            doing: format!("writing the {} map (is it full? see --answers-capacity)", map.name()),
+            err,
+        })?;
         b.keys.clear();
         b.values.clear();
     }

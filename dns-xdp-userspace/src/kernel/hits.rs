@@ -20,8 +20,9 @@
 use std::os::fd::RawFd;
 use std::ptr::{NonNull, read_volatile, write_volatile};
 
-use anyhow::Context as _;
-use dns_xdp_common::{Answer, AnswerValue, HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, hit_pairs};
+use dns_xdp_common::{HIT_INLINE, HIT_MAX_NAME, HIT_NAME_WORDS, HitEntry, Response, ResponseValue, hit_pairs};
+
+use super::MapsError;
 
 /// Entries in HITS for `capacity` (`--answers-capacity`): a quarter as many, a power of two,
 /// at least 1024. Most hot names have one or two types asked (A, AAAA); names the index
@@ -40,14 +41,15 @@ struct Mapped {
 unsafe impl Send for Mapped {}
 
 impl Mapped {
-    fn new(fd: RawFd, len: usize) -> anyhow::Result<Self> {
+    fn new(fd: RawFd, len: usize) -> std::io::Result<Self> {
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length and flags.
         let at = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
         if at == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mapping a BPF array (BPF_F_MMAPABLE)");
+            return Err(std::io::Error::last_os_error());
         }
-        Ok(Mapped { at: NonNull::new(at.cast()).context("mmap returned null")?, len })
+        let at = NonNull::new(at.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        Ok(Mapped { at, len })
     }
 }
 
@@ -58,11 +60,11 @@ impl Drop for Mapped {
     }
 }
 
-/// `v` as an `Answer<N>` (`N` at least its data): how an entry holds one of the smallest answers
-/// (`ANSWER_CLASSES[0]` bytes).
-pub fn sized<const N: usize>(v: &AnswerValue) -> Answer<N> {
+/// `v` as a `Response<N>` (`N` at least its data): how an entry holds one of the smallest answers
+/// (`RESPONSE_CLASSES[0]` bytes).
+pub fn sized<const N: usize>(v: &ResponseValue) -> Response<N> {
     let len = usize::from(v.data_len);
-    let mut a = Answer {
+    let mut a = Response {
         flags: v.flags,
         ancount: v.ancount,
         nscount: v.nscount,
@@ -103,12 +105,15 @@ fn words(name: &[u8]) -> Option<[u64; HIT_NAME_WORDS]> {
 
 impl HitIndex {
     /// Maps HITS (created BPF_F_MMAPABLE with `len` entries, a power of two).
-    pub fn new(map: aya::maps::Map, len: u32) -> anyhow::Result<Self> {
+    pub fn new(map: aya::maps::Map, len: u32) -> Result<Self, MapsError> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
-        anyhow::ensure!(len.is_power_of_two() && len >= 2, "HITS needs a power of two entries, not {len}");
-        let aya::maps::Map::Array(data) = &map else { anyhow::bail!("HITS is not an array") };
+        if !(len.is_power_of_two() && len >= 2) {
+            return Err(MapsError::Object(format!("HITS needs a power of two entries, not {len}")));
+        }
+        let aya::maps::Map::Array(data) = &map else { return Err(MapsError::Object("HITS is not an array".into())) };
         let fd = data.fd().as_fd().as_raw_fd();
-        let mapped = Mapped::new(fd, len as usize * size_of::<HitEntry>()).context("HITS")?;
+        let mapped = Mapped::new(fd, len as usize * size_of::<HitEntry>())
+            .map_err(MapsError::call("HITS: mapping a BPF array (BPF_F_MMAPABLE)"))?;
         Ok(HitIndex { mapped, _map: map, len: len as usize, held: 0 })
     }
 
@@ -162,7 +167,7 @@ impl HitIndex {
         qtype: u16,
         serves: u32,
         answer: u32,
-        inline: Option<&AnswerValue>,
+        inline: Option<&ResponseValue>,
     ) -> Option<([u32; 2], HitEntry)> {
         let words = words(name)?;
         let entry = HitEntry {

@@ -1,7 +1,7 @@
 //! The answer store's maps (dns-xdp-common explains the layout): name records in the NAMES
-//! maps by name length, interned answers in the ANSWERS maps by data length, and the zones'
+//! maps by name length, interned answers in the RESPONSES maps by data length, and the zones'
 //! serials in SERIALS and SERIAL_GEN. One table, `CLASSES`, names, sizes and chooses every
-//! NAMES and ANSWERS map; entries go in as bytes (bpf.rs), queued while an update is staged
+//! NAMES and RESPONSES map; entries go in as bytes (bpf.rs), queued while an update is staged
 //! (batch.rs).
 //!
 //! May call: bpf.rs, batch.rs, hits.rs (its size), dns_xdp_common, aya; the zones only to count
@@ -11,13 +11,13 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use aya::maps::{Array, MapData, MapError};
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWER_CLASS_SIZE, ANSWER_CLASSES, ANSWER_HEAD_LEN, AnswerValue, MAP_ANSWERS, MAP_NAMES,
-    MAP_SERIAL_GEN, MAP_SERIALS, MAX_ANSWER_LEN, NAME_CLASS_SIZE, NAME_CLASSES, NameRecord,
+    MAP_NAMES, MAP_RESPONSES, MAP_SERIAL_GEN, MAP_SERIALS, MAX_RESPONSE_LEN, NAME_CLASS_SIZE, NAME_CLASSES, NameRecord,
+    RESPONSE_CLASS_SHIFT, RESPONSE_CLASS_SIZE, RESPONSE_CLASSES, RESPONSE_HEAD_LEN, ResponseValue,
 };
 
+use super::MapsError;
 use super::batch::Batches;
 use super::bpf::{RawMap, bytes_of};
 use crate::zone::ZoneSet;
@@ -25,61 +25,61 @@ use crate::zone::ZoneSet;
 /// The two kinds of size-classed map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Keyed by answer id (`id >> ANSWER_CLASS_SHIFT` is the class), valued `Answer<max_len>`.
-    Answers,
+    /// Keyed by response id (`id >> RESPONSE_CLASS_SHIFT` is the class), valued `Response<max_len>`.
+    Responses,
     /// Keyed by `NameKey<max_len>` (a name and a part number), valued `NameRecord`.
     Names,
 }
 
-/// One size class: one NAMES or ANSWERS map.
+/// One size class: one NAMES or RESPONSES map.
 #[derive(Clone, Copy, Debug)]
 pub struct SizeClass {
     pub kind: Kind,
     /// The map's name in the eBPF object.
     pub map: &'static str,
-    /// Longest name (NAMES) or answer data (ANSWERS) its entries hold.
+    /// Longest name (NAMES) or answer data (RESPONSES) its entries hold.
     pub max_len: usize,
-    /// Its entries per 16 of `--answers-capacity` (`NAME_CLASS_SIZE`, `ANSWER_CLASS_SIZE`).
+    /// Its entries per 16 of `--answers-capacity` (`NAME_CLASS_SIZE`, `RESPONSE_CLASS_SIZE`).
     pub share: u64,
 }
 
 impl SizeClass {
     fn key_size(&self) -> usize {
         match self.kind {
-            Kind::Answers => size_of::<u32>(),
+            Kind::Responses => size_of::<u32>(),
             Kind::Names => self.max_len + size_of::<u32>(),
         }
     }
 
     fn value_size(&self) -> usize {
         match self.kind {
-            Kind::Answers => ANSWER_HEAD_LEN + self.max_len,
+            Kind::Responses => RESPONSE_HEAD_LEN + self.max_len,
             Kind::Names => size_of::<NameRecord>(),
         }
     }
 }
 
-const ANSWER_MAPS: usize = ANSWER_CLASSES.len();
+const RESPONSE_MAPS: usize = RESPONSE_CLASSES.len();
 const NAME_MAPS: usize = NAME_CLASSES.len();
 
-/// Every NAMES and ANSWERS map, answers first: the order batches are written in.
-pub const CLASSES: [SizeClass; ANSWER_MAPS + NAME_MAPS] = classes();
+/// Every NAMES and RESPONSES map, answers first: the order batches are written in.
+pub const CLASSES: [SizeClass; RESPONSE_MAPS + NAME_MAPS] = classes();
 
-const fn classes() -> [SizeClass; ANSWER_MAPS + NAME_MAPS] {
-    let mut out = [SizeClass { kind: Kind::Answers, map: "", max_len: 0, share: 0 }; ANSWER_MAPS + NAME_MAPS];
+const fn classes() -> [SizeClass; RESPONSE_MAPS + NAME_MAPS] {
+    let mut out = [SizeClass { kind: Kind::Responses, map: "", max_len: 0, share: 0 }; RESPONSE_MAPS + NAME_MAPS];
     let mut i = 0;
-    while i < ANSWER_MAPS {
+    while i < RESPONSE_MAPS {
         out[i] = SizeClass {
-            kind: Kind::Answers,
-            map: MAP_ANSWERS[i],
-            max_len: ANSWER_CLASSES[i],
-            share: ANSWER_CLASS_SIZE[i],
+            kind: Kind::Responses,
+            map: MAP_RESPONSES[i],
+            max_len: RESPONSE_CLASSES[i],
+            share: RESPONSE_CLASS_SIZE[i],
         };
         i += 1;
     }
     let mut i = 0;
     while i < NAME_MAPS {
-        out[ANSWER_MAPS + i] =
+        out[RESPONSE_MAPS + i] =
             SizeClass { kind: Kind::Names, map: MAP_NAMES[i], max_len: NAME_CLASSES[i], share: NAME_CLASS_SIZE[i] };
         i += 1;
     }
@@ -90,8 +90,8 @@ impl Kind {
     /// This kind's maps in `CLASSES`.
     fn maps(self) -> Range<usize> {
         match self {
-            Kind::Answers => 0..ANSWER_MAPS,
-            Kind::Names => ANSWER_MAPS..ANSWER_MAPS + NAME_MAPS,
+            Kind::Responses => 0..RESPONSE_MAPS,
+            Kind::Names => RESPONSE_MAPS..RESPONSE_MAPS + NAME_MAPS,
         }
     }
 
@@ -110,7 +110,7 @@ impl Kind {
     }
 }
 
-/// How many entries each map gets: NAMES and ANSWERS from `--answers-capacity`, NAMES at least
+/// How many entries each map gets: NAMES and RESPONSES from `--answers-capacity`, NAMES at least
 /// a record per name (`records_needed`), HITS from the capacity too (hits.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapSizes {
@@ -163,7 +163,7 @@ impl MapSizes {
         self.hits
     }
 
-    /// Each NAMES and ANSWERS map's name and entries.
+    /// Each NAMES and RESPONSES map's name and entries.
     pub fn classes(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         CLASSES.iter().zip(self.entries).map(|(c, n)| (c.map, n))
     }
@@ -172,7 +172,7 @@ impl MapSizes {
 /// An answer's bytes as an `Answer<N>` starts: the head fields in their order, then the data,
 /// without the padding to `N`. A map value is this padded with zeros; the store keeps the
 /// answers it may have to rewrite in this form.
-pub fn answer_bytes(v: &AnswerValue, out: &mut Vec<u8>) {
+pub fn response_bytes(v: &ResponseValue, out: &mut Vec<u8>) {
     for word in [v.flags, v.ancount, v.nscount, v.arcount, v.data_len, v.value_flags, v.data_csum, v.serial_at] {
         out.extend_from_slice(&word.to_ne_bytes());
     }
@@ -180,11 +180,11 @@ pub fn answer_bytes(v: &AnswerValue, out: &mut Vec<u8>) {
     out.extend_from_slice(&v.data[..usize::from(v.data_len)]);
 }
 
-/// The answer `answer_bytes` wrote.
-pub fn answer_from_bytes(b: &[u8]) -> AnswerValue {
+/// The answer `response_bytes` wrote.
+pub fn response_from_bytes(b: &[u8]) -> ResponseValue {
     let w = |i: usize| u16::from_ne_bytes([b[2 * i], b[2 * i + 1]]);
-    let data = &b[ANSWER_HEAD_LEN..];
-    let mut v = AnswerValue {
+    let data = &b[RESPONSE_HEAD_LEN..];
+    let mut v = ResponseValue {
         flags: w(0),
         ancount: w(1),
         nscount: w(2),
@@ -194,7 +194,7 @@ pub fn answer_from_bytes(b: &[u8]) -> AnswerValue {
         data_csum: w(6),
         serial_at: w(7),
         rrl_key: u32::from_ne_bytes(b[16..20].try_into().expect("4 bytes")),
-        data: [0; MAX_ANSWER_LEN],
+        data: [0; MAX_RESPONSE_LEN],
     };
     v.data[..data.len()].copy_from_slice(data);
     v
@@ -207,11 +207,11 @@ fn name_key(name: &[u8], part: u32, class_len: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&part.to_ne_bytes());
 }
 
-/// The NAMES and ANSWERS maps of one loaded program, with SERIALS and SERIAL_GEN.
+/// The NAMES and RESPONSES maps of one loaded program, with SERIALS and SERIAL_GEN.
 pub struct Maps {
     /// The maps of `CLASSES`, in its order (shared with a batch written on another thread).
     maps: Arc<[RawMap]>,
-    /// Which of them are arrays: their elements cannot be deleted (`del_answer`).
+    /// Which of them are arrays: their elements cannot be deleted (`del_response`).
     arrays: [bool; CLASSES.len()],
     batches: Batches,
     /// One entry's key and value, encoded.
@@ -225,30 +225,36 @@ pub struct Maps {
 
 impl Maps {
     /// Takes the maps out of `take` (by name), e.g. `|n| ebpf.take_map(n)`.
-    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> anyhow::Result<Self> {
-        let serials = Array::try_from(take(MAP_SERIALS).context("no SERIALS map in the eBPF object")?)?;
-        let serial_gen = Array::try_from(take(MAP_SERIAL_GEN).context("no SERIAL_GEN map in the eBPF object")?)?;
+    pub fn take(mut take: impl FnMut(&str) -> Option<aya::maps::Map>) -> Result<Self, MapsError> {
+        let mut array = |name: &str| {
+            let map = take(name).ok_or_else(|| missing(name))?;
+            Array::try_from(map).map_err(MapsError::aya(format!("reading the {name} map")))
+        };
+        let serials = array(MAP_SERIALS)?;
+        let serial_gen = array(MAP_SERIAL_GEN)?;
         let mut arrays = [false; CLASSES.len()];
         let mut maps = Vec::with_capacity(CLASSES.len());
         for (class, array) in CLASSES.iter().zip(&mut arrays) {
-            let data = match take(class.map).with_context(|| format!("no {} map in the eBPF object", class.map))? {
+            let data = match take(class.map).ok_or_else(|| missing(class.map))? {
                 aya::maps::Map::HashMap(data) => data,
                 aya::maps::Map::Array(data) => {
                     *array = true;
                     data
                 }
-                _ => anyhow::bail!("{} is neither a hash map nor an array", class.map),
+                _ => return Err(MapsError::Object(format!("{} is neither a hash map nor an array", class.map))),
             };
-            let map = RawMap::new(data, class.map).with_context(|| format!("reading the {} map's sizes", class.map))?;
-            anyhow::ensure!(
-                (map.key_size(), map.value_size()) == (class.key_size(), class.value_size()),
-                "{}: keys of {} and values of {} bytes, not the {} and {} its size class says",
-                class.map,
-                map.key_size(),
-                map.value_size(),
-                class.key_size(),
-                class.value_size()
-            );
+            let map = RawMap::new(data, class.map)
+                .map_err(MapsError::aya(format!("reading the {} map's sizes", class.map)))?;
+            if (map.key_size(), map.value_size()) != (class.key_size(), class.value_size()) {
+                return Err(MapsError::Object(format!(
+                    "{}: keys of {} and values of {} bytes, not the {} and {} its size class says",
+                    class.map,
+                    map.key_size(),
+                    map.value_size(),
+                    class.key_size(),
+                    class.value_size()
+                )));
+            }
             maps.push(map);
         }
         Ok(Maps {
@@ -275,7 +281,7 @@ impl Maps {
 
     /// Writes everything queued, answers before records (batch.rs). If `more`, keeps batching
     /// and writes on another thread; otherwise it is done when this returns.
-    pub fn flush(&mut self, more: bool) -> anyhow::Result<()> {
+    pub fn flush(&mut self, more: bool) -> Result<(), MapsError> {
         self.batches.flush(&self.maps, more)
     }
 
@@ -309,22 +315,22 @@ impl Maps {
     }
 
     /// The map of answer `id`'s class.
-    fn answer_map(id: u32) -> usize {
-        Kind::Answers.map((id >> ANSWER_CLASS_SHIFT) as usize)
+    fn response_map(id: u32) -> usize {
+        Kind::Responses.map((id >> RESPONSE_CLASS_SHIFT) as usize)
     }
 
-    pub fn put_answer(&mut self, id: u32, v: &AnswerValue) -> io::Result<()> {
-        let map = Self::answer_map(id);
+    pub fn put_response(&mut self, id: u32, v: &ResponseValue) -> io::Result<()> {
+        let map = Self::response_map(id);
         self.key.clear();
         self.key.extend_from_slice(&id.to_ne_bytes());
         self.value.clear();
-        answer_bytes(v, &mut self.value);
+        response_bytes(v, &mut self.value);
         self.value.resize(CLASSES[map].value_size(), 0);
         self.write(map)
     }
 
-    pub fn del_answer(&mut self, id: u32) -> io::Result<()> {
-        let map = Self::answer_map(id);
+    pub fn del_response(&mut self, id: u32) -> io::Result<()> {
+        let map = Self::response_map(id);
         if self.arrays[map] {
             // An array keeps every index: the freed id's element stays as it was, unread (no
             // record points at it), until the id names a new answer, which is written before
@@ -346,6 +352,11 @@ impl Maps {
     }
 }
 
+/// A map the eBPF object should hold and does not.
+fn missing(name: &str) -> MapsError {
+    MapsError::Object(format!("no {name} map in the eBPF object"))
+}
+
 #[cfg(test)]
 mod tests {
     use dns_xdp_common::NameKey;
@@ -353,8 +364,8 @@ mod tests {
     use super::super::hits::sized;
     use super::*;
 
-    fn value(len: usize) -> AnswerValue {
-        let mut v = AnswerValue {
+    fn value(len: usize) -> ResponseValue {
+        let mut v = ResponseValue {
             flags: 0x8400,
             ancount: 1,
             nscount: 2,
@@ -364,7 +375,7 @@ mod tests {
             data_csum: 0xbeef,
             serial_at: 7,
             rrl_key: 0x1234_5678,
-            data: [0; MAX_ANSWER_LEN],
+            data: [0; MAX_RESPONSE_LEN],
         };
         v.data[..len].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8 | 1);
         v
@@ -376,17 +387,17 @@ mod tests {
         fn answer<const N: usize>(class: usize) {
             let v = value(N - 3);
             let mut bytes = Vec::new();
-            answer_bytes(&v, &mut bytes);
-            bytes.resize(CLASSES[Kind::Answers.map(class)].value_size(), 0);
-            assert_eq!(bytes, bytes_of(&sized::<N>(&v)), "ANSWERS class {class}");
-            let back = answer_from_bytes(&bytes[..ANSWER_HEAD_LEN + N - 3]);
+            response_bytes(&v, &mut bytes);
+            bytes.resize(CLASSES[Kind::Responses.map(class)].value_size(), 0);
+            assert_eq!(bytes, bytes_of(&sized::<N>(&v)), "RESPONSES class {class}");
+            let back = response_from_bytes(&bytes[..RESPONSE_HEAD_LEN + N - 3]);
             assert_eq!(bytes_of(&back), bytes_of(&v));
         }
         answer::<44>(0);
         answer::<108>(1);
         answer::<172>(2);
         answer::<428>(3);
-        answer::<MAX_ANSWER_LEN>(4);
+        answer::<MAX_RESPONSE_LEN>(4);
         fn name<const N: usize>(class: usize) {
             let wire = b"\x03www\x07example\x00";
             let mut k = NameKey { name: [0; N], part: 3 };
@@ -403,14 +414,14 @@ mod tests {
 
     #[test]
     fn classes_fit_their_entries() {
-        assert_eq!(Kind::Answers.class_of(0), 0);
-        assert_eq!(Kind::Answers.class_of(44), 0);
-        assert_eq!(Kind::Answers.class_of(45), 1);
-        assert_eq!(Kind::Answers.class_of(1008), 4);
+        assert_eq!(Kind::Responses.class_of(0), 0);
+        assert_eq!(Kind::Responses.class_of(44), 0);
+        assert_eq!(Kind::Responses.class_of(45), 1);
+        assert_eq!(Kind::Responses.class_of(1008), 4);
         assert_eq!(Kind::Names.class_of(28), 0);
         assert_eq!(Kind::Names.class_of(29), 1);
         assert_eq!(Kind::Names.class_of(255), 3);
         assert_eq!(CLASSES[Kind::Names.map(0)].map, MAP_NAMES[0]);
-        assert_eq!(CLASSES[Kind::Answers.map(4)].map, MAP_ANSWERS[4]);
+        assert_eq!(CLASSES[Kind::Responses.map(4)].map, MAP_RESPONSES[4]);
     }
 }

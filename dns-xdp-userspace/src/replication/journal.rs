@@ -27,7 +27,7 @@ use std::sync::Arc;
 use dns_xdp_common::dns::rtype;
 
 use crate::name::{Name, wire_name_len};
-use crate::zone::{Record, Zone, soa_serial, zone_from_records};
+use crate::zone::{Diagnostic, Record, Zone, soa_serial, zone_from_records};
 
 const MAGIC: &[u8; 4] = b"DXJ1";
 const HEADER: usize = 12;
@@ -35,6 +35,16 @@ const HEADER: usize = 12;
 const MAX_PAYLOAD: u32 = 256 << 20;
 
 /// One serial change, as IXFR carries it (RFC 1995 section 4).
+/// Why a changeset could not be applied to a version of its zone.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("changeset from serial {from} does not apply to serial {serial}")]
+    Serial { from: u32, serial: u32 },
+    /// The zone the change makes breaks the zone rules.
+    #[error("{}", .0.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Diagnostic>),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changeset {
     pub old_soa: Record,
@@ -83,13 +93,9 @@ impl Changeset {
     }
 
     /// Applies this change to `zone`, validating the result like a zone file.
-    pub fn apply(&self, zone: &Zone) -> Result<Zone, String> {
+    pub fn apply(&self, zone: &Zone) -> Result<Zone, ApplyError> {
         if zone.serial != self.from_serial() {
-            return Err(format!(
-                "changeset from serial {} does not apply to serial {}",
-                self.from_serial(),
-                zone.serial
-            ));
+            return Err(ApplyError::Serial { from: self.from_serial(), serial: zone.serial });
         }
         // One pass with hashed sets: records x changes comparisons made a large IXFR quadratic.
         // A record is its owner, type and RDATA (the TTL is an attribute of the RRset).
@@ -101,8 +107,7 @@ impl Changeset {
         records.extend(self.added.iter().filter(|r| seen.insert(key(r))).cloned());
         records.push(self.new_soa.clone());
         let source = format!("changeset {}->{}", self.from_serial(), self.to_serial());
-        zone_from_records(&source, records)
-            .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+        zone_from_records(&source, records).map_err(ApplyError::Invalid)
     }
 
     /// Bytes of this change as a journal record: what `--journal-max-size` counts, on disk and in

@@ -29,12 +29,13 @@ use crate::config::ReplicationSettings;
 use crate::name::Name;
 use crate::publish::Publisher;
 use crate::rrl::Cidr;
+use crate::store::StoreError;
 use crate::zone::Zone;
 use history::{History, Tail};
 use journal::Changeset;
 use message::Builder;
 use persist::{Role, Store};
-use tsig::Key;
+use tsig::{Key, KeyError};
 
 /// A reload asked through the control API, answered with its outcome (the error: why the zone
 /// files were not taken).
@@ -94,8 +95,37 @@ impl Iterator for Replies {
 pub enum CommitError {
     #[error("writing the journal {0}")]
     Journal(persist::PersistError),
-    #[error("{0:#}")]
-    Publish(#[from] anyhow::Error),
+    #[error(transparent)]
+    Publish(#[from] StoreError),
+}
+
+/// Why replication could not start: a key it cannot use, a journal it cannot open, or a
+/// replayed version the maps would not take.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("tsig_key {name}: {err}")]
+    Key { name: Name, err: KeyError },
+    #[error("creating the journal directory {}: {err}", .dir.display())]
+    JournalDir { dir: std::path::PathBuf, err: std::io::Error },
+    #[error("syncing {}: {err}", .dir.display())]
+    SyncDir { dir: std::path::PathBuf, err: std::io::Error },
+    #[error("zone {zone}: opening its journal: {err}")]
+    Journal { zone: Name, err: persist::PersistError },
+    #[error(transparent)]
+    Publish(#[from] StoreError),
+}
+
+/// Why a secondary's pull did not go live; the version served stays.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Transfer(#[from] xfr::XfrError),
+    #[error("IXFR without a current version")]
+    NoCurrent,
+    #[error(transparent)]
+    Apply(#[from] journal::ApplyError),
+    #[error(transparent)]
+    Publish(#[from] StoreError),
 }
 
 impl Replication {
@@ -104,15 +134,15 @@ impl Replication {
     pub fn new(
         publisher: Arc<Publisher>,
         mut config: ReplicationSettings,
-    ) -> anyhow::Result<(Arc<Self>, Vec<Secondary>)> {
+    ) -> Result<(Arc<Self>, Vec<Secondary>), SetupError> {
         let keys = config
             .tsig_keys
             .iter()
             .map(|k| {
                 Key::new(k.name.clone(), k.algorithm, &k.secret, k.peers.clone())
-                    .map_err(|e| anyhow::anyhow!("tsig_key {}: {e}", k.name))
+                    .map_err(|err| SetupError::Key { name: k.name.clone(), err })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if config.allow_transfer.is_empty() {
             config.allow_transfer =
                 config.nodes.iter().map(|n| Cidr { addr: n.ip(), len: if n.is_ipv4() { 32 } else { 128 } }).collect();
@@ -120,16 +150,15 @@ impl Replication {
         let mut history = HashMap::new();
         if let Some(dir) = &config.journal {
             if !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| anyhow::anyhow!("creating the journal directory {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|err| SetupError::JournalDir { dir: dir.clone(), err })?;
                 if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    journal::sync_dir(parent).map_err(|e| anyhow::anyhow!("syncing {}: {e}", parent.display()))?;
+                    journal::sync_dir(parent).map_err(|err| SetupError::SyncDir { dir: parent.to_path_buf(), err })?;
                 }
             }
             let zones = publisher.state.zones.load_full();
             for zone in zones.iter() {
                 let (store, snapshot) = Store::open(dir, &zone.origin, Role::Primary, config.journal_max_size)
-                    .map_err(|e| anyhow::anyhow!("zone {}: opening its journal: {e}", zone.origin))?;
+                    .map_err(|err| SetupError::Journal { zone: zone.origin.clone(), err })?;
                 let snapshot_serial = snapshot.as_ref().map(|s| s.serial);
                 let (restored, applied) = store.restore(snapshot, Some(zone)).expect("a zone file");
                 if restored.serial != zone.serial {
@@ -141,7 +170,7 @@ impl Replication {
                         snapshot_serial.map(|s| format!(" (snapshot at serial {s})")).unwrap_or_default()
                     );
                     let restored = Arc::new(restored);
-                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(restored)))?;
+                    publisher.update(|set| Ok::<_, StoreError>(set.with_zone(restored)))?;
                 }
                 history.insert(zone.origin.clone(), History::Stored(store));
             }
@@ -161,7 +190,7 @@ impl Replication {
                         store.journal.changes.len()
                     );
                     let zone = Arc::new(zone);
-                    publisher.update(|set| Ok::<_, anyhow::Error>(set.with_zone(zone)))?;
+                    publisher.update(|set| Ok::<_, StoreError>(set.with_zone(zone)))?;
                 }
                 history.insert(origin.clone(), History::Stored(store));
             }
@@ -241,7 +270,7 @@ impl Replication {
         let new = Arc::new(new);
         let owners: Option<Vec<Name>> = touched.map(|pairs| pairs.iter().map(|(owner, _)| owner.clone()).collect());
         if let Err(err) =
-            self.publisher.update_touching(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())), owners.as_deref())
+            self.publisher.update_touching(|set| Ok::<_, StoreError>(set.with_zone(new.clone())), owners.as_deref())
         {
             // Not served, so not acknowledged: take it off the journal before answering, or a
             // later write reusing the serial would be shadowed by it on replay.
@@ -312,7 +341,7 @@ impl Replication {
     }
 
     /// A secondary's transfer result goes live (or is rejected, keeping the old version).
-    pub fn apply_pulled(&self, origin: &Name, pulled: xfr::Pulled) -> Result<Option<u32>, String> {
+    pub fn apply_pulled(&self, origin: &Name, pulled: xfr::Pulled) -> Result<Option<u32>, PullError> {
         let new = match pulled {
             xfr::Pulled::UpToDate => return Ok(None),
             xfr::Pulled::Full(zone) => {
@@ -330,7 +359,7 @@ impl Replication {
                 zone
             }
             xfr::Pulled::Incremental(changes) => {
-                let mut zone = Zone::clone(&*self.current(origin).ok_or("IXFR without a current version")?);
+                let mut zone = Zone::clone(&*self.current(origin).ok_or(PullError::NoCurrent)?);
                 for cs in &changes {
                     zone = cs.apply(&zone)?;
                 }
@@ -345,16 +374,14 @@ impl Replication {
         };
         let serial = new.serial;
         let new = Arc::new(new);
-        self.publisher
-            .update(|set| Ok::<_, anyhow::Error>(set.with_zone(new.clone())))
-            .map_err(|e| format!("{e:#}"))?;
+        self.publisher.update(|set| Ok::<_, StoreError>(set.with_zone(new.clone())))?;
         self.compact_if_due(&new);
         Ok(Some(serial))
     }
 
     /// A secondary zone past its SOA EXPIRE without contact stops being served (RFC 1035 3.3.13).
     pub fn expire(&self, origin: &Name) {
-        let _ = self.publisher.update(|set| Ok::<_, anyhow::Error>(set.without(origin)));
+        let _ = self.publisher.update(|set| Ok::<_, StoreError>(set.without(origin)));
     }
 
     fn transfer_allowed(&self, ip: IpAddr) -> bool {

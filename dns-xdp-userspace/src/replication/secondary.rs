@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::Replication;
 use super::xfr;
+use super::{PullError, Replication};
 use crate::name::Name;
 
 /// Before the first successful transfer, retry this often.
@@ -36,7 +36,7 @@ pub async fn run(repl: Arc<Replication>, zone: Name, primary: SocketAddr, mut no
             Ok(xfr::Pulled::Incremental(c)) => format!("IXFR, {} changes", c.len()),
             _ => String::new(),
         };
-        match pulled.map_err(|e| e.to_string()).and_then(|p| repl.apply_pulled(&zone, p)) {
+        match pulled.map_err(PullError::from).and_then(|p| repl.apply_pulled(&zone, p)) {
             Ok(serial) => {
                 last_contact = Some(Instant::now());
                 force_axfr = false;
@@ -48,7 +48,7 @@ pub async fn run(repl: Arc<Replication>, zone: Name, primary: SocketAddr, mut no
             Err(err) => {
                 log::warn!("zone {zone}: {err}; keeping the version served");
                 // A change that does not apply: the next attempt takes the whole zone.
-                force_axfr = current.is_some() && !err.contains("connecting");
+                force_axfr = current.is_some() && !matches!(err, PullError::Transfer(xfr::XfrError::Connect(..)));
                 wait = timers.map_or(INITIAL_RETRY, |(_, retry, _)| Duration::from_secs(retry.into()));
                 if let (Some((_, _, expire)), Some(t)) = (timers, last_contact)
                     && t.elapsed() > Duration::from_secs(expire.into())

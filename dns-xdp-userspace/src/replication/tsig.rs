@@ -41,10 +41,22 @@ impl AsRef<dt::Key> for Key {
     }
 }
 
+/// Why a configured key cannot be used: its name is no TSIG key name, or `domain` refuses the
+/// key (a secret of the wrong length for the algorithm).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key name {name}: {err}")]
+    Name { name: Name, err: domain::base::name::FromStrError },
+    #[error("key {name}: {err}")]
+    Key { name: Name, err: dt::NewKeyError },
+}
+
 impl Key {
-    pub fn new(name: Name, alg: Algorithm, secret: &[u8], peers: Vec<Cidr>) -> Result<Key, String> {
-        let key_name = KeyName::from_chars(name.to_string().chars()).map_err(|e| format!("key name {name}: {e}"))?;
-        let inner = dt::Key::new(alg, secret, key_name, None, None).map_err(|e| format!("key {name}: {e}"))?;
+    pub fn new(name: Name, alg: Algorithm, secret: &[u8], peers: Vec<Cidr>) -> Result<Key, KeyError> {
+        let key_name =
+            KeyName::from_chars(name.to_string().chars()).map_err(|err| KeyError::Name { name: name.clone(), err })?;
+        let inner =
+            dt::Key::new(alg, secret, key_name, None, None).map_err(|err| KeyError::Key { name: name.clone(), err })?;
         Ok(Key { name, peers, inner })
     }
 

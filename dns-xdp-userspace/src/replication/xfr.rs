@@ -13,7 +13,7 @@ use super::tsig::{self, Key, StreamVerifier};
 use crate::config::XfrLimits;
 use crate::name::Name;
 use crate::source::Sources;
-use crate::zone::{Record, Zone, serial_newer, soa_serial, zone_from_records};
+use crate::zone::{Diagnostic, Record, Zone, serial_newer, soa_serial, zone_from_records};
 
 /// A transfer whose primary sends nothing for this long is abandoned; the old version keeps
 /// serving. Per read, so a large zone that keeps arriving is not cut off (Knot's
@@ -44,9 +44,33 @@ pub enum XfrError {
     #[error("transfer from {0} abandoned: {1}")]
     Limit(SocketAddr, String),
     #[error("transfer from {0}: {1}")]
-    Protocol(SocketAddr, String),
+    Protocol(SocketAddr, StreamError),
     #[error("transfer from {0}: TSIG: {1}")]
     Tsig(SocketAddr, tsig::TsigError),
+}
+
+/// What is wrong with a transfer's responses: they arrived, but do not make a transfer of the zone.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("malformed message")]
+    Malformed,
+    #[error("response does not match the query")]
+    Mismatch,
+    #[error("primary answered {}", rcode::name(*.0))]
+    Rcode(u16),
+    #[error("records after the closing SOA")]
+    AfterEnd,
+    #[error("transfer does not start with a SOA")]
+    NoSoa,
+    #[error("transfer ended early")]
+    Early,
+    #[error("connection closed mid-transfer")]
+    Closed,
+    /// The transferred zone breaks the zone rules.
+    #[error("{}", .0.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Diagnostic>),
+    #[error("transferred zone is {got}, not {want}")]
+    OtherZone { got: Name, want: Name },
 }
 
 /// Pulls `zone` from `primary`: IXFR from `current`'s serial when we have a version, else AXFR.
@@ -84,7 +108,7 @@ async fn pull_inner(
     limits: XfrLimits,
     source: Sources,
 ) -> Result<Pulled, XfrError> {
-    let proto = |m: &str| XfrError::Protocol(primary, m.to_string());
+    let proto = |e| XfrError::Protocol(primary, e);
     let qtype = if current.is_some() { rtype::IXFR } else { rtype::AXFR };
     let id: u16 = rand_id();
     let mut query = Builder::new(id, 0, Some((zone, qtype)));
@@ -124,7 +148,7 @@ async fn pull_inner(
         if let Some(v) = verifier.as_mut() {
             v.verify(raw, tsig::now()).map_err(|e| XfrError::Tsig(primary, e))?;
         }
-        records += stream.absorb(raw, id).map_err(|e| proto(&e))?;
+        records += stream.absorb(raw, id).map_err(proto)?;
         if records > limits.max_records {
             return Err(XfrError::Limit(
                 primary,
@@ -136,7 +160,7 @@ async fn pull_inner(
             if let Some(v) = verifier.take() {
                 v.finish().map_err(|e| XfrError::Tsig(primary, e))?;
             }
-            return stream.finish(our, zone).map_err(|e| proto(&e));
+            return stream.finish(our, zone).map_err(proto);
         }
     }
 }
@@ -170,7 +194,7 @@ pub fn read_responses<'m>(
     zone: &Name,
     current: Option<&Zone>,
     messages: impl IntoIterator<Item = &'m [u8]>,
-) -> Result<Pulled, String> {
+) -> Result<Pulled, StreamError> {
     let mut stream = StreamState::default();
     let our = current.map(|z| z.serial);
     for raw in messages {
@@ -179,19 +203,19 @@ pub fn read_responses<'m>(
             return stream.finish(our, zone);
         }
     }
-    Err("connection closed mid-transfer".into())
+    Err(StreamError::Closed)
 }
 
 impl StreamState {
     /// One response message of the transfer answering query `id`: its records, minus the TSIG;
     /// returns how many it took.
-    fn absorb(&mut self, raw: &[u8], id: u16) -> Result<u64, String> {
-        let msg = message::parse(raw).ok_or("malformed message")?;
+    fn absorb(&mut self, raw: &[u8], id: u16) -> Result<u64, StreamError> {
+        let msg = message::parse(raw).ok_or(StreamError::Malformed)?;
         if msg.id != id || !msg.is_response() {
-            return Err("response does not match the query".into());
+            return Err(StreamError::Mismatch);
         }
         if msg.rcode() != rcode::NOERROR {
-            return Err(format!("primary answered {}", rcode::name(msg.rcode())));
+            return Err(StreamError::Rcode(msg.rcode()));
         }
         let mut taken = 0;
         for rr in msg.answer.iter().filter(|r| r.rtype != rtype::TSIG) {
@@ -201,13 +225,13 @@ impl StreamState {
         Ok(taken)
     }
 
-    fn push(&mut self, r: Record) -> Result<(), String> {
+    fn push(&mut self, r: Record) -> Result<(), StreamError> {
         if self.complete {
-            return Err("records after the closing SOA".into());
+            return Err(StreamError::AfterEnd);
         }
         let soa = (r.rtype == rtype::SOA).then(|| soa_serial(&r.rdata)).flatten();
         let Some(new) = self.new_serial else {
-            let s = soa.ok_or("transfer does not start with a SOA")?;
+            let s = soa.ok_or(StreamError::NoSoa)?;
             self.new_serial = Some(s);
             self.records.push(r);
             return Ok(());
@@ -259,18 +283,17 @@ impl StreamState {
                 && our.is_some_and(|o| !serial_newer(self.new_serial.unwrap_or(o), o)))
     }
 
-    fn finish(self, our: Option<u32>, zone: &Name) -> Result<Pulled, String> {
+    fn finish(self, our: Option<u32>, zone: &Name) -> Result<Pulled, StreamError> {
         if !self.complete {
             return match (our, self.new_serial) {
                 (Some(o), Some(n)) if !serial_newer(n, o) => Ok(Pulled::UpToDate),
-                _ => Err("transfer ended early".into()),
+                _ => Err(StreamError::Early),
             };
         }
         if self.changes.is_empty() {
-            let z = zone_from_records(&format!("AXFR of {zone}"), self.records)
-                .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+            let z = zone_from_records(&format!("AXFR of {zone}"), self.records).map_err(StreamError::Invalid)?;
             if z.origin != *zone {
-                return Err(format!("transferred zone is {}, not {zone}", z.origin));
+                return Err(StreamError::OtherZone { got: z.origin, want: zone.clone() });
             }
             Ok(Pulled::Full(z))
         } else {

@@ -4,8 +4,8 @@
 //! May call: kernel/hits.rs, names.rs, serials.rs (which answers may be held inline).
 
 use dns_xdp_common::{
-    ANSWER_CLASS_SHIFT, ANSWER_PASS, HIT_INLINE, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, KEY_VARIANT_CHILD,
-    KEY_VARIANT_DO, QTYPE_DEFAULT, Slot,
+    HIT_INLINE, HIT_SERVES_DO, HIT_SERVES_PLAIN, HitEntry, KEY_VARIANT_CHILD, KEY_VARIANT_DO, QTYPE_DEFAULT,
+    RESPONSE_CLASS_SHIFT, RESPONSE_PASS, Slot,
 };
 
 use foldhash::HashMap;
@@ -14,7 +14,7 @@ use super::names::Installed;
 use super::serials::Serials;
 use crate::compile::NameSlots;
 use crate::kernel::hits::HitIndex;
-use crate::kernel::resolve::is_meta;
+use crate::kernel::search::is_meta;
 use crate::name::Name;
 
 /// Hit entries written at once while staging (`HitSync::stage`): 8 MiB of them.
@@ -86,10 +86,10 @@ impl HitSync {
                 .iter()
                 .find(|s| s.qtype == qtype && s.variant == variant)
                 .map(|s| s.answer)
-                .filter(|&a| a != ANSWER_PASS)
+                .filter(|&a| a != RESPONSE_PASS)
         };
         let mut put = |qtype: u16, variant: u16, serves: u32, answer: u32| {
-            let small = answer >> ANSWER_CLASS_SHIFT == 0 && !serials.carries(answer);
+            let small = answer >> RESPONSE_CLASS_SHIFT == 0 && !serials.carries(answer);
             let value = slots.iter().find(|s| s.0 == qtype && s.1 == variant).map(|s| &s.2);
             out.extend(index.entry(name.as_wire(), qtype, serves, answer, value.filter(|_| small)));
         };

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use dns_xdp_common::ANSWER_CLASSES;
+use dns_xdp_common::RESPONSE_CLASSES;
 
 /// How long a freed answer id rests before it names another answer. A query that read a
 /// record pointing at the id (before the update that dropped it) reads the answer within the
@@ -19,14 +19,14 @@ const ID_QUARANTINE: Duration = Duration::from_secs(1);
 /// answers' metadata: a server that rewrites answers for days would otherwise run out of them
 /// and keep the metadata of every answer it ever installed).
 pub(super) struct IdPool {
-    next: [u32; ANSWER_CLASSES.len()],
+    next: [u32; RESPONSE_CLASSES.len()],
     /// Oldest first, with when each was freed.
-    freed: [VecDeque<(u32, Instant)>; ANSWER_CLASSES.len()],
+    freed: [VecDeque<(u32, Instant)>; RESPONSE_CLASSES.len()],
 }
 
 impl Default for IdPool {
     fn default() -> Self {
-        IdPool { next: [1; ANSWER_CLASSES.len()], freed: Default::default() }
+        IdPool { next: [1; RESPONSE_CLASSES.len()], freed: Default::default() }
     }
 }
 

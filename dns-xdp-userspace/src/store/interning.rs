@@ -8,12 +8,13 @@
 
 use std::hash::{BuildHasher as _, Hasher as _};
 
-use anyhow::Context as _;
-use dns_xdp_common::{ANSWER_CLASS_SHIFT, ANSWER_CLASSES, ANSWER_PASS, AnswerValue, VALUE_FLAG_PASS};
+use dns_xdp_common::{RESPONSE_CLASS_SHIFT, RESPONSE_CLASSES, RESPONSE_PASS, ResponseValue, VALUE_FLAG_PASS};
 use foldhash::HashMap;
 
+use super::StoreError;
 use super::ids::IdPool;
 use super::serials::{Carried, Serial, Serials};
+use crate::kernel::MapsError;
 use crate::kernel::maps::{Kind, Maps};
 use crate::name::Name;
 use crate::zone::ZoneSet;
@@ -66,7 +67,7 @@ impl Chunks {
 /// equality read the key from `classes` (4 bytes a slot rather than a map's 24: at a million
 /// answers that is 40 MB).
 struct Answers {
-    classes: [Chunks; ANSWER_CLASSES.len()],
+    classes: [Chunks; RESPONSE_CLASSES.len()],
     by_key: hashbrown::HashTable<u32>,
     live: usize,
     /// The content keys' SipHash key, drawn per process.
@@ -81,7 +82,7 @@ impl Answers {
 
     /// An id's size class and sequence number.
     fn at(id: u32) -> (usize, usize) {
-        ((id >> ANSWER_CLASS_SHIFT) as usize, (id & ((1 << ANSWER_CLASS_SHIFT) - 1)) as usize)
+        ((id >> RESPONSE_CLASS_SHIFT) as usize, (id & ((1 << RESPONSE_CLASS_SHIFT) - 1)) as usize)
     }
 
     fn get(&self, id: &u32) -> Option<&Meta> {
@@ -96,7 +97,7 @@ impl Answers {
 
     /// The content key of `v`: its bytes, or for an answer carrying its zone's serial, its
     /// zone and its bytes without the serial.
-    fn key(&self, v: &AnswerValue, carried: Option<&Carried>) -> [u64; 2] {
+    fn key(&self, v: &ResponseValue, carried: Option<&Carried>) -> [u64; 2] {
         use siphasher::sip128::Hasher128 as _;
         let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.hash_key.0, self.hash_key.1);
         let (kind, zone): (&[u8], &[u8]) = match carried {
@@ -164,7 +165,7 @@ impl Answers {
         for (class, v) in self.classes.iter().enumerate() {
             for (seq, m) in v.iter().enumerate() {
                 if m.live && m.refs == 0 {
-                    out.push(((class as u32) << ANSWER_CLASS_SHIFT) | seq as u32);
+                    out.push(((class as u32) << RESPONSE_CLASS_SHIFT) | seq as u32);
                 }
             }
         }
@@ -223,16 +224,16 @@ impl Interner {
         maps: &mut Maps,
         zones: &ZoneSet,
         name: &Name,
-        value: &AnswerValue,
+        value: &ResponseValue,
         interned: &mut Interned,
-    ) -> anyhow::Result<u32> {
+    ) -> Result<u32, StoreError> {
         if value.value_flags & VALUE_FLAG_PASS != 0 {
-            return Ok(ANSWER_PASS);
+            return Ok(RESPONSE_PASS);
         }
         let carried = match Serial::of(zones, name, value) {
             Serial::None => None,
             Serial::Carried(c) => Some(c),
-            Serial::Foreign => return Ok(ANSWER_PASS),
+            Serial::Foreign => return Ok(RESPONSE_PASS),
         };
         let key = self.answers.key(value, carried.as_ref());
         if let Some(id) = self.answers.find(&key) {
@@ -241,16 +242,18 @@ impl Interner {
             }
             return Ok(id);
         }
-        let class = Kind::Answers.class_of(usize::from(value.data_len)) as u32;
+        let class = Kind::Responses.class_of(usize::from(value.data_len)) as u32;
         let seq = self.ids.take(class as usize, std::time::Instant::now());
-        anyhow::ensure!(seq < 1 << ANSWER_CLASS_SHIFT, "answer ids of size class {class} exhausted");
-        let id = (class << ANSWER_CLASS_SHIFT) | seq;
+        if seq >= 1 << RESPONSE_CLASS_SHIFT {
+            return Err(StoreError::IdsExhausted(class));
+        }
+        let id = (class << RESPONSE_CLASS_SHIFT) | seq;
         let negative = match &carried {
             Some(c) => Some(serials.slot(c, value, maps)?),
             None => None,
         };
-        maps.put_answer(id, negative.as_ref().map_or(value, |(slotted, _)| slotted))
-            .context("writing an ANSWERS map (is it full? see --answers-capacity)")?;
+        maps.put_response(id, negative.as_ref().map_or(value, |(slotted, _)| slotted))
+            .map_err(MapsError::call("writing an RESPONSES map (is it full? see --answers-capacity)"))?;
         self.answers.insert(id, key);
         if let Some((_, negative)) = negative {
             serials.insert(id, negative);
@@ -260,8 +263,8 @@ impl Interner {
     }
 
     /// Removes answer `id` from the kernel and from here; its id rests before it is used again.
-    pub(super) fn free(&mut self, id: u32, serials: &mut Serials, maps: &mut Maps) -> anyhow::Result<()> {
-        maps.del_answer(id).context("removing from an ANSWERS map")?;
+    pub(super) fn free(&mut self, id: u32, serials: &mut Serials, maps: &mut Maps) -> Result<(), StoreError> {
+        maps.del_response(id).map_err(MapsError::call("removing from an RESPONSES map"))?;
         if self.answers.remove(&id).is_some() {
             let (class, seq) = Answers::at(id);
             self.ids.give(class, seq as u32, std::time::Instant::now());
@@ -278,7 +281,7 @@ mod tests {
     #[test]
     fn answers_are_found_by_key_until_removed() {
         let mut answers = Answers::new();
-        let id = |class: u32, seq: u32| (class << ANSWER_CLASS_SHIFT) | seq;
+        let id = |class: u32, seq: u32| (class << RESPONSE_CLASS_SHIFT) | seq;
         for seq in 1..10_000u32 {
             answers.insert(id(seq % 5, seq), [u64::from(seq) * 0x9e37_79b9, u64::from(seq)]);
         }

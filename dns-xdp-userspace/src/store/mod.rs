@@ -1,4 +1,4 @@
-//! The kernel's answer store: what the daemon remembers of the NAMES and ANSWERS maps
+//! The kernel's answer store: what the daemon remembers of the NAMES and RESPONSES maps
 //! (kernel/maps.rs explains them), so an update writes only the difference.
 //!
 //! - names.rs: the records installed, by name;
@@ -19,11 +19,11 @@ mod names;
 pub mod plan;
 mod serials;
 
-use anyhow::Context as _;
 use dns_xdp_common::{KEY_VARIANT_CHILD, MAX_KERNEL_NAME};
 use foldhash::HashMap;
 
 use crate::compile::{Entries, NameSlots};
+use crate::kernel::MapsError;
 use crate::kernel::hits::HitIndex;
 use crate::kernel::maps::Maps;
 use crate::name::Name;
@@ -33,6 +33,19 @@ use interning::Interner;
 use names::Records;
 use serials::Serials;
 
+/// Why an update of the store failed; the caller restores the previous version.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+    /// More distinct answers of one size class than its ids can name at once.
+    #[error("answer ids of size class {0} exhausted")]
+    IdsExhausted(u32),
+    /// A precompiled entry (tests, benchmarks) whose name is not in wire format.
+    #[error("an entry's name is not a wire-format name")]
+    EntryName,
+}
+
 /// How many entries an update wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Diff {
@@ -41,8 +54,8 @@ pub struct Diff {
     pub changed: usize,
     pub removed: usize,
     /// Answers written (new ones and rewritten shared negatives) and freed.
-    pub answers_written: usize,
-    pub answers_freed: usize,
+    pub responses_written: usize,
+    pub responses_freed: usize,
 }
 
 /// The store and its kernel maps.
@@ -100,14 +113,14 @@ impl Store {
     }
 
     /// The answer id the kernel finds for a query in the records as installed (its key search:
-    /// kernel/resolve.rs), `None` when it passes. For tests: which queries the kernel answers.
-    pub fn lookup(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
-        crate::kernel::resolve::search(&self.records, qname, qtype, dnssec)
+    /// kernel/search.rs), `None` when it passes. For tests: which queries the kernel answers.
+    pub fn search(&self, qname: &[u8], qtype: u16, dnssec: bool) -> Option<u32> {
+        crate::kernel::search::search(&self.records, qname, qtype, dnssec)
     }
 
     /// Installs a precompiled logical map (tests and benchmarks): every name of `entries`,
     /// nothing else.
-    pub fn install_entries(&mut self, entries: &Entries) -> anyhow::Result<Diff> {
+    pub fn install_entries(&mut self, entries: &Entries) -> Result<Diff, StoreError> {
         let mut by_name: HashMap<Vec<u8>, NameSlots> = HashMap::default();
         for (k, v) in entries {
             let len = k.name.iter().position(|&b| b == 0).map_or(k.name.len(), |p| p + 1);
@@ -118,7 +131,7 @@ impl Store {
         }
         let mut names = Vec::with_capacity(by_name.len());
         for (wire, slots) in by_name {
-            let name = Name::from_wire(&wire).context("an entry's name is not a wire-format name")?;
+            let name = Name::from_wire(&wire).ok_or(StoreError::EntryName)?;
             if name.as_wire().len() <= MAX_KERNEL_NAME {
                 names.push((name, slots));
             }

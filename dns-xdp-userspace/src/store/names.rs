@@ -1,14 +1,14 @@
 //! The records installed, by name: each name's slots (answer ids) and flags as the NAMES maps
 //! hold them, in a table sized for millions of names, with the names' bytes in an arena. The
-//! kernel's key search (kernel/resolve.rs) reads them as it reads the maps.
+//! kernel's key search (kernel/search.rs) reads them as it reads the maps.
 //!
-//! May call: names, kernel/resolve.rs (the view it searches). Writes nothing to the kernel.
+//! May call: names, kernel/search.rs (the view it searches). Writes nothing to the kernel.
 
 use std::hash::BuildHasher as _;
 
-use dns_xdp_common::{ANSWER_PASS, RECORD_SLOTS, Slot};
+use dns_xdp_common::{RECORD_SLOTS, RESPONSE_PASS, Slot};
 
-use crate::kernel::resolve::NamesView;
+use crate::kernel::search::NamesView;
 use crate::name::Name;
 
 /// A name's record as installed: its slots (ids resolved) and flags.
@@ -157,7 +157,7 @@ impl Records {
 /// The records as the kernel's key search reads the NAMES maps: a name's parts one after the
 /// other, the first `RECORD_SLOTS` slots being part 0.
 impl NamesView for Records {
-    type Answer = u32;
+    type Response = u32;
 
     fn slot(&self, name: &[u8], qtype: u16, variant: u16, part0: bool) -> Option<u32> {
         let rec = self.get_wire(name)?;
@@ -170,7 +170,7 @@ impl NamesView for Records {
     }
 
     fn passes(answer: u32) -> bool {
-        answer == ANSWER_PASS
+        answer == RESPONSE_PASS
     }
 }
 

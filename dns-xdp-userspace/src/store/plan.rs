@@ -6,18 +6,18 @@
 
 use std::collections::HashSet;
 
-use anyhow::Context as _;
 use dns_xdp_common::{
-    ANSWER_PASS, KEY_VARIANT_CHILD, MAX_RECORD_PARTS, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE,
-    RECORD_SIGNED, RECORD_SLOTS, SLOT_UNUSED, Slot, VALUE_FLAG_SIGNED,
+    KEY_VARIANT_CHILD, MAX_RECORD_PARTS, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED,
+    RECORD_SLOTS, RESPONSE_PASS, SLOT_UNUSED, Slot, VALUE_FLAG_SIGNED,
 };
 use foldhash::HashMap;
 
 use super::hit_entries::Entry;
 use super::interning::Interned;
 use super::names::Installed;
-use super::{Diff, Store};
+use super::{Diff, Store, StoreError};
 use crate::compile::NameSlots;
+use crate::kernel::MapsError;
 use crate::name::Name;
 use crate::zone::ZoneSet;
 
@@ -46,7 +46,7 @@ pub struct Staging<'a> {
     /// Every name is handed over: those that are not go at the commit.
     full: bool,
     /// The first failure: the names after it are skipped, and `commit` returns it.
-    failed: Option<anyhow::Error>,
+    failed: Option<StoreError>,
 }
 
 impl Store {
@@ -79,16 +79,16 @@ impl Staging<'_> {
         let cold = (self.cold)(name);
         let store = &mut *self.store;
         let staged = store.stage_name(self.zones, name, slots, cold, &self.serials_changed, &mut self.plan);
-        if let Err(e) = staged.and_then(|()| if store.maps.full() { store.maps.flush(true) } else { Ok(()) }) {
+        if let Err(e) = staged.and_then(|()| if store.maps.full() { Ok(store.maps.flush(true)?) } else { Ok(()) }) {
             self.failed = Some(e);
         }
     }
 
     /// Writes what was staged, then the plan in the commit's phases. On a failure while
     /// staging, nothing new stays referenced.
-    pub fn commit(self) -> anyhow::Result<Diff> {
+    pub fn commit(self) -> Result<Diff, StoreError> {
         let Staging { store, zones, mut plan, full, failed, .. } = self;
-        if let Some(e) = failed.map_or_else(|| store.maps.flush(false).err(), Some) {
+        if let Some(e) = failed.map_or_else(|| store.maps.flush(false).err().map(StoreError::from), Some) {
             store.abandon(plan);
             return Err(e);
         }
@@ -108,7 +108,7 @@ impl Store {
         name: &Name,
         slots: &NameSlots,
         plan: &mut Plan,
-    ) -> anyhow::Result<Installed> {
+    ) -> Result<Installed, StoreError> {
         let mut flags = 0;
         let mut out = Vec::with_capacity(slots.len());
         for (qtype, variant, value) in slots {
@@ -164,7 +164,7 @@ impl Store {
         cold: bool,
         serials_changed: &HashSet<Name>,
         plan: &mut Plan,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let slots: NameSlots =
             if cold { slots.into_iter().filter(|s| s.1 & KEY_VARIANT_CHILD != 0).collect() } else { slots };
         let mut rec = self.prepare(zones, name, &slots, plan)?;
@@ -193,7 +193,7 @@ impl Store {
     }
 
     fn reference(&mut self, rec: &Installed, delta: i64) {
-        for s in rec.slots.iter().filter(|s| s.answer != ANSWER_PASS) {
+        for s in rec.slots.iter().filter(|s| s.answer != RESPONSE_PASS) {
             if self.interner.reference(s.answer, delta) {
                 self.released.push(s.answer);
             }
@@ -202,7 +202,7 @@ impl Store {
 
     /// Writes a record's parts, the last first, so part 0 (which readers start from) links
     /// only to parts already written.
-    fn write_record(&mut self, name: &Name, rec: &Installed) -> anyhow::Result<()> {
+    fn write_record(&mut self, name: &Name, rec: &Installed) -> Result<(), StoreError> {
         let parts: Vec<&[Slot]> =
             if rec.slots.is_empty() { vec![&[]] } else { rec.slots.chunks(RECORD_SLOTS).collect() };
         for (i, chunk) in parts.iter().enumerate().rev() {
@@ -212,14 +212,14 @@ impl Store {
             }
             self.maps
                 .put_record(name.as_wire(), i as u32, &r)
-                .context("writing a NAMES map (is it full? see --answers-capacity)")?;
+                .map_err(MapsError::call("writing a NAMES map (is it full? see --answers-capacity)"))?;
         }
         Ok(())
     }
 
-    fn delete_record(&mut self, name: &Name, from_part: usize, parts: usize) -> anyhow::Result<()> {
+    fn delete_record(&mut self, name: &Name, from_part: usize, parts: usize) -> Result<(), StoreError> {
         for part in from_part..parts {
-            self.maps.del_record(name.as_wire(), part as u32).context("removing from a NAMES map")?;
+            self.maps.del_record(name.as_wire(), part as u32).map_err(MapsError::call("removing from a NAMES map"))?;
         }
         Ok(())
     }
@@ -234,10 +234,10 @@ impl Store {
     /// 3. new records (last part first), then removed names' records and stale parts;
     /// 4. answers nothing references any more are freed (a reader that still holds an old id
     ///    finds nothing and passes).
-    fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> anyhow::Result<Diff> {
+    fn commit(&mut self, plan: Plan, zones: &ZoneSet) -> Result<Diff, StoreError> {
         let t0 = std::time::Instant::now();
         let Plan { changes, interned: Interned { created, mut new_serials }, added_now, mut hits } = plan;
-        let mut diff = Diff { answers_written: created.len(), added: added_now, ..Diff::default() };
+        let mut diff = Diff { responses_written: created.len(), added: added_now, ..Diff::default() };
         self.serials.moved(zones, &mut new_serials);
         // 1. Markers, for new names too: once the negatives change, a query for a name that
         //    exists only in the new version must not reach its ancestor's new NXDOMAIN.
@@ -246,21 +246,21 @@ impl Store {
             // whose serial is about to move.
             let old = self.records.get(name);
             self.hits.forget(name, old);
-            let marker = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: ANSWER_PASS };
+            let marker = Slot { qtype: QTYPE_DEFAULT, variant: KEY_VARIANT_CHILD, answer: RESPONSE_PASS };
             let marker = record(old.map_or(0, |old| old.flags & RECORD_SIGNED), &[marker]);
             self.maps
                 .put_record(name.as_wire(), 0, &marker)
-                .context("writing a NAMES map (is it full? see --answers-capacity)")?;
+                .map_err(MapsError::call("writing a NAMES map (is it full? see --answers-capacity)"))?;
         }
         let t1 = t0.elapsed();
         // 2. The serial: one slot per zone, or in place in the answers carrying it. Readers
         //    that overlap this see SERIAL_GEN move and pass; it is even again even if a write
         //    fails (the caller then restores the previous version).
         if !new_serials.is_empty() {
-            self.maps.set_generation(true).context("writing the SERIAL_GEN map")?;
+            self.maps.set_generation(true).map_err(MapsError::aya("writing the SERIAL_GEN map"))?;
             let written = self.serials.write(&new_serials, &mut self.maps);
-            self.maps.set_generation(false).context("writing the SERIAL_GEN map")?;
-            diff.answers_written += written?;
+            self.maps.set_generation(false).map_err(MapsError::aya("writing the SERIAL_GEN map"))?;
+            diff.responses_written += written?;
         }
         let t2 = t0.elapsed();
         // 3. Records.
@@ -308,7 +308,7 @@ impl Store {
         };
         for id in unused {
             self.interner.free(id, &mut self.serials, &mut self.maps)?;
-            diff.answers_freed += 1;
+            diff.responses_freed += 1;
         }
         log::debug!("commit phases: markers {t1:?}, serials {t2:?}, records {t3:?}, frees {:?}", t0.elapsed());
         Ok(diff)
@@ -328,7 +328,7 @@ impl Store {
 
 /// One record part holding `slots` (at most `RECORD_SLOTS`), the rest unused.
 fn record(flags: u16, slots: &[Slot]) -> NameRecord {
-    let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: ANSWER_PASS };
+    let unused = Slot { qtype: 0, variant: SLOT_UNUSED, answer: RESPONSE_PASS };
     let mut r = NameRecord { flags, count: slots.len() as u16, _pad: 0, slots: [unused; RECORD_SLOTS] };
     r.slots[..slots.len()].copy_from_slice(slots);
     r

@@ -7,12 +7,13 @@
 
 use std::collections::HashSet;
 
-use anyhow::Context as _;
 use dns_xdp_common::dns::{HEADER_LEN, rcode};
-use dns_xdp_common::{AnswerValue, SERIAL_SLOTS, VALUE_SERIAL_SLOT_SHIFT};
+use dns_xdp_common::{ResponseValue, SERIAL_SLOTS, VALUE_SERIAL_SLOT_SHIFT};
 use foldhash::HashMap;
 
-use crate::kernel::maps::{Maps, answer_bytes, answer_from_bytes};
+use super::StoreError;
+use crate::kernel::MapsError;
+use crate::kernel::maps::{Maps, response_bytes, response_from_bytes};
 use crate::name::Name;
 use crate::zone::ZoneSet;
 
@@ -37,7 +38,7 @@ impl Serial {
     /// What `value`, rendered for `name`, carries. An answer belongs to the zone its SOA heads
     /// (for a DS query at a zone's apex, the parent). With no zones at all (precompiled test
     /// entries), answers are kept exactly as rendered.
-    pub(super) fn of(zones: &ZoneSet, name: &Name, value: &AnswerValue) -> Serial {
+    pub(super) fn of(zones: &ZoneSet, name: &Name, value: &ResponseValue) -> Serial {
         let Some((owner_at, at)) = (if zones.is_empty() { None } else { negative_soa(value) }) else {
             return Serial::None;
         };
@@ -51,7 +52,7 @@ impl Serial {
     }
 }
 
-/// An answer carrying its zone's SOA serial: its zone and its bytes (`answer_bytes`), to
+/// An answer carrying its zone's SOA serial: its zone and its bytes (`response_bytes`), to
 /// rewrite the serial when its zone has no SERIALS slot.
 #[derive(Clone, Debug)]
 pub(super) struct Negative {
@@ -118,13 +119,13 @@ impl Serials {
     pub(super) fn slot(
         &mut self,
         c: &Carried,
-        value: &AnswerValue,
+        value: &ResponseValue,
         maps: &mut Maps,
-    ) -> anyhow::Result<(AnswerValue, Negative)> {
+    ) -> Result<(ResponseValue, Negative), StoreError> {
         let zone_id = self.zone_id(&c.zone);
         if self.zones[zone_id as usize].1.is_none() {
             if zone_id < self.slots {
-                maps.put_serial(zone_id, c.serial).context("writing the SERIALS map")?;
+                maps.put_serial(zone_id, c.serial).map_err(MapsError::aya("writing the SERIALS map"))?;
             }
             self.zones[zone_id as usize].1 = Some(c.serial);
         }
@@ -134,7 +135,7 @@ impl Serials {
             slotted.value_flags |= (zone_id as u16) << VALUE_SERIAL_SLOT_SHIFT;
         }
         let mut bytes = Vec::new();
-        answer_bytes(&slotted, &mut bytes);
+        response_bytes(&slotted, &mut bytes);
         Ok((slotted, Negative { zone: zone_id, bytes: bytes.into_boxed_slice(), serial_at: c.at as u16 }))
     }
 
@@ -167,25 +168,25 @@ impl Serials {
 
     /// Writes new serials: zones with a SERIALS slot get it there, the others in the bytes of
     /// their answers carrying it. Returns how many answers were rewritten.
-    pub(super) fn write(&mut self, new_serials: &HashMap<u32, u32>, maps: &mut Maps) -> anyhow::Result<usize> {
+    pub(super) fn write(&mut self, new_serials: &HashMap<u32, u32>, maps: &mut Maps) -> Result<usize, StoreError> {
         let mut rewritten = 0;
         for (&zone, &serial) in new_serials {
             if zone < self.slots {
-                maps.put_serial(zone, serial).context("writing the SERIALS map")?;
+                maps.put_serial(zone, serial).map_err(MapsError::aya("writing the SERIALS map"))?;
             }
         }
         if new_serials.keys().any(|&z| z >= self.slots) {
             let slots = self.slots;
             for (&id, neg) in self.negatives.iter_mut().filter(|(_, n)| n.zone >= slots) {
                 let Some(&serial) = new_serials.get(&neg.zone) else { continue };
-                let mut v = answer_from_bytes(&neg.bytes);
+                let mut v = response_from_bytes(&neg.bytes);
                 let at = usize::from(neg.serial_at);
                 v.data[at..at + 4].copy_from_slice(&serial.to_be_bytes());
                 v.data_csum = crate::compile::csum(&v.data[..usize::from(v.data_len)]);
                 let mut bytes = Vec::new();
-                answer_bytes(&v, &mut bytes);
+                response_bytes(&v, &mut bytes);
                 neg.bytes = bytes.into_boxed_slice();
-                maps.put_answer(id, &v).context("rewriting an answer's serial")?;
+                maps.put_response(id, &v).map_err(MapsError::call("rewriting an answer's serial"))?;
                 rewritten += 1;
             }
         }
@@ -208,7 +209,7 @@ impl Serials {
 /// Where the SOA's owner starts and where its SERIAL sits, in an answer whose authority section
 /// is the zone's SOA alone and last (NODATA, NXDOMAIN, and a CNAME chain ending in either): no
 /// additional records, one authority record, a SOA. `None` for every other answer.
-fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
+fn negative_soa(v: &ResponseValue) -> Option<(usize, usize)> {
     if v.nscount != 1 || v.arcount != 0 || !matches!(v.flags & 0xf, rcode::NOERROR | rcode::NXDOMAIN) {
         return None;
     }
@@ -243,7 +244,7 @@ fn negative_soa(v: &AnswerValue) -> Option<(usize, usize)> {
 /// The name at `at` in an answer's data, compression resolved, lowercase. The answer follows
 /// the question of `qname` (the name it was rendered for; the kernel sends it after a question
 /// of the same length, so pointers into it stay valid).
-fn name_in_answer(v: &AnswerValue, qname: &[u8], mut at: usize) -> Option<Name> {
+fn name_in_answer(v: &ResponseValue, qname: &[u8], mut at: usize) -> Option<Name> {
     let data = &v.data[..usize::from(v.data_len)];
     let data_start = HEADER_LEN + qname.len() + 4;
     let mut in_question = false;

@@ -22,9 +22,9 @@ use std::sync::mpsc::Receiver;
 
 use crate::compile::{self, Entries};
 use crate::hotset::Demand;
-use crate::kernel::AnswerMaps;
+use crate::kernel::ResponseMaps;
 use crate::name::Name;
-use crate::store::{Diff, Store};
+use crate::store::{Diff, Store, StoreError};
 use crate::zone::ZoneSet;
 
 /// The store of one loaded program and what decides its updates.
@@ -52,7 +52,7 @@ pub enum Recompiled {
 
 impl Updater {
     /// Writes the answer maps of a loaded program from now on; the hot set follows `demand`.
-    pub fn new(maps: AnswerMaps, demand: Arc<Demand>) -> Self {
+    pub fn new(maps: ResponseMaps, demand: Arc<Demand>) -> Self {
         Updater {
             store: Store::new(maps.maps, Some(maps.hits)),
             capacity: maps.sizes.capacity as usize,
@@ -69,7 +69,7 @@ impl Updater {
 
     /// Makes the maps hold exactly `entries` (precompiled; tests and benchmarks), writing only
     /// what differs.
-    pub fn apply(&mut self, entries: &Entries) -> anyhow::Result<Diff> {
+    pub fn apply(&mut self, entries: &Entries) -> Result<Diff, StoreError> {
         self.store.install_entries(entries)
     }
 
@@ -77,7 +77,7 @@ impl Updater {
     /// the zones have more names than `--answers-capacity`, the hot set (hotset.rs) decides
     /// which names keep their own answers in the kernel; every name keeps its existence
     /// marker and the answers for missing names below it.
-    pub fn install(&mut self, zones: &ZoneSet, payload: u16) -> anyhow::Result<Diff> {
+    pub fn install(&mut self, zones: &ZoneSet, payload: u16) -> Result<Diff, StoreError> {
         self.referrers.clear();
         self.choose_cold(zones);
         if !self.cold.is_empty() {
@@ -97,7 +97,7 @@ impl Updater {
     /// Recompiles only `names` (the owners a change touched, their ancestors and the names
     /// whose answers mention them) against `zones`, which must differ from the installed
     /// version in those names alone.
-    pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name]) -> anyhow::Result<Diff> {
+    pub fn install_names(&mut self, zones: &ZoneSet, payload: u16, names: &[Name]) -> Result<Diff, StoreError> {
         let cold = |n: &Name| self.cold.contains(n);
         let mut staging = self.store.stage(zones, &cold, false);
         compile::compile_names(zones, payload, names, |name, slots| staging.add(name, slots));
@@ -113,7 +113,7 @@ impl Updater {
         new: &ZoneSet,
         touched: Option<&[Name]>,
         payload: u16,
-    ) -> anyhow::Result<(Recompiled, Diff)> {
+    ) -> Result<(Recompiled, Diff), StoreError> {
         let started = std::time::Instant::now();
         let Some(names) = affected_with(old, new, touched, Some(self.referrers.of(old))) else {
             return Ok((Recompiled::All, self.install(new, payload)?));
@@ -144,7 +144,7 @@ impl Updater {
 
     /// Re-chooses the hot set from the demand sampled since the last call (promotions and
     /// evictions) and recompiles the names that moved; nothing to do while every name fits.
-    pub fn rebalance(&mut self, zones: &ZoneSet, payload: u16) -> anyhow::Result<Diff> {
+    pub fn rebalance(&mut self, zones: &ZoneSet, payload: u16) -> Result<Diff, StoreError> {
         let total: usize = zones.iter().map(|z| z.nodes.len()).sum();
         if total <= self.capacity && self.cold.is_empty() {
             return Ok(Diff::default());
@@ -168,7 +168,7 @@ impl Updater {
     /// Whether the kernel answers this query from its maps (before its size, DNSSEC and
     /// rate-limit checks), as the installed records say; see `Store::lookup`.
     pub fn kernel_answers(&self, qname: &[u8], qtype: u16, dnssec: bool) -> bool {
-        self.store.lookup(qname, qtype, dnssec).is_some()
+        self.store.search(qname, qtype, dnssec).is_some()
     }
 
     /// Entries in the answer maps: name records and distinct answers.

@@ -5,14 +5,14 @@
 //! record lookup per step.
 
 use dns_xdp_common::{
-    ANSWER_PASS, KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_KERNEL_NAME, MAX_RECORD_PARTS, MAX_WALK_STEPS,
-    NAME_CLASSES, NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED, RECORD_SLOTS, Scratch,
+    KEY_NAME_LEN, KEY_VARIANT_CHILD, KEY_VARIANT_DO, MAX_KERNEL_NAME, MAX_RECORD_PARTS, MAX_WALK_STEPS, NAME_CLASSES,
+    NameRecord, QTYPE_DEFAULT, RECORD_CHILD_PARTIAL, RECORD_MORE, RECORD_SIGNED, RECORD_SLOTS, RESPONSE_PASS, Scratch,
     stat,
 };
 
 use crate::maps;
 
-/// `resolve` results that say how the answer was found; any other result is a pass reason.
+/// `search` results that say how the answer was found; any other result is a pass reason.
 pub const FOUND_EXACT: u32 = 1;
 pub const FOUND_DEFAULT: u32 = 2;
 pub const FOUND_ENCLOSER: u32 = 3;
@@ -121,7 +121,7 @@ unsafe fn copy_words<const W: usize>(src: *const u8, dst: *mut u8) {
     }
 }
 
-/// Leaves in `scratch.answer_id` the id of the answer to the query and returns `FOUND_*`, or
+/// Leaves in `scratch.response_id` the id of the answer to the query and returns `FOUND_*`, or
 /// returns the `stat::PASS_*` reason to pass. `scratch.key` holds the query's key and
 /// `qname_len` its name's length.
 ///
@@ -129,14 +129,14 @@ unsafe fn copy_words<const W: usize>(src: *const u8, dst: *mut u8) {
 /// IPv4/IPv6 x EDNS), so its loops cost the verifier little, and the caller's registers (frame
 /// offsets) survive it untouched.
 #[inline(never)]
-pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
+pub fn search(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
     let qname_len = qname_len as usize;
     if qname_len == 0 || qname_len > MAX_KERNEL_NAME {
         return stat::PASS_MISS;
     }
     // SAFETY: `scratch` is the per-CPU SCRATCH value, valid for the whole run. The copies are
     // between fields of it, at most KEY_NAME_LEN bytes inside each field: `found` is an
-    // AnswerKey, and `walk_name` holds 2 * KEY_NAME_LEN bytes, so a KEY_NAME_LEN copy from any
+    // ResponseKey, and `walk_name` holds 2 * KEY_NAME_LEN bytes, so a KEY_NAME_LEN copy from any
     // offset masked to 0..=255 stays inside it.
     unsafe {
         let found_name = (*scratch).found.name.as_mut_ptr();
@@ -157,7 +157,7 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
                 answer = find(record, found_name, qname_len, pair(qtype, 0));
             }
             if answer != NOT_FOUND {
-                (*scratch).answer_id = answer;
+                (*scratch).response_id = answer;
                 return FOUND_EXACT;
             }
             if !meta {
@@ -166,7 +166,7 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
                     answer = find(record, found_name, qname_len, pair(QTYPE_DEFAULT, 0));
                 }
                 if answer != NOT_FOUND {
-                    (*scratch).answer_id = answer;
+                    (*scratch).response_id = answer;
                     return FOUND_DEFAULT;
                 }
             }
@@ -203,7 +203,7 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
             }
             // A pass marker: the daemon decides everything below (answers that depend on the
             // qname, or a refresh rewriting them).
-            if marker == ANSWER_PASS {
+            if marker == RESPONSE_PASS {
                 return stat::PASS_MARKER;
             }
             // A signed zone's answers to DO=1 queries carry proofs: their own slots. They sit
@@ -225,7 +225,7 @@ pub fn resolve(scratch: *mut Scratch, dnssec_ok: u32, qname_len: u32) -> u32 {
             if answer == NOT_FOUND {
                 return stat::PASS_MARKER;
             }
-            (*scratch).answer_id = answer;
+            (*scratch).response_id = answer;
             return FOUND_ENCLOSER;
         }
         stat::PASS_MISS

@@ -107,17 +107,17 @@ pub fn handle_from(
                 Transport::Udp => wire::udp_limit(query.edns, our_payload),
                 Transport::Tcp | Transport::Tls | Transport::Https | Transport::Quic => u16::MAX as usize,
             };
-            Some(answer_on(zones, &query, transport, limit, our_payload, chaos, client))
+            Some(respond_on(zones, &query, transport, limit, our_payload, chaos, client))
         }
     }
 }
 
 /// Answers a parsed query within `limit` bytes, as over UDP (what the kernel serves).
-pub fn answer(zones: &ZoneSet, query: &Query<'_>, limit: usize, our_payload: u16) -> Reply {
-    answer_on(zones, query, Transport::Udp, limit, our_payload, &Chaos::default(), None)
+pub fn respond(zones: &ZoneSet, query: &Query<'_>, limit: usize, our_payload: u16) -> Reply {
+    respond_on(zones, query, Transport::Udp, limit, our_payload, &Chaos::default(), None)
 }
 
-fn answer_on(
+fn respond_on(
     zones: &ZoneSet,
     query: &Query<'_>,
     transport: Transport,

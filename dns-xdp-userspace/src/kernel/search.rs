@@ -1,8 +1,8 @@
-//! The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/resolve.rs): which
+//! The userspace mirror of the XDP program's key search (dns-xdp-ebpf/src/search.rs): which
 //! answer the kernel serves a query (before its size, DNSSEC and rate-limit checks), read from
 //! the daemon's own view of the NAMES maps. One search for both views the daemon has: the
-//! compiled entries (`compile::resolve`) and the records the store installed
-//! (`Store::lookup`); tests hold each against the daemon's answers.
+//! compiled entries (`compile::search`) and the records the store installed
+//! (`Store::search`); tests hold each against the daemon's answers.
 //!
 //! May call: dns_xdp_common. Nothing of the daemon.
 
@@ -19,23 +19,23 @@ pub fn is_meta(qtype: u16) -> bool {
 /// A view of the NAMES maps.
 pub trait NamesView {
     /// What a slot holds: an answer id, or the compiled answer itself.
-    type Answer: Copy;
+    type Response: Copy;
 
     /// The answer in the (`qtype`, `variant`) slot of the record of `name` (lowercase wire),
     /// looking in the record's first part only when `part0` (the kernel's walk reads no more).
-    fn slot(&self, name: &[u8], qtype: u16, variant: u16, part0: bool) -> Option<Self::Answer>;
+    fn slot(&self, name: &[u8], qtype: u16, variant: u16, part0: bool) -> Option<Self::Response>;
 
     /// The `RECORD_*` flags of `name`'s record (0 without one).
     fn flags(&self, name: &[u8]) -> u16;
 
     /// Whether `answer` is a pass marker.
-    fn passes(answer: Self::Answer) -> bool;
+    fn passes(answer: Self::Response) -> bool;
 }
 
 /// The answer the kernel finds for a query in `records`: the name's own for the type, its
 /// type-independent one, or its closest encloser's for names below; `None` when the query
 /// passes (no answer, a marker). `qname` is lowercase wire format.
-pub fn search<R: NamesView>(records: &R, qname: &[u8], qtype: u16, dnssec: bool) -> Option<R::Answer> {
+pub fn search<R: NamesView>(records: &R, qname: &[u8], qtype: u16, dnssec: bool) -> Option<R::Response> {
     // The kernel's name keys stop there; longer names always pass.
     if qname.is_empty() || qname.len() > MAX_KERNEL_NAME {
         return None;
