@@ -5,7 +5,7 @@
 //! its connection, not hold a slot for ever.
 //!
 //! DNS over TLS (RFC 7858) is the same listener with a TLS handshake in front (bounded by
-//! `encrypted::HANDSHAKE_TIMEOUT`) and a cap on the queries one connection may send.
+//! `HANDSHAKE_TIMEOUT`) and a cap on the queries one connection may send.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +25,12 @@ use crate::replication::Replies;
 use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
 
+/// Time allowed for a TLS or QUIC handshake (DoT here, DoH and DoQ in encrypted/): a client that
+/// opens a connection and never finishes the handshake holds a slot for no longer.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Queries one encrypted connection may send; the connection is then closed (gracefully where the
+/// protocol has a way) and the client opens another. Bounds what one long-lived connection can pin.
+pub const MAX_QUERIES_PER_CONNECTION: usize = 65_536;
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
 /// once spins a core while nothing can change.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -133,9 +139,9 @@ async fn accepted(
     // Data the client never acknowledges is given up on after the write timeout, also in the kernel.
     let _ = socket2::SockRef::from(&conn).set_tcp_user_timeout(Some(limits.write));
     let Some(tls) = tls else { return connection(conn, peer, responder, limits, Transport::Tcp, usize::MAX).await };
-    match tokio::time::timeout(crate::encrypted::HANDSHAKE_TIMEOUT, tls.accept(conn)).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(conn)).await {
         Ok(Ok(conn)) => {
-            let max_queries = crate::encrypted::MAX_QUERIES_PER_CONNECTION;
+            let max_queries = MAX_QUERIES_PER_CONNECTION;
             connection(conn, peer, responder, limits, Transport::Tls, max_queries).await
         }
         Ok(Err(err)) => Err(err),

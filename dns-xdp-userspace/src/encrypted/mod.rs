@@ -12,7 +12,6 @@ pub mod padding;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
@@ -21,12 +20,9 @@ use crate::config::{EncryptedSettings, TcpLimits};
 use crate::responder::Responder;
 use certs::Certs;
 
-/// Time allowed for a TLS or QUIC handshake: a client that opens a connection and never finishes
-/// the handshake holds a slot for no longer.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Queries one connection may send; the connection is then closed (gracefully where the protocol
-/// has a way) and the client opens another. Bounds what one long-lived connection can pin.
-pub const MAX_QUERIES_PER_CONNECTION: usize = 65_536;
+/// The encrypted transports' handshake timeout and per-connection query cap live with the TCP
+/// listener that DoT shares (tcp.rs), so tcp.rs does not reach up into this module.
+pub use crate::tcp::{HANDSHAKE_TIMEOUT, MAX_QUERIES_PER_CONNECTION};
 /// Streams (HTTP/2 streams, QUIC bidirectional streams) in flight on one connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 
