@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::netbed::{CLI_IF, CLI_V4, CLI_V6, SRV_V4, SRV_V6, cli_ns};
+use super::stats::quantile;
 use super::{proc, xdpgen};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,12 +304,6 @@ fn add_latencies(f: &mut Figures, out: &str) -> Result<()> {
     f.p999_ms = Some(quantile(&ms, 0.999));
     f.latency_cdf = CDF_QUANTILES.iter().map(|&q| (q, quantile(&ms, q))).collect();
     Ok(())
-}
-
-/// Nearest-rank quantile of sorted data.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// `total queries:     860100 (430050 pps)` / `total replies:     301622 (150811 pps) (35%)`.

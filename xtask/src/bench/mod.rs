@@ -17,6 +17,7 @@ pub(crate) mod proc;
 mod report;
 mod results;
 mod servers;
+mod stats;
 pub mod xdpgen;
 mod xdpstats;
 mod zone;

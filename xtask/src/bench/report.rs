@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::load::{Figures, LOADS, Tool, load_by_id};
-use super::results::{Results, Run};
+use super::results::{Derived, Results, Run};
 use super::servers::Server;
 
 /// The reference every ratio is taken against.
@@ -19,18 +19,6 @@ const LATENCY_UNDER_LOAD: [&str; 2] = ["xdpgen-at50-v4", "xdpgen-at90-v4"];
 /// (numerator, denominator) server pairs reported as ratios of replies/s under the ceiling's loads.
 const DERIVED_PAIRS: [(Server, Server); 2] =
     [(Server::DnsXdp, Server::XdpTxCeiling), (Server::XdpTxCeiling, Server::KnotXdp)];
-
-/// A ratio of replies/s between two servers under one load, taken within each repetition.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Derived {
-    pub load: String,
-    pub numerator: String,
-    pub denominator: String,
-    pub n: usize,
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
 
 /// dns-xdp / ceiling and ceiling / knotd-xdp for each ceiling load both servers ran.
 pub fn derived_ratios(r: &Results) -> Vec<Derived> {

@@ -14,7 +14,19 @@ pub struct Results {
     /// Ratios between servers that the issue asks for (dns-xdp / XDP_TX ceiling, ceiling / knotd-xdp),
     /// each taken within a repetition; written at the end of a run (report::derived_ratios).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub derived: Vec<super::report::Derived>,
+    pub derived: Vec<Derived>,
+}
+
+/// A ratio of replies/s between two servers under one load, taken within each repetition.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Derived {
+    pub load: String,
+    pub numerator: String,
+    pub denominator: String,
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -106,7 +106,7 @@ pub(super) fn sorted<S>(samples: &[S], ok: fn(&S) -> bool, get: impl Fn(&S) -> O
 
 /// (p50, max) of sorted values; NaN for none.
 pub(super) fn p50_max(v: &[f64]) -> (f64, f64) {
-    let q = |p| if v.is_empty() { f64::NAN } else { super::super::load::quantile(v, p) };
+    let q = |p| if v.is_empty() { f64::NAN } else { super::super::stats::quantile(v, p) };
     (q(0.5), q(1.0))
 }
 

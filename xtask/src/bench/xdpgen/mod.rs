@@ -94,7 +94,7 @@ impl Outcome {
 
     /// Nearest-rank latency quantile, ms.
     pub fn latency_ms(&self, q: f64) -> Option<f64> {
-        (!self.latencies_ms.is_empty()).then(|| super::load::quantile(&self.latencies_ms, q))
+        (!self.latencies_ms.is_empty()).then(|| super::stats::quantile(&self.latencies_ms, q))
     }
 
     pub fn summary(&self) -> String {
