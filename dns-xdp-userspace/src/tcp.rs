@@ -33,7 +33,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_QUERIES_PER_CONNECTION: usize = 65_536;
 /// After an accept error (EMFILE, ENFILE, ENOBUFS) wait this long before the next accept: retrying at
 /// once spins a core while nothing can change.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Raises the soft open-file limit to the hard one and returns it: every TCP connection is a
 /// descriptor, and the default soft limit (1,024) is below the connection cap.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {

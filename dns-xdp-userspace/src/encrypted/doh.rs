@@ -7,10 +7,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use dns_xdp_common::dns::MAX_MESSAGE;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -22,21 +22,18 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::{HANDSHAKE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_QUERIES_PER_CONNECTION};
+
 use crate::config::TcpLimits;
 use crate::http::MAX_HEADER_BYTES;
 use crate::replication::Replies;
 use crate::respond::Transport;
 use crate::responder::{Outcome, Responder};
-use crate::tcp::PerClient;
+use crate::tcp::{ACCEPT_BACKOFF, PerClient};
 
 /// The media type of a DNS message (RFC 8484 section 6).
 const DNS_MESSAGE: &str = "application/dns-message";
 /// The path we answer on (RFC 8484 section 3 leaves it to the server; this is the usual one).
 const PATH: &str = "/dns-query";
-/// Largest DNS message: the two-byte length of TCP framing allows no more.
-const MAX_MESSAGE: usize = 65535;
-/// After an accept error (EMFILE and friends), wait before the next accept instead of spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts and serves DoH connections on `listener` for ever.
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, responder: Arc<Responder>, limits: TcpLimits) {
