@@ -12,7 +12,16 @@ use crate::{TempDir, daemon_bin, stop, wait_for};
 
 /// A free loopback port (TCP; the same number is almost surely free for UDP).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    // The kernel may hand the same ephemeral port out twice in a row once the probe socket is
+    // closed (CI saw --listen and --api get one port): never give one port to two callers.
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        if GIVEN.lock().expect("port set").insert(port) {
+            return port;
+        }
+    }
 }
 
 /// One `dns-xdp serve` process with XDP off, answering on 127.0.0.1:`dns.port()`.
