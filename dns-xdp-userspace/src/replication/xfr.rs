@@ -351,27 +351,10 @@ mod tests {
         let addr = primary(z.clone()).await;
         let got = pull(addr, &z.origin, None, None, XfrLimits::default(), Sources::default()).await.unwrap();
         assert!(matches!(got, Pulled::Full(ref full) if full.records() == z.records()));
-        let err = pull(
-            addr,
-            &z.origin,
-            None,
-            None,
-            XfrLimits { max_records: 1000, ..XfrLimits::default() },
-            Sources::default(),
-        )
-        .await
-        .unwrap_err();
+        let refused = |limits| pull(addr, &z.origin, None, None, limits, Sources::default());
+        let err = refused(XfrLimits { max_records: 1000, ..XfrLimits::default() }).await.unwrap_err();
         assert!(err.to_string().contains("xfr_max_records"), "{err}");
-        let err = pull(
-            addr,
-            &z.origin,
-            None,
-            None,
-            XfrLimits { max_bytes: 20_000, ..XfrLimits::default() },
-            Sources::default(),
-        )
-        .await
-        .unwrap_err();
+        let err = refused(XfrLimits { max_bytes: 20_000, ..XfrLimits::default() }).await.unwrap_err();
         assert!(err.to_string().contains("xfr_max_bytes"), "{err}");
     }
 }
